@@ -1,0 +1,267 @@
+//! Per-shard counters and their Prometheus text rendering. Each shard only
+//! ever increments its own counters (relaxed atomics on its own cache lines);
+//! the admin listener reads them all when scraped.
+
+use crate::cache::service::CacheStats;
+use crate::cache::store::StoreStats;
+use crate::upstream::UpstreamStats;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct ViewerStats {
+    pub requests: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub stale: AtomicU64,
+    pub passes: AtomicU64,
+    pub responses_2xx: AtomicU64,
+    pub responses_3xx: AtomicU64,
+    pub responses_4xx: AtomicU64,
+    pub responses_5xx: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub origin_bytes: AtomicU64,
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub connections_active: AtomicU64,
+    pub header_timeouts: AtomicU64,
+}
+
+impl ViewerStats {
+    pub fn count_status(&self, status: u16) {
+        let c = match status {
+            200..=299 => &self.responses_2xx,
+            300..=399 => &self.responses_3xx,
+            400..=499 => &self.responses_4xx,
+            _ => &self.responses_5xx,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// Everything one shard counts. Created before the shard starts, so the
+/// admin side holds the same `Arc`s.
+#[derive(Clone, Debug, Default)]
+pub struct ShardMetrics {
+    pub viewer: Arc<ViewerStats>,
+    pub upstream: Arc<UpstreamStats>,
+    pub store: Arc<StoreStats>,
+    pub cache: Arc<CacheStats>,
+}
+
+type Getter = fn(&ShardMetrics) -> u64;
+
+const METRICS: &[(&str, &str, &str, Getter)] = &[
+    (
+        "edgeslab_requests_total",
+        "counter",
+        "Requests received from viewers.",
+        |m| m.viewer.requests.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_hits_total",
+        "counter",
+        "Requests served from the cache.",
+        |m| m.viewer.hits.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_misses_total",
+        "counter",
+        "Cacheable requests not in the cache.",
+        |m| m.viewer.misses.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_stale_total",
+        "counter",
+        "Requests that found only a stale object.",
+        |m| m.viewer.stale.load(Relaxed),
+    ),
+    (
+        "edgeslab_passes_total",
+        "counter",
+        "Requests passed to the origin uncached.",
+        |m| m.viewer.passes.load(Relaxed),
+    ),
+    (
+        "edgeslab_bytes_sent_total",
+        "counter",
+        "Body bytes sent to viewers.",
+        |m| m.viewer.bytes_sent.load(Relaxed),
+    ),
+    (
+        "edgeslab_origin_bytes_received_total",
+        "counter",
+        "Body bytes received from origins.",
+        |m| m.viewer.origin_bytes.load(Relaxed),
+    ),
+    (
+        "edgeslab_connections_accepted_total",
+        "counter",
+        "Viewer connections accepted.",
+        |m| m.viewer.connections_accepted.load(Relaxed),
+    ),
+    (
+        "edgeslab_connections_refused_total",
+        "counter",
+        "Viewer connections refused over the limit.",
+        |m| m.viewer.connections_refused.load(Relaxed),
+    ),
+    (
+        "edgeslab_connections_active",
+        "gauge",
+        "Open viewer connections.",
+        |m| m.viewer.connections_active.load(Relaxed),
+    ),
+    (
+        "edgeslab_header_timeouts_total",
+        "counter",
+        "Viewers too slow to send a request head.",
+        |m| m.viewer.header_timeouts.load(Relaxed),
+    ),
+    (
+        "edgeslab_origin_connections_opened_total",
+        "counter",
+        "Origin connections opened.",
+        |m| m.upstream.opened.load(Relaxed),
+    ),
+    (
+        "edgeslab_origin_connections_reused_total",
+        "counter",
+        "Requests sent on a pooled origin connection.",
+        |m| m.upstream.reused.load(Relaxed),
+    ),
+    (
+        "edgeslab_origin_failures_total",
+        "counter",
+        "Origin connects that failed.",
+        |m| m.upstream.failures.load(Relaxed),
+    ),
+    (
+        "edgeslab_origin_timeouts_total",
+        "counter",
+        "Origin responses that timed out.",
+        |m| m.upstream.timeouts.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_objects",
+        "gauge",
+        "Objects in the index.",
+        |m| m.store.objects.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_index_bytes",
+        "gauge",
+        "Bytes of the in-memory index table.",
+        |m| m.store.index_bytes.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_bytes_written_total",
+        "counter",
+        "Entry bytes appended to the log.",
+        |m| m.store.bytes_written.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_segments_written_total",
+        "counter",
+        "Segments written to the device.",
+        |m| m.store.segments_written.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_write_errors_total",
+        "counter",
+        "Segment writes that failed.",
+        |m| m.store.write_errors.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_read_failures_total",
+        "counter",
+        "Hits not served: I/O error, corruption or overwrite.",
+        |m| m.cache.read_failures.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_reclaims_total",
+        "counter",
+        "Segments reclaimed for reuse.",
+        |m| m.store.reclaims.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_evictions_total",
+        "counter",
+        "Objects evicted.",
+        |m| m.store.evicted.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_reinserted_total",
+        "counter",
+        "Popular objects copied forward on reclaim.",
+        |m| m.store.reinserted.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_fills_completed_total",
+        "counter",
+        "Responses stored completely.",
+        |m| m.store.fills_completed.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_fills_abandoned_total",
+        "counter",
+        "Fills dropped (truncated, too large, or failed).",
+        |m| m.store.fills_abandoned.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_remote_lookups_total",
+        "counter",
+        "Lookups sent to another shard that owns the key.",
+        |m| m.cache.remote_lookups.load(Relaxed),
+    ),
+];
+
+/// Renders every shard's counters in the Prometheus text format (0.0.4).
+pub fn render(shards: &[ShardMetrics]) -> String {
+    let mut out = String::with_capacity(8192);
+    for (name, kind, help, get) in METRICS {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (i, m) in shards.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(m));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP edgeslab_responses_total Responses sent to viewers by status class."
+    );
+    let _ = writeln!(out, "# TYPE edgeslab_responses_total counter");
+    for (i, m) in shards.iter().enumerate() {
+        for (class, c) in [
+            ("2xx", &m.viewer.responses_2xx),
+            ("3xx", &m.viewer.responses_3xx),
+            ("4xx", &m.viewer.responses_4xx),
+            ("5xx", &m.viewer.responses_5xx),
+        ] {
+            let _ = writeln!(
+                out,
+                "edgeslab_responses_total{{shard=\"{i}\",class=\"{class}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_metric_per_shard() {
+        let shards = vec![ShardMetrics::default(), ShardMetrics::default()];
+        shards[1].viewer.hits.fetch_add(3, Relaxed);
+        shards[0].viewer.count_status(503);
+        let text = render(&shards);
+        assert!(text.contains("edgeslab_cache_hits_total{shard=\"1\"} 3\n"));
+        assert!(text.contains("edgeslab_cache_hits_total{shard=\"0\"} 0\n"));
+        assert!(text.contains("edgeslab_responses_total{shard=\"0\",class=\"5xx\"} 1\n"));
+        assert!(text.contains("# TYPE edgeslab_connections_active gauge\n"));
+    }
+}

@@ -1,0 +1,375 @@
+//! The in-memory index of one shard: key hash → where the entry sits on the
+//! device. Each object costs one packed `u64` in a fixed table of 32-entry
+//! buckets (256 bytes, four cache lines), sized at start from the region size
+//! and the expected mean object size. There is no per-object heap allocation
+//! and no resizing; a bucket that overflows drops its least-used entry (the
+//! object's bytes become dead space, as if evicted). Full keys live on disk and
+//! are checked on every read, so a tag collision costs a read, never a wrong
+//! object.
+
+/// Entries per bucket.
+pub const BUCKET: usize = 32;
+/// Device allocation unit of entries within a segment.
+pub const UNIT: u64 = 512;
+
+const FREQ_BITS: u32 = 2;
+const FREQ_MAX: u64 = (1 << FREQ_BITS) - 1;
+
+/// Bit widths of the packed entry, derived from the region geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryLayout {
+    slot_bits: u32,
+    offset_bits: u32,
+    size_bits: u32,
+    tag_bits: u32,
+}
+
+impl EntryLayout {
+    /// `segments` per region, `segment_size` in bytes, `max_entry` in bytes.
+    pub fn new(segments: u64, segment_size: u64, max_entry: u64) -> Result<EntryLayout, String> {
+        let bits = |n: u64| 64 - n.saturating_sub(1).leading_zeros();
+        let slot_bits = bits(segments).max(1);
+        let offset_bits = bits(segment_size.div_ceil(UNIT)).max(1);
+        let size_bits = bits(max_entry.div_ceil(UNIT) + 1).max(1);
+        let used = FREQ_BITS + 1 + slot_bits + offset_bits + size_bits;
+        if used + 8 > 64 {
+            return Err(format!(
+                "{segments} segments of {segment_size} bytes leave fewer than 8 tag bits per index entry; \
+                 use fewer, larger segments"
+            ));
+        }
+        Ok(EntryLayout {
+            slot_bits,
+            offset_bits,
+            size_bits,
+            tag_bits: (64 - used).min(32),
+        })
+    }
+
+    pub fn tag_bits(&self) -> u32 {
+        self.tag_bits
+    }
+
+    pub fn max_entry_bytes(&self) -> u64 {
+        ((1u64 << self.size_bits) - 1) * UNIT
+    }
+
+    fn tag_of(&self, hash: u64) -> u64 {
+        (hash >> 32) & ((1 << self.tag_bits) - 1)
+    }
+
+    fn pack(&self, tag: u64, loc: Location, freq: u64) -> u64 {
+        let size_units = (loc.len as u64).div_ceil(UNIT);
+        debug_assert!(size_units >= 1 && size_units < 1 << self.size_bits);
+        debug_assert!((loc.offset as u64).is_multiple_of(UNIT));
+        let mut v = tag;
+        v = (v << self.slot_bits) | loc.slot as u64;
+        v = (v << self.offset_bits) | (loc.offset as u64 / UNIT);
+        v = (v << self.size_bits) | size_units;
+        v = (v << 1) | loc.manifest as u64;
+        (v << FREQ_BITS) | freq.min(FREQ_MAX)
+    }
+
+    fn unpack(&self, mut v: u64) -> (u64, Location, u64) {
+        let freq = v & FREQ_MAX;
+        v >>= FREQ_BITS;
+        let manifest = v & 1 == 1;
+        v >>= 1;
+        let size = v & ((1 << self.size_bits) - 1);
+        v >>= self.size_bits;
+        let offset = v & ((1 << self.offset_bits) - 1);
+        v >>= self.offset_bits;
+        let slot = v & ((1 << self.slot_bits) - 1);
+        v >>= self.slot_bits;
+        let loc = Location {
+            slot: slot as u32,
+            offset: (offset * UNIT) as u32,
+            len: (size * UNIT) as u32,
+            manifest,
+        };
+        (v, loc, freq)
+    }
+}
+
+/// Where an entry sits in its region. `len` is rounded up to whole units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub slot: u32,
+    pub offset: u32,
+    pub len: u32,
+    pub manifest: bool,
+}
+
+/// An entry taken out of the index by a segment reclaim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    pub bucket: u32,
+    pub tag: u64,
+    pub loc: Location,
+    pub freq: u64,
+}
+
+pub struct Index {
+    layout: EntryLayout,
+    table: Vec<u64>,
+    bucket_mask: u64,
+    len: usize,
+    overflow_drops: u64,
+}
+
+impl Index {
+    /// A table for about `objects` objects at 80% occupancy.
+    pub fn new(layout: EntryLayout, objects: u64) -> Index {
+        let buckets = (objects.max(BUCKET as u64) * 5 / 4)
+            .div_ceil(BUCKET as u64)
+            .next_power_of_two();
+        Index {
+            layout,
+            // vec![0; n] comes from calloc: pages are only resident once touched.
+            table: vec![0u64; buckets as usize * BUCKET],
+            bucket_mask: buckets - 1,
+            len: 0,
+            overflow_drops: 0,
+        }
+    }
+
+    pub fn layout(&self) -> EntryLayout {
+        self.layout
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Entries dropped because their bucket was full.
+    pub fn overflow_drops(&self) -> u64 {
+        self.overflow_drops
+    }
+
+    pub fn table_bytes(&self) -> usize {
+        self.table.len() * 8
+    }
+
+    /// The bucket of a hash; segments remember it for each entry they hold.
+    pub fn bucket_of(&self, hash: u64) -> u32 {
+        (hash & self.bucket_mask) as u32
+    }
+
+    fn bucket(&self, b: u32) -> std::ops::Range<usize> {
+        let start = b as usize * BUCKET;
+        start..start + BUCKET
+    }
+
+    fn find(&self, b: u32, tag: u64) -> Option<usize> {
+        self.bucket(b).find(|&i| {
+            let v = self.table[i];
+            v != 0 && self.layout.unpack(v).0 == tag
+        })
+    }
+
+    /// Looks up a hash and counts the access (for reinsertion decisions).
+    pub fn lookup(&mut self, hash: u64) -> Option<Location> {
+        let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
+        let (tag, loc, freq) = self.layout.unpack(self.table[i]);
+        self.table[i] = self.layout.pack(tag, loc, freq + 1);
+        Some(loc)
+    }
+
+    /// Looks up without counting an access.
+    pub fn peek(&self, hash: u64) -> Option<(Location, u64)> {
+        let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
+        let (_, loc, freq) = self.layout.unpack(self.table[i]);
+        Some((loc, freq))
+    }
+
+    /// Inserts or replaces the entry of `hash`. Returns the location it
+    /// replaced or pushed out of a full bucket, if any.
+    pub fn insert(&mut self, hash: u64, loc: Location) -> Option<Location> {
+        let b = self.bucket_of(hash);
+        self.insert_at(b, self.layout.tag_of(hash), loc, 0)
+    }
+
+    /// Inserts by bucket and tag (reinsertion after a reclaim).
+    pub fn insert_at(&mut self, b: u32, tag: u64, loc: Location, freq: u64) -> Option<Location> {
+        let packed = self.layout.pack(tag, loc, freq);
+        if let Some(i) = self.find(b, tag) {
+            let old = self.layout.unpack(self.table[i]).1;
+            self.table[i] = packed;
+            return Some(old);
+        }
+        let range = self.bucket(b);
+        if let Some(i) = range.clone().find(|&i| self.table[i] == 0) {
+            self.table[i] = packed;
+            self.len += 1;
+            return None;
+        }
+        // Full bucket: the least-used entry makes room.
+        let victim = range
+            .min_by_key(|&i| self.layout.unpack(self.table[i]).2)
+            .expect("bucket is not empty");
+        let old = self.layout.unpack(self.table[victim]).1;
+        self.table[victim] = packed;
+        self.overflow_drops += 1;
+        Some(old)
+    }
+
+    pub fn remove(&mut self, hash: u64) -> Option<Location> {
+        let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
+        let loc = self.layout.unpack(self.table[i]).1;
+        self.table[i] = 0;
+        self.len -= 1;
+        Some(loc)
+    }
+
+    /// Removes the entry of `hash` only if it still points at `loc`.
+    pub fn remove_if_at(&mut self, hash: u64, loc: Location) -> bool {
+        match self.peek(hash) {
+            Some((l, _)) if l == loc => self.remove(hash).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Removes and returns every entry of bucket `b` that points into `slot`.
+    pub fn take_in_slot(&mut self, b: u32, slot: u32, out: &mut Vec<Taken>) {
+        for i in self.bucket(b) {
+            let v = self.table[i];
+            if v == 0 {
+                continue;
+            }
+            let (tag, loc, freq) = self.layout.unpack(v);
+            if loc.slot == slot {
+                self.table[i] = 0;
+                self.len -= 1;
+                out.push(Taken {
+                    bucket: b,
+                    tag,
+                    loc,
+                    freq,
+                });
+            }
+        }
+    }
+
+    /// Whether bucket `b` holds an entry with this tag (a newer write that
+    /// must not be overwritten by a reinsertion).
+    pub fn has_tag(&self, b: u32, tag: u64) -> bool {
+        self.find(b, tag).is_some()
+    }
+
+    /// Every live entry, for checkpoints.
+    pub fn iter(&self) -> impl Iterator<Item = Taken> + '_ {
+        self.table
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != 0)
+            .map(|(i, &v)| {
+                let (tag, loc, freq) = self.layout.unpack(v);
+                Taken {
+                    bucket: (i / BUCKET) as u32,
+                    tag,
+                    loc,
+                    freq,
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(slot: u32, offset: u32, len: u32) -> Location {
+        Location {
+            slot,
+            offset,
+            len,
+            manifest: false,
+        }
+    }
+
+    fn layout() -> EntryLayout {
+        EntryLayout::new(64, 16 << 20, 2 << 20).unwrap()
+    }
+
+    #[test]
+    fn pack_round_trips() {
+        let l = layout();
+        let x = Location {
+            slot: 63,
+            offset: (16 << 20) - 512,
+            len: 2 << 20,
+            manifest: true,
+        };
+        let t = (1 << l.tag_bits) - 1;
+        assert_eq!(l.unpack(l.pack(t, x, 3)), (t, x, 3));
+        assert_eq!(
+            l.unpack(l.pack(0, loc(0, 0, 512), 0)),
+            (0, loc(0, 0, 512), 0)
+        );
+    }
+
+    #[test]
+    fn insert_lookup_remove() {
+        let mut ix = Index::new(layout(), 1000);
+        for h in 0..1000u64 {
+            let hash = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            assert_eq!(ix.insert(hash, loc((h % 64) as u32, 512, 1024)), None);
+        }
+        assert_eq!(ix.len(), 1000);
+        let h5 = 5u64.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        assert_eq!(ix.lookup(h5), Some(loc(5, 512, 1024)));
+        assert_eq!(ix.peek(h5).unwrap().1, 1);
+        assert_eq!(ix.insert(h5, loc(9, 0, 512)), Some(loc(5, 512, 1024)));
+        assert_eq!(ix.len(), 1000);
+        assert!(!ix.remove_if_at(h5, loc(5, 512, 1024)));
+        assert!(ix.remove_if_at(h5, loc(9, 0, 512)));
+        assert_eq!(ix.lookup(h5), None);
+        assert_eq!(ix.len(), 999);
+    }
+
+    #[test]
+    fn reclaim_takes_only_the_slot() {
+        let mut ix = Index::new(layout(), 64);
+        let a = 0x0000_0001_0000_0000u64; // bucket 0, tag 1
+        let b = 0x0000_0002_0000_0000u64; // bucket 0, tag 2
+        ix.insert(a, loc(3, 0, 512));
+        ix.insert(b, loc(4, 0, 512));
+        let mut out = Vec::new();
+        ix.take_in_slot(0, 3, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].tag, 1);
+        assert!(ix.peek(a).is_none() && ix.peek(b).is_some());
+        ix.insert_at(out[0].bucket, out[0].tag, loc(5, 0, 512), 1);
+        assert_eq!(ix.peek(a), Some((loc(5, 0, 512), 1)));
+    }
+
+    #[test]
+    fn full_bucket_drops_least_used() {
+        let mut ix = Index::new(layout(), 32);
+        assert_eq!(ix.capacity(), 64);
+        let hs: Vec<u64> = (1..=BUCKET as u64 + 1).map(|t| t << 32).collect();
+        for (i, &h) in hs.iter().take(BUCKET).enumerate() {
+            ix.insert(h, loc(1, (i * 512) as u32, 512));
+            if i != 7 {
+                ix.lookup(h);
+            }
+        }
+        ix.insert(hs[BUCKET], loc(2, 0, 512));
+        assert_eq!(ix.overflow_drops(), 1);
+        assert!(ix.peek(hs[7]).is_none());
+        assert!(ix.peek(hs[BUCKET]).is_some());
+    }
+
+    #[test]
+    fn too_many_segments_is_an_error() {
+        assert!(EntryLayout::new(1 << 40, 1 << 20, 1 << 20).is_err());
+    }
+}

@@ -1,0 +1,458 @@
+//! The cache as one shard sees it: lookups, hit reads and fills for any key,
+//! whichever shard owns it. A key owned here is served by the local store; a
+//! key owned elsewhere becomes a message to its owner over the shard mesh,
+//! never a lock. Hit bytes are read through this shard's own device handle and
+//! verified (sequence, checksum, full key) before a single byte is served.
+
+use super::index::Location;
+use super::key::CacheKey;
+use super::store::device::Device;
+use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
+use super::store::{FillId, FillMeta, Lookup, ShardStore};
+use futures_channel::oneshot;
+use glommio::channels::channel_mesh::Senders;
+use glommio::io::ReadResult;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Messages between shards. Replies travel on one-shot channels, so a shard
+/// that handles a request never blocks on its peer's queue.
+pub enum ShardMsg {
+    Lookup {
+        hash: u64,
+        reply: oneshot::Sender<Lookup>,
+    },
+    ReadBuffered {
+        slot: u32,
+        seq: u64,
+        offset: u32,
+        len: u32,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    Remove {
+        hash: u64,
+    },
+    FillBegin {
+        id: FillId,
+        meta: FillMeta,
+    },
+    FillData {
+        id: FillId,
+        data: Vec<u8>,
+    },
+    FillEnd {
+        id: FillId,
+        complete: bool,
+    },
+}
+
+/// Bytes of an entry: copied from a segment buffer or read from the device.
+pub enum EntryBytes {
+    Mem(Vec<u8>),
+    Dev(ReadResult),
+}
+
+impl std::ops::Deref for EntryBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            EntryBytes::Mem(v) => v,
+            EntryBytes::Dev(r) => r,
+        }
+    }
+}
+
+/// Why a hit could not be served; each becomes a miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// I/O error from the device.
+    Io,
+    /// Checksum, magic or length wrong: torn or corrupt bytes.
+    Corrupt,
+    /// The segment was rewritten since the lookup.
+    Overwritten,
+    /// Same hash, different key.
+    OtherKey,
+}
+
+/// A verified object or manifest entry.
+pub struct StoredEntry {
+    pub header: EntryHeader,
+    bytes: EntryBytes,
+}
+
+impl StoredEntry {
+    fn parse(bytes: EntryBytes, seq: u64, key: &CacheKey) -> Result<StoredEntry, ReadFailure> {
+        let Some(header) = EntryHeader::verify(&bytes) else {
+            return Err(match EntryHeader::decode_header(&bytes) {
+                Some(h) if h.seq != seq => ReadFailure::Overwritten,
+                _ => ReadFailure::Corrupt,
+            });
+        };
+        if header.seq != seq {
+            return Err(ReadFailure::Overwritten);
+        }
+        if header.kind == EntryKind::Chunk {
+            return Err(ReadFailure::Corrupt);
+        }
+        let key_end = ENTRY_HEADER_SIZE + header.key_len as usize;
+        if header.key_hash != key.hash()
+            || &bytes[ENTRY_HEADER_SIZE..key_end] != key.as_str().as_bytes()
+        {
+            return Err(ReadFailure::OtherKey);
+        }
+        Ok(StoredEntry { header, bytes })
+    }
+
+    fn head_range(&self) -> std::ops::Range<usize> {
+        let start = ENTRY_HEADER_SIZE + self.header.key_len as usize;
+        start..start + self.header.head_len as usize
+    }
+
+    /// The stored response head, encoded as it is served.
+    pub fn head(&self) -> &[u8] {
+        &self.bytes[self.head_range()]
+    }
+
+    /// The whole body of a small object; None for a manifest.
+    pub fn inline_body(&self) -> Option<&[u8]> {
+        (self.header.kind == EntryKind::Object).then(|| {
+            let start = self.head_range().end;
+            &self.bytes[start..start + self.header.body_len as usize]
+        })
+    }
+
+    /// A manifest's fill id and chunk list.
+    pub fn chunks(&self) -> Option<(u64, Vec<ChunkRef>)> {
+        if self.header.kind != EntryKind::Manifest {
+            return None;
+        }
+        let start = self.head_range().end;
+        ChunkRef::decode(&self.bytes[start..self.header.total_len() as usize])
+    }
+
+    pub fn body_len(&self) -> u64 {
+        self.header.body_len
+    }
+}
+
+/// A verified chunk of a large object.
+pub struct StoredChunk {
+    bytes: EntryBytes,
+    len: usize,
+}
+
+impl StoredChunk {
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[ENTRY_HEADER_SIZE..ENTRY_HEADER_SIZE + self.len]
+    }
+}
+
+pub struct CacheService {
+    pub shard: u32,
+    pub shards: u32,
+    store: Rc<ShardStore>,
+    device: Rc<Device>,
+    mesh: Option<Rc<Senders<ShardMsg>>>,
+    next_fill: Cell<u64>,
+    stats: Arc<CacheStats>,
+}
+
+/// Read-side counters, per shard.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub remote_lookups: std::sync::atomic::AtomicU64,
+    pub read_failures: std::sync::atomic::AtomicU64,
+}
+
+impl CacheService {
+    pub fn new(
+        store: Rc<ShardStore>,
+        mesh: Option<Rc<Senders<ShardMsg>>>,
+        shard: u32,
+        shards: u32,
+        stats: Arc<CacheStats>,
+    ) -> Self {
+        CacheService {
+            shard,
+            shards,
+            device: store.device(),
+            store,
+            mesh,
+            next_fill: Cell::new(0),
+            stats,
+        }
+    }
+
+    pub fn store(&self) -> &Rc<ShardStore> {
+        &self.store
+    }
+
+    pub fn max_object(&self) -> u64 {
+        self.store.max_object()
+    }
+
+    fn owner(&self, key: &CacheKey) -> u32 {
+        key.owner(self.shards as usize) as u32
+    }
+
+    async fn send(&self, to: u32, msg: ShardMsg) -> bool {
+        match &self.mesh {
+            Some(m) => m.send_to(to as usize, msg).await.is_ok(),
+            None => false,
+        }
+    }
+
+    pub async fn lookup(&self, key: &CacheKey) -> Lookup {
+        let owner = self.owner(key);
+        if owner == self.shard {
+            return self.store.lookup(key.hash());
+        }
+        self.stats.remote_lookups.fetch_add(1, Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if !self
+            .send(
+                owner,
+                ShardMsg::Lookup {
+                    hash: key.hash(),
+                    reply: tx,
+                },
+            )
+            .await
+        {
+            return Lookup::Miss;
+        }
+        rx.await.unwrap_or(Lookup::Miss)
+    }
+
+    pub async fn remove(&self, key: &CacheKey) {
+        let owner = self.owner(key);
+        if owner == self.shard {
+            self.store.remove(key.hash());
+        } else {
+            self.send(owner, ShardMsg::Remove { hash: key.hash() })
+                .await;
+        }
+    }
+
+    async fn read_buffered(
+        &self,
+        owner: u32,
+        slot: u32,
+        seq: u64,
+        offset: u32,
+        len: u32,
+    ) -> Option<Vec<u8>> {
+        if owner == self.shard {
+            return self.store.read_buffered(slot, seq, offset, len);
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = ShardMsg::ReadBuffered {
+            slot,
+            seq,
+            offset,
+            len,
+            reply,
+        };
+        if !self.send(owner, msg).await {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+
+    async fn read_bytes(
+        &self,
+        owner: u32,
+        slot: u32,
+        seq: u64,
+        offset: u32,
+        len: u32,
+        buffered: &[(u32, u64)],
+    ) -> Result<EntryBytes, ReadFailure> {
+        if buffered.contains(&(slot, seq))
+            && let Some(b) = self.read_buffered(owner, slot, seq, offset, len).await
+        {
+            return Ok(EntryBytes::Mem(b));
+        }
+        let pos = self.store.geometry().segment_offset(owner, slot) + offset as u64;
+        match self.device.read(pos, len as usize).await {
+            Ok(r) => Ok(EntryBytes::Dev(r)),
+            Err(e) => {
+                tracing::warn!(shard = self.shard, "cache read failed at {pos}: {e}");
+                Err(ReadFailure::Io)
+            }
+        }
+    }
+
+    fn note_failure(&self, f: ReadFailure) {
+        self.stats.read_failures.fetch_add(1, Relaxed);
+        if f == ReadFailure::Corrupt {
+            tracing::warn!(shard = self.shard, "corrupt cache entry ignored");
+        }
+    }
+
+    /// Reads and verifies the entry a lookup found.
+    pub async fn read_entry(
+        &self,
+        key: &CacheKey,
+        loc: Location,
+        seq: u64,
+        bytes: Option<Vec<u8>>,
+        buffered: &[(u32, u64)],
+    ) -> Result<StoredEntry, ReadFailure> {
+        let owner = self.owner(key);
+        let raw = match bytes {
+            Some(b) => EntryBytes::Mem(b),
+            None => {
+                self.read_bytes(owner, loc.slot, seq, loc.offset, loc.len, buffered)
+                    .await?
+            }
+        };
+        StoredEntry::parse(raw, seq, key).inspect_err(|&f| self.note_failure(f))
+    }
+
+    /// Reads and verifies one chunk of a large object.
+    pub async fn read_chunk(
+        &self,
+        key: &CacheKey,
+        fill_id: u64,
+        index: u32,
+        c: &ChunkRef,
+        buffered: &[(u32, u64)],
+    ) -> Result<StoredChunk, ReadFailure> {
+        let owner = self.owner(key);
+        let raw = self
+            .read_bytes(owner, c.slot, c.seq, c.offset, c.len, buffered)
+            .await?;
+        let check = || {
+            let h = EntryHeader::verify(&raw).ok_or(ReadFailure::Corrupt)?;
+            if h.seq != c.seq {
+                return Err(ReadFailure::Overwritten);
+            }
+            let mine = h.kind == EntryKind::Chunk
+                && h.key_hash == key.hash()
+                && h.born_ms == fill_id
+                && h.chunk_index == index
+                && h.body_len == c.data_len as u64;
+            if !mine {
+                return Err(ReadFailure::OtherKey);
+            }
+            Ok(h.body_len as usize)
+        };
+        match check() {
+            Ok(len) => Ok(StoredChunk { bytes: raw, len }),
+            Err(f) => {
+                self.note_failure(f);
+                Err(f)
+            }
+        }
+    }
+
+    /// Starts storing a response; the sink carries its body to the owner.
+    pub async fn fill(&self, key: &CacheKey, meta: FillMeta) -> FillSink<'_> {
+        let n = self.next_fill.get();
+        self.next_fill.set(n + 1);
+        let id = FillId {
+            from: self.shard,
+            n,
+        };
+        let owner = self.owner(key);
+        if owner == self.shard {
+            self.store.fill_begin(id, meta);
+        } else {
+            self.send(owner, ShardMsg::FillBegin { id, meta }).await;
+        }
+        FillSink {
+            service: self,
+            owner,
+            id,
+            ended: false,
+        }
+    }
+
+    /// Serves a message from another shard. Fill messages are handled in
+    /// arrival order (the caller awaits each), the rest answer at once.
+    pub async fn handle(&self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Lookup { hash, reply } => {
+                let _ = reply.send(self.store.lookup(hash));
+            }
+            ShardMsg::ReadBuffered {
+                slot,
+                seq,
+                offset,
+                len,
+                reply,
+            } => {
+                let _ = reply.send(self.store.read_buffered(slot, seq, offset, len));
+            }
+            ShardMsg::Remove { hash } => {
+                self.store.remove(hash);
+            }
+            ShardMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
+            ShardMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
+            ShardMsg::FillEnd { id, complete } => self.store.fill_end(id, complete).await,
+        }
+    }
+}
+
+/// The writing end of one fill. Dropping it without `finish(true)` abandons
+/// the fill: nothing of it is ever indexed.
+pub struct FillSink<'a> {
+    service: &'a CacheService,
+    owner: u32,
+    id: FillId,
+    ended: bool,
+}
+
+impl FillSink<'_> {
+    pub async fn data(&self, data: &[u8]) {
+        if self.owner == self.service.shard {
+            self.service.store.fill_data(self.id, data).await;
+        } else {
+            let msg = ShardMsg::FillData {
+                id: self.id,
+                data: data.to_vec(),
+            };
+            self.service.send(self.owner, msg).await;
+        }
+    }
+
+    pub async fn finish(mut self, complete: bool) {
+        self.ended = true;
+        if self.owner == self.service.shard {
+            self.service.store.fill_end(self.id, complete).await;
+        } else {
+            let msg = ShardMsg::FillEnd {
+                id: self.id,
+                complete,
+            };
+            self.service.send(self.owner, msg).await;
+        }
+    }
+}
+
+impl Drop for FillSink<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        // Cancelled mid-fill (viewer gone, task dropped): tell the owner
+        // without waiting, so its staged bytes are released.
+        if self.owner == self.service.shard {
+            let store = self.service.store.clone();
+            let id = self.id;
+            glommio::spawn_local(async move { store.fill_end(id, false).await }).detach();
+        } else if let Some(m) = &self.service.mesh {
+            let _ = m.try_send_to(
+                self.owner as usize,
+                ShardMsg::FillEnd {
+                    id: self.id,
+                    complete: false,
+                },
+            );
+        }
+    }
+}

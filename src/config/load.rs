@@ -1,0 +1,361 @@
+//! Loading and validating a configuration file. Every error names the key and
+//! the line it is on, and validation reports all the errors it finds at once,
+//! so an operator fixes a file in one pass. Never panics on any input.
+
+use super::{Config, Cores, Role};
+use std::fmt;
+use std::path::Path;
+use toml_edit::{ImDocument, Item};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path, e.g. "origin.url"; empty for a syntax error.
+    pub key: String,
+    /// 1-based line of the key, when it appears in the file.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.key, self.message),
+            (None, true) => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// All errors found in one file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub source: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {e}", self.source)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &source),
+        Err(e) => Err(ConfigErrors {
+            source,
+            errors: vec![ConfigError {
+                key: String::new(),
+                line: None,
+                message: format!("cannot read the file: {e}"),
+            }],
+        }),
+    }
+}
+
+pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        source: source.to_string(),
+        errors,
+    };
+    let doc = match ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            return Err(fail(vec![ConfigError {
+                key: String::new(),
+                line,
+                message: format!("TOML syntax error: {}", e.message()),
+            }]));
+        }
+    };
+    // The role picks the defaults, so read it before the rest.
+    let role = match doc.get("role").and_then(Item::as_str) {
+        Some("regional") => Role::Regional,
+        _ => Role::Edge,
+    };
+    let mut unknown = Vec::new();
+    let de = toml::Deserializer::new(text);
+    let parsed: Result<Config, _> = serde_ignored::deserialize(de, |path| {
+        unknown.push(path.to_string());
+    });
+    let mut config = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            let offset = e.span().map(|s| s.start);
+            let key = offset.and_then(|o| key_at(&doc, o)).unwrap_or_default();
+            return Err(fail(vec![ConfigError {
+                line: offset.map(|o| line_of(text, o)),
+                key,
+                message: e.message().trim().to_string(),
+            }]));
+        }
+    };
+    if role == Role::Regional {
+        apply_role_defaults(&mut config, &doc);
+    }
+    let mut errors: Vec<ConfigError> = unknown
+        .into_iter()
+        .map(|key| ConfigError {
+            line: line_of_key(&doc, text, &key),
+            message: "unknown key (misspelt, or in the wrong [section]?)".into(),
+            key,
+        })
+        .collect();
+    for (key, message) in validate(&config) {
+        errors.push(ConfigError {
+            line: line_of_key(&doc, text, key),
+            key: key.to_string(),
+            message,
+        });
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(errors))
+    }
+}
+
+/// serde filled absent fields from the edge defaults; for a regional node the
+/// fields the file leaves out take the regional defaults instead.
+fn apply_role_defaults(config: &mut Config, doc: &ImDocument<&str>) {
+    let regional = Config::for_role(Role::Regional);
+    let absent = |path: &str| find_item(doc, path).is_none();
+    if absent("origin.max_idle_per_shard") {
+        config.origin.max_idle_per_shard = regional.origin.max_idle_per_shard;
+    }
+    if absent("cache.avg_object_size") {
+        config.cache.avg_object_size = regional.cache.avg_object_size;
+    }
+}
+
+/// Semantic checks that the types alone do not express. Returns (key, message).
+pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
+    let mut errs = Vec::new();
+    if c.origin.url.is_empty() {
+        errs.push((
+            "origin.url",
+            "is required (e.g. \"http://10.0.0.5:80\")".into(),
+        ));
+    } else if let Err(e) = crate::upstream::OriginAddr::parse(&c.origin.url) {
+        errs.push(("origin.url", e));
+    }
+    if let Cores::List(list) = &c.cores {
+        let mut sorted = list.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != list.len() {
+            errs.push(("cores", "lists a core twice".into()));
+        }
+    }
+    if ![404, 421].contains(&c.listen.unknown_host_status) {
+        errs.push(("listen.unknown_host_status", "must be 404 or 421".into()));
+    }
+    if c.listen.max_header_bytes < 1024 {
+        errs.push(("listen.max_header_bytes", "must be at least 1024".into()));
+    }
+    if c.listen.max_uri_bytes < 64 || c.listen.max_uri_bytes > c.listen.max_header_bytes {
+        errs.push((
+            "listen.max_uri_bytes",
+            "must be at least 64 and at most listen.max_header_bytes".into(),
+        ));
+    }
+    if c.listen.max_headers == 0 {
+        errs.push(("listen.max_headers", "must be at least 1".into()));
+    }
+    for (key, d) in [
+        ("listen.header_timeout", c.listen.header_timeout),
+        ("listen.idle_timeout", c.listen.idle_timeout),
+        ("listen.io_timeout", c.listen.io_timeout),
+        ("origin.connect_timeout", c.origin.connect_timeout),
+        ("origin.first_byte_timeout", c.origin.first_byte_timeout),
+        ("origin.idle_timeout", c.origin.idle_timeout),
+    ] {
+        if d.get().is_zero() {
+            errs.push((key, "must be greater than zero".into()));
+        }
+    }
+    let seg = c.cache.segment_size.get();
+    if !(1 << 20..=1 << 30).contains(&seg) || !seg.is_power_of_two() {
+        errs.push((
+            "cache.segment_size",
+            "must be a power of two between 1MiB and 1GiB".into(),
+        ));
+    }
+    if c.cache.path.as_os_str().is_empty() {
+        errs.push(("cache.path", "is required".into()));
+    }
+    if c.cache.avg_object_size.get() < 64 {
+        errs.push(("cache.avg_object_size", "must be at least 64 bytes".into()));
+    }
+    if c.admin.enabled && c.admin.addr == c.listen.addr {
+        errs.push(("admin.addr", "must differ from listen.addr".into()));
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+        errs.push(("log.level", format!("invalid filter: {e}")));
+    }
+    errs
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn find_item<'a>(doc: &'a ImDocument<&str>, path: &str) -> Option<&'a Item> {
+    let mut item = doc.as_item();
+    for part in path.split('.') {
+        item = item.as_table_like()?.get(part)?;
+    }
+    Some(item)
+}
+
+/// Line of the deepest part of `path` present in the file (so an error on a
+/// key that was left out points at its table, if that is present).
+fn line_of_key(doc: &ImDocument<&str>, text: &str, path: &str) -> Option<usize> {
+    let mut table = doc.as_table() as &dyn toml_edit::TableLike;
+    let mut line = None;
+    for part in path.split('.') {
+        let (key, item) = table.get_key_value(part)?;
+        if let Some(span) = key.span().or_else(|| item.span()) {
+            line = Some(line_of(text, span.start));
+        }
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    line
+}
+
+/// The dotted key whose value contains byte `offset`.
+fn key_at(doc: &ImDocument<&str>, offset: usize) -> Option<String> {
+    fn walk(table: &dyn toml_edit::TableLike, offset: usize, prefix: &str) -> Option<String> {
+        for (name, item) in table.iter() {
+            let path = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Some(t) = item.as_table_like()
+                && let Some(found) = walk(t, offset, &path)
+            {
+                return Some(found);
+            }
+            let key_span = table.get_key_value(name).and_then(|(k, _)| k.span());
+            let value_span = item.span();
+            let start = key_span.as_ref().or(value_span.as_ref()).map(|s| s.start);
+            let end = value_span.as_ref().or(key_span.as_ref()).map(|s| s.end);
+            if let (Some(s), Some(e)) = (start, end)
+                && (s..e.max(s + 1)).contains(&offset)
+                && item.as_table_like().is_none()
+            {
+                return Some(path);
+            }
+        }
+        None
+    }
+    walk(doc.as_table(), offset, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+cores = [0]
+[listen]
+addr = "127.0.0.1:8080"
+[origin]
+url = "http://127.0.0.1:8000"
+[cache]
+path = "/tmp/x.slab"
+size = "64MiB"
+"#;
+
+    #[test]
+    fn good_file_loads() {
+        let c = load_str(GOOD, "t.toml").unwrap();
+        assert_eq!(c.cores, Cores::List(vec![0]));
+        assert_eq!(c.cache.size.get(), 64 << 20);
+        assert_eq!(c.origin.max_idle_per_shard, 64);
+    }
+
+    #[test]
+    fn every_unknown_key_and_bad_value_is_reported_with_its_line() {
+        let text = "\
+[listen]
+addr = \"127.0.0.1:8080\"
+adress = \"x\"
+unknown_host_status = 500
+[origin]
+url = \"ftp://x\"
+[cache]
+segmnt_size = \"8MiB\"
+";
+        let errs = load_str(text, "t.toml").unwrap_err();
+        let shown = errs.to_string();
+        let lines: Vec<_> = errs
+            .errors
+            .iter()
+            .map(|e| (e.key.as_str(), e.line))
+            .collect();
+        assert!(lines.contains(&("listen.adress", Some(3))), "{shown}");
+        assert!(lines.contains(&("cache.segmnt_size", Some(8))), "{shown}");
+        assert!(
+            lines.contains(&("listen.unknown_host_status", Some(4))),
+            "{shown}"
+        );
+        assert!(lines.contains(&("origin.url", Some(6))), "{shown}");
+        assert!(shown.contains("t.toml: line 6: origin.url"), "{shown}");
+    }
+
+    #[test]
+    fn type_errors_name_key_and_line() {
+        let text = "[origin]\nurl = \"http://a:1\"\n\n[listen]\nmax_headers = \"many\"\n";
+        let errs = load_str(text, "t.toml").unwrap_err();
+        assert_eq!(errs.errors.len(), 1);
+        assert_eq!(errs.errors[0].key, "listen.max_headers");
+        assert_eq!(errs.errors[0].line, Some(5));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let errs = load_str("[origin]\nurl = \n", "t.toml").unwrap_err();
+        assert_eq!(errs.errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn regional_role_changes_defaults_not_explicit_values() {
+        let text = "role = \"regional\"\n[origin]\nurl = \"http://a:1\"\n";
+        let c = load_str(text, "t").unwrap();
+        assert_eq!(c.role, Role::Regional);
+        assert_eq!(c.origin.max_idle_per_shard, 256);
+        let text = "role = \"regional\"\n[origin]\nurl = \"http://a:1\"\nmax_idle_per_shard = 3\n";
+        assert_eq!(load_str(text, "t").unwrap().origin.max_idle_per_shard, 3);
+    }
+
+    #[test]
+    fn core_lists() {
+        assert_eq!(
+            "0,2-3".parse::<Cores>().unwrap(),
+            Cores::List(vec![0, 2, 3])
+        );
+        assert_eq!("all".parse::<Cores>().unwrap(), Cores::All);
+        assert!("3-1".parse::<Cores>().is_err());
+        assert!("x".parse::<Cores>().is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! edgeslab: a thread-per-core CDN cache appliance.
+//!
+//! One binary runs as an edge (next to viewers) or as a regional tier. Each
+//! core runs a glommio executor that owns a shard: its listener socket, its
+//! region of the NVMe-backed slab, its part of the index and its origin
+//! connection pool. Keys are owned by one shard (by hash); other shards reach
+//! them by message, never by lock.
+//!
+//! The modules are the architecture (see DESIGN.md): `config` (schema and
+//! validation), `runtime` (executors, topology, signals), `net` (listeners and
+//! connections), `http` (pure HTTP/1.1 codec), `cache` (key, policy, index,
+//! store), `proxy` (the request pipeline), `upstream` (origin pool) and
+//! `admin` (metrics).
+
+pub mod admin;
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod net;
+pub mod proxy;
+pub mod runtime;
+pub mod upstream;

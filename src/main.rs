@@ -1,0 +1,162 @@
+//! The `edgeslab` command: serve, demo, check-config.
+
+use clap::{Parser, Subcommand};
+use edgeslab::config::{self, Config, Cores, Size};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "edgeslab",
+    version,
+    about = "A thread-per-core CDN cache appliance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve viewers: from a config file, or from flags alone (flags override the file).
+    Serve(ServeArgs),
+    /// Start a demo origin and an edge in front of it on loopback.
+    Demo,
+    /// Check a config file; print every error with its key and line.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Viewer address, e.g. 0.0.0.0:80 (listen.addr).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Origin URL, e.g. http://10.0.0.5:8080 (origin.url).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Cache device as PATH:SIZE, e.g. /var/cache/edgeslab.slab:100GiB, or a block device path.
+    #[arg(long)]
+    cache: Option<String>,
+    /// Cores to run shards on: "all" or a list such as "0,2-3" (cores).
+    #[arg(long)]
+    cores: Option<String>,
+    /// Admin (metrics) address, e.g. 127.0.0.1:9090 (admin.addr).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Applies the flags on top of the file's (or the default) config.
+fn build_config(args: &ServeArgs) -> Result<Config, String> {
+    let mut c = match &args.config {
+        Some(path) => config::load_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(a) = args.listen {
+        c.listen.addr = a;
+    }
+    if let Some(o) = &args.origin {
+        c.origin.url = o.clone();
+    }
+    if let Some(spec) = &args.cache {
+        match spec.rsplit_once(':') {
+            Some((path, size)) if !size.contains('/') => {
+                c.cache.path = PathBuf::from(path);
+                c.cache.size = size.parse::<Size>().map_err(|e| format!("--cache: {e}"))?;
+            }
+            _ => c.cache.path = PathBuf::from(spec),
+        }
+    }
+    if let Some(cores) = &args.cores {
+        c.cores = cores
+            .parse::<Cores>()
+            .map_err(|e| format!("--cores: {e}"))?;
+    }
+    if let Some(a) = args.admin {
+        c.admin.addr = a;
+        c.admin.enabled = true;
+    }
+    let errors = config::validate(&c);
+    if !errors.is_empty() {
+        let lines: Vec<String> = errors.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        return Err(lines.join("\n"));
+    }
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match config::load_file(&file) {
+            Ok(_) => {
+                println!("{}: OK", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{} error(s)", errors.errors.len());
+                ExitCode::from(1)
+            }
+        },
+        Command::Demo => {
+            init_logging("info");
+            match edgeslab::demo::run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgeslab demo: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Serve(args) => {
+            let config = match build_config(&args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("edgeslab: configuration error:\n{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(&config.log.level);
+            let server = match edgeslab::runtime::start(config) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot start: {e}");
+                    eprintln!("edgeslab: cannot start: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            tracing::info!(
+                listen = %server.ready.listen,
+                admin = ?server.ready.admin,
+                cores = ?server.ready.cores,
+                "edgeslab serving"
+            );
+            match server.join() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgeslab: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

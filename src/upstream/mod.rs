@@ -1,0 +1,196 @@
+//! Upstreams: the origin (and, in a later issue, regional parents). Owns
+//! address parsing, the per-shard pool of persistent connections, and the
+//! exchange of a request head for a response head with its timeouts. Errors
+//! say what failed on the upstream side so the proxy can pick 502 or 504.
+
+mod pool;
+
+pub use pool::{OriginPool, PoolSettings, UpstreamStats};
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Where the origin is: from `http://host[:port][/]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl OriginAddr {
+    pub fn parse(url: &str) -> Result<OriginAddr, String> {
+        let rest = match url.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "scheme {scheme:?} is not supported; use http://host:port"
+                ));
+            }
+            None => return Err(format!("{url:?} is not a URL; use http://host:port")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "{url:?}: give only scheme, host and port (no path, query or user)"
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, p) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: unclosed IPv6 bracket"))?;
+            (h.to_string(), p.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        let port = match port {
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| format!("{url:?}: invalid port {p:?}"))?,
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?}: missing host"));
+        }
+        Ok(OriginAddr { host, port })
+    }
+
+    /// The Host header value that names this origin.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Resolves the host once, at start-up (DNS must never block a shard).
+    pub fn resolve(&self) -> Result<SocketAddr, String> {
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve origin host {:?}: {e}", self.host))?
+            .next()
+            .ok_or_else(|| format!("origin host {:?} has no address", self.host))
+    }
+}
+
+/// What went wrong talking to an upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    FirstByteTimeout,
+    ReadTimeout,
+    /// The connection closed before the response was complete.
+    Closed,
+    /// The response was not valid HTTP/1.1.
+    BadResponse,
+    WriteFailed,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpstreamError {
+    pub kind: UpstreamErrorKind,
+    pub detail: String,
+}
+
+impl UpstreamError {
+    pub fn new(kind: UpstreamErrorKind, detail: impl Into<String>) -> Self {
+        UpstreamError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn from_io(e: std::io::Error, when: UpstreamErrorKind) -> Self {
+        let kind = match e.kind() {
+            std::io::ErrorKind::TimedOut => match when {
+                UpstreamErrorKind::ConnectRefused | UpstreamErrorKind::ConnectTimeout => {
+                    UpstreamErrorKind::ConnectTimeout
+                }
+                UpstreamErrorKind::FirstByteTimeout => UpstreamErrorKind::FirstByteTimeout,
+                _ => UpstreamErrorKind::ReadTimeout,
+            },
+            std::io::ErrorKind::InvalidData => UpstreamErrorKind::BadResponse,
+            _ if when == UpstreamErrorKind::FirstByteTimeout => UpstreamErrorKind::Closed,
+            _ => when,
+        };
+        UpstreamError::new(kind, e.to_string())
+    }
+
+    /// The status a viewer gets: 504 when the origin was too slow, else 502.
+    pub fn status(&self) -> u16 {
+        match self.kind {
+            UpstreamErrorKind::ConnectTimeout
+            | UpstreamErrorKind::FirstByteTimeout
+            | UpstreamErrorKind::ReadTimeout => 504,
+            _ => 502,
+        }
+    }
+
+    /// Short token for logs and Cache-Status details.
+    pub fn token(&self) -> &'static str {
+        match self.kind {
+            UpstreamErrorKind::ConnectRefused => "origin-connect-failed",
+            UpstreamErrorKind::ConnectTimeout => "origin-connect-timeout",
+            UpstreamErrorKind::FirstByteTimeout => "origin-first-byte-timeout",
+            UpstreamErrorKind::ReadTimeout => "origin-read-timeout",
+            UpstreamErrorKind::Closed => "origin-closed",
+            UpstreamErrorKind::BadResponse => "origin-bad-response",
+            UpstreamErrorKind::WriteFailed => "origin-write-failed",
+        }
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.token(), self.detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_urls() {
+        assert_eq!(
+            OriginAddr::parse("http://127.0.0.1:8000").unwrap(),
+            OriginAddr {
+                host: "127.0.0.1".into(),
+                port: 8000
+            }
+        );
+        assert_eq!(OriginAddr::parse("http://example.com/").unwrap().port, 80);
+        assert_eq!(OriginAddr::parse("http://[::1]:81").unwrap().host, "::1");
+        assert_eq!(
+            OriginAddr::parse("http://[::1]:81").unwrap().authority(),
+            "[::1]:81"
+        );
+        for bad in [
+            "ftp://x",
+            "x:80",
+            "http://",
+            "http://h:99999",
+            "http://h/path",
+            "http://u@h",
+        ] {
+            assert!(OriginAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_504_the_rest_502() {
+        let t = UpstreamError::new(UpstreamErrorKind::FirstByteTimeout, "");
+        assert_eq!(t.status(), 504);
+        let c = UpstreamError::new(UpstreamErrorKind::ConnectRefused, "");
+        assert_eq!(c.status(), 502);
+    }
+}
