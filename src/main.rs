@@ -61,6 +61,7 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -150,6 +151,17 @@ fn main() -> ExitCode {
                 cores = ?server.ready.cores,
                 "edgeslab serving"
             );
+            // One machine-readable line for scripts and supervisors.
+            let admin = server
+                .ready
+                .admin
+                .map_or_else(|| "-".to_string(), |a| a.to_string());
+            println!(
+                "ready listen={} admin={admin} shards={}",
+                server.ready.listen,
+                server.ready.cores.len()
+            );
+            let _ = std::io::Write::flush(&mut std::io::stdout());
             match server.join() {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

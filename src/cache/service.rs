@@ -45,6 +45,8 @@ pub enum ShardMsg {
     FillEnd {
         id: FillId,
         complete: bool,
+        /// Answered once the object is indexed (or dropped).
+        done: Option<oneshot::Sender<()>>,
     },
 }
 
@@ -393,7 +395,12 @@ impl CacheService {
             }
             ShardMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
             ShardMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
-            ShardMsg::FillEnd { id, complete } => self.store.fill_end(id, complete).await,
+            ShardMsg::FillEnd { id, complete, done } => {
+                self.store.fill_end(id, complete).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 }
@@ -420,16 +427,22 @@ impl FillSink<'_> {
         }
     }
 
+    /// Ends the fill. Returns once the owner has indexed the object (or
+    /// dropped it), so a viewer told the response is complete finds it stored.
     pub async fn finish(mut self, complete: bool) {
         self.ended = true;
         if self.owner == self.service.shard {
             self.service.store.fill_end(self.id, complete).await;
         } else {
+            let (tx, rx) = oneshot::channel();
             let msg = ShardMsg::FillEnd {
                 id: self.id,
                 complete,
+                done: Some(tx),
             };
-            self.service.send(self.owner, msg).await;
+            if self.service.send(self.owner, msg).await {
+                let _ = rx.await;
+            }
         }
     }
 }
@@ -451,6 +464,7 @@ impl Drop for FillSink<'_> {
                 ShardMsg::FillEnd {
                     id: self.id,
                     complete: false,
+                    done: None,
                 },
             );
         }

@@ -198,7 +198,7 @@ pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
     if c.cache.avg_object_size.get() < 64 {
         errs.push(("cache.avg_object_size", "must be at least 64 bytes".into()));
     }
-    if c.admin.enabled && c.admin.addr == c.listen.addr {
+    if c.admin.enabled && c.admin.addr == c.listen.addr && c.listen.addr.port() != 0 {
         errs.push(("admin.addr", "must differ from listen.addr".into()));
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {

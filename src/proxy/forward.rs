@@ -179,6 +179,12 @@ fn stored_head(resp: &ResponseHead) -> Vec<u8> {
     out
 }
 
+/// Whether the last data write completes the response on the wire (a
+/// length-framed body), rather than a terminator written after it.
+fn framing_ends_with_data(f: ViewerFraming) -> bool {
+    matches!(f, ViewerFraming::Length(_) | ViewerFraming::NoBody)
+}
+
 pub async fn forward(
     ctx: &ShardCtx,
     viewer: &mut Conn,
@@ -361,6 +367,9 @@ pub async fn forward(
     let mut body = ViewerBody::new(viewer, framing, ctx.io_timeout);
     let mut reader = BodyReader::new(upstream_framing);
     let mut viewer_ok = true;
+    let mut sink = sink;
+    // The write that completes the viewer's response waits until the fill is
+    // indexed: a viewer that saw a whole response finds it stored.
     let result = loop {
         match reader.next(&mut origin, ctx.origin_idle_timeout).await {
             Ok(Some(piece)) => {
@@ -368,24 +377,28 @@ pub async fn forward(
                     .viewer
                     .origin_bytes
                     .fetch_add(piece.len() as u64, Relaxed);
+                if let Some(s) = &sink {
+                    s.data(&piece).await;
+                }
+                if reader.is_done() && framing_ends_with_data(framing) {
+                    if let Some(s) = sink.take() {
+                        s.finish(true).await;
+                    }
+                }
                 if viewer_ok && body.write(&piece).await.is_err() {
                     viewer_ok = false;
                     if sink.is_none() {
                         break Ok(());
                     }
                 }
-                if let Some(s) = &sink {
-                    s.data(&piece).await;
-                }
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
-    outcome.bytes = body.sent;
     match result {
         Ok(()) if reader.is_done() => {
-            if let Some(s) = sink {
+            if let Some(s) = sink.take() {
                 s.finish(true).await;
             }
             if viewer_ok && body.finish().await.is_err() {
@@ -397,7 +410,7 @@ pub async fn forward(
         }
         Ok(()) => {
             // The viewer went away and nothing is being stored.
-            if let Some(s) = sink {
+            if let Some(s) = sink.take() {
                 s.finish(false).await;
             }
         }
@@ -407,13 +420,14 @@ pub async fn forward(
                 "origin body failed after {} bytes: {e}",
                 reader.received()
             );
-            if let Some(s) = sink {
+            if let Some(s) = sink.take() {
                 s.finish(false).await;
             }
             outcome.keep_alive = false;
             outcome.detail = Some("origin-body-truncated");
         }
     }
+    outcome.bytes = body.sent;
     if !viewer_ok {
         outcome.keep_alive = false;
     }

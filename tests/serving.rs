@@ -1,0 +1,352 @@
+//! The serving path end to end: the real binary, a scripted origin, real
+//! sockets on loopback.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+
+fn cacheable_origin() -> Origin {
+    Origin::start(|seen| {
+        let t = seen.target.as_str();
+        if let Some(n) = t
+            .strip_prefix("/size/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            return Script::ok("max-age=300", bytes(n, n as u64));
+        }
+        if t.starts_with("/chunked") {
+            let pieces = (0..7).map(|i| bytes(10_000 + i, i as u64)).collect();
+            return Script::ok("max-age=300", vec![]).with(Body::Chunked(pieces));
+        }
+        if t.starts_with("/nostore") {
+            return Script::ok("no-store", b"private stuff".to_vec());
+        }
+        Script::ok("max-age=300", format!("object at {t}").into_bytes())
+    })
+}
+
+#[test]
+fn miss_then_hit_with_identical_bytes() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    for (path, size) in [
+        ("/size/1000", 1000),
+        ("/size/300000", 300_000),
+        ("/size/3500000", 3_500_000),
+    ] {
+        let expected = bytes(size, size as u64);
+        let first = get(edge.addr, path);
+        assert_eq!(first.status, 200);
+        assert!(
+            first.cache_status().contains("fwd=uri-miss; stored"),
+            "{}",
+            first.cache_status()
+        );
+        assert_eq!(first.body, expected, "miss body of {path}");
+        let second = get(edge.addr, path);
+        assert!(
+            second.cache_status().contains("edgeslab; hit"),
+            "{path}: {}",
+            second.cache_status()
+        );
+        assert_eq!(second.body.len(), expected.len());
+        assert!(second.body == expected, "hit body of {path} differs");
+        assert!(second.header("age").is_some());
+        assert_eq!(second.header("via").as_deref(), Some("1.1 edgeslab"));
+        assert_eq!(origin.count(path), 1, "{path} fetched once");
+    }
+    // A chunked origin response is stored too, and served with a length.
+    let a = get(edge.addr, "/chunked");
+    let b = get(edge.addr, "/chunked");
+    assert!(b.cache_status().contains("hit"), "{}", b.cache_status());
+    assert_eq!(a.body, b.body);
+    assert_eq!(b.header("content-length"), Some(a.body.len().to_string()));
+    assert!(edge.metric("edgeslab_cache_hits_total") >= 4);
+}
+
+#[test]
+fn uncacheable_responses_pass_and_are_not_stored() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    let a = get(edge.addr, "/nostore");
+    let b = get(edge.addr, "/nostore");
+    assert_eq!(b.body, b"private stuff");
+    assert!(!b.cache_status().contains("hit"));
+    assert!(
+        a.cache_status().contains("detail=no-store"),
+        "{}",
+        a.cache_status()
+    );
+    assert_eq!(origin.count("/nostore"), 2);
+}
+
+#[test]
+fn head_miss_then_get_hit() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    let h = request(
+        edge.addr,
+        b"HEAD /size/5000 HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty());
+    assert_eq!(h.header("content-length").as_deref(), Some("5000"));
+    // The HEAD answer goes out with the head; the body is stored behind it.
+    assert!(eventually(Duration::from_secs(10), || edge
+        .metric("edgeslab_cache_fills_completed_total")
+        == 1));
+    let g = get(edge.addr, "/size/5000");
+    assert!(g.cache_status().contains("hit"), "{}", g.cache_status());
+    assert_eq!(g.body, bytes(5000, 5000));
+    let h2 = request(
+        edge.addr,
+        b"HEAD /size/5000 HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
+    );
+    assert!(h2.body.is_empty() && h2.cache_status().contains("hit"));
+    assert_eq!(origin.count("/size/5000"), 1);
+}
+
+#[test]
+fn keep_alive_and_pipelining() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    let mut c = Client::connect(edge.addr);
+    c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r1 = c.read_response(false).unwrap();
+    let r2 = c.read_response(false).unwrap();
+    let r3 = c.read_response(false).unwrap();
+    assert_eq!(r1.body, b"object at /a");
+    assert_eq!(r2.body, b"object at /b");
+    assert_eq!(r3.body, b"object at /a");
+    assert!(r3.cache_status().contains("hit"));
+}
+
+#[test]
+fn origin_connections_are_reused() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    let mut c = Client::connect(edge.addr);
+    for i in 0..6 {
+        let r = c.get(&format!("/reuse/{i}"));
+        assert_eq!(r.status, 200);
+    }
+    // One viewer connection lives on one shard, which keeps one origin connection.
+    assert_eq!(
+        origin
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(edge.metric("edgeslab_origin_connections_opened_total"), 1);
+    assert_eq!(edge.metric("edgeslab_origin_connections_reused_total"), 5);
+}
+
+#[test]
+fn first_bytes_reach_the_viewer_before_the_origin_finishes() {
+    let gate = Gate::default();
+    let data = bytes(200_000, 7);
+    let origin = {
+        let (gate, data) = (gate.clone(), data.clone());
+        Origin::start(move |_| {
+            Script::ok("max-age=60", vec![]).with(Body::Gated {
+                data: data.clone(),
+                first: 50_000,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let edge = Edge::start(origin.addr, "");
+    let mut c = Client::connect(edge.addr);
+    c.send(b"GET /slow HTTP/1.1\r\nHost: test.local\r\n\r\n");
+    // The origin holds back the rest until we have seen the first bytes
+    // through the edge; a store-and-forward proxy would deadlock here until
+    // the gate's 10 s limit.
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut tmp = [0u8; 65536];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") || got.len() < 1000 {
+        let n = std::io::Read::read(&mut c.stream, &mut tmp).expect("read");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&tmp[..n]);
+    }
+    let first_byte = started.elapsed();
+    gate.open();
+    assert!(
+        first_byte < Duration::from_secs(8),
+        "first body bytes took {first_byte:?}"
+    );
+    let mut rest = Vec::new();
+    while got.len() + rest.len() < 200_000 {
+        let n = std::io::Read::read(&mut c.stream, &mut tmp).expect("read rest");
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&tmp[..n]);
+    }
+    let all = [got, rest].concat();
+    let body_start = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&all[body_start..], &data[..]);
+    // And it was stored on the way.
+    let hit = get(edge.addr, "/slow");
+    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert_eq!(hit.body, data);
+}
+
+#[test]
+fn truncated_origin_responses_are_never_cached() {
+    let origin = Origin::start(|seen| {
+        let data = bytes(50_000, 3);
+        if seen.target == "/short" {
+            return Script::ok("max-age=60", vec![]).with(Body::Truncated {
+                data: data[..20_000].to_vec(),
+                declared: 50_000,
+            });
+        }
+        Script::ok("max-age=60", vec![]).with(Body::ChunkedTruncated(vec![data[..30_000].to_vec()]))
+    });
+    let edge = Edge::start(origin.addr, "");
+    for path in ["/short", "/chunky"] {
+        for _ in 0..2 {
+            let r = get(edge.addr, path);
+            assert!(
+                !r.complete,
+                "{path}: a truncated body must not look complete"
+            );
+            assert!(
+                !r.cache_status().contains("hit"),
+                "{path}: {}",
+                r.cache_status()
+            );
+        }
+        assert_eq!(origin.count(path), 2, "{path} must be fetched again");
+    }
+    assert!(edge.metric("edgeslab_cache_fills_abandoned_total") >= 4);
+    assert_eq!(edge.metric("edgeslab_cache_hits_total"), 0);
+}
+
+#[test]
+fn other_methods_pass_with_bodies_streamed_both_ways() {
+    let origin = Origin::start(|seen| Script {
+        status: 201,
+        headers: vec![("Cache-Control".into(), "max-age=600".into())],
+        body: Body::Chunked(vec![seen.body.clone(), b"|done".to_vec()]),
+    });
+    let edge = Edge::start(origin.addr, "");
+    let payload = bytes(100_000, 11);
+    let mut raw = format!(
+        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&payload);
+    let r = request(edge.addr, &raw);
+    assert_eq!(r.status, 201);
+    assert!(
+        r.cache_status().contains("fwd=method"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(r.body, [payload.clone(), b"|done".to_vec()].concat());
+    assert_eq!(origin.last().unwrap().body, payload);
+    // Chunked request body, PUT.
+    let raw = b"PUT /doc HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let r = request(edge.addr, raw);
+    assert_eq!(r.body, b"hello world|done");
+    assert_eq!(origin.last().unwrap().method, "PUT");
+    // Nothing was stored for POST: a GET of the same URL goes to the origin.
+    let g = get(edge.addr, "/upload");
+    assert!(g.cache_status().contains("fwd=uri-miss"));
+    // Expect: 100-continue is answered by the edge.
+    let mut c = Client::connect(edge.addr);
+    c.send(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+    let mut first = [0u8; 25];
+    std::io::Read::read_exact(&mut c.stream, &mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"abc");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.body, b"abc|done");
+}
+
+#[test]
+fn check_config_reports_every_error_with_key_and_line() {
+    let dir = TempDir::new("cfg");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[listen]\naddr = \"127.0.0.1:8080\"\nmax_header_bytes = 10\n\n[origin]\nurl = \"gopher://x\"\n\n[cache]\nsegmnt_size = \"1MiB\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check-config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: listen.max_header_bytes"), "{err}");
+    assert!(err.contains("line 6: origin.url"), "{err}");
+    assert!(err.contains("line 9: cache.segmnt_size"), "{err}");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[origin]\nurl = \"http://127.0.0.1:1\"\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_from_flags_alone() {
+    let origin = cacheable_origin();
+    let dir = TempDir::new("flags");
+    let cache = format!("{}:128MiB", dir.path().join("c.slab").display());
+    let mut edge = Edge::spawn(
+        dir,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            &format!("http://{}", origin.addr),
+            "--cache",
+            &cache,
+            "--cores",
+            "0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(edge.shards, 1);
+    get(edge.addr, "/x");
+    assert!(get(edge.addr, "/x").cache_status().contains("hit"));
+    let status = edge.stop().expect("exit");
+    assert!(status.success(), "SIGTERM should stop cleanly: {status:?}");
+}
+
+#[test]
+fn admin_metrics_are_prometheus_text() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    get(edge.addr, "/m");
+    get(edge.addr, "/m");
+    let text = edge.metrics();
+    assert!(text.contains("# TYPE edgeslab_requests_total counter"));
+    for shard in 0..edge.shards {
+        assert!(
+            text.contains(&format!("edgeslab_requests_total{{shard=\"{shard}\"}}")),
+            "{text}"
+        );
+    }
+    assert_eq!(metric_sum(&text, "edgeslab_requests_total"), 2);
+    assert_eq!(metric_sum(&text, "edgeslab_cache_hits_total"), 1);
+    assert_eq!(metric_sum(&text, "edgeslab_cache_misses_total"), 1);
+    let r = request(
+        edge.admin.unwrap(),
+        b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+}
