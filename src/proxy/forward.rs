@@ -380,10 +380,11 @@ pub async fn forward(
                 if let Some(s) = &sink {
                     s.data(&piece).await;
                 }
-                if reader.is_done() && framing_ends_with_data(framing) {
-                    if let Some(s) = sink.take() {
-                        s.finish(true).await;
-                    }
+                if reader.is_done()
+                    && framing_ends_with_data(framing)
+                    && let Some(s) = sink.take()
+                {
+                    s.finish(true).await;
                 }
                 if viewer_ok && body.write(&piece).await.is_err() {
                     viewer_ok = false;
