@@ -48,6 +48,16 @@ pub struct ShardCtx {
     pub access_log: bool,
     pub max_connections: usize,
     pub stopping: Rc<Cell<bool>>,
+    /// A semaphore without permits that is closed when the shard stops: every
+    /// waiter on it wakes at once (idle keep-alive connections then close).
+    pub stop_signal: Rc<glommio::sync::Semaphore>,
+}
+
+impl ShardCtx {
+    /// Resolves when the shard starts stopping.
+    pub async fn stopped(&self) {
+        let _ = self.stop_signal.acquire(1).await;
+    }
 }
 
 /// What became of one request.
@@ -80,7 +90,12 @@ impl ShardCtx {
 pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
     loop {
         if conn.buffered().is_empty() {
-            match conn.fill(ctx.idle_timeout, "idle timeout").await {
+            let idle = conn.fill(ctx.idle_timeout, "idle timeout");
+            let stop = async {
+                ctx.stopped().await;
+                Ok(0)
+            };
+            match futures_lite::future::or(idle, stop).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }

@@ -287,6 +287,7 @@ async fn shard_main(seed: ShardSeed) {
         access_log: c.log.access_log,
         max_connections: c.listen.max_connections_per_shard,
         stopping: stopping.clone(),
+        stop_signal: Rc::new(glommio::sync::Semaphore::new(0)),
     });
     for (_, stream) in receivers.streams() {
         let ctx = ctx.clone();
@@ -319,6 +320,7 @@ async fn shard_main(seed: ShardSeed) {
     };
     futures_lite::future::or(accept_loop(&ctx, &listener, &active), stop_watch).await;
     stopping.set(true);
+    ctx.stop_signal.close();
     drop(listener);
     let deadline = std::time::Instant::now() + DRAIN_GRACE;
     while active.get() > 0 && std::time::Instant::now() < deadline {

@@ -52,8 +52,9 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Starts `edgeslab serve --config` with `extra` TOML appended to a base
-    /// config pointing at `origin`.
+    /// Starts `edgeslab serve --config` pointing at `origin`. `extra` is
+    /// TOML whose `[section]`s are merged into the base config's sections
+    /// (keys before any header go to the top level).
     pub fn start(origin: SocketAddr, extra: &str) -> Edge {
         Self::start_with(origin, extra, &[])
     }
@@ -61,17 +62,15 @@ impl Edge {
     pub fn start_with(origin: SocketAddr, extra: &str, args: &[&str]) -> Edge {
         let dir = TempDir::new("edge");
         let cache = dir.path().join("cache.slab");
-        let config = format!(
-            "{extra}\n[origin]\nurl = \"http://{origin}\"\nfirst_byte_timeout = \"5s\"\nidle_timeout = \"5s\"\n\n\
-             [cache]\npath = \"{}\"\nsize = \"96MiB\"\nsegment_size = \"4MiB\"\n\n\
-             [admin]\naddr = \"127.0.0.1:0\"\n",
-            cache.display()
+        let config = merge_toml(
+            &format!(
+                "[listen]\naddr = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin}\"\nfirst_byte_timeout = \"5s\"\n\
+                 idle_timeout = \"5s\"\n[cache]\npath = \"{}\"\nsize = \"96MiB\"\nsegment_size = \"4MiB\"\n\
+                 [admin]\naddr = \"127.0.0.1:0\"\n",
+                cache.display()
+            ),
+            extra,
         );
-        let config = if extra.contains("[listen]") {
-            config
-        } else {
-            format!("[listen]\naddr = \"127.0.0.1:0\"\n{config}")
-        };
         let path = dir.path().join("edgeslab.toml");
         std::fs::write(&path, config).expect("write config");
         let mut all = vec!["serve", "--config", path.to_str().expect("utf-8 path")];
@@ -170,6 +169,51 @@ impl Drop for Edge {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Merges two simple TOML texts section by section; keys in `extra` win.
+pub fn merge_toml(base: &str, extra: &str) -> String {
+    fn sections(text: &str) -> Vec<(String, Vec<(String, String)>)> {
+        let mut out: Vec<(String, Vec<(String, String)>)> = vec![(String::new(), Vec::new())];
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if line.starts_with('[') {
+                out.push((line.to_string(), Vec::new()));
+            } else if let Some((k, _)) = line.split_once('=') {
+                out.last_mut()
+                    .expect("a section")
+                    .1
+                    .push((k.trim().to_string(), line.to_string()));
+            }
+        }
+        out
+    }
+    let mut merged = sections(base);
+    for (name, keys) in sections(extra) {
+        let idx = match merged.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                merged.push((name.clone(), Vec::new()));
+                merged.len() - 1
+            }
+        };
+        for (k, line) in keys {
+            let section = &mut merged[idx].1;
+            section.retain(|(existing, _)| *existing != k);
+            section.push((k, line));
+        }
+    }
+    let mut text = String::new();
+    for (name, keys) in merged {
+        if !name.is_empty() {
+            text.push_str(&name);
+            text.push('\n');
+        }
+        for (_, line) in keys {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 pub fn metric_sum(text: &str, name: &str) -> u64 {
@@ -310,12 +354,24 @@ impl Client {
         })
     }
 
-    /// Whether the server closed the connection (bounded wait).
+    /// Whether the server closes the connection within `within` (any bytes
+    /// still arriving before the close are discarded).
     pub fn is_closed(&mut self, within: Duration) -> bool {
-        let _ = self.stream.set_read_timeout(Some(within));
-        let mut b = [0u8; 1];
-        let closed = matches!(self.stream.read(&mut b), Ok(0))
-            || matches!(self.stream.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset);
+        let deadline = Instant::now() + within;
+        let mut b = [0u8; 4096];
+        let closed = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            match self.stream.read(&mut b) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+        };
         let _ = self.stream.set_read_timeout(Some(Duration::from_secs(15)));
         closed
     }
