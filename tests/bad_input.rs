@@ -236,3 +236,61 @@ fn origin_failures_are_502_and_504() {
     assert_eq!(r.status, 502);
     assert_eq!(edge.metric("edgeslab_cache_hits_total"), 0);
 }
+
+#[test]
+fn a_stalled_origin_body_is_cut_off_and_not_stored() {
+    let gate = Gate::default();
+    let origin = {
+        let gate = gate.clone();
+        Origin::start(move |_| {
+            Script::ok("max-age=60", vec![]).with(Body::Gated {
+                data: bytes(100_000, 5),
+                first: 10_000,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let edge = Edge::start(origin.addr, "[origin]\nidle_timeout = \"1s\"\n");
+    let t = Instant::now();
+    let r = get(edge.addr, "/stall");
+    assert!(!r.complete, "the viewer must see the body end early");
+    assert!(t.elapsed() < Duration::from_secs(8));
+    gate.open();
+    let again = get(edge.addr, "/stall");
+    assert!(again.complete);
+    assert!(!again.cache_status().contains("hit"));
+    assert_eq!(origin.count("/stall"), 2);
+}
+
+#[test]
+fn origin_connect_timeout_is_504() {
+    // A listener that never accepts, with its backlog filled: further SYNs
+    // are dropped, so a connect can only time out.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(s);
+        }
+    }
+    let edge = Edge::start(addr, "[origin]\nconnect_timeout = \"500ms\"\n");
+    let t = Instant::now();
+    let r = get(edge.addr, "/x");
+    assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        r.cache_status().contains("origin-connect-timeout"),
+        "{}",
+        r.cache_status()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+}

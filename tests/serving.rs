@@ -350,3 +350,64 @@ fn admin_metrics_are_prometheus_text() {
     );
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn http10_viewers_get_close_delimited_bodies_and_no_keep_alive() {
+    let origin = cacheable_origin();
+    let edge = Edge::start(origin.addr, "");
+    let mut c = Client::connect(edge.addr);
+    c.send(b"GET /chunked HTTP/1.0\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("transfer-encoding"),
+        None,
+        "no chunked to an HTTP/1.0 viewer"
+    );
+    assert_eq!(r.body.len(), (0..7).map(|i| 10_000 + i).sum::<usize>());
+    assert!(c.is_closed(Duration::from_secs(2)));
+    // HTTP/1.0 with keep-alive asked for, on a hit with a known length.
+    let mut c = Client::connect(edge.addr);
+    c.send(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert!(r.cache_status().contains("hit"));
+    assert_eq!(r.header("connection").as_deref(), Some("keep-alive"));
+    c.send(b"GET /chunked HTTP/1.0\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().status, 200);
+}
+
+#[test]
+fn conditional_requests_on_hits_get_304() {
+    let origin = Origin::start(|_| Script {
+        status: 200,
+        headers: vec![
+            ("Cache-Control".into(), "max-age=60".into()),
+            ("ETag".into(), "\"v1\"".into()),
+            (
+                "Last-Modified".into(),
+                "Wed, 21 Oct 2015 07:28:00 GMT".into(),
+            ),
+        ],
+        body: Body::Full(b"versioned".to_vec()),
+    });
+    let edge = Edge::start(origin.addr, "");
+    get(edge.addr, "/doc");
+    let r = request(
+        edge.addr,
+        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-None-Match: \"v1\"\r\n\r\n",
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("etag").as_deref(), Some("\"v1\""));
+    let r = request(
+        edge.addr,
+        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-Modified-Since: Thu, 22 Oct 2015 07:28:00 GMT\r\n\r\n",
+    );
+    assert_eq!(r.status, 304);
+    let r = request(
+        edge.addr,
+        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-None-Match: \"v0\"\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"versioned");
+}
