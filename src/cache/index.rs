@@ -112,22 +112,23 @@ pub struct Taken {
 pub struct Index {
     layout: EntryLayout,
     table: Vec<u64>,
-    bucket_mask: u64,
+    buckets: u64,
     len: usize,
     overflow_drops: u64,
 }
 
 impl Index {
-    /// A table for about `objects` objects at 80% occupancy.
+    /// A table for about `objects` objects at 85% occupancy: with 32-entry
+    /// buckets even the fullest buckets rarely overflow there.
     pub fn new(layout: EntryLayout, objects: u64) -> Index {
-        let buckets = (objects.max(BUCKET as u64) * 5 / 4)
+        let buckets = (objects.max(BUCKET as u64) * 20 / 17)
             .div_ceil(BUCKET as u64)
-            .next_power_of_two();
+            .min(u32::MAX as u64);
         Index {
             layout,
             // vec![0; n] comes from calloc: pages are only resident once touched.
             table: vec![0u64; buckets as usize * BUCKET],
-            bucket_mask: buckets - 1,
+            buckets,
             len: 0,
             overflow_drops: 0,
         }
@@ -158,9 +159,19 @@ impl Index {
         self.table.len() * 8
     }
 
-    /// The bucket of a hash; segments remember it for each entry they hold.
+    /// The bucket of a hash (multiply-shift on the low 32 bits, so any
+    /// bucket count works); segments remember it for each entry they hold.
     pub fn bucket_of(&self, hash: u64) -> u32 {
-        (hash & self.bucket_mask) as u32
+        ((hash & 0xFFFF_FFFF) * self.buckets >> 32) as u32
+    }
+
+    pub fn buckets(&self) -> u64 {
+        self.buckets
+    }
+
+    /// The tag a hash is stored under.
+    pub fn tag_of(&self, hash: u64) -> u64 {
+        self.layout.tag_of(hash)
     }
 
     fn bucket(&self, b: u32) -> std::ops::Range<usize> {
@@ -340,6 +351,7 @@ mod tests {
         let mut ix = Index::new(layout(), 64);
         let a = 0x0000_0001_0000_0000u64; // bucket 0, tag 1
         let b = 0x0000_0002_0000_0000u64; // bucket 0, tag 2
+        assert_eq!((ix.bucket_of(a), ix.bucket_of(b)), (0, 0));
         ix.insert(a, loc(3, 0, 512));
         ix.insert(b, loc(4, 0, 512));
         let mut out = Vec::new();
@@ -355,6 +367,7 @@ mod tests {
     fn full_bucket_drops_least_used() {
         let mut ix = Index::new(layout(), 32);
         assert_eq!(ix.capacity(), 64);
+        assert_eq!(ix.bucket_of(1 << 32), 0);
         let hs: Vec<u64> = (1..=BUCKET as u64 + 1).map(|t| t << 32).collect();
         for (i, &h) in hs.iter().take(BUCKET).enumerate() {
             ix.insert(h, loc(1, (i * 512) as u32, 512));

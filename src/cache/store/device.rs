@@ -21,9 +21,10 @@ pub struct Geometry {
 }
 
 impl Geometry {
-    /// The smallest number of segments a region may have: one open, one
-    /// flushing, one to reclaim, one spare.
-    pub const MIN_SEGMENTS: u64 = 4;
+    /// The smallest number of segments a region may have: two open write
+    /// heads (small and main queue), one flushing, the free reserve of two,
+    /// and one to reclaim.
+    pub const MIN_SEGMENTS: u64 = 6;
 
     pub fn new(device_size: u64, segment_size: u64, shards: u32) -> Result<Geometry, String> {
         let usable = device_size.saturating_sub(DATA_START);
@@ -274,10 +275,10 @@ mod tests {
 
     #[test]
     fn geometry_splits_regions_and_rejects_small_devices() {
-        let g = Geometry::new(DATA_START + 10 * (16 << 20), 16 << 20, 2).unwrap();
-        assert_eq!(g.segments_per_region, 5);
-        assert_eq!(g.segment_offset(1, 0), DATA_START + 5 * (16 << 20));
-        let e = Geometry::new(64 << 20, 16 << 20, 2).unwrap_err();
+        let g = Geometry::new(DATA_START + 14 * (16 << 20), 16 << 20, 2).unwrap();
+        assert_eq!(g.segments_per_region, 7);
+        assert_eq!(g.segment_offset(1, 0), DATA_START + 7 * (16 << 20));
+        let e = Geometry::new(DATA_START + 11 * (16 << 20), 16 << 20, 2).unwrap_err();
         assert!(
             e.contains("too small") && e.contains("need at least"),
             "{e}"
@@ -291,7 +292,8 @@ mod tests {
         let p = prepare(&path, 16 << 20, 1 << 20, 2).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 << 20);
         assert_eq!(p.geometry.segments_per_region, 7);
-        let e = prepare(&path, 2 << 20, 1 << 20, 2).unwrap_err().to_string();
+        assert!(Geometry::new(16 << 20, 1 << 20, 3).is_err());
+        let e = prepare(&path, 8 << 20, 1 << 20, 2).unwrap_err().to_string();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("too small"),
             "{e}"

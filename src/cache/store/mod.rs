@@ -6,18 +6,18 @@
 //! goes through glommio's io_uring.
 
 pub mod device;
+mod fill;
 pub mod layout;
 pub mod region;
+mod writer;
 
 use crate::cache::index::{EntryLayout, Index, Location, UNIT};
 use device::{Device, Geometry, PreparedDevice};
 use glommio::io::DmaBuffer;
 use glommio::sync::Semaphore;
 use glommio::task::JoinHandle;
-use layout::{
-    ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind, Queue, SEGMENT_HEADER_SIZE, SegmentHeader,
-};
-use region::{ReclaimPlan, Region};
+use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
+use region::Region;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
@@ -73,6 +73,8 @@ struct FillState {
     chunks: Vec<ChunkRef>,
     total: u64,
     failed: bool,
+    /// Last time a piece arrived: fills whose sender vanished are pruned.
+    touched: std::time::Instant,
 }
 
 /// The answer to a lookup, as the owner gives it.
@@ -97,8 +99,16 @@ struct Flushing {
     task: Option<JoinHandle<io::Result<()>>>,
 }
 
+/// An open segment's buffer.
+struct OpenBuf {
+    slot: u32,
+    seq: u64,
+    buf: DmaBuffer,
+}
+
 struct Buffers {
-    open: Option<(u32, u64, DmaBuffer)>,
+    /// Per queue (small, main): the segment being filled.
+    open: [Option<OpenBuf>; 2],
     flushing: Option<Flushing>,
     spare: Vec<DmaBuffer>,
 }
@@ -168,7 +178,7 @@ impl ShardStore {
             device: Rc::new(device),
             region: RefCell::new(region),
             buffers: RefCell::new(Buffers {
-                open: None,
+                open: [None, None],
                 flushing: None,
                 spare: Vec::new(),
             }),
@@ -197,7 +207,8 @@ impl ShardStore {
         let b = self.buffers.borrow();
         b.open
             .iter()
-            .map(|(s, q, _)| (*s, *q))
+            .flatten()
+            .map(|o| (o.slot, o.seq))
             .chain(b.flushing.iter().map(|f| (f.slot, f.seq)))
             .collect()
     }
@@ -226,10 +237,13 @@ impl ShardStore {
     pub fn read_buffered(&self, slot: u32, seq: u64, offset: u32, len: u32) -> Option<Vec<u8>> {
         let b = self.buffers.borrow();
         let range = offset as usize..offset as usize + len as usize;
-        if let Some((s, q, buf)) = &b.open
-            && (*s, *q) == (slot, seq)
+        if let Some(o) = b
+            .open
+            .iter()
+            .flatten()
+            .find(|o| (o.slot, o.seq) == (slot, seq))
         {
-            return buf.as_bytes().get(range).map(<[u8]>::to_vec);
+            return o.buf.as_bytes().get(range).map(<[u8]>::to_vec);
         }
         if let Some(f) = &b.flushing
             && (f.slot, f.seq) == (slot, seq)
@@ -239,315 +253,12 @@ impl ShardStore {
         None
     }
 
-    /// Appends one entry to the log and returns where it went.
-    async fn write_entry(
-        &self,
-        mut header: EntryHeader,
-        payload: &[&[u8]],
-    ) -> Result<Location, StoreError> {
-        let alloc = round_up(header.total_len());
-        if alloc > self.geo.segment_size - SEGMENT_HEADER_SIZE as u64 {
-            return Err(StoreError::TooLarge);
-        }
-        let _permit = self
-            .write_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
-        loop {
-            let placed = self.region.borrow_mut().place(alloc);
-            if let Some(p) = placed {
-                header.seq = p.seq;
-                let mut bufs = self.buffers.borrow_mut();
-                let (_, _, buf) = bufs
-                    .open
-                    .as_mut()
-                    .expect("placement implies an open segment");
-                header.write_entry(&mut buf.as_bytes_mut()[p.offset as usize..], payload);
-                self.stats.bytes_written.fetch_add(alloc, Relaxed);
-                return Ok(Location {
-                    slot: p.slot,
-                    offset: p.offset,
-                    len: alloc as u32,
-                    manifest: header.kind == EntryKind::Manifest,
-                });
-            }
-            self.rotate().await.map_err(StoreError::Io)?;
-        }
-    }
-
-    /// Waits for the segment in flight to reach the device. A failed write
-    /// unindexes everything in that segment: it must never be read.
-    async fn finish_flush(&self) {
-        let flushing = self.buffers.borrow_mut().flushing.take();
-        let Some(mut f) = flushing else { return };
-        let result = match f.task.take() {
-            Some(t) => t
-                .await
-                .unwrap_or_else(|| Err(io::Error::other("flush task cancelled"))),
-            None => Ok(()),
-        };
-        match result {
-            Ok(()) => {
-                self.stats.segments_written.fetch_add(1, Relaxed);
-            }
-            Err(e) => {
-                tracing::error!(
-                    shard = self.shard,
-                    slot = f.slot,
-                    "cache segment write failed: {e}"
-                );
-                self.stats.write_errors.fetch_add(1, Relaxed);
-                self.region.borrow_mut().discard(f.slot);
-            }
-        }
-        if let Ok(buf) = Rc::try_unwrap(f.buf) {
-            let mut b = self.buffers.borrow_mut();
-            if b.spare.is_empty() {
-                b.spare.push(buf);
-            }
-        }
-    }
-
-    async fn rotate(&self) -> io::Result<()> {
-        let used = self
-            .region
-            .borrow()
-            .write_head()
-            .map(|(_, _, cursor)| cursor);
-        let rot = self.region.borrow_mut().rotate(Queue::Main);
-        let mut sealed = self.buffers.borrow_mut().open.take();
-        if let (Some((_, _, buf)), Some(used)) = (sealed.as_mut(), used) {
-            // A reused buffer holds an older segment's bytes past the cursor;
-            // zeros there end any scan of this segment cleanly.
-            buf.as_bytes_mut()[used as usize..].fill(0);
-        }
-        self.finish_flush().await;
-        if let Some((slot, seq, buf)) = sealed {
-            debug_assert_eq!(Some(slot), rot.sealed);
-            let buf = Rc::new(buf);
-            let pos = self.geo.segment_offset(self.shard, slot);
-            let device = self.device.clone();
-            let data = buf.clone();
-            let task = glommio::spawn_local(async move { device.write(data, pos).await }).detach();
-            self.buffers.borrow_mut().flushing = Some(Flushing {
-                slot,
-                seq,
-                buf,
-                task: Some(task),
-            });
-        }
-        let (slot, seq) = rot.opened;
-        let spare = self.buffers.borrow_mut().spare.pop();
-        let mut buf = spare.unwrap_or_else(|| self.device.alloc(self.geo.segment_size as usize));
-        SegmentHeader {
-            format_id: self.format_id,
-            shard: self.shard,
-            slot,
-            seq,
-            queue: Queue::Main,
-        }
-        .encode_into(buf.as_bytes_mut());
-        self.buffers.borrow_mut().open = Some((slot, seq, buf));
-        if let Some(plan) = rot.reclaim {
-            self.reclaim(plan).await;
-        }
-        self.publish_region_stats();
-        Ok(())
-    }
-
-    /// Copies the entries a reclaim kept into the open segment, then frees
-    /// the slot. Entries that fail to read or verify are dropped.
-    async fn reclaim(&self, plan: ReclaimPlan) {
-        let base = self.geo.segment_offset(self.shard, plan.slot);
-        let mut dropped = 0u64;
-        for t in &plan.reinsert {
-            let bytes = match self
-                .device
-                .read(base + t.loc.offset as u64, t.loc.len as usize)
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(shard = self.shard, "cache read during reclaim failed: {e}");
-                    self.stats.read_errors.fetch_add(1, Relaxed);
-                    dropped += 1;
-                    continue;
-                }
-            };
-            let Some(mut header) = EntryHeader::verify(&bytes).filter(|h| h.seq == plan.seq) else {
-                self.stats.checksum_failures.fetch_add(1, Relaxed);
-                dropped += 1;
-                continue;
-            };
-            let mut region = self.region.borrow_mut();
-            let Some(p) = region.place(t.loc.len as u64) else {
-                dropped += 1;
-                continue;
-            };
-            header.seq = p.seq;
-            let payload = &bytes[ENTRY_HEADER_SIZE..header.total_len() as usize];
-            let mut bufs = self.buffers.borrow_mut();
-            let (_, _, buf) = bufs.open.as_mut().expect("open segment during reclaim");
-            header.write_entry(&mut buf.as_bytes_mut()[p.offset as usize..], &[payload]);
-            let loc = Location {
-                slot: p.slot,
-                offset: p.offset,
-                len: t.loc.len,
-                manifest: t.loc.manifest,
-            };
-            region.reinsert(t, loc);
-        }
-        let mut region = self.region.borrow_mut();
-        region.drop_reinsert(dropped);
-        region.finish_reclaim(plan.slot);
-    }
-
-    fn publish_region_stats(&self) {
+    pub(super) fn publish_region_stats(&self) {
         let region = self.region.borrow();
         let s = region.stats();
         self.stats.reclaims.store(s.reclaims, Relaxed);
         self.stats.reinserted.store(s.reinserted, Relaxed);
         self.stats.evicted.store(s.evicted, Relaxed);
         self.stats.objects.store(region.index.len() as u64, Relaxed);
-    }
-
-    pub fn fill_begin(&self, id: FillId, meta: FillMeta) {
-        let nonce = self.next_nonce.get();
-        self.next_nonce.set(nonce.wrapping_add(1));
-        let failed = meta.head.len() > MAX_HEAD || meta.key.len() > MAX_KEY;
-        self.fills.borrow_mut().insert(
-            id,
-            FillState {
-                meta,
-                nonce,
-                staged: Vec::new(),
-                chunks: Vec::new(),
-                total: 0,
-                failed,
-            },
-        );
-    }
-
-    /// Takes the next piece of a fill's body. Full chunks go to the log at once,
-    /// so a fill holds at most one chunk in memory.
-    pub async fn fill_data(&self, id: FillId, data: &[u8]) {
-        let Some(mut st) = self.fills.borrow_mut().remove(&id) else {
-            return;
-        };
-        if st.failed {
-            self.fills.borrow_mut().insert(id, st);
-            return;
-        }
-        st.total += data.len() as u64;
-        if st.total > self.max_object {
-            st.failed = true;
-            st.staged = Vec::new();
-            self.fills.borrow_mut().insert(id, st);
-            return;
-        }
-        st.staged.extend_from_slice(data);
-        while st.staged.len() >= self.chunk && !st.failed {
-            let rest = st.staged.split_off(self.chunk);
-            let piece = std::mem::replace(&mut st.staged, rest);
-            if let Err(e) = self.write_chunk(&mut st, &piece).await {
-                tracing::warn!(shard = self.shard, "cache chunk write failed: {e}");
-                st.failed = true;
-            }
-        }
-        self.fills.borrow_mut().insert(id, st);
-    }
-
-    async fn write_chunk(&self, st: &mut FillState, data: &[u8]) -> Result<(), StoreError> {
-        let header = EntryHeader {
-            kind: EntryKind::Chunk,
-            key_len: 0,
-            head_len: 0,
-            chunk_index: st.chunks.len() as u32,
-            body_len: data.len() as u64,
-            key_hash: st.meta.hash,
-            seq: 0,
-            born_ms: st.nonce,
-            expires_ms: 0,
-        };
-        let loc = self.write_entry(header, &[data]).await?;
-        let seq = self.region.borrow().seg(loc.slot).seq;
-        self.region.borrow_mut().note_chunk(loc.slot, st.meta.hash);
-        st.chunks.push(ChunkRef {
-            slot: loc.slot,
-            offset: loc.offset,
-            len: loc.len,
-            seq,
-            data_len: data.len() as u32,
-        });
-        Ok(())
-    }
-
-    /// Ends a fill. Only a complete body is indexed; anything else leaves
-    /// dead bytes that no index entry points at.
-    pub async fn fill_end(&self, id: FillId, complete: bool) {
-        let Some(mut st) = self.fills.borrow_mut().remove(&id) else {
-            return;
-        };
-        if !complete || st.failed {
-            self.stats.fills_abandoned.fetch_add(1, Relaxed);
-            return;
-        }
-        let key = st.meta.key.clone();
-        let head = std::mem::take(&mut st.meta.head);
-        let result = if st.chunks.is_empty() {
-            let header = EntryHeader {
-                kind: EntryKind::Object,
-                key_len: key.len() as u16,
-                head_len: head.len() as u32,
-                chunk_index: 0,
-                body_len: st.staged.len() as u64,
-                key_hash: st.meta.hash,
-                seq: 0,
-                born_ms: st.meta.born_ms,
-                expires_ms: st.meta.expires_ms,
-            };
-            self.write_entry(header, &[key.as_bytes(), &head, &st.staged])
-                .await
-        } else {
-            let last = std::mem::take(&mut st.staged);
-            let tail = if last.is_empty() {
-                Ok(())
-            } else {
-                self.write_chunk(&mut st, &last).await
-            };
-            match tail {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    let mut table =
-                        Vec::with_capacity(16 + st.chunks.len() * layout::CHUNK_REF_SIZE);
-                    ChunkRef::encode(&st.chunks, st.nonce, &mut table);
-                    let header = EntryHeader {
-                        kind: EntryKind::Manifest,
-                        key_len: key.len() as u16,
-                        head_len: head.len() as u32,
-                        chunk_index: st.chunks.len() as u32,
-                        body_len: st.total,
-                        key_hash: st.meta.hash,
-                        seq: 0,
-                        born_ms: st.meta.born_ms,
-                        expires_ms: st.meta.expires_ms,
-                    };
-                    self.write_entry(header, &[key.as_bytes(), &head, &table])
-                        .await
-                }
-            }
-        };
-        match result {
-            Ok(loc) => {
-                self.region.borrow_mut().insert(st.meta.hash, loc);
-                self.stats.fills_completed.fetch_add(1, Relaxed);
-                self.publish_region_stats();
-            }
-            Err(e) => {
-                tracing::warn!(shard = self.shard, "cache write failed: {e}");
-                self.stats.fills_abandoned.fetch_add(1, Relaxed);
-            }
-        }
     }
 }

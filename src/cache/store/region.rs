@@ -1,12 +1,24 @@
 //! The bookkeeping of one shard's region: which segment slots are free, open
 //! or sealed, the order they were sealed in, which index buckets each holds,
-//! and the eviction decisions. Pure state with no I/O, so the storage engine
+//! and every eviction decision. Pure state with no I/O, so the storage engine
 //! and the trace-replay benchmark run exactly the same code; the caller moves
 //! the bytes that a `ReclaimPlan` asks for.
+//!
+//! Eviction is S3-FIFO at segment granularity. New objects are written to the
+//! small queue's segments; reclaiming a small segment moves the objects that
+//! were hit there to the main queue and remembers the rest in a ghost table;
+//! an object whose key is in the ghost goes straight to the main queue.
+//! Reclaiming a main segment reinserts the objects hit since they were written
+//! (FIFO with reinsertion), so popular objects survive and one-hit wonders
+//! leave after a short stay.
 
 use super::layout::Queue;
 use crate::cache::index::{Index, Location, Taken};
 use std::collections::VecDeque;
+
+/// Free slots kept in reserve, so the reinsertions of a reclaim always have a
+/// segment to go to.
+pub const RESERVE: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegState {
@@ -26,9 +38,27 @@ pub struct SegmentMeta {
     chunk_owners: Vec<u64>,
 }
 
-/// What a reclaim wants done: entries whose bytes must be copied forward
-/// before the slot is reused. Everything else in the slot is already gone
-/// from the index.
+/// Tunables of the eviction policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvictionParams {
+    /// Share of the sealed segments the small queue may hold.
+    pub small_share: f64,
+    /// Hits in the small queue needed to move to the main queue.
+    pub promote_hits: u64,
+}
+
+impl Default for EvictionParams {
+    fn default() -> Self {
+        EvictionParams {
+            small_share: 0.1,
+            promote_hits: 1,
+        }
+    }
+}
+
+/// What a reclaim wants done: entries whose bytes must be copied to the main
+/// queue before the slot is reused. Everything else in the slot is already
+/// gone from the index.
 #[derive(Debug)]
 pub struct ReclaimPlan {
     pub slot: u32,
@@ -51,15 +81,6 @@ pub struct Placement {
     pub offset: u32,
 }
 
-/// What a rotation of the write head did: the segment it sealed (now to be
-/// flushed), the one it opened, and a reclaim that keeps a slot free.
-#[derive(Debug)]
-pub struct Rotation {
-    pub sealed: Option<u32>,
-    pub opened: (u32, u64),
-    pub reclaim: Option<ReclaimPlan>,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct WriteHead {
     slot: u32,
@@ -67,23 +88,81 @@ struct WriteHead {
     cursor: u64,
 }
 
+/// A direct-mapped table of 8-bit fingerprints of keys recently evicted from
+/// the small queue: one byte per expected object, no allocation per key.
+struct Ghost {
+    slots: Vec<u8>,
+}
+
+impl Ghost {
+    fn new(n: usize) -> Ghost {
+        Ghost {
+            slots: vec![0; n.max(1)],
+        }
+    }
+    fn place(&self, key: u64) -> (usize, u8) {
+        let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let at = ((mixed >> 32) * self.slots.len() as u64) >> 32;
+        (at as usize, (mixed as u8) | 1)
+    }
+    fn insert(&mut self, key: u64) {
+        let (at, fp) = self.place(key);
+        self.slots[at] = fp;
+    }
+    /// Removes and reports the key if present.
+    fn take(&mut self, key: u64) -> bool {
+        let (at, fp) = self.place(key);
+        let hit = self.slots[at] == fp;
+        if hit {
+            self.slots[at] = 0;
+        }
+        hit
+    }
+}
+
+/// Ghost key of an index entry: its bucket and tag identify the key.
+fn ghost_key(bucket: u32, tag: u64) -> u64 {
+    (tag << 32) ^ bucket as u64
+}
+
 pub struct Region {
     pub index: Index,
     segment_size: u64,
-    head: Option<WriteHead>,
+    params: EvictionParams,
+    heads: [Option<WriteHead>; 2],
     segs: Vec<SegmentMeta>,
     free: VecDeque<u32>,
-    sealed: VecDeque<u32>,
+    /// Sealed segments of each queue, oldest first.
+    sealed: [VecDeque<u32>; 2],
+    ghost: Ghost,
     next_seq: u64,
     stats: RegionStats,
 }
 
 impl Region {
     pub fn new(index: Index, segments: u32, segment_size: u64, first_seq: u64) -> Region {
+        Self::with_params(
+            index,
+            segments,
+            segment_size,
+            first_seq,
+            EvictionParams::default(),
+        )
+    }
+
+    pub fn with_params(
+        index: Index,
+        segments: u32,
+        segment_size: u64,
+        first_seq: u64,
+        params: EvictionParams,
+    ) -> Region {
+        let ghost = Ghost::new(index.capacity() * 17 / 20);
         Region {
             index,
             segment_size,
-            head: None,
+            params,
+            heads: [None, None],
             segs: (0..segments)
                 .map(|_| SegmentMeta {
                     seq: 0,
@@ -94,7 +173,8 @@ impl Region {
                 })
                 .collect(),
             free: (0..segments).collect(),
-            sealed: VecDeque::new(),
+            sealed: [VecDeque::new(), VecDeque::new()],
+            ghost,
             next_seq: first_seq.max(1),
             stats: RegionStats::default(),
         }
@@ -102,6 +182,10 @@ impl Region {
 
     pub fn segments(&self) -> u32 {
         self.segs.len() as u32
+    }
+
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
     }
 
     pub fn stats(&self) -> RegionStats {
@@ -120,32 +204,20 @@ impl Region {
         self.next_seq
     }
 
-    /// Opens a free slot for writing under a fresh sequence number.
-    pub fn open_free(&mut self, queue: Queue) -> Option<(u32, u64)> {
-        let slot = self.free.pop_front()?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let s = &mut self.segs[slot as usize];
-        s.seq = seq;
-        s.state = SegState::Open;
-        s.queue = queue;
-        s.members.clear();
-        s.chunk_owners.clear();
-        Some((slot, seq))
+    /// The queue a new object with this key hash is written to: main if the
+    /// key was recently evicted from the small queue (it came back), else small.
+    pub fn queue_for_new(&mut self, hash: u64) -> Queue {
+        let key = ghost_key(self.index.bucket_of(hash), self.index.tag_of(hash));
+        if self.ghost.take(key) {
+            Queue::Main
+        } else {
+            Queue::Small
+        }
     }
 
-    pub fn seal(&mut self, slot: u32) {
-        let s = &mut self.segs[slot as usize];
-        debug_assert_eq!(s.state, SegState::Open);
-        s.state = SegState::Sealed;
-        s.members.shrink_to_fit();
-        s.chunk_owners.shrink_to_fit();
-        self.sealed.push_back(slot);
-    }
-
-    /// Reserves `len` bytes (a multiple of the unit) in the open segment.
-    pub fn place(&mut self, len: u64) -> Option<Placement> {
-        let head = self.head.as_mut()?;
+    /// Reserves `len` bytes (a multiple of the unit) at a queue's write head.
+    pub fn place(&mut self, queue: Queue, len: u64) -> Option<Placement> {
+        let head = self.heads[queue as usize].as_mut()?;
         if head.cursor + len > self.segment_size {
             return None;
         }
@@ -158,66 +230,52 @@ impl Region {
         Some(p)
     }
 
-    /// The open segment and how many bytes of it are used.
-    pub fn write_head(&self) -> Option<(u32, u64, u64)> {
-        self.head.map(|h| (h.slot, h.seq, h.cursor))
+    /// A queue's open segment: (slot, seq, bytes used).
+    pub fn write_head(&self, queue: Queue) -> Option<(u32, u64, u64)> {
+        self.heads[queue as usize].map(|h| (h.slot, h.seq, h.cursor))
     }
 
-    /// Seals the open segment, opens the next one, and reclaims the oldest
-    /// segment if that used the last free slot, so one slot is always free.
-    pub fn rotate(&mut self, queue: Queue) -> Rotation {
-        let sealed = self.head.take().map(|h| {
+    /// Seals a queue's open segment (the caller flushes it) and opens a free
+    /// slot in its place. Returns (sealed slot, opened slot and seq), or None
+    /// when no slot is free.
+    pub fn rotate(&mut self, queue: Queue) -> Option<(Option<u32>, (u32, u64))> {
+        if self.free.is_empty() {
+            return None;
+        }
+        let sealed = self.heads[queue as usize].take().map(|h| {
             self.seal(h.slot);
             h.slot
         });
-        if self.free.is_empty() {
-            // Only reachable if an earlier reclaim could not run; drop its copies.
-            if let Some(plan) = self.plan_reclaim() {
-                self.stats.evicted += plan.reinsert.len() as u64;
-                self.finish_reclaim(plan.slot);
-            }
-        }
-        let opened = self
-            .open_free(queue)
-            .expect("a slot is free after a reclaim");
-        self.head = Some(WriteHead {
-            slot: opened.0,
-            seq: opened.1,
+        let slot = self.free.pop_front().expect("checked non-empty");
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let s = &mut self.segs[slot as usize];
+        s.seq = seq;
+        s.state = SegState::Open;
+        s.queue = queue;
+        s.members.clear();
+        s.chunk_owners.clear();
+        self.heads[queue as usize] = Some(WriteHead {
+            slot,
+            seq,
             cursor: super::layout::SEGMENT_HEADER_SIZE as u64,
         });
-        let reclaim = if self.free.is_empty() {
-            self.plan_reclaim()
-        } else {
-            None
-        };
-        Rotation {
-            sealed,
-            opened,
-            reclaim,
-        }
+        Some((sealed, (slot, seq)))
     }
 
-    /// Entries of a reclaim that could not be copied forward are evicted.
-    pub fn drop_reinsert(&mut self, n: u64) {
-        self.stats.evicted += n;
+    /// Whether a reclaim must run before more writes (the reserve is short).
+    pub fn needs_reclaim(&self) -> bool {
+        self.free.len() < RESERVE
     }
 
-    /// Forgets everything in a sealed segment whose bytes never reached the
-    /// device (a failed flush): nothing may point at it.
-    pub fn discard(&mut self, slot: u32) {
-        let seg = &mut self.segs[slot as usize];
-        let members = std::mem::take(&mut seg.members);
-        let owners = std::mem::take(&mut seg.chunk_owners);
-        let mut taken = Vec::new();
-        for b in members {
-            self.index.take_in_slot(b, slot, &mut taken);
-        }
-        for h in owners {
-            if self.index.peek(h).is_some_and(|(l, _)| l.manifest) {
-                self.index.remove(h);
-            }
-        }
-        self.stats.evicted += taken.len() as u64;
+    fn seal(&mut self, slot: u32) {
+        let s = &mut self.segs[slot as usize];
+        debug_assert_eq!(s.state, SegState::Open);
+        s.state = SegState::Sealed;
+        s.members.shrink_to_fit();
+        s.chunk_owners.shrink_to_fit();
+        let q = s.queue as usize;
+        self.sealed[q].push_back(slot);
     }
 
     /// Records a new object or manifest and points the index at it. Returns
@@ -243,17 +301,40 @@ impl Region {
             return false;
         }
         self.segs[loc.slot as usize].members.push(t.bucket);
-        self.index
-            .insert_at(t.bucket, t.tag, loc, t.freq.saturating_sub(1));
+        self.index.insert_at(t.bucket, t.tag, loc, t.freq);
         self.stats.reinserted += 1;
         true
     }
 
-    /// Takes the oldest sealed segment for reuse. Entries hit since they were
-    /// written are returned for reinsertion (FIFO with reinsertion: popular
-    /// objects survive); the rest are dropped from the index now.
+    /// Picks the segment to reclaim: the small queue's oldest while that queue
+    /// holds more than its share, else the main queue's oldest.
+    fn victim(&mut self) -> Option<(u32, Queue)> {
+        let sealed_total = self.sealed[0].len() + self.sealed[1].len();
+        let small_cap = ((sealed_total as f64 * self.params.small_share).ceil() as usize).max(1);
+        let from_small = !self.sealed[Queue::Small as usize].is_empty()
+            && (self.sealed[Queue::Small as usize].len() > small_cap
+                || self.sealed[Queue::Main as usize].is_empty());
+        if from_small {
+            self.sealed[Queue::Small as usize]
+                .pop_front()
+                .map(|s| (s, Queue::Small))
+        } else {
+            self.sealed[Queue::Main as usize]
+                .pop_front()
+                .map(|s| (s, Queue::Main))
+                .or_else(|| {
+                    self.sealed[Queue::Small as usize]
+                        .pop_front()
+                        .map(|s| (s, Queue::Small))
+                })
+        }
+    }
+
+    /// Takes a segment for reuse and decides the fate of each entry in it:
+    /// objects hit enough are returned for copying to the main queue (with
+    /// their count spent), the rest leave the index now.
     pub fn plan_reclaim(&mut self) -> Option<ReclaimPlan> {
-        let slot = self.sealed.pop_front()?;
+        let (slot, queue) = self.victim()?;
         self.stats.reclaims += 1;
         let seg = &mut self.segs[slot as usize];
         let members = std::mem::take(&mut seg.members);
@@ -265,18 +346,27 @@ impl Region {
         }
         // A large object that loses any chunk is gone, wherever its manifest is.
         for h in owners {
-            if let Some((loc, _)) = self.index.peek(h)
-                && loc.manifest
-            {
+            if self.index.peek(h).is_some_and(|(l, _)| l.manifest) {
                 self.index.remove(h);
                 self.stats.evicted += 1;
             }
         }
         let mut reinsert = Vec::new();
-        for t in taken {
-            if t.freq > 0 {
+        for mut t in taken {
+            let keep = match queue {
+                Queue::Small => t.freq >= self.params.promote_hits,
+                Queue::Main => t.freq > 0,
+            };
+            if keep {
+                t.freq = match queue {
+                    Queue::Small => 0,
+                    Queue::Main => t.freq - 1,
+                };
                 reinsert.push(t);
             } else {
+                if queue == Queue::Small {
+                    self.ghost.insert(ghost_key(t.bucket, t.tag));
+                }
                 self.stats.evicted += 1;
             }
         }
@@ -289,18 +379,90 @@ impl Region {
 
     /// Returns a reclaimed slot to the free list once its bytes were copied.
     pub fn finish_reclaim(&mut self, slot: u32) {
-        let s = &mut self.segs[slot as usize];
-        s.state = SegState::Free;
+        self.segs[slot as usize].state = SegState::Free;
         self.free.push_back(slot);
     }
 
-    /// Memory held by segment bookkeeping (for the bytes-per-object figure).
+    /// Entries of a reclaim that could not be copied forward are evicted.
+    pub fn drop_reinsert(&mut self, n: u64) {
+        self.stats.evicted += n;
+    }
+
+    /// Forgets everything in a sealed segment whose bytes never reached the
+    /// device (a failed flush): nothing may point at it.
+    pub fn discard(&mut self, slot: u32) {
+        let seg = &mut self.segs[slot as usize];
+        let members = std::mem::take(&mut seg.members);
+        let owners = std::mem::take(&mut seg.chunk_owners);
+        let mut taken = Vec::new();
+        for b in members {
+            self.index.take_in_slot(b, slot, &mut taken);
+        }
+        for h in owners {
+            if self.index.peek(h).is_some_and(|(l, _)| l.manifest) {
+                self.index.remove(h);
+            }
+        }
+        self.stats.evicted += taken.len() as u64;
+    }
+
+    /// Places an entry as a null device would: the same rotations, reclaims
+    /// and reinsertions as the store, with no bytes moved. Returns where the
+    /// entry went, or None if it cannot fit a segment. Used by the trace
+    /// replay and the index-memory benchmarks.
+    pub fn place_without_device(&mut self, queue: Queue, len: u64) -> Option<Placement> {
+        if len + super::layout::SEGMENT_HEADER_SIZE as u64 > self.segment_size {
+            return None;
+        }
+        loop {
+            if let Some(p) = self.place(queue, len) {
+                return Some(p);
+            }
+            self.rotate(queue)?;
+            let mut rounds = 0;
+            while self.needs_reclaim() {
+                rounds += 1;
+                let Some(plan) = self.plan_reclaim() else {
+                    break;
+                };
+                let mut dropped = 0;
+                for t in &plan.reinsert {
+                    // Beyond a bound, a reclaim keeps nothing: progress is guaranteed.
+                    let placed = if rounds > self.segs.len() {
+                        None
+                    } else {
+                        self.place(Queue::Main, t.loc.len as u64).or_else(|| {
+                            self.rotate(Queue::Main)?;
+                            self.place(Queue::Main, t.loc.len as u64)
+                        })
+                    };
+                    match placed {
+                        Some(p) => {
+                            let loc = Location {
+                                slot: p.slot,
+                                offset: p.offset,
+                                ..t.loc
+                            };
+                            self.reinsert(t, loc);
+                        }
+                        None => dropped += 1,
+                    }
+                }
+                self.drop_reinsert(dropped);
+                self.finish_reclaim(plan.slot);
+            }
+        }
+    }
+
+    /// Memory held by segment bookkeeping and the ghost (for the
+    /// bytes-per-object figure).
     pub fn bookkeeping_bytes(&self) -> usize {
         self.segs
             .iter()
             .map(|s| s.members.capacity() * 4 + s.chunk_owners.capacity() * 8)
             .sum::<usize>()
             + self.segs.len() * std::mem::size_of::<SegmentMeta>()
+            + self.ghost.slots.len()
     }
 }
 
@@ -327,89 +489,107 @@ mod tests {
         i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    #[test]
-    fn fifo_reclaim_keeps_hit_objects() {
-        let mut r = region(3);
-        let (s0, q0) = r.open_free(Queue::Main).unwrap();
-        assert_eq!(q0, 1);
-        r.insert(h(1), loc(s0, 4096));
-        r.insert(h(2), loc(s0, 4608));
-        r.seal(s0);
-        let (s1, _) = r.open_free(Queue::Main).unwrap();
-        r.insert(h(3), loc(s1, 4096));
-        r.seal(s1);
-        assert_eq!(r.index.lookup(h(2)), Some(loc(s0, 4608)));
-
-        let plan = r.plan_reclaim().unwrap();
-        assert_eq!(plan.slot, s0);
-        assert_eq!(plan.reinsert.len(), 1);
-        assert!(r.index.peek(h(1)).is_none(), "unhit object is evicted");
-        let (s2, _) = r.open_free(Queue::Main).unwrap();
-        assert!(r.reinsert(&plan.reinsert[0], loc(s2, 4096)));
-        r.finish_reclaim(plan.slot);
-        assert_eq!(r.index.peek(h(2)), Some((loc(s2, 4096), 0)));
-        assert_eq!(r.stats().evicted, 1);
-        assert_eq!(r.stats().reinserted, 1);
-        // Sequence numbers never repeat, so an old location can't match a new write.
-        let (s3, q3) = r.open_free(Queue::Main).unwrap();
-        assert_eq!(s3, s0);
-        assert_eq!(q3, 4);
+    /// Writes an object of `len` bytes the way the store does.
+    fn write(r: &mut Region, hash: u64, len: u64) -> Location {
+        let q = r.queue_for_new(hash);
+        let p = r.place_without_device(q, len).unwrap();
+        let l = Location {
+            slot: p.slot,
+            offset: p.offset,
+            len: len as u32,
+            manifest: false,
+        };
+        r.insert(hash, l);
+        l
     }
 
     #[test]
-    fn write_head_rotates_and_keeps_a_slot_free() {
-        let mut r = region(4);
-        assert!(r.place(512).is_none(), "nothing is open yet");
-        let rot = r.rotate(Queue::Main);
-        assert_eq!((rot.sealed, rot.opened.1), (None, 1));
-        let p = r.place(1 << 19).unwrap();
-        assert_eq!(p.offset, 4096);
-        r.insert(h(1), loc(p.slot, p.offset));
-        assert!(r.place(1 << 19).is_none(), "segment is full");
-        let mut reclaims = 0;
-        for _ in 0..10 {
-            let rot = r.rotate(Queue::Main);
-            assert!(rot.sealed.is_some());
-            if let Some(plan) = rot.reclaim {
-                reclaims += 1;
-                r.finish_reclaim(plan.slot);
-            }
-            assert!(r.free_slots() >= 1);
+    fn new_objects_go_to_the_small_queue() {
+        let mut r = region(8);
+        let l = write(&mut r, h(1), 4096);
+        assert_eq!(r.seg(l.slot).queue, Queue::Small);
+        assert_eq!(r.seg(l.slot).seq, 1);
+        assert_eq!(l.offset, 4096);
+    }
+
+    #[test]
+    fn hit_objects_survive_and_one_hit_wonders_do_not() {
+        let mut r = region(8);
+        // Object 0 is read after every write; the rest are written once.
+        write(&mut r, h(0), 64 << 10);
+        for i in 1..500 {
+            write(&mut r, h(i), 64 << 10);
+            assert!(
+                r.index.lookup(h(0)).is_some(),
+                "popular object lost after {i} writes"
+            );
         }
-        assert_eq!(reclaims, 8);
+        let stats = r.stats();
+        assert!(stats.reclaims > 20);
+        assert!(stats.reinserted > 0);
         assert!(r.index.peek(h(1)).is_none());
+        assert!(r.free_slots() >= RESERVE);
+    }
+
+    #[test]
+    fn ghost_hits_go_straight_to_main() {
+        let mut r = region(8);
+        for i in 0..200 {
+            write(&mut r, h(i), 64 << 10);
+        }
+        // Object 0 was evicted from the small queue unhit: it is in the ghost.
+        assert!(r.index.peek(h(0)).is_none());
+        assert_eq!(r.queue_for_new(h(0)), Queue::Main);
+        assert_eq!(
+            r.queue_for_new(h(0)),
+            Queue::Small,
+            "a ghost entry is used once"
+        );
     }
 
     #[test]
     fn reinsertion_yields_to_newer_versions() {
-        let mut r = region(3);
-        let (s0, _) = r.open_free(Queue::Main).unwrap();
+        let mut r = region(8);
+        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
         r.insert(h(1), loc(s0, 4096));
         r.index.lookup(h(1));
-        r.seal(s0);
+        r.rotate(Queue::Main).unwrap();
         let plan = r.plan_reclaim().unwrap();
-        let (s1, _) = r.open_free(Queue::Main).unwrap();
-        r.insert(h(1), loc(s1, 4096)); // a new fill landed meanwhile
-        assert!(!r.reinsert(&plan.reinsert[0], loc(s1, 8192)));
-        assert_eq!(r.index.peek(h(1)).unwrap().0, loc(s1, 4096));
+        assert_eq!(plan.slot, s0);
+        let p = r.place(Queue::Main, 512).unwrap();
+        r.insert(h(1), loc(p.slot, p.offset)); // a new fill landed meanwhile
+        assert!(!r.reinsert(&plan.reinsert[0], loc(p.slot, 8192)));
+        assert_eq!(r.index.peek(h(1)).unwrap().0, loc(p.slot, p.offset));
     }
 
     #[test]
     fn losing_a_chunk_drops_the_large_object() {
-        let mut r = region(3);
-        let (s0, _) = r.open_free(Queue::Main).unwrap();
+        let mut r = region(8);
+        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
         r.note_chunk(s0, h(9));
-        r.seal(s0);
-        let (s1, _) = r.open_free(Queue::Main).unwrap();
+        let (_, (s1, _)) = r.rotate(Queue::Main).unwrap();
         let m = Location {
             manifest: true,
             ..loc(s1, 4096)
         };
         r.insert(h(9), m);
-        r.seal(s1);
+        r.rotate(Queue::Main).unwrap();
         assert!(r.index.peek(h(9)).is_some());
         let plan = r.plan_reclaim().unwrap();
         assert_eq!(plan.slot, s0);
         assert!(r.index.peek(h(9)).is_none());
+    }
+
+    #[test]
+    fn sequence_numbers_never_repeat() {
+        let mut r = region(6);
+        let mut last = 0;
+        for i in 0..300 {
+            let l = write(&mut r, h(i), 100 << 10);
+            let seq = r.seg(l.slot).seq;
+            assert!(seq >= last);
+            last = seq;
+        }
+        assert!(last > 20);
     }
 }
