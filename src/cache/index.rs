@@ -2,10 +2,11 @@
 //! device. Each object costs one packed `u64` in a fixed table of 32-entry
 //! buckets (256 bytes, four cache lines), sized at start from the region size
 //! and the expected mean object size. There is no per-object heap allocation
-//! and no resizing; a bucket that overflows drops its least-used entry (the
-//! object's bytes become dead space, as if evicted). Full keys live on disk and
-//! are checked on every read, so a tag collision costs a read, never a wrong
-//! object.
+//! and no resizing. An entry whose home bucket is full may live in the next
+//! bucket (a flag bit says so); only when both are full does the home bucket
+//! drop its least-used entry (the object's bytes become dead space, as if
+//! evicted). Full keys live on disk and are checked on every read, so a tag
+//! collision costs a read, never a wrong object.
 
 /// Entries per bucket.
 pub const BUCKET: usize = 32;
@@ -31,7 +32,8 @@ impl EntryLayout {
         let slot_bits = bits(segments).max(1);
         let offset_bits = bits(segment_size.div_ceil(UNIT)).max(1);
         let size_bits = bits(max_entry.div_ceil(UNIT) + 1).max(1);
-        let used = FREQ_BITS + 1 + slot_bits + offset_bits + size_bits;
+        // freq, manifest flag, displaced flag, then the location.
+        let used = FREQ_BITS + 2 + slot_bits + offset_bits + size_bits;
         if used + 8 > 64 {
             return Err(format!(
                 "{segments} segments of {segment_size} bytes leave fewer than 8 tag bits per index entry; \
@@ -58,21 +60,24 @@ impl EntryLayout {
         (hash >> 32) & ((1 << self.tag_bits) - 1)
     }
 
-    fn pack(&self, tag: u64, loc: Location, freq: u64) -> u64 {
-        let size_units = (loc.len as u64).div_ceil(UNIT);
+    fn pack(&self, e: &Packed) -> u64 {
+        let size_units = (e.loc.len as u64).div_ceil(UNIT);
         debug_assert!(size_units >= 1 && size_units < 1 << self.size_bits);
-        debug_assert!((loc.offset as u64).is_multiple_of(UNIT));
-        let mut v = tag;
-        v = (v << self.slot_bits) | loc.slot as u64;
-        v = (v << self.offset_bits) | (loc.offset as u64 / UNIT);
+        debug_assert!((e.loc.offset as u64).is_multiple_of(UNIT));
+        let mut v = e.tag;
+        v = (v << self.slot_bits) | e.loc.slot as u64;
+        v = (v << self.offset_bits) | (e.loc.offset as u64 / UNIT);
         v = (v << self.size_bits) | size_units;
-        v = (v << 1) | loc.manifest as u64;
-        (v << FREQ_BITS) | freq.min(FREQ_MAX)
+        v = (v << 1) | e.loc.manifest as u64;
+        v = (v << 1) | e.displaced as u64;
+        (v << FREQ_BITS) | e.freq.min(FREQ_MAX)
     }
 
-    fn unpack(&self, mut v: u64) -> (u64, Location, u64) {
+    fn unpack(&self, mut v: u64) -> Packed {
         let freq = v & FREQ_MAX;
         v >>= FREQ_BITS;
+        let displaced = v & 1 == 1;
+        v >>= 1;
         let manifest = v & 1 == 1;
         v >>= 1;
         let size = v & ((1 << self.size_bits) - 1);
@@ -81,14 +86,28 @@ impl EntryLayout {
         v >>= self.offset_bits;
         let slot = v & ((1 << self.slot_bits) - 1);
         v >>= self.slot_bits;
-        let loc = Location {
-            slot: slot as u32,
-            offset: (offset * UNIT) as u32,
-            len: (size * UNIT) as u32,
-            manifest,
-        };
-        (v, loc, freq)
+        Packed {
+            tag: v,
+            loc: Location {
+                slot: slot as u32,
+                offset: (offset * UNIT) as u32,
+                len: (size * UNIT) as u32,
+                manifest,
+            },
+            freq,
+            displaced,
+        }
     }
+}
+
+/// One index entry, unpacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Packed {
+    tag: u64,
+    loc: Location,
+    freq: u64,
+    /// Lives in the bucket after its home bucket.
+    displaced: bool,
 }
 
 /// Where an entry sits in its region. `len` is rounded up to whole units.
@@ -179,26 +198,43 @@ impl Index {
         start..start + BUCKET
     }
 
+    /// The bucket after `b`, where entries of home `b` overflow to.
+    fn next(&self, b: u32) -> u32 {
+        if b as u64 + 1 == self.buckets {
+            0
+        } else {
+            b + 1
+        }
+    }
+
+    /// Table position of the entry with home `b` and `tag`.
     fn find(&self, b: u32, tag: u64) -> Option<usize> {
-        self.bucket(b).find(|&i| {
-            let v = self.table[i];
-            v != 0 && self.layout.unpack(v).0 == tag
-        })
+        let matches = |i: &usize, displaced: bool| {
+            let v = self.table[*i];
+            v != 0 && {
+                let e = self.layout.unpack(v);
+                e.tag == tag && e.displaced == displaced
+            }
+        };
+        self.bucket(b)
+            .find(|i| matches(i, false))
+            .or_else(|| self.bucket(self.next(b)).find(|i| matches(i, true)))
     }
 
     /// Looks up a hash and counts the access (for reinsertion decisions).
     pub fn lookup(&mut self, hash: u64) -> Option<Location> {
         let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
-        let (tag, loc, freq) = self.layout.unpack(self.table[i]);
-        self.table[i] = self.layout.pack(tag, loc, freq + 1);
-        Some(loc)
+        let mut e = self.layout.unpack(self.table[i]);
+        e.freq += 1;
+        self.table[i] = self.layout.pack(&e);
+        Some(e.loc)
     }
 
     /// Looks up without counting an access.
     pub fn peek(&self, hash: u64) -> Option<(Location, u64)> {
         let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
-        let (_, loc, freq) = self.layout.unpack(self.table[i]);
-        Some((loc, freq))
+        let e = self.layout.unpack(self.table[i]);
+        Some((e.loc, e.freq))
     }
 
     /// Inserts or replaces the entry of `hash`. Returns the location it
@@ -208,33 +244,44 @@ impl Index {
         self.insert_at(b, self.layout.tag_of(hash), loc, 0)
     }
 
-    /// Inserts by bucket and tag (reinsertion after a reclaim).
+    /// Inserts by home bucket and tag (reinsertion after a reclaim).
     pub fn insert_at(&mut self, b: u32, tag: u64, loc: Location, freq: u64) -> Option<Location> {
-        let packed = self.layout.pack(tag, loc, freq);
+        let mut e = Packed {
+            tag,
+            loc,
+            freq,
+            displaced: false,
+        };
         if let Some(i) = self.find(b, tag) {
-            let old = self.layout.unpack(self.table[i]).1;
-            self.table[i] = packed;
-            return Some(old);
+            let old = self.layout.unpack(self.table[i]);
+            e.displaced = old.displaced;
+            self.table[i] = self.layout.pack(&e);
+            return Some(old.loc);
         }
-        let range = self.bucket(b);
-        if let Some(i) = range.clone().find(|&i| self.table[i] == 0) {
-            self.table[i] = packed;
+        let home = self.bucket(b);
+        let empty = home.clone().find(|&i| self.table[i] == 0).or_else(|| {
+            e.displaced = true;
+            self.bucket(self.next(b)).find(|&i| self.table[i] == 0)
+        });
+        if let Some(i) = empty {
+            self.table[i] = self.layout.pack(&e);
             self.len += 1;
             return None;
         }
-        // Full bucket: the least-used entry makes room.
-        let victim = range
-            .min_by_key(|&i| self.layout.unpack(self.table[i]).2)
+        // Both buckets full: the home bucket's least-used entry makes room.
+        e.displaced = false;
+        let victim = home
+            .min_by_key(|&i| self.layout.unpack(self.table[i]).freq)
             .expect("bucket is not empty");
-        let old = self.layout.unpack(self.table[victim]).1;
-        self.table[victim] = packed;
+        let old = self.layout.unpack(self.table[victim]).loc;
+        self.table[victim] = self.layout.pack(&e);
         self.overflow_drops += 1;
         Some(old)
     }
 
     pub fn remove(&mut self, hash: u64) -> Option<Location> {
         let i = self.find(self.bucket_of(hash), self.layout.tag_of(hash))?;
-        let loc = self.layout.unpack(self.table[i]).1;
+        let loc = self.layout.unpack(self.table[i]).loc;
         self.table[i] = 0;
         self.len -= 1;
         Some(loc)
@@ -248,46 +295,57 @@ impl Index {
         }
     }
 
-    /// Removes and returns every entry of bucket `b` that points into `slot`.
+    /// Removes and returns every entry with home bucket `b` that points into
+    /// `slot`.
     pub fn take_in_slot(&mut self, b: u32, slot: u32, out: &mut Vec<Taken>) {
-        for i in self.bucket(b) {
+        let places = self
+            .bucket(b)
+            .map(|i| (i, false))
+            .chain(self.bucket(self.next(b)).map(|i| (i, true)));
+        for (i, displaced) in places.collect::<Vec<_>>() {
             let v = self.table[i];
             if v == 0 {
                 continue;
             }
-            let (tag, loc, freq) = self.layout.unpack(v);
-            if loc.slot == slot {
+            let e = self.layout.unpack(v);
+            if e.displaced == displaced && e.loc.slot == slot {
                 self.table[i] = 0;
                 self.len -= 1;
                 out.push(Taken {
                     bucket: b,
-                    tag,
-                    loc,
-                    freq,
+                    tag: e.tag,
+                    loc: e.loc,
+                    freq: e.freq,
                 });
             }
         }
     }
 
-    /// Whether bucket `b` holds an entry with this tag (a newer write that
-    /// must not be overwritten by a reinsertion).
+    /// Whether home bucket `b` holds an entry with this tag (a newer write
+    /// that must not be overwritten by a reinsertion).
     pub fn has_tag(&self, b: u32, tag: u64) -> bool {
         self.find(b, tag).is_some()
     }
 
-    /// Every live entry, for checkpoints.
+    /// Every live entry, with its home bucket (for checkpoints).
     pub fn iter(&self) -> impl Iterator<Item = Taken> + '_ {
         self.table
             .iter()
             .enumerate()
             .filter(|(_, v)| **v != 0)
             .map(|(i, &v)| {
-                let (tag, loc, freq) = self.layout.unpack(v);
+                let e = self.layout.unpack(v);
+                let here = (i / BUCKET) as u32;
+                let bucket = match (e.displaced, here) {
+                    (false, _) => here,
+                    (true, 0) => (self.buckets - 1) as u32,
+                    (true, h) => h - 1,
+                };
                 Taken {
-                    bucket: (i / BUCKET) as u32,
-                    tag,
-                    loc,
-                    freq,
+                    bucket,
+                    tag: e.tag,
+                    loc: e.loc,
+                    freq: e.freq,
                 }
             })
     }
@@ -320,11 +378,22 @@ mod tests {
             manifest: true,
         };
         let t = (1 << l.tag_bits) - 1;
-        assert_eq!(l.unpack(l.pack(t, x, 3)), (t, x, 3));
-        assert_eq!(
-            l.unpack(l.pack(0, loc(0, 0, 512), 0)),
-            (0, loc(0, 0, 512), 0)
-        );
+        for e in [
+            Packed {
+                tag: t,
+                loc: x,
+                freq: 3,
+                displaced: true,
+            },
+            Packed {
+                tag: 0,
+                loc: loc(0, 0, 512),
+                freq: 0,
+                displaced: false,
+            },
+        ] {
+            assert_eq!(l.unpack(l.pack(&e)), e);
+        }
     }
 
     #[test]
@@ -364,21 +433,29 @@ mod tests {
     }
 
     #[test]
-    fn full_bucket_drops_least_used() {
-        let mut ix = Index::new(layout(), 32);
-        assert_eq!(ix.capacity(), 64);
-        assert_eq!(ix.bucket_of(1 << 32), 0);
-        let hs: Vec<u64> = (1..=BUCKET as u64 + 1).map(|t| t << 32).collect();
-        for (i, &h) in hs.iter().take(BUCKET).enumerate() {
-            ix.insert(h, loc(1, (i * 512) as u32, 512));
+    fn full_buckets_spill_to_the_next_then_drop_least_used() {
+        let mut ix = Index::new(layout(), 60);
+        assert_eq!(ix.buckets(), 3);
+        // Tags 1..=65 all have home bucket 0 (low hash bits zero).
+        let hs: Vec<u64> = (1..=2 * BUCKET as u64 + 1).map(|t| t << 32).collect();
+        for (i, &h) in hs.iter().take(2 * BUCKET).enumerate() {
+            assert_eq!(ix.insert(h, loc(1, (i * 512) as u32, 512)), None);
             if i != 7 {
                 ix.lookup(h);
             }
         }
-        ix.insert(hs[BUCKET], loc(2, 0, 512));
+        assert_eq!(ix.overflow_drops(), 0);
+        assert!(hs.iter().take(2 * BUCKET).all(|&h| ix.peek(h).is_some()));
+        // Spilled entries are found, reclaimed and listed under their home.
+        let homes: Vec<u32> = ix.iter().map(|t| t.bucket).collect();
+        assert!(homes.iter().all(|&b| b == 0), "{homes:?}");
+        ix.insert(hs[2 * BUCKET], loc(2, 0, 512));
         assert_eq!(ix.overflow_drops(), 1);
-        assert!(ix.peek(hs[7]).is_none());
-        assert!(ix.peek(hs[BUCKET]).is_some());
+        assert!(ix.peek(hs[7]).is_none(), "the unused entry made room");
+        let mut out = Vec::new();
+        ix.take_in_slot(0, 1, &mut out);
+        assert_eq!(out.len(), 2 * BUCKET - 1);
+        assert_eq!(ix.len(), 1);
     }
 
     #[test]

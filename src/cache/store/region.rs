@@ -50,7 +50,7 @@ pub struct EvictionParams {
 impl Default for EvictionParams {
     fn default() -> Self {
         EvictionParams {
-            small_share: 0.1,
+            small_share: 0.05,
             promote_hits: 1,
         }
     }
