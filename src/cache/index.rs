@@ -181,7 +181,7 @@ impl Index {
     /// The bucket of a hash (multiply-shift on the low 32 bits, so any
     /// bucket count works); segments remember it for each entry they hold.
     pub fn bucket_of(&self, hash: u64) -> u32 {
-        ((hash & 0xFFFF_FFFF) * self.buckets >> 32) as u32
+        (((hash & 0xFFFF_FFFF) * self.buckets) >> 32) as u32
     }
 
     pub fn buckets(&self) -> u64 {
