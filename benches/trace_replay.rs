@@ -12,8 +12,11 @@ use edgeslab::cache::store::region::{EvictionParams, Region};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+/// (policy, byte miss ratio) pairs at one capacity.
+type Refs = [(&'static str, f64); 2];
+
 /// Reference byte miss ratios (libCacheSim 0.3.5) from the traces' README.
-const REFERENCE: &[(&str, [(&str, f64); 2], [(&str, f64); 2])] = &[
+const REFERENCE: &[(&str, Refs, Refs)] = &[
     (
         "zipf-0.8.bin",
         [("LRU", 0.598), ("S3-FIFO", 0.504)],
