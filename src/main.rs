@@ -53,6 +53,9 @@ struct ServeArgs {
     /// Admin (metrics) address, e.g. 127.0.0.1:9090 (admin.addr).
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// Discard the cache device's contents and format it anew (cache.reformat).
+    #[arg(long)]
+    reformat: bool,
 }
 
 fn init_logging(level: &str) {
@@ -95,6 +98,9 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
     if let Some(a) = args.admin {
         c.admin.addr = a;
         c.admin.enabled = true;
+    }
+    if args.reformat {
+        c.cache.reformat = true;
     }
     let errors = config::validate(&c);
     if !errors.is_empty() {

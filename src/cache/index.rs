@@ -140,9 +140,7 @@ impl Index {
     /// A table for about `objects` objects at 85% occupancy: with 32-entry
     /// buckets even the fullest buckets rarely overflow there.
     pub fn new(layout: EntryLayout, objects: u64) -> Index {
-        let buckets = (objects.max(BUCKET as u64) * 20 / 17)
-            .div_ceil(BUCKET as u64)
-            .min(u32::MAX as u64);
+        let buckets = Self::buckets_for(objects);
         Index {
             layout,
             // vec![0; n] comes from calloc: pages are only resident once touched.
@@ -151,6 +149,33 @@ impl Index {
             len: 0,
             overflow_drops: 0,
         }
+    }
+
+    /// Buckets a table for `objects` objects has.
+    pub fn buckets_for(objects: u64) -> u64 {
+        (objects.max(BUCKET as u64) * 20 / 17)
+            .div_ceil(BUCKET as u64)
+            .min(u32::MAX as u64)
+    }
+
+    /// A table restored from a checkpoint.
+    pub fn from_table(layout: EntryLayout, table: Vec<u64>) -> Option<Index> {
+        if table.is_empty() || !table.len().is_multiple_of(BUCKET) {
+            return None;
+        }
+        let len = table.iter().filter(|&&v| v != 0).count();
+        Some(Index {
+            layout,
+            buckets: (table.len() / BUCKET) as u64,
+            table,
+            len,
+            overflow_drops: 0,
+        })
+    }
+
+    /// The raw table, for checkpoints.
+    pub fn table(&self) -> &[u64] {
+        &self.table
     }
 
     pub fn layout(&self) -> EntryLayout {

@@ -34,6 +34,12 @@ pub enum ShardMsg {
     Remove {
         hash: u64,
     },
+    /// A small entry read from the device, for the owner's RAM tier.
+    Promote {
+        hash: u64,
+        seq: u64,
+        bytes: Vec<u8>,
+    },
     FillBegin {
         id: FillId,
         meta: FillMeta,
@@ -167,6 +173,8 @@ pub struct CacheService {
 pub struct CacheStats {
     pub remote_lookups: std::sync::atomic::AtomicU64,
     pub read_failures: std::sync::atomic::AtomicU64,
+    /// Hit reads that went to the device (RAM and buffer hits do not).
+    pub device_reads: std::sync::atomic::AtomicU64,
 }
 
 impl CacheService {
@@ -279,6 +287,7 @@ impl CacheService {
             return Ok(EntryBytes::Mem(b));
         }
         let pos = self.store.geometry().segment_offset(owner, slot) + offset as u64;
+        self.stats.device_reads.fetch_add(1, Relaxed);
         match self.device.read(pos, len as usize).await {
             Ok(r) => Ok(EntryBytes::Dev(r)),
             Err(e) => {
@@ -393,6 +402,7 @@ impl CacheService {
             ShardMsg::Remove { hash } => {
                 self.store.remove(hash);
             }
+            ShardMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
             ShardMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
             ShardMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
             ShardMsg::FillEnd { id, complete, done } => {

@@ -205,6 +205,12 @@ pub struct CacheConfig {
     pub max_heuristic_ttl: Dur,
     /// Store responses that carry Set-Cookie (the cookie is then shared!).
     pub cache_set_cookie: bool,
+    /// RAM tier for hot small objects, in all (split evenly between shards).
+    pub ram_size: Size,
+    /// Largest entry kept in the RAM tier.
+    pub ram_max_object: Size,
+    /// Discard the device's contents at start (also with `serve --reformat`).
+    pub reformat: bool,
 }
 
 impl Default for CacheConfig {
@@ -218,6 +224,9 @@ impl Default for CacheConfig {
             default_ttl: Dur::secs(0),
             max_heuristic_ttl: Dur::secs(86_400),
             cache_set_cookie: false,
+            ram_size: Size::mib(256),
+            ram_max_object: Size(256 << 10),
+            reformat: false,
         }
     }
 }

@@ -9,8 +9,9 @@ use crate::admin::metrics::ShardMetrics;
 use crate::cache::key::KeyPolicy;
 use crate::cache::policy::PolicyConfig;
 use crate::cache::service::{CacheService, ShardMsg};
-use crate::cache::store::ShardStore;
 use crate::cache::store::device::{self, PreparedDevice};
+use crate::cache::store::region::EvictionParams;
+use crate::cache::store::{ShardStore, StoreOptions};
 use crate::config::{Config, Cores};
 use crate::http::Limits;
 use crate::net::conn::Conn;
@@ -92,6 +93,9 @@ struct ShardSeed {
     all_metrics: Arc<Vec<ShardMetrics>>,
     mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
+    /// Shards done draining; checkpoints start when all are (so no fill
+    /// from another shard is still on its way).
+    drained: Arc<std::sync::atomic::AtomicUsize>,
     ready: crossbeam_channel::Sender<Result<u32, String>>,
 }
 
@@ -113,12 +117,14 @@ pub fn start(config: Config) -> Result<Server, String> {
         .resolve()
         .map_err(|e| format!("origin.url: {e}"))?;
     let shards = cores.len() as u32;
-    let device = device::prepare(
-        &config.cache.path,
-        config.cache.size.get(),
-        config.cache.segment_size.get(),
+    let device = device::prepare(&device::DeviceSpec {
+        path: &config.cache.path,
+        size: config.cache.size.get(),
+        segment_size: config.cache.segment_size.get(),
         shards,
-    )
+        avg_object_size: config.cache.avg_object_size.get(),
+        reformat: config.cache.reformat,
+    })
     .map_err(|e| e.to_string())?;
     let listeners: Vec<BoundListener> = listener::bind_group(config.listen.addr, &cores)
         .map_err(|e| format!("listen.addr: cannot listen: {e}"))?;
@@ -141,6 +147,7 @@ pub fn start(config: Config) -> Result<Server, String> {
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
     let mesh = MeshBuilder::full(shards as usize, 1024);
+    let drained = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
@@ -158,6 +165,7 @@ pub fn start(config: Config) -> Result<Server, String> {
             all_metrics: all_metrics.clone(),
             mesh: mesh.clone(),
             stop: stop.clone(),
+            drained: drained.clone(),
             ready: ready_tx.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -201,19 +209,18 @@ async fn shard_main(seed: ShardSeed) {
         all_metrics,
         mesh,
         stop,
+        drained,
         ready,
     } = seed;
     name_this_thread(&format!("edgeslab-s{index}"));
     let c = &config;
-    let store = match ShardStore::open(
-        &device,
-        index,
-        c.cache.avg_object_size.get(),
-        c.cache.max_object_size.get(),
-        metrics.store.clone(),
-    )
-    .await
-    {
+    let options = StoreOptions {
+        max_object: c.cache.max_object_size.get(),
+        ram_bytes: (c.cache.ram_size.get() / shards as u64) as usize,
+        ram_max_object: c.cache.ram_max_object.get() as usize,
+        eviction: EvictionParams::default(),
+    };
+    let store = match ShardStore::open(&device, index, &options, metrics.store.clone()).await {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {index}: {e}")));
@@ -325,6 +332,18 @@ async fn shard_main(seed: ShardSeed) {
     let deadline = std::time::Instant::now() + DRAIN_GRACE;
     while active.get() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    drained.fetch_add(1, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while drained.load(Ordering::SeqCst) < shards as usize && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    match ctx.cache.store().checkpoint().await {
+        Ok(objects) => tracing::info!(shard = index, objects, "index checkpoint written"),
+        Err(e) => tracing::error!(
+            shard = index,
+            "index checkpoint failed (the next start will scan): {e}"
+        ),
     }
     tracing::info!(
         shard = index,

@@ -4,20 +4,43 @@
 //! `cache::store` touch the device.
 
 use super::layout::{DATA_START, FORMAT_VERSION, SUPERBLOCK_SIZE, Superblock, SuperblockRead};
+use crate::cache::index::{BUCKET, Index};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// How the device is cut up. Identical on every shard.
+/// Body bytes per chunk of a large object for a given segment size.
+pub fn chunk_size(segment_size: u64) -> u64 {
+    (1u64 << 20).min(segment_size / 4)
+}
+
+/// How the device is cut up. Identical on every shard. Each region is its
+/// segments followed by a metadata area that holds the shard's checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
     pub device_size: u64,
     pub segment_size: u64,
     pub shards: u32,
     pub segments_per_region: u32,
+    /// Objects each shard's index is sized for.
+    pub index_objects: u64,
+    /// Bytes of each region's metadata area (a multiple of 4 KiB).
+    pub meta_size: u64,
+}
+
+/// Bytes a checkpoint of one region may need: header, segment table, index
+/// table, ghost, and the chunk-owner list (at most two chunk entries per
+/// chunk-size of region, counting each large object's short last chunk).
+pub fn meta_bytes(segments: u64, segment_size: u64, index_objects: u64) -> u64 {
+    let table = Index::buckets_for(index_objects) * BUCKET as u64;
+    let ghost = table * 17 / 20;
+    let chunk_entries = 2 * segments * segment_size / chunk_size(segment_size);
+    let raw = 4096 + segments * 16 + table * 8 + ghost + chunk_entries * 12 + 4096;
+    raw.div_ceil(4096) * 4096
 }
 
 impl Geometry {
@@ -26,22 +49,45 @@ impl Geometry {
     /// and one to reclaim.
     pub const MIN_SEGMENTS: u64 = 6;
 
-    pub fn new(device_size: u64, segment_size: u64, shards: u32) -> Result<Geometry, String> {
+    pub fn new(
+        device_size: u64,
+        segment_size: u64,
+        shards: u32,
+        avg_object_size: u64,
+    ) -> Result<Geometry, String> {
         let usable = device_size.saturating_sub(DATA_START);
-        let per_region = usable / shards as u64 / segment_size;
-        if per_region < Self::MIN_SEGMENTS {
-            let needed = DATA_START + Self::MIN_SEGMENTS * segment_size * shards as u64;
+        let share = usable / shards as u64 / 4096 * 4096;
+        let mut segments = share / segment_size;
+        let objects_for =
+            |segs: u64| (segs * segment_size / avg_object_size.max(64)).max(BUCKET as u64);
+        while segments > 0
+            && segments * segment_size + meta_bytes(segments, segment_size, objects_for(segments))
+                > share
+        {
+            segments -= 1;
+        }
+        if segments < Self::MIN_SEGMENTS {
+            let per_region = Self::MIN_SEGMENTS * segment_size
+                + meta_bytes(
+                    Self::MIN_SEGMENTS,
+                    segment_size,
+                    objects_for(Self::MIN_SEGMENTS),
+                );
+            let needed = DATA_START + per_region * shards as u64;
             return Err(format!(
                 "is too small: {device_size} bytes; {shards} shard(s) with {segment_size}-byte segments \
                  need at least {needed} bytes ({} segments per shard)",
                 Self::MIN_SEGMENTS
             ));
         }
+        let index_objects = objects_for(segments);
         Ok(Geometry {
             device_size,
             segment_size,
             shards,
-            segments_per_region: per_region.min(u32::MAX as u64) as u32,
+            segments_per_region: segments.min(u32::MAX as u64) as u32,
+            index_objects,
+            meta_size: meta_bytes(segments, segment_size, index_objects),
         })
     }
 
@@ -49,8 +95,29 @@ impl Geometry {
         self.segments_per_region as u64 * self.segment_size
     }
 
+    fn region_stride(&self) -> u64 {
+        self.region_size() + self.meta_size
+    }
+
     pub fn segment_offset(&self, shard: u32, slot: u32) -> u64 {
-        DATA_START + shard as u64 * self.region_size() + slot as u64 * self.segment_size
+        DATA_START + shard as u64 * self.region_stride() + slot as u64 * self.segment_size
+    }
+
+    /// Where a shard's metadata area (its checkpoint) starts.
+    pub fn meta_offset(&self, shard: u32) -> u64 {
+        DATA_START + shard as u64 * self.region_stride() + self.region_size()
+    }
+
+    fn superblock(&self, format_id: u64) -> Superblock {
+        Superblock {
+            version: FORMAT_VERSION,
+            device_size: self.device_size,
+            segment_size: self.segment_size,
+            shards: self.shards,
+            segments_per_region: self.segments_per_region,
+            index_objects: self.index_objects,
+            format_id,
+        }
     }
 }
 
@@ -61,6 +128,8 @@ pub struct PreparedDevice {
     pub geometry: Geometry,
     pub format_id: u64,
     pub is_block_device: bool,
+    /// Just formatted: there is nothing to recover.
+    pub fresh: bool,
 }
 
 #[derive(Debug)]
@@ -103,15 +172,24 @@ impl Drop for AlignedBlock {
     }
 }
 
+/// What `prepare` needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct DeviceSpec<'a> {
+    pub path: &'a Path,
+    /// Size of a cache file; a block device brings its own.
+    pub size: u64,
+    pub segment_size: u64,
+    pub shards: u32,
+    pub avg_object_size: u64,
+    /// Discard whatever is on the device.
+    pub reformat: bool,
+}
+
 /// Opens (creating a file if needed) and sizes the device, reads its
-/// superblock and formats it. `size` is the size for a cache file; a block
-/// device brings its own.
-pub fn prepare(
-    path: &Path,
-    size: u64,
-    segment_size: u64,
-    shards: u32,
-) -> Result<PreparedDevice, DeviceError> {
+/// superblock, and either adopts the device as it is laid out or formats it,
+/// saying why in the log. A corrupt superblock is an error unless `reformat`.
+pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
+    let path = spec.path;
     let err = |what: &str, e: io::Error| {
         DeviceError(format!("cache device {}: {what}: {e}", path.display()))
     };
@@ -135,45 +213,72 @@ pub fn prepare(
             .map_err(|e| err("cannot read its size", e))?
     } else {
         let current = file.metadata().map_err(|e| err("cannot stat", e))?.len();
-        if current != size {
-            file.set_len(size)
-                .map_err(|e| err(&format!("cannot size it to {size} bytes"), e))?;
+        if current != spec.size {
+            file.set_len(spec.size)
+                .map_err(|e| err(&format!("cannot size it to {} bytes", spec.size), e))?;
         }
-        preallocate(&file, size)
-            .map_err(|e| err(&format!("cannot allocate {size} bytes (disk full?)"), e))?;
-        size
+        preallocate(&file, spec.size).map_err(|e| {
+            err(
+                &format!("cannot allocate {} bytes (disk full?)", spec.size),
+                e,
+            )
+        })?;
+        spec.size
     };
-    let geometry = Geometry::new(device_size, segment_size, shards)
-        .map_err(|e| DeviceError(format!("cache device {} {e}", path.display())))?;
+    let geometry = Geometry::new(
+        device_size,
+        spec.segment_size,
+        spec.shards,
+        spec.avg_object_size,
+    )
+    .map_err(|e| DeviceError(format!("cache device {} {e}", path.display())))?;
 
     let mut block = AlignedBlock::new(SUPERBLOCK_SIZE);
     file.seek(SeekFrom::Start(0))
         .map_err(|e| err("cannot seek", e))?;
     file.read_exact(block.bytes())
         .map_err(|e| err("cannot read the superblock", e))?;
+    let wanted = geometry.superblock(0);
     match Superblock::decode(block.bytes()) {
+        SuperblockRead::Valid(old) if !spec.reformat => {
+            let differences = old.differences(&wanted);
+            if differences.is_empty() {
+                tracing::info!(path = %path.display(), "cache device adopted: same layout, recovering its objects");
+                return Ok(PreparedDevice {
+                    path: path.to_path_buf(),
+                    geometry,
+                    format_id: old.format_id,
+                    is_block_device,
+                    fresh: false,
+                });
+            }
+            tracing::warn!(
+                path = %path.display(),
+                changed = %differences.join(", "),
+                "cache device was laid out differently; re-formatting it (cached objects are dropped)"
+            );
+        }
+        SuperblockRead::Valid(_) => {
+            tracing::warn!(path = %path.display(), "re-formatting the cache device as asked")
+        }
+        SuperblockRead::Corrupt if !spec.reformat => {
+            return Err(DeviceError(format!(
+                "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot be \
+                 trusted. To discard the cache and re-format the device, start once with `edgeslab serve \
+                 --reformat ...` (or set cache.reformat = true)",
+                path.display()
+            )));
+        }
+        SuperblockRead::Corrupt => {
+            tracing::warn!(path = %path.display(), "re-formatting a cache device with a corrupt superblock")
+        }
         SuperblockRead::Absent => {
             tracing::info!(path = %path.display(), "formatting a new cache device")
         }
-        SuperblockRead::Corrupt => tracing::warn!(
-            path = %path.display(),
-            "cache superblock checksum is wrong; re-formatting (cached objects are discarded)"
-        ),
-        SuperblockRead::Valid(old) => tracing::info!(
-            path = %path.display(),
-            old_shards = old.shards,
-            old_segment_size = old.segment_size,
-            "re-formatting the cache device (this version starts cold)"
-        ),
     }
-    let sb = Superblock {
-        version: FORMAT_VERSION,
-        device_size,
-        segment_size,
-        shards,
-        format_id: random_u64(),
-    };
-    block.bytes().copy_from_slice(&sb.encode());
+    let sb = geometry.superblock(random_u64());
+    block.bytes().fill(0);
+    block.bytes()[..SUPERBLOCK_SIZE].copy_from_slice(&sb.encode());
     file.seek(SeekFrom::Start(0))
         .map_err(|e| err("cannot seek", e))?;
     file.write_all(block.bytes())
@@ -185,6 +290,7 @@ pub fn prepare(
         geometry,
         format_id: sb.format_id,
         is_block_device,
+        fresh: true,
     })
 }
 
@@ -219,9 +325,48 @@ pub fn random_u64() -> u64 {
     )
 }
 
+/// Test-only fault injection, switched on by the environment variable
+/// `EDGESLAB_TEST_FAULTS` (e.g. `read-eio=3,write-eio=5`: every third read,
+/// every fifth segment write fails with EIO). Off, it costs one branch.
+#[derive(Debug, Default)]
+struct Faults {
+    read_eio_every: u64,
+    write_eio_every: u64,
+    reads: Cell<u64>,
+    writes: Cell<u64>,
+}
+
+impl Faults {
+    fn from_env() -> Faults {
+        let mut f = Faults::default();
+        if let Ok(spec) = std::env::var("EDGESLAB_TEST_FAULTS") {
+            for part in spec.split(',') {
+                match part.trim().split_once('=') {
+                    Some(("read-eio", n)) => f.read_eio_every = n.parse().unwrap_or(0),
+                    Some(("write-eio", n)) => f.write_eio_every = n.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            if f.read_eio_every + f.write_eio_every > 0 {
+                tracing::warn!(spec = %spec, "cache device fault injection is ON (test only)");
+            }
+        }
+        f
+    }
+
+    fn fire(every: u64, count: &Cell<u64>) -> bool {
+        if every == 0 {
+            return false;
+        }
+        count.set(count.get() + 1);
+        count.get().is_multiple_of(every)
+    }
+}
+
 /// One shard's O_DIRECT handle on the device (any shard may read any region).
 pub struct Device {
     file: Rc<DmaFile>,
+    faults: Faults,
 }
 
 impl Device {
@@ -234,6 +379,7 @@ impl Device {
             .map_err(|e| io::Error::other(format!("cache device {}: {e}", path.display())))?;
         Ok(Device {
             file: Rc::new(file),
+            faults: Faults::from_env(),
         })
     }
 
@@ -242,6 +388,9 @@ impl Device {
     }
 
     pub async fn read(&self, pos: u64, len: usize) -> io::Result<ReadResult> {
+        if Faults::fire(self.faults.read_eio_every, &self.faults.reads) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         let r = self.file.read_at(pos, len).await.map_err(io::Error::from)?;
         if r.len() < len {
             return Err(io::Error::new(
@@ -253,6 +402,9 @@ impl Device {
     }
 
     pub async fn write(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
+        if Faults::fire(self.faults.write_eio_every, &self.faults.writes) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         let len = buf.len();
         let n = self
             .file
@@ -267,6 +419,11 @@ impl Device {
         }
         Ok(())
     }
+
+    /// Makes completed writes durable.
+    pub async fn sync(&self) -> io::Result<()> {
+        self.file.fdatasync().await.map_err(io::Error::from)
+    }
 }
 
 #[cfg(test)]
@@ -275,29 +432,70 @@ mod tests {
 
     #[test]
     fn geometry_splits_regions_and_rejects_small_devices() {
-        let g = Geometry::new(DATA_START + 14 * (16 << 20), 16 << 20, 2).unwrap();
-        assert_eq!(g.segments_per_region, 7);
-        assert_eq!(g.segment_offset(1, 0), DATA_START + 7 * (16 << 20));
-        let e = Geometry::new(DATA_START + 11 * (16 << 20), 16 << 20, 2).unwrap_err();
+        let seg = 16u64 << 20;
+        let g = Geometry::new(DATA_START + 2 * (8 * seg), seg, 2, 32 << 10).unwrap();
+        assert_eq!(
+            g.segments_per_region, 7,
+            "one segment's room goes to metadata"
+        );
+        assert!(g.meta_size > 0 && g.meta_size.is_multiple_of(4096));
+        assert!(g.meta_offset(0) + g.meta_size <= g.segment_offset(1, 0));
+        assert!(g.meta_offset(1) + g.meta_size <= g.device_size);
+        let e = Geometry::new(DATA_START + 11 * seg, seg, 2, 32 << 10).unwrap_err();
         assert!(
             e.contains("too small") && e.contains("need at least"),
             "{e}"
         );
     }
 
+    fn spec(path: &Path, size: u64, shards: u32) -> DeviceSpec<'_> {
+        DeviceSpec {
+            path,
+            size,
+            segment_size: 1 << 20,
+            shards,
+            avg_object_size: 4096,
+            reformat: false,
+        }
+    }
+
     #[test]
-    fn prepare_creates_sizes_and_formats_a_file() {
+    fn prepare_formats_adopts_and_reformats_on_change() {
         let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
         let path = dir.join("c.slab");
-        let p = prepare(&path, 16 << 20, 1 << 20, 2).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 16 << 20);
-        assert_eq!(p.geometry.segments_per_region, 7);
-        assert!(Geometry::new(16 << 20, 1 << 20, 3).is_err());
-        let e = prepare(&path, 8 << 20, 1 << 20, 2).unwrap_err().to_string();
+        let p = prepare(&spec(&path, 32 << 20, 2)).unwrap();
+        assert!(p.fresh);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32 << 20);
+        let again = prepare(&spec(&path, 32 << 20, 2)).unwrap();
+        assert!(!again.fresh, "same layout is adopted");
+        assert_eq!(again.format_id, p.format_id);
+        let changed = prepare(&spec(&path, 32 << 20, 1)).unwrap();
+        assert!(changed.fresh, "a new shard count re-formats");
+        assert_ne!(changed.format_id, p.format_id);
+        let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err().to_string();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("too small"),
             "{e}"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_superblock_is_an_error_that_says_how_to_reformat() {
+        let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
+        let path = dir.join("c.slab");
+        prepare(&spec(&path, 32 << 20, 1)).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[20] ^= 0xFF;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err().to_string();
+        assert!(e.contains("corrupt") && e.contains("--reformat"), "{e}");
+        let forced = prepare(&DeviceSpec {
+            reformat: true,
+            ..spec(&path, 32 << 20, 1)
+        })
+        .unwrap();
+        assert!(forced.fresh);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

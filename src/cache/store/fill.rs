@@ -121,6 +121,7 @@ impl ShardStore {
         match result {
             Ok(loc) => {
                 self.region.borrow_mut().insert(hash, loc);
+                self.keep_in_ram(hash, loc);
                 self.stats.fills_completed.fetch_add(1, Relaxed);
                 self.publish_region_stats();
             }
@@ -129,6 +130,26 @@ impl ShardStore {
                 self.stats.fills_abandoned.fetch_add(1, Relaxed);
             }
         }
+    }
+
+    /// A small object just written also goes to the RAM tier; anything else
+    /// stored under this key leaves it.
+    fn keep_in_ram(&self, hash: u64, loc: crate::cache::index::Location) {
+        let seq = self.region.borrow().seg(loc.slot).seq;
+        let bytes = (!loc.manifest && self.ram_accepts(loc.len as usize))
+            .then(|| self.read_buffered(loc.slot, seq, loc.offset, loc.len))
+            .flatten()
+            .and_then(|b| {
+                let total = EntryHeader::decode_header(&b)?.total_len() as usize;
+                Some(b[..total].to_vec())
+            });
+        let mut ram = self.ram.borrow_mut();
+        match bytes {
+            Some(b) => ram.insert(hash, b.into(), seq),
+            None => ram.remove(hash),
+        }
+        drop(ram);
+        self.publish_ram_stats();
     }
 
     async fn write_manifest(

@@ -45,7 +45,10 @@ pub struct Superblock {
     pub device_size: u64,
     pub segment_size: u64,
     pub shards: u32,
-    /// Random per format: ties checkpoints to this exact formatting.
+    pub segments_per_region: u32,
+    /// Objects each shard's index was sized for (from cache.avg_object_size).
+    pub index_objects: u64,
+    /// Random per format: ties segments and checkpoints to this formatting.
     pub format_id: u64,
 }
 
@@ -58,16 +61,18 @@ impl Superblock {
         b[16..24].copy_from_slice(&self.device_size.to_le_bytes());
         b[24..32].copy_from_slice(&self.segment_size.to_le_bytes());
         b[32..40].copy_from_slice(&self.format_id.to_le_bytes());
-        let sum = xxh3_parts(&[&b[..56]]);
-        b[56..64].copy_from_slice(&sum.to_le_bytes());
+        b[40..48].copy_from_slice(&self.index_objects.to_le_bytes());
+        b[48..52].copy_from_slice(&self.segments_per_region.to_le_bytes());
+        let sum = xxh3_parts(&[&b[..120]]);
+        b[120..128].copy_from_slice(&sum.to_le_bytes());
         b
     }
 
     pub fn decode(b: &[u8]) -> SuperblockRead {
-        if b.len() < 64 || &b[0..8] != SUPER_MAGIC {
+        if b.len() < 128 || &b[0..8] != SUPER_MAGIC {
             return SuperblockRead::Absent;
         }
-        if xxh3_parts(&[&b[..56]]) != u64_at(b, 56) {
+        if xxh3_parts(&[&b[..120]]) != u64_at(b, 120) {
             return SuperblockRead::Corrupt;
         }
         SuperblockRead::Valid(Superblock {
@@ -76,7 +81,39 @@ impl Superblock {
             device_size: u64_at(b, 16),
             segment_size: u64_at(b, 24),
             format_id: u64_at(b, 32),
+            index_objects: u64_at(b, 40),
+            segments_per_region: u32_at(b, 48),
         })
+    }
+
+    /// What differs between the layout on the device and the one wanted, in
+    /// words for the log; empty when the device can be used as it is.
+    pub fn differences(&self, wanted: &Superblock) -> Vec<String> {
+        let mut d = Vec::new();
+        let mut cmp = |what: &str, old: u64, new: u64| {
+            if old != new {
+                d.push(format!("{what} {old} -> {new}"));
+            }
+        };
+        cmp("format version", self.version as u64, wanted.version as u64);
+        cmp("device size", self.device_size, wanted.device_size);
+        cmp("segment size", self.segment_size, wanted.segment_size);
+        cmp(
+            "shard count (cores)",
+            self.shards as u64,
+            wanted.shards as u64,
+        );
+        cmp(
+            "index objects per shard (cache.avg_object_size)",
+            self.index_objects,
+            wanted.index_objects,
+        );
+        cmp(
+            "segments per shard",
+            self.segments_per_region as u64,
+            wanted.segments_per_region as u64,
+        );
+        d
     }
 }
 
@@ -322,10 +359,18 @@ mod tests {
             device_size: 1 << 30,
             segment_size: 16 << 20,
             shards: 2,
+            segments_per_region: 30,
+            index_objects: 1000,
             format_id: 42,
         };
         let mut b = sb.encode();
         assert_eq!(Superblock::decode(&b), SuperblockRead::Valid(sb));
+        assert!(sb.differences(&sb).is_empty());
+        let other = Superblock { shards: 4, ..sb };
+        assert_eq!(
+            sb.differences(&other),
+            vec!["shard count (cores) 2 -> 4".to_string()]
+        );
         b[20] ^= 1;
         assert_eq!(Superblock::decode(&b), SuperblockRead::Corrupt);
         assert_eq!(Superblock::decode(&[0u8; 4096]), SuperblockRead::Absent);

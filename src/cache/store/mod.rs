@@ -1,23 +1,27 @@
 //! The slab store of one shard: an append-only log of entries in fixed-size
 //! segments of the shard's region, written with O_DIRECT one whole segment at
-//! a time, with the compact index and FIFO-with-reinsertion eviction of
-//! `region`. The owner shard alone writes its region; any shard may read any
+//! a time, with the compact index and S3-FIFO eviction of `region`, a RAM
+//! tier for hot small entries, a checkpoint at a clean stop and a scan after a
+//! crash. The owner shard alone writes its region; any shard may read any
 //! region through its own `Device`. Never blocks the executor: all device I/O
 //! goes through glommio's io_uring.
 
+pub mod checkpoint;
 pub mod device;
 mod fill;
 pub mod layout;
+pub mod recover;
 pub mod region;
 mod writer;
 
 use crate::cache::index::{EntryLayout, Index, Location, UNIT};
+use crate::cache::ram::RamTier;
 use device::{Device, Geometry, PreparedDevice};
 use glommio::io::DmaBuffer;
 use glommio::sync::Semaphore;
 use glommio::task::JoinHandle;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
-use region::Region;
+use region::{EvictionParams, Region};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
@@ -25,8 +29,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Body bytes per chunk of a large object, and the largest body stored inline.
-pub const MAX_CHUNK: usize = 1 << 20;
 /// Largest stored response head and key.
 pub const MAX_HEAD: usize = 64 << 10;
 pub const MAX_KEY: usize = 8 << 10;
@@ -46,6 +48,21 @@ pub struct StoreStats {
     pub fills_completed: AtomicU64,
     pub fills_abandoned: AtomicU64,
     pub index_bytes: AtomicU64,
+    pub ram_hits: AtomicU64,
+    pub ram_objects: AtomicU64,
+    pub ram_bytes: AtomicU64,
+    /// Objects found at start-up (checkpoint or scan).
+    pub recovered: AtomicU64,
+}
+
+/// How a shard's store behaves, from the configuration.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub max_object: u64,
+    /// RAM tier bytes for this shard (0: none).
+    pub ram_bytes: usize,
+    pub ram_max_object: usize,
+    pub eviction: EvictionParams,
 }
 
 /// Identifies a fill: the shard that streams it and its number there.
@@ -84,7 +101,8 @@ pub enum Lookup {
     Found {
         loc: Location,
         seq: u64,
-        /// The entry's bytes when it still sits in a segment buffer.
+        /// The entry's bytes when they are in memory: in the RAM tier or in
+        /// a segment buffer not yet written.
         bytes: Option<Vec<u8>>,
         /// Segments not yet on the device at the time of the lookup: chunks
         /// in them must be asked of the owner.
@@ -122,6 +140,7 @@ pub struct ShardStore {
     buffers: RefCell<Buffers>,
     write_lock: Semaphore,
     fills: RefCell<HashMap<FillId, FillState>>,
+    ram: RefCell<RamTier>,
     max_object: u64,
     chunk: usize,
     next_nonce: Cell<u64>,
@@ -148,30 +167,40 @@ fn round_up(n: u64) -> u64 {
 }
 
 impl ShardStore {
+    /// Opens a shard's store and brings back what the device holds: from the
+    /// checkpoint of a clean stop if there is a valid one, else by scanning.
     pub async fn open(
         dev: &PreparedDevice,
         shard: u32,
-        avg_object_size: u64,
-        max_object: u64,
+        opts: &StoreOptions,
         stats: Arc<StoreStats>,
     ) -> Result<Rc<ShardStore>, String> {
         let geo = dev.geometry;
         let device = Device::open(&dev.path).await.map_err(|e| e.to_string())?;
-        let chunk = MAX_CHUNK.min(geo.segment_size as usize / 4);
+        let chunk = device::chunk_size(geo.segment_size) as usize;
         let max_entry = (geo.segment_size - SEGMENT_HEADER_SIZE as u64).min(4 << 20);
         let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)
             .map_err(|e| format!("cache.segment_size: {e}"))?;
         // A manifest lists 24 bytes per chunk; it must fit an entry.
         let max_chunks =
             (layout.max_entry_bytes().min(max_entry) as usize - MAX_HEAD - MAX_KEY - 1024) / 24;
-        let max_object = max_object.min(max_chunks as u64 * chunk as u64);
-        let objects = geo.region_size() / avg_object_size.max(64);
-        let index = Index::new(layout, objects);
+        let max_object = opts.max_object.min(max_chunks as u64 * chunk as u64);
+        let region = if dev.fresh {
+            Region::with_params(
+                Index::new(layout, geo.index_objects),
+                geo.segments_per_region,
+                geo.segment_size,
+                1,
+                opts.eviction,
+            )
+        } else {
+            Self::recover(&device, dev, shard, layout, opts.eviction).await?
+        };
         stats
             .index_bytes
-            .fetch_add(index.table_bytes() as u64, Relaxed);
-        let region = Region::new(index, geo.segments_per_region, geo.segment_size, 1);
-        Ok(Rc::new(ShardStore {
+            .store(region.index.table_bytes() as u64, Relaxed);
+        stats.recovered.store(region.index.len() as u64, Relaxed);
+        let store = Rc::new(ShardStore {
             shard,
             geo,
             format_id: dev.format_id,
@@ -184,11 +213,128 @@ impl ShardStore {
             }),
             write_lock: Semaphore::new(1),
             fills: RefCell::new(HashMap::new()),
+            ram: RefCell::new(RamTier::new(opts.ram_bytes, opts.ram_max_object)),
             max_object,
             chunk,
             next_nonce: Cell::new(device::random_u64()),
             stats,
-        }))
+        });
+        store.publish_region_stats();
+        Ok(store)
+    }
+
+    async fn recover(
+        device: &Device,
+        dev: &PreparedDevice,
+        shard: u32,
+        layout: EntryLayout,
+        params: EvictionParams,
+    ) -> Result<Region, String> {
+        let geo = dev.geometry;
+        let meta_at = geo.meta_offset(shard);
+        let table_len =
+            (Index::buckets_for(geo.index_objects) as usize) * crate::cache::index::BUCKET;
+        let header = device.read(meta_at, checkpoint::HEADER).await.ok();
+        let info = header.as_deref().and_then(|h| {
+            checkpoint::decode_header(h, dev.format_id, shard, geo.segments_per_region, table_len)
+        });
+        let image = match info {
+            Some(info) if info.total as u64 <= geo.meta_size => {
+                let body = device.read(meta_at, info.total).await.ok();
+                body.as_deref()
+                    .and_then(|b| checkpoint::decode_body(b, &info))
+            }
+            _ => None,
+        };
+        // Whatever happens next, this checkpoint describes the past: erase it
+        // before the first write, so a later crash cannot bring it back.
+        let mut blank = device.alloc(checkpoint::HEADER);
+        blank.as_bytes_mut().fill(0);
+        let erased = async {
+            device.write(Rc::new(blank), meta_at).await?;
+            device.sync().await
+        };
+        erased.await.map_err(|e| {
+            format!(
+                "cache device {}: cannot clear the checkpoint: {e}",
+                dev.path.display()
+            )
+        })?;
+        if let Some(img) = image
+            && let Some(index) = Index::from_table(layout, img.table)
+        {
+            let region = Region::restore(
+                index,
+                geo.segment_size,
+                &img.records,
+                Some(img.ghost),
+                &img.owners,
+                params,
+            );
+            tracing::info!(
+                shard,
+                objects = region.index.len(),
+                "warm start from the checkpoint of a clean stop"
+            );
+            return Ok(region);
+        }
+        let started = std::time::Instant::now();
+        let (region, report) =
+            recover::scan(device, &geo, shard, dev.format_id, layout, params).await;
+        tracing::info!(
+            shard,
+            objects = region.index.len(),
+            segments = report.segments,
+            dropped_entries = report.dropped,
+            read_errors = report.read_errors,
+            millis = started.elapsed().as_millis() as u64,
+            "no clean checkpoint: index rebuilt by scanning the segments"
+        );
+        Ok(region)
+    }
+
+    /// Writes every open segment and the index checkpoint (a clean stop).
+    /// Returns the number of objects the checkpoint holds.
+    pub async fn checkpoint(&self) -> io::Result<usize> {
+        let _permit = self
+            .write_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        for queue in [layout::Queue::Small, layout::Queue::Main] {
+            let used = self
+                .region
+                .borrow()
+                .write_head(queue)
+                .map(|(_, _, c)| c as usize);
+            let open = self.buffers.borrow_mut().open[queue as usize].take();
+            if let (Some(open), Some(used)) = (open, used) {
+                self.start_flush(open, used).await;
+            }
+        }
+        self.finish_flush().await;
+        self.region.borrow_mut().seal_heads();
+        let (buf, objects) = {
+            let region = self.region.borrow();
+            let len = checkpoint::encoded_len(&region);
+            if len as u64 > self.geo.meta_size {
+                return Err(io::Error::other(format!(
+                    "checkpoint needs {len} bytes, the metadata area holds {}",
+                    self.geo.meta_size
+                )));
+            }
+            let mut buf = self
+                .device
+                .alloc((len as u64).div_ceil(4096) as usize * 4096);
+            checkpoint::encode(&region, self.format_id, self.shard, buf.as_bytes_mut());
+            (buf, region.index.len())
+        };
+        self.device.sync().await?;
+        self.device
+            .write(Rc::new(buf), self.geo.meta_offset(self.shard))
+            .await?;
+        self.device.sync().await?;
+        Ok(objects)
     }
 
     pub fn device(&self) -> Rc<Device> {
@@ -203,6 +349,11 @@ impl ShardStore {
         self.max_object
     }
 
+    /// Whether entries of this many bytes are kept in the RAM tier.
+    pub fn ram_accepts(&self, len: usize) -> bool {
+        self.ram.borrow().accepts(len)
+    }
+
     fn buffered_slots(&self) -> Vec<(u32, u64)> {
         let b = self.buffers.borrow();
         b.open
@@ -213,14 +364,29 @@ impl ShardStore {
             .collect()
     }
 
-    /// Finds a key hash and counts the access.
+    /// Finds a key hash and counts the access. The RAM tier answers first.
     pub fn lookup(&self, hash: u64) -> Lookup {
-        let mut region = self.region.borrow_mut();
-        let Some(loc) = region.index.lookup(hash) else {
+        let found = self.region.borrow_mut().index.lookup(hash);
+        let in_ram = self.ram.borrow_mut().get(hash);
+        if let Some((bytes, seq)) = in_ram {
+            self.stats.ram_hits.fetch_add(1, Relaxed);
+            let loc = found.unwrap_or(Location {
+                slot: 0,
+                offset: 0,
+                len: bytes.len() as u32,
+                manifest: false,
+            });
+            return Lookup::Found {
+                loc,
+                seq,
+                bytes: Some(bytes.to_vec()),
+                buffered: Vec::new(),
+            };
+        }
+        let Some(loc) = found else {
             return Lookup::Miss;
         };
-        let seq = region.seg(loc.slot).seq;
-        drop(region);
+        let seq = self.region.borrow().seg(loc.slot).seq;
         Lookup::Found {
             loc,
             seq,
@@ -230,7 +396,24 @@ impl ShardStore {
     }
 
     pub fn remove(&self, hash: u64) -> bool {
+        self.ram.borrow_mut().remove(hash);
         self.region.borrow_mut().index.remove(hash).is_some()
+    }
+
+    /// Keeps a verified entry read from the device in the RAM tier, if the
+    /// index still holds that very copy.
+    pub fn promote(&self, hash: u64, seq: u64, bytes: Vec<u8>) {
+        let current = {
+            let region = self.region.borrow();
+            region
+                .index
+                .peek(hash)
+                .is_some_and(|(loc, _)| region.seg(loc.slot).seq == seq)
+        };
+        if current {
+            self.ram.borrow_mut().insert(hash, bytes.into(), seq);
+            self.publish_ram_stats();
+        }
     }
 
     /// A copy of bytes from a segment still in memory, if it is.
@@ -260,5 +443,11 @@ impl ShardStore {
         self.stats.reinserted.store(s.reinserted, Relaxed);
         self.stats.evicted.store(s.evicted, Relaxed);
         self.stats.objects.store(region.index.len() as u64, Relaxed);
+    }
+
+    pub(super) fn publish_ram_stats(&self) {
+        let s = self.ram.borrow().stats();
+        self.stats.ram_objects.store(s.objects, Relaxed);
+        self.stats.ram_bytes.store(s.bytes, Relaxed);
     }
 }

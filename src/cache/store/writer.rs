@@ -48,6 +48,8 @@ impl ShardStore {
                     manifest: header.kind == EntryKind::Manifest,
                 });
             }
+            // A region restored full (after a restart) has no free slot yet.
+            self.reclaim_until_reserved().await;
             self.rotate_head(queue).await.map_err(StoreError::Io)?;
             self.reclaim_until_reserved().await;
             self.publish_region_stats();
@@ -89,7 +91,7 @@ impl ShardStore {
 
     /// Starts writing a sealed buffer; waits for the previous flush first,
     /// so at most one segment is in flight per shard.
-    async fn start_flush(&self, sealed: OpenBuf, used: usize) {
+    pub(super) async fn start_flush(&self, sealed: OpenBuf, used: usize) {
         let OpenBuf { slot, seq, mut buf } = sealed;
         // A reused buffer holds an older segment's bytes past the cursor;
         // zeros there end any scan of this segment cleanly.
