@@ -59,7 +59,7 @@ fn cache_descriptor_carries_o_direct() {
     let edge = Edge::start(origin.addr, "");
     get(edge.addr, "/warm");
     let pid = edge.pid();
-    let cache = edge.dir.path().join("cache.slab");
+    let cache = edge.dir.join("cache.slab");
     let mut found = 0;
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

@@ -215,6 +215,42 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         "Lookups sent to another shard that owns the key.",
         |m| m.cache.remote_lookups.load(Relaxed),
     ),
+    (
+        "edgeslab_cache_device_reads_total",
+        "counter",
+        "Hit reads that went to the device.",
+        |m| m.cache.device_reads.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_ram_hits_total",
+        "counter",
+        "Lookups answered by the RAM tier.",
+        |m| m.store.ram_hits.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_ram_objects",
+        "gauge",
+        "Objects in the RAM tier.",
+        |m| m.store.ram_objects.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_ram_bytes",
+        "gauge",
+        "Bytes in the RAM tier.",
+        |m| m.store.ram_bytes.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_recovered_objects",
+        "gauge",
+        "Objects found on the device at start-up.",
+        |m| m.store.recovered.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_checksum_failures_total",
+        "counter",
+        "Entries whose checksum failed during a reclaim.",
+        |m| m.store.checksum_failures.load(Relaxed),
+    ),
 ];
 
 /// Renders every shard's counters in the Prometheus text format (0.0.4).

@@ -292,6 +292,7 @@ impl CacheService {
             Ok(r) => Ok(EntryBytes::Dev(r)),
             Err(e) => {
                 tracing::warn!(shard = self.shard, "cache read failed at {pos}: {e}");
+                self.stats.read_failures.fetch_add(1, Relaxed);
                 Err(ReadFailure::Io)
             }
         }

@@ -8,8 +8,9 @@ use super::respond::{ViewerBody, ViewerFraming, finish_head, status_has_no_body}
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::policy::{Freshness, from_unix_millis};
-use crate::cache::service::StoredEntry;
+use crate::cache::service::{ReadFailure, StoredChunk, StoredEntry};
 use crate::cache::store::Lookup;
+use crate::cache::store::layout::ChunkRef;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +27,28 @@ struct Hit {
     head: ResponseHead,
     fresh: Freshness,
     buffered: Vec<(u32, u64)>,
+    /// A large object's first chunk, read before anything is sent, so that
+    /// an unreadable object is a miss rather than a broken response.
+    first_chunk: Option<StoredChunk>,
+}
+
+/// Reads a chunk, trying again after an I/O error (not after a failed
+/// check: those do not heal).
+async fn read_chunk_retrying(
+    ctx: &ShardCtx,
+    key: &CacheKey,
+    fill_id: u64,
+    index: u32,
+    c: &ChunkRef,
+    buffered: &[(u32, u64)],
+) -> Result<StoredChunk, ReadFailure> {
+    let mut attempt = 0;
+    loop {
+        match ctx.cache.read_chunk(key, fill_id, index, c, buffered).await {
+            Err(ReadFailure::Io) if attempt < 2 => attempt += 1,
+            other => return other,
+        }
+    }
 }
 
 /// Stored heads were written by us; allow them generous limits.
@@ -64,11 +87,23 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
         );
         return Err(CachePhase::Miss);
     };
+    let first_chunk = match entry.chunks() {
+        Some((fill_id, chunks)) => match chunks.first() {
+            Some(c) => Some(
+                read_chunk_retrying(ctx, key, fill_id, 0, c, &buffered)
+                    .await
+                    .map_err(|_| CachePhase::Miss)?,
+            ),
+            None => None,
+        },
+        None => None,
+    };
     Ok(Hit {
         entry,
         head,
         fresh,
         buffered,
+        first_chunk,
     })
 }
 
@@ -148,6 +183,7 @@ async fn serve(
         mut head,
         fresh,
         buffered,
+        first_chunk,
     } = hit;
     let body_len = entry.body_len();
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
@@ -216,19 +252,33 @@ async fn serve(
         return outcome;
     }
     let mut body = ViewerBody::new(conn, framing, ctx.io_timeout);
-    for (i, c) in chunks.iter().enumerate() {
-        let chunk = match ctx
-            .cache
-            .read_chunk(key, fill_id, i as u32, c, &buffered)
-            .await
-        {
-            Ok(chunk) => chunk,
-            Err(why) => {
+    let mut current = first_chunk;
+    for i in 0..chunks.len() {
+        let Some(chunk) = current.take() else { break };
+        // Send this chunk while the next one is read.
+        let next = chunks
+            .get(i + 1)
+            .map(|c| read_chunk_retrying(ctx, key, fill_id, i as u32 + 1, c, &buffered));
+        let (written, next) = match next {
+            Some(read) => {
+                let (w, r) = futures_lite::future::zip(body.write(chunk.data()), read).await;
+                (w, Some(r))
+            }
+            None => (body.write(chunk.data()).await, None),
+        };
+        if written.is_err() {
+            outcome.keep_alive = false;
+            break;
+        }
+        match next {
+            None => {}
+            Some(Ok(c)) => current = Some(c),
+            Some(Err(why)) => {
                 // Headers are out; closing early tells the viewer the body is
                 // incomplete. The object is dropped so no one else gets it.
                 tracing::warn!(
                     key = key.as_str(),
-                    chunk = i,
+                    chunk = i + 1,
                     ?why,
                     "stored chunk unreadable; closing"
                 );
@@ -237,10 +287,6 @@ async fn serve(
                 outcome.detail = Some("chunk-unreadable");
                 break;
             }
-        };
-        if body.write(chunk.data()).await.is_err() {
-            outcome.keep_alive = false;
-            break;
         }
     }
     outcome.bytes = body.sent;

@@ -47,7 +47,9 @@ pub struct Edge {
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
     pub shards: usize,
-    pub dir: TempDir,
+    pub dir: PathBuf,
+    /// The directory, when this edge owns it (removed on drop).
+    _owned: Option<TempDir>,
     pub stderr_path: PathBuf,
 }
 
@@ -61,7 +63,21 @@ impl Edge {
 
     pub fn start_with(origin: SocketAddr, extra: &str, args: &[&str]) -> Edge {
         let dir = TempDir::new("edge");
-        let cache = dir.path().join("cache.slab");
+        let path = dir.path().to_path_buf();
+        Self::start_in(Some(dir), &path, origin, extra, args, &[])
+    }
+
+    /// Writes the config into `dir` (keeping a cache already there) and
+    /// starts the binary with extra arguments and environment.
+    pub fn start_in(
+        owned: Option<TempDir>,
+        dir: &Path,
+        origin: SocketAddr,
+        extra: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Edge {
+        let cache = dir.join("cache.slab");
         let config = merge_toml(
             &format!(
                 "[listen]\naddr = \"127.0.0.1:0\"\n[origin]\nurl = \"http://{origin}\"\nfirst_byte_timeout = \"5s\"\n\
@@ -71,20 +87,35 @@ impl Edge {
             ),
             extra,
         );
-        let path = dir.path().join("edgeslab.toml");
+        let path = dir.join("edgeslab.toml");
         std::fs::write(&path, config).expect("write config");
         let mut all = vec!["serve", "--config", path.to_str().expect("utf-8 path")];
         all.extend_from_slice(args);
-        Self::spawn(dir, &all)
+        Self::launch(owned, dir, &all, env).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Starts the binary with exactly these arguments.
+    /// Starts the binary with exactly these arguments in an owned directory.
     pub fn spawn(dir: TempDir, args: &[&str]) -> Edge {
-        let stderr_path = dir.path().join("stderr.log");
+        let path = dir.path().to_path_buf();
+        Self::launch(Some(dir), &path, args, &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the binary; Err carries its stderr when it never became ready.
+    pub fn launch(
+        owned: Option<TempDir>,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Edge, String> {
+        let stderr_path = dir.join(format!(
+            "stderr-{}.log",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = Command::new(bin())
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -98,15 +129,15 @@ impl Edge {
                 }
             }
         });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
+                return Err(format!(
                     "edgeslab did not become ready:\n{}",
                     std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                );
+                ));
             }
         };
         let field = |name: &str| {
@@ -115,14 +146,21 @@ impl Edge {
                 .map(str::to_string)
                 .expect("field in ready line")
         };
-        Edge {
+        Ok(Edge {
             child,
             addr: field("listen").parse().expect("listen addr"),
             admin: field("admin").parse().ok(),
             shards: field("shards").parse().expect("shards"),
-            dir,
+            dir: dir.to_path_buf(),
+            _owned: owned,
             stderr_path,
-        }
+        })
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

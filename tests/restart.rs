@@ -1,0 +1,440 @@
+//! The store across restarts and faults, through the real binary: a clean
+//! stop comes back warm, kill -9 at any point never leads to a wrong byte, a
+//! changed or corrupt layout is handled as the operator was told, device
+//! errors become misses, the RAM tier answers without the device, and a
+//! large object is served without being held in memory.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Objects of many sizes: small, medium, and large ones spanning chunks.
+fn catalogue() -> Arc<HashMap<String, Arc<Vec<u8>>>> {
+    let mut m = HashMap::new();
+    for i in 0..120u64 {
+        let size = match i % 12 {
+            0 => 2_000_000 + (i as usize * 37_000) % 2_500_000,
+            1..=3 => 100_000 + (i as usize * 7_919) % 800_000,
+            _ => 500 + (i as usize * 3_331) % 60_000,
+        };
+        m.insert(format!("/obj/{i}"), Arc::new(bytes(size, i)));
+    }
+    Arc::new(m)
+}
+
+fn catalogue_origin(objects: Arc<HashMap<String, Arc<Vec<u8>>>>) -> Origin {
+    Origin::start(move |seen| match objects.get(&seen.target) {
+        Some(b) => Script::ok("max-age=3600", b.as_ref().clone()),
+        None => Script {
+            status: 404,
+            headers: vec![],
+            body: Body::Full(b"no such object".to_vec()),
+        },
+    })
+}
+
+fn paths(objects: &HashMap<String, Arc<Vec<u8>>>) -> Vec<String> {
+    let mut p: Vec<String> = objects.keys().cloned().collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn a_clean_stop_comes_back_warm() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let dir = TempDir::new("warm");
+    let extra = "[cache]\nsize = \"160MiB\"\n";
+    let mut edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    for p in paths(&objects) {
+        assert_eq!(get(edge.addr, &p).body, *objects[&p]);
+    }
+    let cached: Vec<String> = paths(&objects)
+        .into_iter()
+        .filter(|p| get(edge.addr, p).cache_status().contains("hit"))
+        .collect();
+    assert!(
+        cached.len() >= 115,
+        "only {} of 120 cached before the stop",
+        cached.len()
+    );
+    assert!(edge.stop().unwrap().success());
+    assert!(
+        edge.stderr().contains("index checkpoint written"),
+        "{}",
+        edge.stderr()
+    );
+
+    let edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    assert!(
+        edge.stderr().contains("warm start from the checkpoint"),
+        "{}",
+        edge.stderr()
+    );
+    let before = origin.seen.lock().unwrap().len();
+    let mut hits = 0;
+    for p in &cached {
+        let r = get(edge.addr, p);
+        assert!(r.body == *objects[p], "{p} differs after restart");
+        if r.cache_status().contains("hit") {
+            hits += 1;
+        }
+    }
+    let ratio = hits as f64 / cached.len() as f64;
+    assert!(
+        ratio >= 0.99,
+        "warm restart served {hits} of {} as hits",
+        cached.len()
+    );
+    assert_eq!(
+        origin.seen.lock().unwrap().len() - before,
+        cached.len() - hits
+    );
+}
+
+#[test]
+fn kill_9_mid_load_never_serves_a_wrong_byte() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let dir = TempDir::new("kill9");
+    let all = paths(&objects);
+    let mut hits_after_restart = 0;
+    let mut served_during_load = 0;
+    for round in 0..6u64 {
+        let edge = Edge::start_in(None, dir.path(), origin.addr, "", &[], &[]);
+        // After a kill, every object must come back either as a hit with the
+        // exact bytes or as a miss fetched again; never anything else.
+        for p in &all {
+            let r = get(edge.addr, p);
+            assert!(
+                r.complete && r.body == *objects[p],
+                "round {round}: {p} wrong after restart"
+            );
+            if r.cache_status().contains("hit") {
+                hits_after_restart += 1;
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let workers: Vec<_> = (0..3u64)
+            .map(|w| {
+                let (stop, served, failures) = (stop.clone(), served.clone(), failures.clone());
+                let (objects, all, addr) = (objects.clone(), all.clone(), edge.addr);
+                std::thread::spawn(move || {
+                    let mut x = round * 977 + w * 131 + 1;
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let p = &all[(x >> 33) as usize % all.len()];
+                        let Ok(mut c) = std::panic::catch_unwind(|| Client::connect(addr)) else {
+                            break;
+                        };
+                        c.send(
+                            format!(
+                                "GET {p} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
+                            )
+                            .as_bytes(),
+                        );
+                        match c.read_response(false) {
+                            Some(r) if r.complete => {
+                                if r.body != *objects[p] {
+                                    failures
+                                        .lock()
+                                        .unwrap()
+                                        .push(format!("{p}: {}", r.cache_status()));
+                                }
+                                served.fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + (round * 173) % 700));
+        let mut edge = edge;
+        edge.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            let _ = w.join();
+        }
+        let failures = failures.lock().unwrap();
+        assert!(
+            failures.is_empty(),
+            "round {round}: wrong bytes served: {failures:?}"
+        );
+        served_during_load += served.load(Ordering::Relaxed);
+    }
+    assert!(
+        served_during_load > 50,
+        "the load did run ({served_during_load} responses)"
+    );
+    assert!(
+        hits_after_restart > 0,
+        "recovery found nothing in six kills"
+    );
+}
+
+#[test]
+fn layout_changes_reformat_and_corruption_stops_with_advice() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let dir = TempDir::new("layout");
+    let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0]\n", &[], &[]);
+    get(edge.addr, "/obj/5");
+    assert!(edge.stop().unwrap().success());
+    // Another shard count: the old regions cannot be read as they are.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0, 1]\n", &[], &[]);
+        let log = edge.stderr();
+        assert!(
+            log.contains("re-formatting") && log.contains("shard count (cores) 1 -> 2"),
+            "{log}"
+        );
+        assert!(!get(edge.addr, "/obj/5").cache_status().contains("hit"));
+        assert!(edge.stop().unwrap().success());
+    }
+    // A corrupt superblock: a start-up error that says how to re-format.
+    let cache = dir.path().join("cache.slab");
+    let mut raw = std::fs::read(&cache).unwrap();
+    raw[20] ^= 0xFF;
+    std::fs::write(&cache, &raw).unwrap();
+    drop(raw);
+    let config = dir.path().join("edgeslab.toml");
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("corrupt") && err.contains("--reformat"),
+        "{err}"
+    );
+    let edge = Edge::launch(
+        None,
+        dir.path(),
+        &["serve", "--config", config.to_str().unwrap(), "--reformat"],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(get(edge.addr, "/obj/5").status, 200);
+}
+
+#[test]
+fn device_read_errors_are_misses_and_are_counted() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let dir = TempDir::new("eio-read");
+    // No RAM tier, so hits must read the device; every second read fails.
+    let extra = "[cache]\nram_size = 0\n";
+    let edge = Edge::start_in(
+        None,
+        dir.path(),
+        origin.addr,
+        extra,
+        &[],
+        &[("EDGESLAB_TEST_FAULTS", "read-eio=2")],
+    );
+    let all = paths(&objects);
+    for p in &all {
+        get(edge.addr, p);
+    }
+    let mut hits = 0;
+    for _ in 0..2 {
+        for p in &all {
+            let r = get(edge.addr, p);
+            assert!(r.complete && r.body == *objects[p], "{p}");
+            hits += r.cache_status().contains("hit") as usize;
+        }
+    }
+    let failures = edge.metric("edgeslab_cache_read_failures_total");
+    assert!(failures > 10, "read failures counted: {failures}");
+    assert!(hits > 10, "hits still happen between failures: {hits}");
+}
+
+#[test]
+fn device_write_errors_never_leave_a_readable_hole() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let dir = TempDir::new("eio-write");
+    let extra = "[cache]\nram_size = 0\n";
+    let edge = Edge::start_in(
+        None,
+        dir.path(),
+        origin.addr,
+        extra,
+        &[],
+        &[("EDGESLAB_TEST_FAULTS", "write-eio=2")],
+    );
+    let all = paths(&objects);
+    for round in 0..3 {
+        for p in &all {
+            let r = get(edge.addr, p);
+            assert!(r.complete && r.body == *objects[p], "round {round}: {p}");
+        }
+    }
+    assert!(edge.metric("edgeslab_cache_write_errors_total") > 0);
+    assert!(edge.metric("edgeslab_cache_hits_total") > 0);
+}
+
+#[test]
+fn ram_tier_hits_do_no_device_io() {
+    let objects = catalogue();
+    let origin = catalogue_origin(objects.clone());
+    let small: Vec<String> = paths(&objects)
+        .into_iter()
+        .filter(|p| objects[p].len() < 60_000)
+        .collect();
+    let big: Vec<String> = paths(&objects)
+        .into_iter()
+        .filter(|p| objects[p].len() > 100_000)
+        .collect();
+    for (ram, expect_device) in [("64MiB", false), ("0", true)] {
+        let edge = Edge::start(origin.addr, &format!("[cache]\nram_size = \"{ram}\"\n"));
+        for p in small.iter().chain(&big) {
+            get(edge.addr, p);
+        }
+        // The big objects pushed the small ones' segments to the device.
+        let before = edge.metric("edgeslab_cache_device_reads_total");
+        for p in small.iter().take(20) {
+            let r = get(edge.addr, p);
+            assert!(r.cache_status().contains("hit") && r.body == *objects[p]);
+        }
+        let reads = edge.metric("edgeslab_cache_device_reads_total") - before;
+        if expect_device {
+            assert!(
+                reads >= 15,
+                "without a RAM tier hits read the device ({reads} reads)"
+            );
+        } else {
+            assert_eq!(reads, 0, "RAM tier hits must not read the device");
+            let m = edge.metrics();
+            assert!(
+                metric_sum(&m, "edgeslab_cache_ram_hits_total") >= 20,
+                "{}",
+                m.lines()
+                    .filter(|l| l.contains("ram") || l.contains("hits"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A large body that is cheap to make and to check: 64 KiB blocks of one
+/// random pattern, each stamped with its index.
+fn big_body(len: usize) -> Vec<u8> {
+    let block = bytes(65_536, 99);
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u64;
+    while out.len() < len {
+        let mut b = block.clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(&b);
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn a_large_object_is_never_held_in_memory() {
+    const SIZE: usize = 400 << 20;
+    let body = Arc::new(big_body(SIZE));
+    let origin = {
+        let body = body.clone();
+        Origin::start(move |seen| match seen.target.as_str() {
+            "/big" => Script::ok("max-age=3600", body.as_ref().clone()),
+            t => Script::ok("max-age=3600", bytes(3_000_000, t.len() as u64)),
+        })
+    };
+    let edge = Edge::start(
+        origin.addr,
+        "cores = [0]\n[cache]\nsize = \"700MiB\"\nsegment_size = \"4MiB\"\nram_size = \"8MiB\"\n",
+    );
+    // Warm up: segment buffers exist before the baseline is taken.
+    for i in 0..8 {
+        get(edge.addr, &format!("/warm/{i}"));
+    }
+    let pid = edge.pid();
+    for pass in ["miss", "hit"] {
+        let baseline = rss_kib(pid);
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        // Stream the body, comparing as it comes, without keeping it.
+        let mut c = Client::connect(edge.addr);
+        c.send(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n");
+        let mut head = Vec::new();
+        let mut tmp = vec![0u8; 1 << 20];
+        let body_start = loop {
+            let n = std::io::Read::read(&mut c.stream, &mut tmp).unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&tmp[..n]);
+            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head_text = String::from_utf8_lossy(&head[..body_start]).to_string();
+        assert!(
+            head_text.contains(&format!("Content-Length: {SIZE}")),
+            "{head_text}"
+        );
+        assert!(
+            head_text.contains(&format!(
+                "edgeslab; {}",
+                if pass == "hit" {
+                    "hit"
+                } else {
+                    "fwd=uri-miss; stored"
+                }
+            )),
+            "{head_text}"
+        );
+        let mut at = head.len() - body_start;
+        assert_eq!(&head[body_start..], &body[..at]);
+        while at < SIZE {
+            let n =
+                std::io::Read::read(&mut c.stream, &mut tmp[..(SIZE - at).min(1 << 20)]).unwrap();
+            assert!(n > 0, "{pass}: body ended at {at}");
+            assert!(
+                tmp[..n] == body[at..at + n],
+                "{pass}: bytes differ near offset {at}"
+            );
+            at += n;
+        }
+        done.store(true, Ordering::Relaxed);
+        sampler.join().unwrap();
+        let grew_mib = (peak.load(Ordering::Relaxed).saturating_sub(baseline)) / 1024;
+        assert!(
+            grew_mib <= 32,
+            "{pass}: serving a {} MiB object grew RSS by {grew_mib} MiB",
+            SIZE >> 20
+        );
+    }
+}
