@@ -440,6 +440,8 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 pub enum Body {
     /// Content-Length framed.
     Full(Vec<u8>),
+    /// Content-Length framed, shared between responses (large bodies).
+    Shared(Arc<Vec<u8>>),
     /// Chunked, in these pieces.
     Chunked(Vec<Vec<u8>>),
     /// Content-Length header says `declared`, but only `sent` bytes come, then close.
@@ -674,6 +676,10 @@ fn write_script(s: &mut TcpStream, script: &Script, head_only: bool) -> bool {
     let w = |s: &mut TcpStream, b: &[u8]| s.write_all(b).is_ok();
     match &script.body {
         Body::Full(b) => {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
+            w(s, head.as_bytes()) && (head_only || w(s, b))
+        }
+        Body::Shared(b) => {
             head.push_str(&format!("Content-Length: {}\r\n\r\n", b.len()));
             w(s, head.as_bytes()) && (head_only || w(s, b))
         }

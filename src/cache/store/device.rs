@@ -13,9 +13,13 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// Body bytes per chunk of a large object for a given segment size.
+/// Body bytes per chunk of a large object for a given segment size: about
+/// 1 MiB (at least four chunks a segment), sized so that whole chunk entries
+/// (header included, 512-byte aligned) fill a segment with no waste.
 pub fn chunk_size(segment_size: u64) -> u64 {
-    (1u64 << 20).min(segment_size / 4)
+    let per_segment = (segment_size >> 20).max(4);
+    let alloc = (segment_size - 4096) / per_segment / 512 * 512;
+    alloc - 64
 }
 
 /// How the device is cut up. Identical on every shard. Each region is its
@@ -429,6 +433,20 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_fill_segments_exactly() {
+        for seg in [1u64 << 20, 4 << 20, 16 << 20, 256 << 20] {
+            let chunk = chunk_size(seg);
+            let alloc = (chunk + 64).div_ceil(512) * 512;
+            let fit = (seg - 4096) / alloc;
+            assert!(
+                fit >= 4 && (seg - 4096) - fit * alloc < 512 * fit,
+                "{seg}: {chunk}"
+            );
+            assert!(chunk <= 1 << 20 || seg < 4 << 20);
+        }
+    }
 
     #[test]
     fn geometry_splits_regions_and_rejects_small_devices() {

@@ -184,7 +184,11 @@ impl ShardStore {
         // A manifest lists 24 bytes per chunk; it must fit an entry.
         let max_chunks =
             (layout.max_entry_bytes().min(max_entry) as usize - MAX_HEAD - MAX_KEY - 1024) / 24;
-        let max_object = opts.max_object.min(max_chunks as u64 * chunk as u64);
+        // An object larger than half the region would evict its own chunks.
+        let max_object = opts
+            .max_object
+            .min(max_chunks as u64 * chunk as u64)
+            .min(geo.region_size() / 2);
         let region = if dev.fresh {
             Region::with_params(
                 Index::new(layout, geo.index_objects),
