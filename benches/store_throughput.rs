@@ -210,7 +210,7 @@ fn main() {
                             let (fill, chunks) = e.chunks().expect("a large object");
                             for (i, chunk) in chunks.iter().enumerate() {
                                 let got = c.read_chunk(&k, fill, i as u32, chunk, &buffered).await.expect("chunk");
-                                assert_eq!(got.data().len(), 1 << 20);
+                                assert!(!got.data().is_empty());
                             }
                             chunks.len() as u64
                         }

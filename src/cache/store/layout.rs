@@ -7,6 +7,11 @@
 //! Region:  [segment 0][segment 1]...           (one region per shard)
 //! Segment: [segment header 4 KiB][entry][entry]...  (entries 512-aligned)
 //! Entry:   [entry header 64 B][key][response head][body | chunk table]
+//!
+//! Entry header: magic u32, kind u8, format version u8, key length u16,
+//! head length u32, chunk index/count u32, body length u64, key hash u64,
+//! segment sequence u64, born (unix ms, age zero) u64, expires (unix ms)
+//! u64, xxh3-64 checksum over the header and the whole payload.
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -227,7 +232,7 @@ impl EntryHeader {
     fn encode_unsummed(&self, b: &mut [u8]) {
         b[0..4].copy_from_slice(&ENTRY_MAGIC.to_le_bytes());
         b[4] = self.kind as u8;
-        b[5] = 0;
+        b[5] = FORMAT_VERSION as u8;
         b[6..8].copy_from_slice(&self.key_len.to_le_bytes());
         b[8..12].copy_from_slice(&self.head_len.to_le_bytes());
         b[12..16].copy_from_slice(&self.chunk_index.to_le_bytes());
@@ -256,7 +261,10 @@ impl EntryHeader {
     /// Decodes a header without checking the payload (the scan of a segment
     /// uses this to find the next entry).
     pub fn decode_header(b: &[u8]) -> Option<EntryHeader> {
-        if b.len() < ENTRY_HEADER_SIZE || u32_at(b, 0) != ENTRY_MAGIC {
+        if b.len() < ENTRY_HEADER_SIZE
+            || u32_at(b, 0) != ENTRY_MAGIC
+            || b[5] != FORMAT_VERSION as u8
+        {
             return None;
         }
         let kind = match b[4] {
