@@ -113,6 +113,7 @@ fn main() {
         shards: 1,
         avg_object_size: 4096,
         reformat: true,
+        reformat_if_corrupt: false,
     })
     .expect("prepare the bench device");
     let path_for_exec = path.clone();

@@ -33,6 +33,7 @@ fn prepare(path: &Path) -> PreparedDevice {
         shards: 1,
         avg_object_size: 8 << 10,
         reformat: false,
+        reformat_if_corrupt: false,
     })
     .unwrap()
 }

@@ -211,6 +211,9 @@ pub struct CacheConfig {
     pub ram_max_object: Size,
     /// Discard the device's contents at start (also with `serve --reformat`).
     pub reformat: bool,
+    /// Re-format a device whose superblock is corrupt instead of refusing to
+    /// start (the demo does; by default an operator decides).
+    pub reformat_if_corrupt: bool,
 }
 
 impl Default for CacheConfig {
@@ -227,6 +230,7 @@ impl Default for CacheConfig {
             ram_size: Size::mib(256),
             ram_max_object: Size(256 << 10),
             reformat: false,
+            reformat_if_corrupt: false,
         }
     }
 }

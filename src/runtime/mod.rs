@@ -124,6 +124,7 @@ pub fn start(config: Config) -> Result<Server, String> {
         shards,
         avg_object_size: config.cache.avg_object_size.get(),
         reformat: config.cache.reformat,
+        reformat_if_corrupt: config.cache.reformat_if_corrupt,
     })
     .map_err(|e| e.to_string())?;
     let listeners: Vec<BoundListener> = listener::bind_group(config.listen.addr, &cores)

@@ -187,6 +187,8 @@ pub struct DeviceSpec<'a> {
     pub avg_object_size: u64,
     /// Discard whatever is on the device.
     pub reformat: bool,
+    /// Re-format a device whose superblock is corrupt instead of refusing.
+    pub reformat_if_corrupt: bool,
 }
 
 /// Opens (creating a file if needed) and sizes the device, reads its
@@ -265,7 +267,12 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         SuperblockRead::Valid(_) => {
             tracing::warn!(path = %path.display(), "re-formatting the cache device as asked")
         }
-        SuperblockRead::Corrupt if !spec.reformat => {
+        SuperblockRead::OtherVersion(v) => tracing::warn!(
+            path = %path.display(),
+            changed = %format!("format version {v} -> {FORMAT_VERSION}"),
+            "cache device was laid out differently; re-formatting it (cached objects are dropped)"
+        ),
+        SuperblockRead::Corrupt if !spec.reformat && !spec.reformat_if_corrupt => {
             return Err(DeviceError(format!(
                 "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot be \
                  trusted. To discard the cache and re-format the device, start once with `edgeslab serve \
@@ -474,6 +481,7 @@ mod tests {
             shards,
             avg_object_size: 4096,
             reformat: false,
+            reformat_if_corrupt: false,
         }
     }
 
@@ -508,6 +516,19 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err().to_string();
         assert!(e.contains("corrupt") && e.contains("--reformat"), "{e}");
+        let tolerant = prepare(&DeviceSpec {
+            reformat_if_corrupt: true,
+            ..spec(&path, 32 << 20, 1)
+        })
+        .unwrap();
+        assert!(tolerant.fresh);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8] = 1; // an older format version
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            prepare(&spec(&path, 32 << 20, 1)).unwrap().fresh,
+            "another version re-formats"
+        );
         let forced = prepare(&DeviceSpec {
             reformat: true,
             ..spec(&path, 32 << 20, 1)

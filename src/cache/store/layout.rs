@@ -15,7 +15,7 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const SUPERBLOCK_SIZE: usize = 4096;
 /// Regions start here, so the data area stays aligned for any device.
 pub const DATA_START: u64 = 1 << 20;
@@ -77,6 +77,12 @@ impl Superblock {
         if b.len() < 128 || &b[0..8] != SUPER_MAGIC {
             return SuperblockRead::Absent;
         }
+        // The version sits at the same place in every format; a device of
+        // another version is not read any further.
+        let version = u32_at(b, 8);
+        if version != FORMAT_VERSION {
+            return SuperblockRead::OtherVersion(version);
+        }
         if xxh3_parts(&[&b[..120]]) != u64_at(b, 120) {
             return SuperblockRead::Corrupt;
         }
@@ -128,6 +134,8 @@ pub enum SuperblockRead {
     Absent,
     /// Our magic with a bad checksum.
     Corrupt,
+    /// Formatted by a version of edgeslab with another on-device format.
+    OtherVersion(u32),
     Valid(Superblock),
 }
 
@@ -381,6 +389,8 @@ mod tests {
         );
         b[20] ^= 1;
         assert_eq!(Superblock::decode(&b), SuperblockRead::Corrupt);
+        b[8] = 1;
+        assert_eq!(Superblock::decode(&b), SuperblockRead::OtherVersion(1));
         assert_eq!(Superblock::decode(&[0u8; 4096]), SuperblockRead::Absent);
     }
 
