@@ -377,19 +377,58 @@ impl Faults {
 /// One shard's O_DIRECT handle on the device (any shard may read any region).
 pub struct Device {
     file: Rc<DmaFile>,
+    /// Alignment of direct reads: the larger of glommio's and the device's
+    /// logical block size.
+    alignment: u64,
     faults: Faults,
+}
+
+/// The logical block size of a block device (BLKSSZGET).
+fn logical_block_size(fd: std::os::fd::RawFd) -> io::Result<u64> {
+    let mut size: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int through the pointer we pass.
+    let rc = unsafe { libc::ioctl(fd, libc::BLKSSZGET, &mut size) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size.max(512) as u64)
 }
 
 impl Device {
     pub async fn open(path: &Path) -> io::Result<Device> {
+        use std::os::fd::AsRawFd;
+        let err = |e: &dyn std::fmt::Display| {
+            io::Error::other(format!("cache device {}: {e}", path.display()))
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .dma_open(path)
             .await
-            .map_err(|e| io::Error::other(format!("cache device {}: {e}", path.display())))?;
+            .map_err(|e| err(&e))?;
+        let mut alignment = file.alignment();
+        let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+        if is_block {
+            // glommio decides on direct I/O from the filesystem that holds the
+            // path, and a device node lives on devtmpfs (which it takes for
+            // tmpfs): ask for O_DIRECT here, and align to the device itself.
+            let fd = file.as_raw_fd();
+            // SAFETY: fcntl on a descriptor we own.
+            let ok = unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) == 0
+            };
+            if !ok {
+                return Err(err(&format!(
+                    "cannot enable O_DIRECT: {}",
+                    io::Error::last_os_error()
+                )));
+            }
+            alignment = alignment.max(logical_block_size(fd).map_err(|e| err(&e))?);
+        }
         Ok(Device {
             file: Rc::new(file),
+            alignment,
             faults: Faults::from_env(),
         })
     }
@@ -402,14 +441,22 @@ impl Device {
         if Faults::fire(self.faults.read_eio_every, &self.faults.reads) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        let r = self.file.read_at(pos, len).await.map_err(io::Error::from)?;
-        if r.len() < len {
+        let start = pos / self.alignment * self.alignment;
+        let end = (pos + len as u64).div_ceil(self.alignment) * self.alignment;
+        let r = self
+            .file
+            .read_at_aligned(start, (end - start) as usize)
+            .await
+            .map_err(io::Error::from)?;
+        let skip = (pos - start) as usize;
+        if r.len() < skip + len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "short read from cache device",
             ));
         }
-        Ok(r)
+        ReadResult::slice(&r, skip, len)
+            .ok_or_else(|| io::Error::other("read result slice out of range"))
     }
 
     pub async fn write(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {

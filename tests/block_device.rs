@@ -1,0 +1,116 @@
+//! A raw block device as the cache: a loop device over a file, when the
+//! machine allows one (root and a loop driver). The device's own size is
+//! used, hits come from it with O_DIRECT, and a clean stop comes back warm.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+/// A loop device over a sparse file, detached on drop.
+struct Loop {
+    dev: String,
+    _dir: TempDir,
+}
+
+impl Loop {
+    fn new(size: u64) -> Option<Loop> {
+        let dir = TempDir::new("loop");
+        let file = dir.path().join("backing.img");
+        std::fs::File::create(&file).ok()?.set_len(size).ok()?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--direct-io=on", file.to_str()?])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "skipped: losetup: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        let dev = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        Some(Loop { dev, _dir: dir })
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup")
+            .args(["--detach", &self.dev])
+            .status();
+    }
+}
+
+#[test]
+fn a_raw_block_device_serves_with_its_own_size() {
+    let Some(lo) = Loop::new(192 << 20) else {
+        eprintln!("skipped: no loop device available here");
+        return;
+    };
+    let origin =
+        Origin::start(|seen| Script::ok("max-age=600", bytes(300_000, seen.target.len() as u64)));
+    let dir = TempDir::new("blockdev");
+    let args = |admin: &str| {
+        vec![
+            "serve".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--origin".into(),
+            format!("http://{}", origin.addr),
+            "--cache".into(),
+            lo.dev.clone(),
+            "--cores".into(),
+            "0".into(),
+            "--admin".into(),
+            admin.into(),
+        ]
+    };
+    let owned = args("127.0.0.1:0");
+    let argv: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let mut edge = Edge::launch(None, dir.path(), &argv, &[]).unwrap();
+    let first = get(edge.addr, "/on-the-device");
+    assert!(first.cache_status().contains("stored"));
+    let second = get(edge.addr, "/on-the-device");
+    assert!(second.cache_status().contains("hit"));
+    assert_eq!(second.body, bytes(300_000, "/on-the-device".len() as u64));
+    // The device is open with O_DIRECT.
+    let pid = edge.pid();
+    let mut direct = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        if std::fs::read_link(fd.path())
+            .ok()
+            .and_then(|p| p.to_str().map(String::from))
+            == Some(lo.dev.clone())
+        {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .unwrap()
+                .trim()
+                .to_string();
+            assert_ne!(
+                u32::from_str_radix(&flags, 8).unwrap() & libc::O_DIRECT as u32,
+                0
+            );
+            direct += 1;
+        }
+    }
+    assert!(direct >= 1, "the block device is open with O_DIRECT");
+    assert!(edge.stop().unwrap().success());
+    let edge = Edge::launch(None, dir.path(), &argv, &[]).unwrap();
+    assert!(edge.stderr().contains("warm start"), "{}", edge.stderr());
+    assert!(
+        get(edge.addr, "/on-the-device")
+            .cache_status()
+            .contains("hit")
+    );
+}
