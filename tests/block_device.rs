@@ -75,35 +75,12 @@ fn a_raw_block_device_serves_with_its_own_size() {
     assert!(second.cache_status().contains("hit"));
     assert_eq!(second.body, bytes(300_000, "/on-the-device".len() as u64));
     // The device is open with O_DIRECT.
-    let pid = edge.pid();
-    let mut direct = 0;
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-    {
-        if std::fs::read_link(fd.path())
-            .ok()
-            .and_then(|p| p.to_str().map(String::from))
-            == Some(lo.dev.clone())
-        {
-            let info = std::fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                fd.file_name().to_string_lossy()
-            ))
-            .unwrap();
-            let flags = info
-                .lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .unwrap()
-                .trim()
-                .to_string();
-            assert_ne!(
-                u32::from_str_radix(&flags, 8).unwrap() & libc::O_DIRECT as u32,
-                0
-            );
-            direct += 1;
-        }
-    }
+    let flags = fd_flags(edge.pid(), std::path::Path::new(&lo.dev));
+    let direct = flags
+        .iter()
+        .filter(|&&f| f & libc::O_DIRECT as u32 != 0)
+        .count();
+    assert_eq!(direct, flags.len());
     assert!(direct >= 1, "the block device is open with O_DIRECT");
     assert!(edge.stop().unwrap().success());
     let edge = Edge::launch(None, dir.path(), &argv, &[]).unwrap();

@@ -58,33 +58,15 @@ fn cache_descriptor_carries_o_direct() {
     let origin = origin();
     let edge = Edge::start(origin.addr, "");
     get(edge.addr, "/warm");
-    let pid = edge.pid();
-    let cache = edge.dir.join("cache.slab");
-    let mut found = 0;
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-    {
-        if std::fs::read_link(fd.path()).ok().as_deref() != Some(cache.as_path()) {
-            continue;
-        }
-        let info = std::fs::read_to_string(format!(
-            "/proc/{pid}/fdinfo/{}",
-            fd.file_name().to_string_lossy()
-        ))
-        .unwrap();
-        let flags = info
-            .lines()
-            .find_map(|l| l.strip_prefix("flags:"))
-            .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
-            .unwrap();
+    let flags = fd_flags(edge.pid(), &edge.dir.join("cache.slab"));
+    for f in &flags {
         assert_ne!(
-            flags & libc::O_DIRECT as u32,
+            f & libc::O_DIRECT as u32,
             0,
-            "cache fd without O_DIRECT: flags {flags:o}"
+            "cache fd without O_DIRECT: flags {f:o}"
         );
-        found += 1;
     }
+    let found = flags.len();
     assert_eq!(found, edge.shards, "one O_DIRECT handle per shard");
 }
 

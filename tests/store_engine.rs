@@ -2,6 +2,8 @@
 //! random operations checked against a model (with crashes and clean stops
 //! in the middle), and a read that races the overwrite of its segment.
 
+mod support;
+
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::service::{CacheService, ReadFailure};
 use edgeslab::cache::store::device::{self, DeviceSpec, PreparedDevice};
@@ -55,15 +57,7 @@ async fn open(dev: &PreparedDevice, ram: usize) -> CacheService {
 }
 
 fn body_of(key: u32, version: u32, len: usize) -> Vec<u8> {
-    let mut x = (key as u64) << 32 | version as u64 | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    support::bytes(len, (key as u64) << 32 | version as u64)
 }
 
 fn key(k: u32) -> CacheKey {

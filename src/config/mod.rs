@@ -212,7 +212,7 @@ pub struct CacheConfig {
     /// Discard the device's contents at start (also with `serve --reformat`).
     pub reformat: bool,
     /// Re-format a device whose superblock is corrupt instead of refusing to
-    /// start (the demo does; by default an operator decides).
+    /// start (by default an operator decides).
     pub reformat_if_corrupt: bool,
 }
 

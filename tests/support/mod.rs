@@ -742,6 +742,26 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The open-file flags (as in /proc/PID/fdinfo) of every descriptor of
+/// process `pid` that refers to `target`.
+pub fn fd_flags(pid: u32, target: &Path) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).ok().as_deref() == Some(target))
+        .filter_map(|fd| {
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()?;
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            u32::from_str_radix(flags.trim(), 8).ok()
+        })
+        .collect()
+}
+
 /// Threads of a process: (name, allowed cpus).
 pub fn threads(pid: u32) -> Vec<(String, String)> {
     let mut out = Vec::new();
