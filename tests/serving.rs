@@ -411,3 +411,36 @@ fn conditional_requests_on_hits_get_304() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"versioned");
 }
+
+#[test]
+fn close_delimited_origin_bodies_are_streamed_and_stored() {
+    let data = bytes(150_000, 21);
+    let origin = {
+        let data = data.clone();
+        Origin::start(move |_| {
+            Script::ok("max-age=60", vec![]).with(Body::CloseDelimited(data.clone()))
+        })
+    };
+    let edge = Edge::start(origin.addr, "");
+    let first = get(edge.addr, "/until-close");
+    assert!(first.complete);
+    assert_eq!(
+        first.header("transfer-encoding").as_deref(),
+        Some("chunked"),
+        "unknown length goes out chunked"
+    );
+    assert_eq!(first.body, data);
+    assert!(
+        first.cache_status().contains("stored"),
+        "{}",
+        first.cache_status()
+    );
+    let second = get(edge.addr, "/until-close");
+    assert!(second.cache_status().contains("hit"));
+    assert_eq!(
+        second.header("content-length"),
+        Some(data.len().to_string())
+    );
+    assert_eq!(second.body, data);
+    assert_eq!(origin.count("/until-close"), 1);
+}
