@@ -85,6 +85,10 @@ fn a_clean_stop_comes_back_warm() {
         }
     }
     let ratio = hits as f64 / cached.len() as f64;
+    eprintln!(
+        "warm restart: {hits} of {} cached objects were hits",
+        cached.len()
+    );
     assert!(
         ratio >= 0.99,
         "warm restart served {hits} of {} as hits",
