@@ -180,6 +180,26 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
         served_during_load > 50,
         "the load did run ({served_during_load} responses)"
     );
+    // The restarts after a kill rebuilt the index from segment summaries.
+    let summarized: usize = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .flat_map(|log| {
+            log.lines()
+                .filter_map(|l| {
+                    l.split("from_summaries=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert!(summarized > 0, "no segment was recovered from its summary");
     assert!(
         hits_after_restart > 0,
         "recovery found nothing in six kills"

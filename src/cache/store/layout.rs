@@ -5,7 +5,9 @@
 //!
 //! Device:  [superblock 4 KiB][pad to 1 MiB][region 0][region 1]...
 //! Region:  [segment 0][segment 1]...           (one region per shard)
-//! Segment: [segment header 4 KiB][entry][entry]...  (entries 512-aligned)
+//! Segment: [segment header 4 KiB][entry][entry]...[summary][trailer 64 B]
+//!          (entries 512-aligned; the summary lists every entry, so a scan
+//!          after a crash reads a few blocks per segment, not all of it)
 //! Entry:   [entry header 64 B][key][response head][body | chunk table]
 //!
 //! Entry header: magic u32, kind u8, format version u8, key length u16,
@@ -310,6 +312,92 @@ impl EntryHeader {
     }
 }
 
+const SUMMARY_MAGIC: &[u8; 8] = b"ESSUMMRY";
+/// The trailer at the very end of a segment.
+pub const TRAILER_SIZE: usize = 64;
+/// One summary record per entry.
+pub const SUMMARY_RECORD: usize = 16;
+
+/// Bytes the summary of a segment with `entries` entries takes at its end.
+pub fn summary_len(entries: u64) -> u64 {
+    TRAILER_SIZE as u64 + SUMMARY_RECORD as u64 * entries
+}
+
+/// An entry as the segment summary lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SummaryRecord {
+    pub offset: u32,
+    /// Allocated length (a multiple of 512).
+    pub len: u32,
+    pub kind: EntryKind,
+    pub key_hash: u64,
+}
+
+/// Writes the summary of `records` so that it ends at the end of `seg`.
+pub fn write_summary(seg: &mut [u8], seq: u64, records: &[SummaryRecord]) {
+    let end = seg.len();
+    let trailer_at = end - TRAILER_SIZE;
+    let start = trailer_at - records.len() * SUMMARY_RECORD;
+    for (i, r) in records.iter().enumerate() {
+        let at = start + i * SUMMARY_RECORD;
+        seg[at..at + 8].copy_from_slice(&r.key_hash.to_le_bytes());
+        seg[at + 8..at + 12].copy_from_slice(&(r.offset / 512).to_le_bytes());
+        let len_kind = (r.len / 512) << 8 | r.kind as u32;
+        seg[at + 12..at + 16].copy_from_slice(&len_kind.to_le_bytes());
+    }
+    let t = &mut seg[trailer_at..];
+    t.fill(0);
+    t[0..8].copy_from_slice(SUMMARY_MAGIC);
+    t[8..16].copy_from_slice(&seq.to_le_bytes());
+    t[16..20].copy_from_slice(&(records.len() as u32).to_le_bytes());
+    let sum = xxh3_parts(&[&seg[start..trailer_at], &seg[trailer_at..trailer_at + 56]]);
+    seg[trailer_at + 56..end].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Reads the trailer at the end of `tail` (the last bytes of a segment):
+/// the number of summary records, if the trailer is intact and of `seq`.
+pub fn summary_count(tail: &[u8], seq: u64) -> Option<usize> {
+    let t = tail.get(tail.len().checked_sub(TRAILER_SIZE)?..)?;
+    if &t[0..8] != SUMMARY_MAGIC || u64_at(t, 8) != seq {
+        return None;
+    }
+    Some(u32_at(t, 16) as usize)
+}
+
+/// Decodes the summary that ends at the end of `tail`, which must hold it
+/// whole; None if anything does not check.
+pub fn read_summary(tail: &[u8], seq: u64, segment_size: u64) -> Option<Vec<SummaryRecord>> {
+    let n = summary_count(tail, seq)?;
+    let trailer_at = tail.len() - TRAILER_SIZE;
+    let start = trailer_at.checked_sub(n.checked_mul(SUMMARY_RECORD)?)?;
+    let sum = xxh3_parts(&[&tail[start..trailer_at], &tail[trailer_at..trailer_at + 56]]);
+    if sum != u64_at(tail, trailer_at + 56) {
+        return None;
+    }
+    (0..n)
+        .map(|i| {
+            let at = start + i * SUMMARY_RECORD;
+            let len_kind = u32_at(tail, at + 12);
+            let kind = match len_kind & 0xFF {
+                1 => EntryKind::Object,
+                2 => EntryKind::Chunk,
+                3 => EntryKind::Manifest,
+                _ => return None,
+            };
+            let r = SummaryRecord {
+                key_hash: u64_at(tail, at),
+                offset: u32_at(tail, at + 8).checked_mul(512)?,
+                len: (len_kind >> 8).checked_mul(512)?,
+                kind,
+            };
+            let fits = r.offset as u64 >= SEGMENT_HEADER_SIZE as u64
+                && r.len > 0
+                && r.offset as u64 + r.len as u64 <= segment_size - summary_len(n as u64);
+            fits.then_some(r)
+        })
+        .collect()
+}
+
 /// A chunk's place, as listed in its manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
@@ -434,6 +522,32 @@ mod tests {
         }
         // A truncated read is not an entry either.
         assert_eq!(EntryHeader::verify(&b[..n - 1]), None);
+    }
+
+    #[test]
+    fn summary_round_trip_and_refusals() {
+        let recs = vec![
+            SummaryRecord {
+                offset: 4096,
+                len: 1024,
+                kind: EntryKind::Object,
+                key_hash: 7,
+            },
+            SummaryRecord {
+                offset: 5120,
+                len: 512,
+                kind: EntryKind::Chunk,
+                key_hash: 9,
+            },
+        ];
+        let mut seg = vec![0u8; 1 << 16];
+        write_summary(&mut seg, 42, &recs);
+        assert_eq!(summary_count(&seg[seg.len() - 4096..], 42), Some(2));
+        assert_eq!(read_summary(&seg, 42, 1 << 16), Some(recs.clone()));
+        assert_eq!(read_summary(&seg, 41, 1 << 16), None, "another sequence");
+        let last = seg.len() - 70;
+        seg[last] ^= 1;
+        assert_eq!(read_summary(&seg, 42, 1 << 16), None, "a flipped byte");
     }
 
     #[test]

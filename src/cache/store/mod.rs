@@ -117,11 +117,12 @@ struct Flushing {
     task: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// An open segment's buffer.
+/// An open segment's buffer, and the summary of the entries in it.
 struct OpenBuf {
     slot: u32,
     seq: u64,
     buf: DmaBuffer,
+    summary: Vec<layout::SummaryRecord>,
 }
 
 struct Buffers {
@@ -289,6 +290,7 @@ impl ShardStore {
             shard,
             objects = region.index.len(),
             segments = report.segments,
+            from_summaries = report.summarized,
             dropped_entries = report.dropped,
             read_errors = report.read_errors,
             millis = started.elapsed().as_millis() as u64,

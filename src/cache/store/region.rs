@@ -93,6 +93,8 @@ struct WriteHead {
     slot: u32,
     seq: u64,
     cursor: u64,
+    /// Entries placed so far: the segment's summary needs room for each.
+    entries: u64,
 }
 
 /// A direct-mapped table of 8-bit fingerprints of keys recently evicted from
@@ -335,7 +337,7 @@ impl Region {
     /// Reserves `len` bytes (a multiple of the unit) at a queue's write head.
     pub fn place(&mut self, queue: Queue, len: u64) -> Option<Placement> {
         let head = self.heads[queue as usize].as_mut()?;
-        if head.cursor + len > self.segment_size {
+        if head.cursor + len + super::layout::summary_len(head.entries + 1) > self.segment_size {
             return None;
         }
         let p = Placement {
@@ -344,6 +346,7 @@ impl Region {
             offset: head.cursor as u32,
         };
         head.cursor += len;
+        head.entries += 1;
         Some(p)
     }
 
@@ -376,6 +379,7 @@ impl Region {
             slot,
             seq,
             cursor: super::layout::SEGMENT_HEADER_SIZE as u64,
+            entries: 0,
         });
         Some((sealed, (slot, seq)))
     }
@@ -528,7 +532,9 @@ impl Region {
     /// entry went, or None if it cannot fit a segment. Used by the trace
     /// replay and the index-memory benchmarks.
     pub fn place_without_device(&mut self, queue: Queue, len: u64) -> Option<Placement> {
-        if len + super::layout::SEGMENT_HEADER_SIZE as u64 > self.segment_size {
+        if len + super::layout::SEGMENT_HEADER_SIZE as u64 + super::layout::summary_len(1)
+            > self.segment_size
+        {
             return None;
         }
         loop {

@@ -6,6 +6,7 @@
 
 use super::layout::{
     ENTRY_HEADER_SIZE, EntryHeader, EntryKind, Queue, SEGMENT_HEADER_SIZE, SegmentHeader,
+    SummaryRecord, write_summary,
 };
 use super::region::ReclaimPlan;
 use super::{Flushing, OpenBuf, ShardStore, StoreError, round_up};
@@ -40,6 +41,12 @@ impl ShardStore {
                     .as_mut()
                     .expect("placement implies an open segment");
                 header.write_entry(&mut open.buf.as_bytes_mut()[p.offset as usize..], payload);
+                open.summary.push(SummaryRecord {
+                    offset: p.offset,
+                    len: alloc as u32,
+                    kind: header.kind,
+                    key_hash: header.key_hash,
+                });
                 self.stats.bytes_written.fetch_add(alloc, Relaxed);
                 return Ok(Location {
                     slot: p.slot,
@@ -92,10 +99,16 @@ impl ShardStore {
     /// Starts writing a sealed buffer; waits for the previous flush first,
     /// so at most one segment is in flight per shard.
     pub(super) async fn start_flush(&self, sealed: OpenBuf, used: usize) {
-        let OpenBuf { slot, seq, mut buf } = sealed;
+        let OpenBuf {
+            slot,
+            seq,
+            mut buf,
+            summary,
+        } = sealed;
         // A reused buffer holds an older segment's bytes past the cursor;
         // zeros there end any scan of this segment cleanly.
         buf.as_bytes_mut()[used..].fill(0);
+        write_summary(buf.as_bytes_mut(), seq, &summary);
         self.finish_flush().await;
         let buf = Rc::new(buf);
         let pos = self.geo.segment_offset(self.shard, slot);
@@ -135,7 +148,12 @@ impl ShardStore {
             queue,
         }
         .encode_into(buf.as_bytes_mut());
-        self.buffers.borrow_mut().open[queue as usize] = Some(OpenBuf { slot, seq, buf });
+        self.buffers.borrow_mut().open[queue as usize] = Some(OpenBuf {
+            slot,
+            seq,
+            buf,
+            summary: Vec::new(),
+        });
         Ok(())
     }
 
@@ -214,6 +232,12 @@ impl ShardStore {
                     &mut open.buf.as_bytes_mut()[p.offset as usize..],
                     &[payload],
                 );
+                open.summary.push(SummaryRecord {
+                    offset: p.offset,
+                    len: t.loc.len,
+                    kind: header.kind,
+                    key_hash: header.key_hash,
+                });
             }
             let loc = Location {
                 slot: p.slot,
