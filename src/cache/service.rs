@@ -17,6 +17,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+/// Tries of a device read before it counts as failed.
+const READ_ATTEMPTS: u32 = 3;
+
 /// Messages between shards. Replies travel on one-shot channels, so a shard
 /// that handles a request never blocks on its peer's queue.
 pub enum ShardMsg {
@@ -287,15 +290,23 @@ impl CacheService {
             return Ok(EntryBytes::Mem(b));
         }
         let pos = self.store.geometry().segment_offset(owner, slot) + offset as u64;
-        self.stats.device_reads.fetch_add(1, Relaxed);
-        match self.device.read(pos, len as usize).await {
-            Ok(r) => Ok(EntryBytes::Dev(r)),
-            Err(e) => {
-                tracing::warn!(shard = self.shard, "cache read failed at {pos}: {e}");
-                self.stats.read_failures.fetch_add(1, Relaxed);
-                Err(ReadFailure::Io)
+        // An I/O error is tried again (it may pass); one that persists makes
+        // the read fail, which callers turn into a miss.
+        for attempt in 0..READ_ATTEMPTS {
+            self.stats.device_reads.fetch_add(1, Relaxed);
+            match self.device.read(pos, len as usize).await {
+                Ok(r) => return Ok(EntryBytes::Dev(r)),
+                Err(e) => {
+                    tracing::warn!(
+                        shard = self.shard,
+                        attempt,
+                        "cache read failed at {pos}: {e}"
+                    );
+                    self.stats.read_failures.fetch_add(1, Relaxed);
+                }
             }
         }
+        Err(ReadFailure::Io)
     }
 
     fn note_failure(&self, f: ReadFailure) {

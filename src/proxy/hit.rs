@@ -8,9 +8,8 @@ use super::respond::{ViewerBody, ViewerFraming, finish_head, status_has_no_body}
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::policy::{Freshness, from_unix_millis};
-use crate::cache::service::{ReadFailure, StoredChunk, StoredEntry};
+use crate::cache::service::{StoredChunk, StoredEntry};
 use crate::cache::store::Lookup;
-use crate::cache::store::layout::ChunkRef;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,25 +29,6 @@ struct Hit {
     /// A large object's first chunk, read before anything is sent, so that
     /// an unreadable object is a miss rather than a broken response.
     first_chunk: Option<StoredChunk>,
-}
-
-/// Reads a chunk, trying again after an I/O error (not after a failed
-/// check: those do not heal).
-async fn read_chunk_retrying(
-    ctx: &ShardCtx,
-    key: &CacheKey,
-    fill_id: u64,
-    index: u32,
-    c: &ChunkRef,
-    buffered: &[(u32, u64)],
-) -> Result<StoredChunk, ReadFailure> {
-    let mut attempt = 0;
-    loop {
-        match ctx.cache.read_chunk(key, fill_id, index, c, buffered).await {
-            Err(ReadFailure::Io) if attempt < 2 => attempt += 1,
-            other => return other,
-        }
-    }
 }
 
 /// Stored heads were written by us; allow them generous limits.
@@ -90,7 +70,8 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
     let first_chunk = match entry.chunks() {
         Some((fill_id, chunks)) => match chunks.first() {
             Some(c) => Some(
-                read_chunk_retrying(ctx, key, fill_id, 0, c, &buffered)
+                ctx.cache
+                    .read_chunk(key, fill_id, 0, c, &buffered)
                     .await
                     .map_err(|_| CachePhase::Miss)?,
             ),
@@ -256,9 +237,10 @@ async fn serve(
     for i in 0..chunks.len() {
         let Some(chunk) = current.take() else { break };
         // Send this chunk while the next one is read.
-        let next = chunks
-            .get(i + 1)
-            .map(|c| read_chunk_retrying(ctx, key, fill_id, i as u32 + 1, c, &buffered));
+        let next = chunks.get(i + 1).map(|c| {
+            ctx.cache
+                .read_chunk(key, fill_id, i as u32 + 1, c, &buffered)
+        });
         let (written, next) = match next {
             Some(read) => {
                 let (w, r) = futures_lite::future::zip(body.write(chunk.data()), read).await;

@@ -457,21 +457,8 @@ impl Region {
     pub fn plan_reclaim(&mut self) -> Option<ReclaimPlan> {
         let (slot, queue) = self.victim()?;
         self.stats.reclaims += 1;
-        let seg = &mut self.segs[slot as usize];
-        let members = std::mem::take(&mut seg.members);
-        let owners = std::mem::take(&mut seg.chunk_owners);
-        let seq = seg.seq;
-        let mut taken = Vec::new();
-        for b in members {
-            self.index.take_in_slot(b, slot, &mut taken);
-        }
-        // A large object that loses any chunk is gone, wherever its manifest is.
-        for h in owners {
-            if self.index.peek(h).is_some_and(|(l, _)| l.manifest) {
-                self.index.remove(h);
-                self.stats.evicted += 1;
-            }
-        }
+        let seq = self.segs[slot as usize].seq;
+        let taken = self.unindex_slot(slot);
         let mut reinsert = Vec::new();
         for mut t in taken {
             let keep = match queue {
@@ -512,6 +499,14 @@ impl Region {
     /// Forgets everything in a sealed segment whose bytes never reached the
     /// device (a failed flush): nothing may point at it.
     pub fn discard(&mut self, slot: u32) {
+        let taken = self.unindex_slot(slot);
+        self.stats.evicted += taken.len() as u64;
+    }
+
+    /// Takes every index entry that points into `slot` out of the index and
+    /// returns them; a large object with a chunk there is dropped as well,
+    /// wherever its manifest is.
+    fn unindex_slot(&mut self, slot: u32) -> Vec<Taken> {
         let seg = &mut self.segs[slot as usize];
         let members = std::mem::take(&mut seg.members);
         let owners = std::mem::take(&mut seg.chunk_owners);
@@ -522,9 +517,10 @@ impl Region {
         for h in owners {
             if self.index.peek(h).is_some_and(|(l, _)| l.manifest) {
                 self.index.remove(h);
+                self.stats.evicted += 1;
             }
         }
-        self.stats.evicted += taken.len() as u64;
+        taken
     }
 
     /// Places an entry as a null device would: the same rotations, reclaims
