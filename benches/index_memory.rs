@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo bench --bench index_memory` (add `-- --objects 8000000`).
 
-use edgeslab::cache::index::{EntryLayout, Index, Location, UNIT};
+use edgeslab::cache::index::{EntryLayout, Index, UNIT};
 use edgeslab::cache::store::region::Region;
 
 fn resident_bytes() -> u64 {
@@ -38,17 +38,9 @@ fn main() {
     let mut region = Region::new(index, segments, segment, 1);
     for i in 0..objects {
         let hash = xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes());
-        let queue = region.queue_for_new(hash);
-        let p = region
-            .place_without_device(queue, entry)
+        region
+            .insert_without_device(hash, entry)
             .expect("fits a segment");
-        let loc = Location {
-            slot: p.slot,
-            offset: p.offset,
-            len: entry as u32,
-            manifest: false,
-        };
-        region.insert(hash, loc);
     }
     let after = resident_bytes();
     let n = region.index.len() as u64;

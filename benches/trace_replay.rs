@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench --bench trace_replay` (add `-- --segment 8MiB` etc.).
 
-use edgeslab::cache::index::{EntryLayout, Index, Location, UNIT};
+use edgeslab::cache::index::{EntryLayout, Index, UNIT};
 use edgeslab::cache::store::layout::ENTRY_HEADER_SIZE;
 use edgeslab::cache::store::region::{EvictionParams, Region};
 use std::collections::HashMap;
@@ -79,18 +79,7 @@ fn replay_region(
         }
         missed += size;
         let len = (size + OVERHEAD).div_ceil(UNIT) * UNIT;
-        let queue = region.queue_for_new(hash);
-        if let Some(p) = region.place_without_device(queue, len) {
-            region.insert(
-                hash,
-                Location {
-                    slot: p.slot,
-                    offset: p.offset,
-                    len: len as u32,
-                    manifest: false,
-                },
-            );
-        }
+        region.insert_without_device(hash, len);
     }
     (missed as f64 / total as f64, region.stats().reinserted)
 }

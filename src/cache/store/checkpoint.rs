@@ -170,7 +170,7 @@ pub fn decode_body(b: &[u8], info: &HeaderInfo) -> Option<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::index::{EntryLayout, Index, Location};
+    use crate::cache::index::{EntryLayout, Index};
     use crate::cache::store::region::EvictionParams;
 
     #[test]
@@ -179,17 +179,7 @@ mod tests {
         let mut r = Region::new(Index::new(layout, 500), 8, 1 << 20, 1);
         for i in 0..30u64 {
             let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let q = r.queue_for_new(h);
-            let p = r.place_without_device(q, 64 << 10).unwrap();
-            r.insert(
-                h,
-                Location {
-                    slot: p.slot,
-                    offset: p.offset,
-                    len: 64 << 10,
-                    manifest: false,
-                },
-            );
+            r.insert_without_device(h, 64 << 10).unwrap();
         }
         r.seal_heads();
         let mut buf = vec![0u8; encoded_len(&r) + 100];

@@ -579,6 +579,22 @@ impl Region {
         }
     }
 
+    /// Stores a new object of `len` bytes (a multiple of the unit) as a null
+    /// device would: picks its queue, places it, indexes it. Returns where it
+    /// went, or None if it cannot fit a segment.
+    pub fn insert_without_device(&mut self, hash: u64, len: u64) -> Option<Location> {
+        let queue = self.queue_for_new(hash);
+        let p = self.place_without_device(queue, len)?;
+        let loc = Location {
+            slot: p.slot,
+            offset: p.offset,
+            len: len as u32,
+            manifest: false,
+        };
+        self.insert(hash, loc);
+        Some(loc)
+    }
+
     /// Memory held by segment bookkeeping and the ghost (for the
     /// bytes-per-object figure).
     pub fn bookkeeping_bytes(&self) -> usize {
@@ -616,16 +632,7 @@ mod tests {
 
     /// Writes an object of `len` bytes the way the store does.
     fn write(r: &mut Region, hash: u64, len: u64) -> Location {
-        let q = r.queue_for_new(hash);
-        let p = r.place_without_device(q, len).unwrap();
-        let l = Location {
-            slot: p.slot,
-            offset: p.offset,
-            len: len as u32,
-            manifest: false,
-        };
-        r.insert(hash, l);
-        l
+        r.insert_without_device(hash, len).unwrap()
     }
 
     #[test]
