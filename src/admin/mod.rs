@@ -6,30 +6,29 @@ pub mod metrics;
 
 use crate::http::{Limits, Method, ResponseHead, parse_request};
 use crate::net::conn::Conn;
-use glommio::net::TcpListener;
+use crate::net::listener::Listener;
+use crate::runtime::task;
 use metrics::ShardMetrics;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(listener: TcpListener, shards: Rc<Vec<ShardMetrics>>) {
+pub async fn serve(listener: Listener, shards: Rc<Vec<ShardMetrics>>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
+        let mut conn = match listener.accept().await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!("admin accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                task::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let shards = shards.clone();
-        glommio::spawn_local(async move {
-            let mut conn = Conn::new(stream);
+        task::spawn_detached(async move {
             let _ = answer(&mut conn, &shards).await;
             conn.shutdown().await;
-        })
-        .detach();
+        });
     }
 }
 

@@ -6,12 +6,11 @@
 
 use super::index::Location;
 use super::key::CacheKey;
-use super::store::device::Device;
+use super::store::device::{Device, DeviceBytes};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
 use super::store::{FillId, FillMeta, Lookup, ShardStore};
+use crate::runtime::mesh::ShardPeers;
 use futures_channel::oneshot;
-use glommio::channels::channel_mesh::Senders;
-use glommio::io::ReadResult;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -62,7 +61,7 @@ pub enum ShardMsg {
 /// Bytes of an entry: copied from a segment buffer or read from the device.
 pub enum EntryBytes {
     Mem(Vec<u8>),
-    Dev(ReadResult),
+    Dev(DeviceBytes),
 }
 
 impl std::ops::Deref for EntryBytes {
@@ -166,7 +165,7 @@ pub struct CacheService {
     pub shards: u32,
     store: Rc<ShardStore>,
     device: Rc<Device>,
-    mesh: Option<Rc<Senders<ShardMsg>>>,
+    mesh: Option<Rc<ShardPeers<ShardMsg>>>,
     next_fill: Cell<u64>,
     stats: Arc<CacheStats>,
 }
@@ -183,7 +182,7 @@ pub struct CacheStats {
 impl CacheService {
     pub fn new(
         store: Rc<ShardStore>,
-        mesh: Option<Rc<Senders<ShardMsg>>>,
+        mesh: Option<Rc<ShardPeers<ShardMsg>>>,
         shard: u32,
         shards: u32,
         stats: Arc<CacheStats>,
@@ -213,7 +212,7 @@ impl CacheService {
 
     async fn send(&self, to: u32, msg: ShardMsg) -> bool {
         match &self.mesh {
-            Some(m) => m.send_to(to as usize, msg).await.is_ok(),
+            Some(m) => m.send_to(to, msg).await,
             None => false,
         }
     }
@@ -479,10 +478,10 @@ impl Drop for FillSink<'_> {
         if self.owner == self.service.shard {
             let store = self.service.store.clone();
             let id = self.id;
-            glommio::spawn_local(async move { store.fill_end(id, false).await }).detach();
+            crate::runtime::task::spawn_detached(async move { store.fill_end(id, false).await });
         } else if let Some(m) = &self.service.mesh {
             let _ = m.try_send_to(
-                self.owner as usize,
+                self.owner,
                 ShardMsg::FillEnd {
                     id: self.id,
                     complete: false,

@@ -6,6 +6,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,16 @@ pub async fn with_timeout<T>(
     .await
 }
 
+/// Opens a connection to `addr`, giving up with `TimedOut` after `timeout`.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    Ok(Conn::new(stream))
+}
+
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub(super) fn new(stream: TcpStream) -> Conn {
         let _ = stream.set_nodelay(true);
         Conn {
             stream,
@@ -41,8 +50,9 @@ impl Conn {
         }
     }
 
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// The address of the other end.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.peer_addr().map_err(io::Error::from)
     }
 
     /// Unconsumed bytes.

@@ -5,10 +5,11 @@
 //! thread and in shard order, because the kernel indexes the group by bind
 //! order and the BPF program returns that index.
 
+use super::conn::Conn;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 
 /// A bound, listening socket waiting to be handed to its shard's executor.
 pub struct BoundListener {
@@ -23,9 +24,32 @@ impl BoundListener {
             .ok_or_else(|| io::Error::other("listener has no inet address"))
     }
 
-    /// Gives up ownership of the descriptor (to glommio's `TcpListener`).
-    pub fn into_raw_fd(self) -> RawFd {
-        self.socket.into_raw_fd()
+    /// Wraps a listening socket bound elsewhere (the admin listener).
+    pub fn from_std(listener: std::net::TcpListener) -> BoundListener {
+        BoundListener {
+            socket: Socket::from(listener),
+        }
+    }
+
+    /// Hands the socket to the executor of the calling thread. Call it on the
+    /// shard that will accept on it.
+    pub fn into_listener(self) -> Listener {
+        let fd = self.socket.into_raw_fd();
+        // SAFETY: `fd` is a bound, listening TCP socket whose ownership we
+        // just took from `socket`; nothing else holds it.
+        Listener(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
+    }
+}
+
+/// A listening socket served by this shard's executor.
+pub struct Listener(glommio::net::TcpListener);
+
+impl Listener {
+    /// The next connection. Errors (EMFILE and the like) are the caller's to
+    /// back off from.
+    pub async fn accept(&self) -> io::Result<Conn> {
+        let stream = self.0.accept().await.map_err(io::Error::from)?;
+        Ok(Conn::new(stream))
     }
 }
 

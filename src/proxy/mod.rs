@@ -14,10 +14,10 @@ use crate::cache::policy::PolicyConfig;
 use crate::cache::service::CacheService;
 use crate::http::{BodyFraming, Limits, Method, RequestHead, parse_request};
 use crate::net::conn::Conn;
+use crate::runtime::sync::StopSignal;
 use crate::upstream::OriginPool;
 use phase::CachePhase;
 use respond::Generated;
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -47,17 +47,9 @@ pub struct ShardCtx {
     pub metrics: ShardMetrics,
     pub access_log: bool,
     pub max_connections: usize,
-    pub stopping: Rc<Cell<bool>>,
-    /// A semaphore without permits that is closed when the shard stops: every
-    /// waiter on it wakes at once (idle keep-alive connections then close).
-    pub stop_signal: Rc<glommio::sync::Semaphore>,
-}
-
-impl ShardCtx {
-    /// Resolves when the shard starts stopping.
-    pub async fn stopped(&self) {
-        let _ = self.stop_signal.acquire(1).await;
-    }
+    /// Set when the shard starts stopping: idle connections close, busy ones
+    /// finish their request and close.
+    pub stop: StopSignal,
 }
 
 /// What became of one request.
@@ -92,7 +84,7 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
         if conn.buffered().is_empty() {
             let idle = conn.fill(ctx.idle_timeout, "idle timeout");
             let stop = async {
-                ctx.stopped().await;
+                ctx.stop.stopped().await;
                 Ok(0)
             };
             match futures_lite::future::or(idle, stop).await {
@@ -175,7 +167,7 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
                 micros = started.elapsed().as_micros() as u64,
             );
         }
-        if !outcome.keep_alive || !head.keep_alive || ctx.stopping.get() {
+        if !outcome.keep_alive || !head.keep_alive || ctx.stop.is_set() {
             conn.shutdown().await;
             return;
         }

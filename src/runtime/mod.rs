@@ -3,6 +3,9 @@
 //! signals and an orderly stop. Everything that can fail at start-up fails
 //! here, before any shard serves, with a message an operator can act on.
 
+pub mod mesh;
+pub mod sync;
+pub mod task;
 pub mod topology;
 
 use crate::admin::metrics::ShardMetrics;
@@ -14,16 +17,13 @@ use crate::cache::store::region::EvictionParams;
 use crate::cache::store::{ShardStore, StoreOptions};
 use crate::config::{Config, Cores};
 use crate::http::Limits;
-use crate::net::conn::Conn;
-use crate::net::listener::{self, BoundListener};
+use crate::net::listener::{self, BoundListener, Listener};
 use crate::proxy::{ShardCtx, serve_conn};
 use crate::upstream::{OriginAddr, OriginPool, PoolSettings};
 use glommio::channels::channel_mesh::MeshBuilder;
-use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,8 +83,8 @@ fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, String> {
 struct ShardSeed {
     index: u32,
     shards: u32,
-    listener_fd: RawFd,
-    admin_fd: Option<RawFd>,
+    listener: BoundListener,
+    admin: Option<BoundListener>,
     device: PreparedDevice,
     config: Arc<Config>,
     origin: SocketAddr,
@@ -138,7 +138,7 @@ pub fn start(config: Config) -> Result<Server, String> {
         None
     };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
-    let mut admin_fd = admin.map(IntoRawFd::into_raw_fd);
+    let mut admin = admin.map(BoundListener::from_std);
 
     let all_metrics: Arc<Vec<ShardMetrics>> =
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
@@ -156,8 +156,8 @@ pub fn start(config: Config) -> Result<Server, String> {
         let seed = ShardSeed {
             index: i as u32,
             shards,
-            listener_fd: l.into_raw_fd(),
-            admin_fd: if i == 0 { admin_fd.take() } else { None },
+            listener: l,
+            admin: if i == 0 { admin.take() } else { None },
             device: device.clone(),
             config: config.clone(),
             origin,
@@ -200,8 +200,8 @@ async fn shard_main(seed: ShardSeed) {
     let ShardSeed {
         index,
         shards,
-        listener_fd,
-        admin_fd,
+        listener,
+        admin,
         device,
         config,
         origin,
@@ -244,7 +244,7 @@ async fn shard_main(seed: ShardSeed) {
     };
     let cache = CacheService::new(
         store,
-        Some(Rc::new(senders)),
+        Some(Rc::new(mesh::ShardPeers::new(senders))),
         index,
         shards,
         metrics.cache.clone(),
@@ -265,7 +265,6 @@ async fn shard_main(seed: ShardSeed) {
         },
         metrics.upstream.clone(),
     );
-    let stopping = Rc::new(Cell::new(false));
     let ctx = Rc::new(ShardCtx {
         shard: index,
         node: "edgeslab".into(),
@@ -294,25 +293,22 @@ async fn shard_main(seed: ShardSeed) {
         metrics: metrics.clone(),
         access_log: c.log.access_log,
         max_connections: c.listen.max_connections_per_shard,
-        stopping: stopping.clone(),
-        stop_signal: Rc::new(glommio::sync::Semaphore::new(0)),
+        stop: sync::StopSignal::new(),
     });
     for (_, stream) in receivers.streams() {
         let ctx = ctx.clone();
-        glommio::spawn_local(async move {
+        task::spawn_detached(async move {
             while let Some(msg) = stream.recv().await {
                 ctx.cache.handle(msg).await;
             }
-        })
-        .detach();
+        });
     }
-    // SAFETY: the descriptors were bound and listening on the main thread and
-    // handed over to this shard alone.
-    let listener = unsafe { TcpListener::from_raw_fd(listener_fd) };
-    if let Some(fd) = admin_fd {
-        // SAFETY: as above, for the admin socket.
-        let admin = unsafe { TcpListener::from_raw_fd(fd) };
-        glommio::spawn_local(crate::admin::serve(admin, Rc::new(all_metrics.to_vec()))).detach();
+    let listener = listener.into_listener();
+    if let Some(admin) = admin {
+        task::spawn_detached(crate::admin::serve(
+            admin.into_listener(),
+            Rc::new(all_metrics.to_vec()),
+        ));
     }
     let _ = ready.send(Ok(index));
     drop(ready);
@@ -322,22 +318,21 @@ async fn shard_main(seed: ShardSeed) {
         let stop = stop.clone();
         async move {
             while !stop.load(Ordering::Relaxed) {
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+                task::sleep(Duration::from_millis(50)).await;
             }
         }
     };
     futures_lite::future::or(accept_loop(&ctx, &listener, &active), stop_watch).await;
-    stopping.set(true);
-    ctx.stop_signal.close();
+    ctx.stop.trigger();
     drop(listener);
     let deadline = std::time::Instant::now() + DRAIN_GRACE;
     while active.get() > 0 && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        task::sleep(Duration::from_millis(20)).await;
     }
     drained.fetch_add(1, Ordering::SeqCst);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while drained.load(Ordering::SeqCst) < shards as usize && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
+        task::sleep(Duration::from_millis(10)).await;
     }
     match ctx.cache.store().checkpoint().await {
         Ok(objects) => tracing::info!(shard = index, objects, "index checkpoint written"),
@@ -365,15 +360,15 @@ fn name_this_thread(name: &str) {
     }
 }
 
-async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener, active: &Rc<Cell<usize>>) {
+async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &Listener, active: &Rc<Cell<usize>>) {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
-        let stream = match listener.accept().await {
-            Ok(s) => s,
+        let conn = match listener.accept().await {
+            Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(shard = ctx.shard, "accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(20)).await;
+                task::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
@@ -381,7 +376,7 @@ async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener, active: &Rc<Cel
             ctx.metrics.viewer.connections_refused.fetch_add(1, Relaxed);
             continue;
         }
-        let peer = match stream.peer_addr() {
+        let peer = match conn.peer_addr() {
             Ok(p) => p,
             Err(_) => continue,
         };
@@ -393,11 +388,10 @@ async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &TcpListener, active: &Rc<Cel
         active.set(active.get() + 1);
         let ctx = ctx.clone();
         let active = active.clone();
-        glommio::spawn_local(async move {
-            serve_conn(ctx.clone(), Conn::new(stream), peer).await;
+        task::spawn_detached(async move {
+            serve_conn(ctx.clone(), conn, peer).await;
             active.set(active.get() - 1);
             ctx.metrics.viewer.connections_active.fetch_sub(1, Relaxed);
-        })
-        .detach();
+        });
     }
 }

@@ -6,7 +6,6 @@
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::http::{Limits, ResponseHead, parse_response};
 use crate::net::conn::Conn;
-use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,14 +72,13 @@ impl OriginPool {
     }
 
     pub async fn connect(&self) -> Result<Conn, UpstreamError> {
-        match TcpStream::connect_timeout(self.addr, self.settings.connect_timeout).await {
-            Ok(s) => {
+        match crate::net::conn::connect(self.addr, self.settings.connect_timeout).await {
+            Ok(conn) => {
                 self.stats.opened.fetch_add(1, Relaxed);
-                Ok(Conn::new(s))
+                Ok(conn)
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Relaxed);
-                let e: std::io::Error = e.into();
                 let kind = if e.kind() == std::io::ErrorKind::TimedOut {
                     UpstreamErrorKind::ConnectTimeout
                 } else {

@@ -13,6 +13,12 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// An aligned buffer that can be written to the device with O_DIRECT.
+pub type IoBuffer = DmaBuffer;
+
+/// Bytes read from the device (aligned, without a copy); derefs to `[u8]`.
+pub type DeviceBytes = ReadResult;
+
 /// Body bytes per chunk of a large object for a given segment size: about
 /// 1 MiB (at least four chunks a segment), sized so that whole chunk entries
 /// (header included, 512-byte aligned) fill a segment with no waste.
@@ -433,11 +439,11 @@ impl Device {
         })
     }
 
-    pub fn alloc(&self, len: usize) -> DmaBuffer {
+    pub fn alloc(&self, len: usize) -> IoBuffer {
         self.file.alloc_dma_buffer(len)
     }
 
-    pub async fn read(&self, pos: u64, len: usize) -> io::Result<ReadResult> {
+    pub async fn read(&self, pos: u64, len: usize) -> io::Result<DeviceBytes> {
         if Faults::fire(self.faults.read_eio_every, &self.faults.reads) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
@@ -459,7 +465,7 @@ impl Device {
             .ok_or_else(|| io::Error::other("read result slice out of range"))
     }
 
-    pub async fn write(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<()> {
+    pub async fn write(&self, buf: Rc<IoBuffer>, pos: u64) -> io::Result<()> {
         if Faults::fire(self.faults.write_eio_every, &self.faults.writes) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }

@@ -4,7 +4,7 @@
 //! tier for hot small entries, a checkpoint at a clean stop and a scan after a
 //! crash. The owner shard alone writes its region; any shard may read any
 //! region through its own `Device`. Never blocks the executor: all device I/O
-//! goes through glommio's io_uring.
+//! goes through the device layer's io_uring.
 
 pub mod checkpoint;
 pub mod device;
@@ -16,10 +16,9 @@ mod writer;
 
 use crate::cache::index::{EntryLayout, Index, Location, UNIT};
 use crate::cache::ram::RamTier;
-use device::{Device, Geometry, PreparedDevice};
-use glommio::io::DmaBuffer;
-use glommio::sync::Semaphore;
-use glommio::task::JoinHandle;
+use crate::runtime::sync::AsyncLock;
+use crate::runtime::task::Task;
+use device::{Device, Geometry, IoBuffer, PreparedDevice};
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
 use region::{EvictionParams, Region};
 use std::cell::{Cell, RefCell};
@@ -113,15 +112,15 @@ pub enum Lookup {
 struct Flushing {
     slot: u32,
     seq: u64,
-    buf: Rc<DmaBuffer>,
-    task: Option<JoinHandle<io::Result<()>>>,
+    buf: Rc<IoBuffer>,
+    task: Option<Task<io::Result<()>>>,
 }
 
 /// An open segment's buffer, and the summary of the entries in it.
 struct OpenBuf {
     slot: u32,
     seq: u64,
-    buf: DmaBuffer,
+    buf: IoBuffer,
     summary: Vec<layout::SummaryRecord>,
 }
 
@@ -129,7 +128,7 @@ struct Buffers {
     /// Per queue (small, main): the segment being filled.
     open: [Option<OpenBuf>; 2],
     flushing: Option<Flushing>,
-    spare: Vec<DmaBuffer>,
+    spare: Vec<IoBuffer>,
 }
 
 pub struct ShardStore {
@@ -139,7 +138,7 @@ pub struct ShardStore {
     device: Rc<Device>,
     region: RefCell<Region>,
     buffers: RefCell<Buffers>,
-    write_lock: Semaphore,
+    write_lock: AsyncLock,
     fills: RefCell<HashMap<FillId, FillState>>,
     ram: RefCell<RamTier>,
     max_object: u64,
@@ -216,7 +215,7 @@ impl ShardStore {
                 flushing: None,
                 spare: Vec::new(),
             }),
-            write_lock: Semaphore::new(1),
+            write_lock: AsyncLock::new(),
             fills: RefCell::new(HashMap::new()),
             ram: RefCell::new(RamTier::new(opts.ram_bytes, opts.ram_max_object)),
             max_object,
@@ -302,11 +301,7 @@ impl ShardStore {
     /// Writes every open segment and the index checkpoint (a clean stop).
     /// Returns the number of objects the checkpoint holds.
     pub async fn checkpoint(&self) -> io::Result<usize> {
-        let _permit = self
-            .write_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let _writer = self.write_lock.lock().await;
         for queue in [layout::Queue::Small, layout::Queue::Main] {
             let used = self
                 .region

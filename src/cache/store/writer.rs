@@ -27,11 +27,7 @@ impl ShardStore {
         if alloc > self.geo.segment_size - SEGMENT_HEADER_SIZE as u64 {
             return Err(StoreError::TooLarge);
         }
-        let _permit = self
-            .write_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|e| StoreError::Io(io::Error::other(e.to_string())))?;
+        let _writer = self.write_lock.lock().await;
         loop {
             let placed = self.region.borrow_mut().place(queue, alloc);
             if let Some(p) = placed {
@@ -114,7 +110,7 @@ impl ShardStore {
         let pos = self.geo.segment_offset(self.shard, slot);
         let device = self.device.clone();
         let data = buf.clone();
-        let task = glommio::spawn_local(async move { device.write(data, pos).await }).detach();
+        let task = crate::runtime::task::spawn(async move { device.write(data, pos).await });
         self.buffers.borrow_mut().flushing = Some(Flushing {
             slot,
             seq,
