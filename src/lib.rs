@@ -17,6 +17,7 @@ pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod log_limit;
 pub mod net;
 pub mod proxy;
 pub mod runtime;
