@@ -212,9 +212,17 @@ pub fn demo_config(origin: SocketAddr, cache_dir: PathBuf) -> Config {
     c
 }
 
-pub fn run() -> Result<(), String> {
-    let origin =
-        start_origin("127.0.0.1:0").map_err(|e| format!("cannot start the demo origin: {e}"))?;
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start the demo origin: {0}")]
+    Origin(#[source] std::io::Error),
+    #[error(transparent)]
+    Edge(#[from] crate::runtime::StartError),
+}
+
+pub fn run() -> Result<(), DemoError> {
+    let origin = start_origin("127.0.0.1:0").map_err(DemoError::Origin)?;
     let dir = std::env::temp_dir().join("edgeslab-demo");
     let config = demo_config(origin, dir);
     let server = crate::runtime::start(config)?;
@@ -238,5 +246,5 @@ pub fn run() -> Result<(), String> {
          Press Ctrl-C to stop.",
         server.ready.cores.len()
     );
-    server.join()
+    Ok(server.join()?)
 }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo;
+pub mod gateway;
 pub mod http;
 pub mod log_limit;
 pub mod net;

@@ -1,50 +1,21 @@
-//! Per-shard counters and their Prometheus text rendering. Each shard only
-//! ever increments its own counters (relaxed atomics on its own cache lines);
-//! the admin listener reads them all when scraped.
+//! The Prometheus text rendering of every shard's counters. The counters
+//! belong to the layers that write them (`proxy::stats`, `upstream`,
+//! `cache::store`, `cache::service`); this module only gathers one handle
+//! per shard on each and reads them when scraped.
 
 use crate::cache::service::CacheStats;
 use crate::cache::store::StoreStats;
+use crate::proxy::stats::ViewerStats;
 use crate::upstream::UpstreamStats;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-#[derive(Debug, Default)]
-pub struct ViewerStats {
-    pub requests: AtomicU64,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub stale: AtomicU64,
-    pub passes: AtomicU64,
-    pub responses_2xx: AtomicU64,
-    pub responses_3xx: AtomicU64,
-    pub responses_4xx: AtomicU64,
-    pub responses_5xx: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub origin_bytes: AtomicU64,
-    pub connections_accepted: AtomicU64,
-    pub connections_refused: AtomicU64,
-    pub connections_active: AtomicU64,
-    pub header_timeouts: AtomicU64,
-}
-
-impl ViewerStats {
-    pub fn count_status(&self, status: u16) {
-        let c = match status {
-            200..=299 => &self.responses_2xx,
-            300..=399 => &self.responses_3xx,
-            400..=499 => &self.responses_4xx,
-            _ => &self.responses_5xx,
-        };
-        c.fetch_add(1, Relaxed);
-    }
-}
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Everything one shard counts. Created before the shard starts, so the
 /// admin side holds the same `Arc`s.
 #[derive(Clone, Debug, Default)]
 pub struct ShardMetrics {
-    pub viewer: Arc<ViewerStats>,
+    pub viewer: ViewerStats,
     pub upstream: Arc<UpstreamStats>,
     pub store: Arc<StoreStats>,
     pub cache: Arc<CacheStats>,

@@ -38,7 +38,11 @@ async fn answer(conn: &mut Conn, shards: &[ShardMetrics]) -> std::io::Result<()>
         match parse_request(conn.buffered(), &Limits::default()) {
             Ok(Some((req, _))) => break Some(req),
             Ok(None) => {
-                if conn.fill_until(deadline, "admin request timeout").await? == 0 {
+                if conn
+                    .read_more_until(deadline, "admin request timeout")
+                    .await?
+                    == 0
+                {
                     return Ok(());
                 }
             }

@@ -3,7 +3,7 @@
 //! with no I/O, so every rule is a fast unit test. Later issues add validation
 //! (304), stale-while-revalidate/stale-if-error and Vary variants here.
 
-use crate::http::{Headers, Method, ResponseHead};
+use crate::http::{BodyFraming, Headers, Method, ResponseHead};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
@@ -25,7 +25,8 @@ impl Default for PolicyConfig {
     }
 }
 
-/// Why a response was not stored; shown in logs and `Cache-Status` details.
+/// Why a response was not stored; its token is the `Cache-Status` detail
+/// and the access log's `detail`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotStored {
     Method,
@@ -39,10 +40,15 @@ pub enum NotStored {
     NoFreshness,
     Stale,
     PartialContent,
+    /// A transfer coding other than chunked (e.g. `gzip, chunked`): the
+    /// body's end can be found but the representation cannot be decoded.
+    TransferCoding,
+    /// Declared larger than the store keeps.
+    TooLarge,
 }
 
 impl NotStored {
-    pub fn as_str(self) -> &'static str {
+    pub fn token(self) -> &'static str {
         match self {
             NotStored::Method => "method",
             NotStored::Status => "status",
@@ -55,6 +61,8 @@ impl NotStored {
             NotStored::NoFreshness => "no-freshness",
             NotStored::Stale => "stale",
             NotStored::PartialContent => "partial-content",
+            NotStored::TransferCoding => "transfer-coding",
+            NotStored::TooLarge => "too-large",
         }
     }
 }
@@ -273,6 +281,19 @@ pub fn decide(
     Ok(fresh)
 }
 
+/// Whether the body of a response that `decide` would store can be stored:
+/// it carries no transfer coding we cannot undo, and its declared length
+/// fits `max_object` (an undeclared length is checked while it arrives).
+pub fn storable_body(response: &ResponseHead, max_object: u64) -> Result<(), NotStored> {
+    if response.has_non_chunked_transfer_coding() {
+        return Err(NotStored::TransferCoding);
+    }
+    match response.framing {
+        BodyFraming::ContentLength(n) if n > max_object => Err(NotStored::TooLarge),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +483,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.expires, at(7));
+    }
+
+    #[test]
+    fn bodies_that_cannot_be_stored() {
+        let parse = |s: &str| {
+            crate::http::parse_response(s.as_bytes(), &crate::http::Limits::default(), false)
+                .expect("valid")
+                .expect("complete")
+                .0
+        };
+        let plain = parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+        assert_eq!(storable_body(&plain, 10), Ok(()));
+        assert_eq!(storable_body(&plain, 9), Err(NotStored::TooLarge));
+        let chunked = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(
+            storable_body(&chunked, 0),
+            Ok(()),
+            "length unknown up front"
+        );
+        let gzip = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(
+            storable_body(&gzip, 1 << 20),
+            Err(NotStored::TransferCoding)
+        );
+        assert_eq!(NotStored::TransferCoding.token(), "transfer-coding");
+        assert_eq!(NotStored::TooLarge.token(), "too-large");
     }
 
     #[test]

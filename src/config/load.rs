@@ -173,6 +173,12 @@ pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
     if c.listen.max_headers == 0 {
         errs.push(("listen.max_headers", "must be at least 1".into()));
     }
+    if c.origin.max_header_bytes < 1024 {
+        errs.push(("origin.max_header_bytes", "must be at least 1024".into()));
+    }
+    if c.origin.max_headers == 0 {
+        errs.push(("origin.max_headers", "must be at least 1".into()));
+    }
     for (key, d) in [
         ("listen.header_timeout", c.listen.header_timeout),
         ("listen.idle_timeout", c.listen.idle_timeout),

@@ -135,6 +135,8 @@ pub struct ListenConfig {
     pub max_headers: usize,
     /// Connections beyond this number per shard are refused at accept.
     pub max_connections_per_shard: usize,
+    /// At a stop, how long requests already under way may take to finish.
+    pub drain_timeout: Dur,
 }
 
 impl Default for ListenConfig {
@@ -150,6 +152,7 @@ impl Default for ListenConfig {
             max_uri_bytes: 8 << 10,
             max_headers: 100,
             max_connections_per_shard: 65536,
+            drain_timeout: Dur::secs(10),
         }
     }
 }
@@ -169,6 +172,10 @@ pub struct OriginConfig {
     /// How long an unused pooled connection is kept.
     pub pool_idle_timeout: Dur,
     pub max_idle_per_shard: usize,
+    /// Largest response head accepted from the origin; larger is a 502.
+    pub max_header_bytes: usize,
+    /// Most header fields in a response head from the origin; more is a 502.
+    pub max_headers: usize,
 }
 
 impl Default for OriginConfig {
@@ -181,6 +188,8 @@ impl Default for OriginConfig {
             idle_timeout: Dur::secs(30),
             pool_idle_timeout: Dur::secs(60),
             max_idle_per_shard: 64,
+            max_header_bytes: 64 << 10,
+            max_headers: 200,
         }
     }
 }

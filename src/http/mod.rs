@@ -6,6 +6,7 @@
 //! about caching policy, sockets or the runtime.
 
 pub mod chunked;
+pub mod conditional;
 pub mod headers;
 pub mod request;
 pub mod response;
@@ -13,7 +14,9 @@ pub mod response;
 pub use chunked::{ChunkError, ChunkedDecoder, LAST_CHUNK, encode_chunk_header};
 pub use headers::{Headers, is_hop_by_hop};
 pub use request::{Method, RequestError, RequestHead, parse_request};
-pub use response::{ResponseError, ResponseHead, parse_response, reason_phrase};
+pub use response::{
+    ResponseError, ResponseHead, parse_response, reason_phrase, status_has_no_body,
+};
 
 use headers::{list_elements, trim_ows};
 

@@ -146,7 +146,7 @@ fn build(
         Version::Http11 => !close,
         Version::Http10 => !close && headers.has_token("connection", "keep-alive"),
     };
-    let bodyless = request_was_head || status < 200 || status == 204 || status == 304;
+    let bodyless = request_was_head || status_has_no_body(status);
     let framing = if bodyless {
         BodyFraming::None
     } else {
@@ -163,6 +163,12 @@ fn build(
         framing,
         keep_alive,
     })
+}
+
+/// Statuses whose responses never carry a body, whatever their headers say
+/// (RFC 9110 6.4.1: 1xx, 204 and 304).
+pub fn status_has_no_body(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -432,6 +438,16 @@ mod tests {
         let mut out = Vec::new();
         odd.encode(&mut out);
         assert_eq!(out, b"HTTP/1.1 299 a  b\r\n\r\n");
+    }
+
+    #[test]
+    fn bodyless_statuses() {
+        for s in [100, 101, 103, 199, 204, 304] {
+            assert!(status_has_no_body(s), "{s}");
+        }
+        for s in [200, 203, 205, 206, 300, 404, 500] {
+            assert!(!status_has_no_body(s), "{s}");
+        }
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl BodyReader {
                     }
                 }
             }
-            if conn.fill(idle, "body read timed out").await? == 0 {
+            if conn.read_more(idle, "body read timed out").await? == 0 {
                 if self.framing == BodyFraming::CloseDelimited {
                     self.done = true;
                     return Ok(None);

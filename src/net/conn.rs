@@ -77,7 +77,7 @@ impl Conn {
     }
 
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
-    pub async fn fill(&mut self, timeout: Duration, what: &'static str) -> io::Result<usize> {
+    pub async fn read_more(&mut self, timeout: Duration, what: &'static str) -> io::Result<usize> {
         if self.start > 0 && self.start * 2 >= self.buf.capacity() {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -92,13 +92,17 @@ impl Conn {
         r
     }
 
-    /// Like `fill`, with an absolute deadline.
-    pub async fn fill_until(&mut self, deadline: Instant, what: &'static str) -> io::Result<usize> {
+    /// Like `read_more`, with an absolute deadline.
+    pub async fn read_more_until(
+        &mut self,
+        deadline: Instant,
+        what: &'static str,
+    ) -> io::Result<usize> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, what));
         }
-        self.fill(left, what).await
+        self.read_more(left, what).await
     }
 
     pub async fn write_all(&mut self, data: &[u8], timeout: Duration) -> io::Result<()> {

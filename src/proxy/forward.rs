@@ -1,83 +1,108 @@
-//! Going to the origin: misses (fetched with GET, streamed to the viewer as
-//! the bytes arrive while the same bytes go to the cache) and passes (any
-//! method, request and response bodies streamed both ways, nothing stored).
-//! A response that ends early or fails is never stored, and the viewer's
-//! connection is closed so it cannot mistake a truncated body for a whole one.
+//! Going to the origin, in phases: build the upstream head (`gateway::
+//! forwarded`), exchange it (with the viewer's body, for passes) for a
+//! response head, decide whether the response may be stored
+//! (`cache::policy`), then relay it (`relay`). A failure before the response
+//! head becomes a generated 502/504 (origin) or 400/408 (viewer body); a
+//! reused origin connection found dead is replaced once, and only for a
+//! request whose body was not consumed.
 
-use super::phase::{CachePhase, CacheStatus};
-use super::respond::{
-    Generated, ViewerBody, ViewerFraming, finish_head, send_simple, viewer_framing,
-};
+use super::hit::FillPhase;
+use super::relay::{self, Keep, UpstreamResponse};
+use super::respond::send_generated;
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
-use crate::cache::policy::{self, to_unix_millis};
-use crate::cache::store::FillMeta;
-use crate::http::{BodyFraming, Method, RequestHead, ResponseHead, encode_chunk_header};
+use crate::cache::policy;
+use crate::gateway::decision::{CachePhase, Detail, PassReason, ViewerBodyFailure};
+use crate::gateway::forwarded::{Forwarding, Purpose, sends_body, upstream_head};
+use crate::gateway::viewer::Generated;
+use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
 use crate::upstream::{UpstreamError, UpstreamErrorKind};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
-pub enum Mode {
+/// Why a request goes to the origin.
+pub enum Forward {
     /// A cacheable GET/HEAD: fetch the full object and store it if allowed.
-    Fill(CacheKey, CachePhase),
+    Fill(CacheKey, FillPhase),
     /// Forward as is; never store.
-    Pass(CachePhase, Option<&'static str>),
+    Pass(PassReason),
 }
 
-/// Headers a cache fill must not forward: they would make the origin answer
-/// with something other than the full representation.
-const FILL_DROPS: &[&str] = &[
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
-];
-
-fn upstream_head(ctx: &ShardCtx, req: &RequestHead, peer: SocketAddr, fill: bool) -> Vec<u8> {
-    let mut up = req.clone();
-    if fill {
-        up.method = Method::Get;
-        for h in FILL_DROPS {
-            up.headers.remove(h);
-        }
-    }
-    up.headers.remove("expect");
-    let host = ctx
-        .host_header
-        .clone()
-        .or_else(|| req.authority.clone())
-        .unwrap_or_else(|| ctx.origin_authority.clone());
-    up.headers.set("Host", host);
-    let via = match req.headers.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", ctx.node),
-        _ => format!("1.1 {}", ctx.node),
-    };
-    up.headers.set("Via", via);
-    let xff = match req.headers.get_str("x-forwarded-for") {
-        Some(v) if !v.is_empty() => format!("{v}, {}", peer.ip()),
-        _ => peer.ip().to_string(),
-    };
-    up.headers.set("X-Forwarded-For", xff);
-    let mut extra: Vec<(&str, &str)> = Vec::new();
-    if !fill && req.framing == BodyFraming::Chunked {
-        up.headers.remove("content-length");
-        extra.push(("Transfer-Encoding", "chunked"));
-    }
-    let mut out = Vec::with_capacity(512);
-    up.encode_upstream(&extra, &mut out);
-    out
-}
-
-/// Which side ended an exchange early.
+/// Which side ended an exchange before the response head.
 enum Failure {
     Upstream(UpstreamError),
     /// The viewer's request body was bad or did not arrive.
-    ViewerBody(std::io::Error),
+    ViewerBody(ViewerBodyFailure, std::io::Error),
+}
+
+pub async fn forward(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    peer: SocketAddr,
+    mode: Forward,
+) -> Outcome {
+    let (purpose, phase) = match &mode {
+        Forward::Fill(_, why) => (Purpose::Fill, why.phase()),
+        Forward::Pass(reason) => (Purpose::Pass, reason.phase()),
+    };
+    let s = &ctx.settings;
+    let host = s
+        .host_header
+        .as_deref()
+        .or(req.authority.as_deref())
+        .unwrap_or(&s.origin_authority);
+    let forwarding = Forwarding {
+        host,
+        node: &s.node,
+        peer: peer.ip(),
+    };
+    let head = upstream_head(req, purpose, &forwarding);
+    let with_body = sends_body(req, purpose);
+    // A fill always fetches with GET; a passed HEAD stays a HEAD.
+    let upstream_is_head = purpose == Purpose::Pass && req.method == Method::Head;
+    let request_time = SystemTime::now();
+    let exchanged = exchange(ctx, viewer, req, &head, with_body, upstream_is_head).await;
+    let (resp, origin) = match exchanged {
+        Ok(r) => r,
+        Err(failure) => return answer_failure(ctx, viewer, req, phase, failure, with_body).await,
+    };
+    let response_time = SystemTime::now();
+    let keep = match &mode {
+        Forward::Fill(key, _) => match storability(ctx, req, &resp, request_time, response_time) {
+            Ok(freshness) => Keep::Store { key, freshness },
+            Err(why) => Keep::Pass(Some(Detail::NotStored(why))),
+        },
+        Forward::Pass(reason) => Keep::Pass(reason.detail()),
+    };
+    let upstream = UpstreamResponse {
+        head: resp,
+        conn: origin,
+        was_head: upstream_is_head,
+    };
+    relay::relay(ctx, viewer, req, phase, upstream, keep).await
+}
+
+/// Whether a fill's response may be stored, and its freshness if so.
+fn storability(
+    ctx: &ShardCtx,
+    req: &RequestHead,
+    resp: &ResponseHead,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Result<policy::Freshness, policy::NotStored> {
+    let freshness = policy::decide(
+        &req.method,
+        &req.headers,
+        resp,
+        request_time,
+        response_time,
+        &ctx.settings.policy,
+    )?;
+    policy::storable_body(resp, ctx.cache.max_object())?;
+    Ok(freshness)
 }
 
 /// Sends the head (and body) upstream and returns the response head with
@@ -88,25 +113,25 @@ async fn exchange(
     viewer: &mut Conn,
     req: &RequestHead,
     head: &[u8],
-    send_body: bool,
+    with_body: bool,
     head_request: bool,
 ) -> Result<(ResponseHead, Conn), Failure> {
     let mut retried = false;
     loop {
-        let checkout = ctx.pool.checkout().await.map_err(Failure::Upstream)?;
+        let checkout = ctx.origin.checkout().await.map_err(Failure::Upstream)?;
         let (mut origin, reused) = (checkout.conn, checkout.reused);
-        let retry_ok = reused && !retried && !send_body;
-        if let Err(e) = ctx.pool.send_head(&mut origin, head).await {
+        let retry_ok = reused && !retried && !with_body;
+        if let Err(e) = ctx.origin.send(&mut origin, head).await {
             if retry_ok {
                 retried = true;
                 continue;
             }
             return Err(Failure::Upstream(e));
         }
-        if send_body {
-            stream_request_body(ctx, viewer, &mut origin, req).await?;
+        if with_body {
+            relay_request_body(ctx, viewer, &mut origin, req).await?;
         }
-        match ctx.pool.read_head(&mut origin, head_request).await {
+        match ctx.origin.read_head(&mut origin, head_request).await {
             Ok(h) => return Ok((h, origin)),
             Err(e) if retry_ok && e.kind == UpstreamErrorKind::Closed => {
                 retried = true;
@@ -116,321 +141,85 @@ async fn exchange(
     }
 }
 
-async fn stream_request_body(
+/// Streams the viewer's request body to the origin in the framing the
+/// upstream head announced, answering `Expect: 100-continue` first.
+async fn relay_request_body(
     ctx: &ShardCtx,
     viewer: &mut Conn,
     origin: &mut Conn,
     req: &RequestHead,
 ) -> Result<(), Failure> {
+    let io_timeout = ctx.settings.io_timeout;
+    let viewer_failed = |e: std::io::Error| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::TimedOut => ViewerBodyFailure::Timeout,
+            _ => ViewerBodyFailure::Malformed,
+        };
+        Failure::ViewerBody(kind, e)
+    };
     if req.expect_continue {
         viewer
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", ctx.io_timeout)
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n", io_timeout)
             .await
-            .map_err(Failure::ViewerBody)?;
+            .map_err(viewer_failed)?;
     }
     let chunked = req.framing == BodyFraming::Chunked;
     let mut reader = BodyReader::new(req.framing);
-    let write_err =
-        |e| Failure::Upstream(UpstreamError::from_io(e, UpstreamErrorKind::WriteFailed));
-    let mut frame = Vec::new();
+    let mut scratch = Vec::new();
     while let Some(piece) = reader
-        .next(viewer, ctx.io_timeout)
+        .next(viewer, io_timeout)
         .await
-        .map_err(Failure::ViewerBody)?
+        .map_err(viewer_failed)?
     {
-        if chunked {
-            frame.clear();
-            encode_chunk_header(piece.len(), &mut frame);
-            frame.extend_from_slice(&piece);
-            frame.extend_from_slice(b"\r\n");
-            origin
-                .write_all(&frame, ctx.origin_idle_timeout)
-                .await
-                .map_err(write_err)?;
-        } else {
-            origin
-                .write_all(&piece, ctx.origin_idle_timeout)
-                .await
-                .map_err(write_err)?;
-        }
-    }
-    if chunked {
-        origin
-            .write_all(crate::http::LAST_CHUNK, ctx.origin_idle_timeout)
+        ctx.origin
+            .send_body_piece(origin, &piece, chunked, &mut scratch)
             .await
-            .map_err(write_err)?;
+            .map_err(Failure::Upstream)?;
     }
-    Ok(())
+    ctx.origin
+        .end_body(origin, chunked)
+        .await
+        .map_err(Failure::Upstream)
 }
 
-/// The head to store: what a later hit serves, minus what is recomputed then.
-fn stored_head(resp: &ResponseHead) -> Vec<u8> {
-    let mut h = resp.clone();
-    h.headers.strip_hop_by_hop();
-    for name in ["age", "content-length", "via", "cache-status"] {
-        h.headers.remove(name);
-    }
-    if !h.headers.contains("date") {
-        h.headers
-            .set("Date", httpdate::fmt_http_date(SystemTime::now()));
-    }
-    let mut out = Vec::with_capacity(512);
-    h.encode(&mut out);
-    out
-}
-
-/// Whether the last data write completes the response on the wire (a
-/// length-framed body), rather than a terminator written after it.
-fn framing_ends_with_data(f: ViewerFraming) -> bool {
-    matches!(f, ViewerFraming::Length(_) | ViewerFraming::NoBody)
-}
-
-pub async fn forward(
+/// Answers a request whose exchange failed before a response head arrived.
+async fn answer_failure(
     ctx: &ShardCtx,
     viewer: &mut Conn,
     req: &RequestHead,
-    peer: SocketAddr,
-    mode: Mode,
+    phase: CachePhase,
+    failure: Failure,
+    with_body: bool,
 ) -> Outcome {
-    let (fill_key, phase, pass_detail) = match mode {
-        Mode::Fill(key, phase) => (Some(key), phase, None),
-        Mode::Pass(phase, detail) => (None, phase, detail),
-    };
-    let fill = fill_key.is_some();
-    let head_bytes = upstream_head(ctx, req, peer, fill);
-    let send_body = !fill
-        && !matches!(
-            req.framing,
-            BodyFraming::None | BodyFraming::ContentLength(0)
-        );
-    let upstream_is_head = req.method == Method::Head && !fill;
-    let request_time = SystemTime::now();
-    let (resp, mut origin) =
-        match exchange(ctx, viewer, req, &head_bytes, send_body, upstream_is_head).await {
-            Ok(r) => r,
-            Err(Failure::Upstream(e)) => {
-                tracing::warn!(shard = ctx.shard, "origin request failed: {e}");
-                // The request body may be half read: the connection cannot be reused then.
-                let keep = req.keep_alive && !send_body;
-                let bytes = send_simple(
-                    ctx,
-                    viewer,
-                    Some(req),
-                    Generated {
-                        status: e.status(),
-                        message: &e.to_string(),
-                        keep_alive: keep,
-                        phase,
-                        detail: Some(e.token()),
-                    },
-                )
-                .await
-                .unwrap_or(0);
-                return Outcome {
-                    status: e.status(),
-                    phase,
-                    bytes,
-                    keep_alive: keep,
-                    detail: Some(e.token()),
-                };
-            }
-            Err(Failure::ViewerBody(e)) => {
-                let (status, detail) = match e.kind() {
-                    std::io::ErrorKind::TimedOut => (408, "request-body-timeout"),
-                    _ => (400, "bad-request-body"),
-                };
-                let bytes = send_simple(
-                    ctx,
-                    viewer,
-                    Some(req),
-                    Generated {
-                        status,
-                        message: &e.to_string(),
-                        keep_alive: false,
-                        phase,
-                        detail: Some(detail),
-                    },
-                )
-                .await
-                .unwrap_or(0);
-                return Outcome {
-                    status,
-                    phase,
-                    bytes,
-                    keep_alive: false,
-                    detail: Some(detail),
-                };
-            }
-        };
-    let response_time = SystemTime::now();
-
-    let mut not_stored: Option<&'static str> = pass_detail;
-    let freshness = match &fill_key {
-        None => None,
-        Some(_) => {
-            let decided = policy::decide(
-                &req.method,
-                &req.headers,
-                &resp,
-                request_time,
-                response_time,
-                &ctx.policy,
-            );
-            match decided {
-                Ok(f) if resp.has_non_chunked_transfer_coding() => {
-                    let _ = f;
-                    not_stored = Some("transfer-coding");
-                    None
-                }
-                Ok(f) => match resp.framing {
-                    BodyFraming::ContentLength(n) if n > ctx.cache.max_object() => {
-                        not_stored = Some("too-large");
-                        None
-                    }
-                    _ => Some(f),
-                },
-                Err(why) => {
-                    not_stored = Some(why.as_str());
-                    None
-                }
-            }
+    let (status, message, detail, keep_alive) = match failure {
+        Failure::Upstream(e) => {
+            crate::warn_limited!(shard = ctx.shard, "origin request failed: {e}");
+            // A request body may be half read: the connection cannot be reused then.
+            let keep = req.keep_alive && !with_body;
+            (e.status(), e.to_string(), Detail::Upstream(e.kind), keep)
         }
+        Failure::ViewerBody(kind, e) => (
+            kind.status(),
+            e.to_string(),
+            Detail::ViewerBody(kind),
+            false,
+        ),
     };
-    let storing = freshness.is_some();
-    let head_only = req.method == Method::Head;
-
-    // A HEAD that we fetched as GET and will not store: the body is not
-    // worth reading, so the origin connection is simply closed.
-    let upstream_framing = resp.framing;
-    let length = match upstream_framing {
-        BodyFraming::ContentLength(n) => Some(n),
-        _ => None,
-    };
-    let framing = if head_only {
-        ViewerFraming::NoBody
-    } else {
-        viewer_framing(req, resp.status, upstream_framing)
-    };
-    let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
-    let mut viewer_head = resp.clone();
-    let status_entry = CacheStatus {
-        phase,
-        stored: storing,
-        ttl: None,
-        fwd_status: None,
-        detail: if storing { None } else { not_stored },
-    };
-    finish_head(
-        ctx,
-        &mut viewer_head,
-        req,
-        framing,
-        length,
+    let generated = Generated {
+        status,
+        message: &message,
         keep_alive,
-        &status_entry,
-    );
-    let mut out = Vec::with_capacity(1024);
-    viewer_head.encode(&mut out);
-    ctx.metrics.viewer.count_status(resp.status);
-    let mut outcome = Outcome {
-        status: resp.status,
         phase,
-        bytes: 0,
+        detail: Some(detail),
+    };
+    let bytes = send_generated(ctx, viewer, Some(req), &generated)
+        .await
+        .unwrap_or(0);
+    Outcome {
+        status,
+        phase,
+        bytes,
         keep_alive,
-        detail: status_entry.detail,
-    };
-    if viewer.write_all(&out, ctx.io_timeout).await.is_err() {
-        outcome.keep_alive = false;
-        return outcome;
+        detail: Some(detail),
     }
-    let body_wanted = storing || !head_only;
-    if !body_wanted {
-        if upstream_is_head && resp.keep_alive {
-            ctx.pool.checkin(origin);
-        }
-        return outcome;
-    }
-
-    let sink = match (&fill_key, freshness) {
-        (Some(key), Some(f)) => {
-            let meta = FillMeta {
-                key: key.as_str().to_string(),
-                hash: key.hash(),
-                head: stored_head(&resp),
-                born_ms: to_unix_millis(f.born),
-                expires_ms: to_unix_millis(f.expires),
-            };
-            Some(ctx.cache.fill(key, meta).await)
-        }
-        _ => None,
-    };
-    let mut body = ViewerBody::new(viewer, framing, ctx.io_timeout);
-    let mut reader = BodyReader::new(upstream_framing);
-    let mut viewer_ok = true;
-    let mut sink = sink;
-    // The write that completes the viewer's response waits until the fill is
-    // indexed: a viewer that saw a whole response finds it stored.
-    let result = loop {
-        match reader.next(&mut origin, ctx.origin_idle_timeout).await {
-            Ok(Some(piece)) => {
-                ctx.metrics
-                    .viewer
-                    .origin_bytes
-                    .fetch_add(piece.len() as u64, Relaxed);
-                if let Some(s) = &sink {
-                    s.data(&piece).await;
-                }
-                if reader.is_done()
-                    && framing_ends_with_data(framing)
-                    && let Some(s) = sink.take()
-                {
-                    s.finish(true).await;
-                }
-                if viewer_ok && body.write(&piece).await.is_err() {
-                    viewer_ok = false;
-                    if sink.is_none() {
-                        break Ok(());
-                    }
-                }
-            }
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-    };
-    match result {
-        Ok(()) if reader.is_done() => {
-            if let Some(s) = sink.take() {
-                s.finish(true).await;
-            }
-            if viewer_ok && body.finish().await.is_err() {
-                viewer_ok = false;
-            }
-            if resp.keep_alive && upstream_framing != BodyFraming::CloseDelimited {
-                ctx.pool.checkin(origin);
-            }
-        }
-        Ok(()) => {
-            // The viewer went away and nothing is being stored.
-            if let Some(s) = sink.take() {
-                s.finish(false).await;
-            }
-        }
-        Err(e) => {
-            tracing::warn!(
-                shard = ctx.shard,
-                "origin body failed after {} bytes: {e}",
-                reader.received()
-            );
-            if let Some(s) = sink.take() {
-                s.finish(false).await;
-            }
-            outcome.keep_alive = false;
-            outcome.detail = Some("origin-body-truncated");
-        }
-    }
-    outcome.bytes = body.sent;
-    if !viewer_ok {
-        outcome.keep_alive = false;
-    }
-    outcome
 }

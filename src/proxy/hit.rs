@@ -1,24 +1,47 @@
 //! The hit path: look the key up at its owner, read and verify the entry,
-//! check freshness, answer conditionals, and stream the body (small objects
-//! in one write, large ones chunk by chunk, never whole in memory). Anything
-//! that cannot be served exactly as stored becomes a miss.
+//! check freshness, answer conditionals (`http::conditional`), and stream the
+//! body (small objects in one write, large ones chunk by chunk, never whole
+//! in memory). Anything that cannot be served exactly as stored becomes a
+//! miss; a chunk that fails mid-response closes the connection.
 
-use super::phase::{CachePhase, CacheStatus};
-use super::respond::{ViewerBody, ViewerFraming, finish_head, status_has_no_body};
+use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::policy::{Freshness, from_unix_millis};
 use crate::cache::service::{StoredChunk, StoredEntry};
 use crate::cache::store::Lookup;
-use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response};
+use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
+use crate::gateway::viewer::{HeadContext, ViewerFraming};
+use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
-pub enum LookupOutcome {
+/// Why a cacheable request goes to the origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillPhase {
+    /// Nothing usable is stored.
+    Miss,
+    /// A copy is stored but no longer fresh.
+    Stale,
+}
+
+impl FillPhase {
+    pub fn phase(self) -> CachePhase {
+        match self {
+            FillPhase::Miss => CachePhase::Miss,
+            FillPhase::Stale => CachePhase::Stale,
+        }
+    }
+}
+
+/// What a lookup found.
+pub enum Found {
+    /// A fresh object, already sent to the viewer.
     Served(Outcome),
-    /// Go to the origin, as a plain miss or because the copy is stale.
-    Forward(CachePhase),
+    /// Nothing servable: the request goes to the origin.
+    Nothing(FillPhase),
 }
 
 struct Hit {
@@ -38,7 +61,7 @@ const STORED_HEAD_LIMITS: Limits = Limits {
     max_headers: 1000,
 };
 
-async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
+async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, FillPhase> {
     let Lookup::Found {
         loc,
         seq,
@@ -46,26 +69,26 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
         buffered,
     } = ctx.cache.lookup(key).await
     else {
-        return Err(CachePhase::Miss);
+        return Err(FillPhase::Miss);
     };
     let entry = ctx
         .cache
         .read_entry(key, loc, seq, bytes, &buffered)
         .await
-        .map_err(|_| CachePhase::Miss)?;
+        .map_err(|_| FillPhase::Miss)?;
     let fresh = Freshness {
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
     };
     if !fresh.is_fresh(SystemTime::now()) {
-        return Err(CachePhase::Stale);
+        return Err(FillPhase::Stale);
     }
     let Ok(Some((head, _))) = parse_response(entry.head(), &STORED_HEAD_LIMITS, false) else {
-        tracing::warn!(
+        crate::warn_limited!(
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
         );
-        return Err(CachePhase::Miss);
+        return Err(FillPhase::Miss);
     };
     let first_chunk = match entry.chunks() {
         Some((fill_id, chunks)) => match chunks.first() {
@@ -73,7 +96,7 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
                 ctx.cache
                     .read_chunk(key, fill_id, 0, c, &buffered)
                     .await
-                    .map_err(|_| CachePhase::Miss)?,
+                    .map_err(|_| FillPhase::Miss)?,
             ),
             None => None,
         },
@@ -88,20 +111,15 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, CachePhase> {
     })
 }
 
-pub async fn lookup(
-    ctx: &ShardCtx,
-    conn: &mut Conn,
-    req: &RequestHead,
-    key: &CacheKey,
-) -> LookupOutcome {
+pub async fn lookup(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, key: &CacheKey) -> Found {
     match find(ctx, key).await {
-        Ok(hit) => LookupOutcome::Served(serve(ctx, conn, req, key, hit).await),
-        Err(phase) => LookupOutcome::Forward(phase),
+        Ok(hit) => Found::Served(serve(ctx, conn, req, key, hit).await),
+        Err(phase) => Found::Nothing(phase),
     }
 }
 
 /// Serves a fresh hit if there is one, without counting a miss otherwise.
-pub async fn try_hit(
+pub async fn serve_if_fresh(
     ctx: &ShardCtx,
     conn: &mut Conn,
     req: &RequestHead,
@@ -111,45 +129,6 @@ pub async fn try_hit(
     Some(serve(ctx, conn, req, key, hit).await)
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
-    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    list.split(',')
-        .any(|t| t.trim() == "*" || weak(t) == weak(etag))
-}
-
-/// RFC 9110 13.2.2: If-None-Match decides when present, else If-Modified-Since.
-fn not_modified(req: &RequestHead, head: &ResponseHead) -> bool {
-    if head.status != 200 {
-        return false;
-    }
-    if let Some(inm) = req.headers.get_str("if-none-match") {
-        return head
-            .headers
-            .get_str("etag")
-            .is_some_and(|etag| etag_matches(inm, etag));
-    }
-    let ims = req
-        .headers
-        .get_str("if-modified-since")
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    let lm = head
-        .headers
-        .get_str("last-modified")
-        .and_then(|v| httpdate::parse_http_date(v).ok());
-    matches!((ims, lm), (Some(ims), Some(lm)) if lm <= ims)
-}
-
-/// Headers a 304 carries (RFC 9110 15.4.5), plus validators.
-const NOT_MODIFIED_HEADERS: &[&str] = &[
-    "cache-control",
-    "content-location",
-    "date",
-    "etag",
-    "expires",
-    "vary",
-    "last-modified",
-];
-
 async fn serve(
     ctx: &ShardCtx,
     conn: &mut Conn,
@@ -157,7 +136,7 @@ async fn serve(
     key: &CacheKey,
     hit: Hit,
 ) -> Outcome {
-    ctx.metrics.viewer.hits.fetch_add(1, Relaxed);
+    ctx.stats.hits.fetch_add(1, Relaxed);
     let now = SystemTime::now();
     let Hit {
         entry,
@@ -168,14 +147,8 @@ async fn serve(
     } = hit;
     let body_len = entry.body_len();
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
-    if not_modified(req, &head) {
-        let mut h304 = ResponseHead::new(304);
-        for name in NOT_MODIFIED_HEADERS {
-            for v in head.headers.get_all(name) {
-                h304.headers.push(name, v.to_vec());
-            }
-        }
-        head = h304;
+    if is_not_modified(&req.headers, &head) {
+        head = not_modified_head(&head);
         head_only = true;
     }
     head.headers.set("Age", fresh.age(now).to_string());
@@ -184,41 +157,38 @@ async fn serve(
     } else {
         ViewerFraming::Length(body_len)
     };
-    let status_entry = CacheStatus {
-        phase: CachePhase::Hit,
-        stored: false,
-        ttl: Some(fresh.ttl(now)),
-        fwd_status: None,
-        detail: None,
-    };
-    finish_head(
-        ctx,
-        &mut head,
-        req,
+    let cx = HeadContext {
+        node: &ctx.settings.node,
+        version: req.version,
         framing,
-        Some(body_len),
-        req.keep_alive,
-        &status_entry,
-    );
-    let mut out = Vec::with_capacity(1024);
-    head.encode(&mut out);
-    let status = head.status;
-    ctx.metrics.viewer.count_status(status);
+        length: Some(body_len),
+        keep_alive: req.keep_alive,
+        status: CacheStatus {
+            phase: CachePhase::Hit,
+            storing: Storing::No,
+            ttl: Some(fresh.ttl(now)),
+            detail: None,
+        },
+        now,
+    };
+    let mut out = encode_head(&mut head, &cx);
+    let io_timeout = ctx.settings.io_timeout;
+    ctx.stats.count_status(head.status);
     let mut outcome = Outcome {
-        status,
+        status: head.status,
         phase: CachePhase::Hit,
         bytes: 0,
         keep_alive: req.keep_alive,
         detail: None,
     };
     if head_only {
-        outcome.keep_alive &= conn.write_all(&out, ctx.io_timeout).await.is_ok();
+        outcome.keep_alive &= conn.write_all(&out, io_timeout).await.is_ok();
         return outcome;
     }
     if let Some(body) = entry.inline_body() {
         // One write for head and body: most hits are small.
         out.extend_from_slice(body);
-        match conn.write_all(&out, ctx.io_timeout).await {
+        match conn.write_all(&out, io_timeout).await {
             Ok(()) => outcome.bytes = body.len() as u64,
             Err(_) => outcome.keep_alive = false,
         }
@@ -228,11 +198,11 @@ async fn serve(
         outcome.keep_alive = false;
         return outcome;
     };
-    if conn.write_all(&out, ctx.io_timeout).await.is_err() {
+    if conn.write_all(&out, io_timeout).await.is_err() {
         outcome.keep_alive = false;
         return outcome;
     }
-    let mut body = ViewerBody::new(conn, framing, ctx.io_timeout);
+    let mut body = ViewerBody::new(conn, framing, io_timeout);
     let mut current = first_chunk;
     for i in 0..chunks.len() {
         let Some(chunk) = current.take() else { break };
@@ -258,7 +228,7 @@ async fn serve(
             Some(Err(why)) => {
                 // Headers are out; closing early tells the viewer the body is
                 // incomplete. The object is dropped so no one else gets it.
-                tracing::warn!(
+                crate::warn_limited!(
                     key = key.as_str(),
                     chunk = i + 1,
                     ?why,
@@ -266,23 +236,11 @@ async fn serve(
                 );
                 ctx.cache.remove(key).await;
                 outcome.keep_alive = false;
-                outcome.detail = Some("chunk-unreadable");
+                outcome.detail = Some(Detail::ChunkUnreadable);
                 break;
             }
         }
     }
     outcome.bytes = body.sent;
     outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etags_compare_weakly() {
-        assert!(etag_matches("\"a\", W/\"b\"", "\"b\""));
-        assert!(etag_matches("*", "\"x\""));
-        assert!(!etag_matches("\"a\"", "\"b\""));
-    }
 }

@@ -1,52 +1,42 @@
-//! The request pipeline of one shard: read a request head (with its
-//! deadlines and limits), route it — refuse, look up, hit, miss with fill, or
-//! pass — and keep the connection for the next request when HTTP allows.
-//! Every request ends in exactly one access-log line and one phase.
+//! The request pipeline of one shard, as async phases over the pure rules of
+//! `gateway`: read a request head (with its deadline and limits), route it —
+//! refuse, look up and hit, miss and fill, or pass — and keep the connection
+//! for the next request when HTTP allows. Every request ends in exactly one
+//! `Outcome`, which the access log and the metrics read. This module never
+//! decides HTTP semantics itself: it asks `gateway`, `cache::policy` and
+//! `http`, and moves the bytes.
 
 mod forward;
 mod hit;
-pub mod phase;
-pub mod respond;
+mod relay;
+mod respond;
+pub mod settings;
+pub mod stats;
 
-use crate::admin::metrics::ShardMetrics;
-use crate::cache::key::{CacheKey, KeyPolicy};
-use crate::cache::policy::PolicyConfig;
+use crate::cache::key::CacheKey;
 use crate::cache::service::CacheService;
-use crate::http::{BodyFraming, Limits, Method, RequestHead, parse_request};
+use crate::gateway::decision::{CachePhase, Detail, Refusal, RequestErrorKind};
+use crate::gateway::route::{Route, route};
+use crate::gateway::viewer::Generated;
+use crate::http::{RequestHead, parse_request};
 use crate::net::conn::Conn;
 use crate::runtime::sync::StopSignal;
-use crate::upstream::OriginPool;
-use phase::CachePhase;
-use respond::Generated;
+use crate::upstream::OriginClient;
+use forward::Forward;
+use settings::ProxySettings;
+use stats::ViewerStats;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Everything a shard's request handlers share. Shard-local: no locks.
 pub struct ShardCtx {
     pub shard: u32,
-    /// Name of this node in Via and Cache-Status.
-    pub node: String,
-    pub limits: Limits,
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub io_timeout: Duration,
-    pub origin_idle_timeout: Duration,
-    /// Host names served; empty means any.
-    pub hosts: Vec<String>,
-    pub unknown_host_status: u16,
-    /// Host header for the origin when the viewer gave none, or always when
-    /// configured.
-    pub origin_authority: String,
-    pub host_header: Option<String>,
-    pub key_policy: KeyPolicy,
-    pub policy: PolicyConfig,
+    pub settings: ProxySettings,
     pub cache: CacheService,
-    pub pool: OriginPool,
-    pub metrics: ShardMetrics,
-    pub access_log: bool,
-    pub max_connections: usize,
+    pub origin: OriginClient,
+    pub stats: ViewerStats,
     /// Set when the shard starts stopping: idle connections close, busy ones
     /// finish their request and close.
     pub stop: StopSignal,
@@ -56,117 +46,40 @@ pub struct ShardCtx {
 pub struct Outcome {
     pub status: u16,
     pub phase: CachePhase,
+    /// Body bytes sent to the viewer.
     pub bytes: u64,
     /// Whether the connection may carry another request.
     pub keep_alive: bool,
-    pub detail: Option<&'static str>,
+    pub detail: Option<Detail>,
 }
 
-impl ShardCtx {
-    /// Does this node serve `authority` ("host" or "host:port")?
-    fn serves(&self, authority: Option<&str>) -> bool {
-        if self.hosts.is_empty() {
-            return true;
-        }
-        let Some(a) = authority else { return false };
-        let host_only = match a.rsplit_once(':') {
-            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
-            _ => a,
-        };
-        self.hosts.iter().any(|h| h == a || h == host_only)
-    }
+/// What the connection holds next.
+enum NextRequest {
+    Head(RequestHead),
+    /// The viewer closed or idled out, or the shard is stopping.
+    Gone,
+    /// The head was malformed or too slow: it was answered and the
+    /// connection must close.
+    Refused,
 }
 
 /// Serves one viewer connection until it closes, errs, idles out, or the
 /// shard stops.
 pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
     loop {
-        if conn.buffered().is_empty() {
-            let idle = conn.fill(ctx.idle_timeout, "idle timeout");
-            let stop = async {
-                ctx.stop.stopped().await;
-                Ok(0)
-            };
-            match futures_lite::future::or(idle, stop).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-        let deadline = Instant::now() + ctx.header_timeout;
-        let head = loop {
-            match parse_request(conn.buffered(), &ctx.limits) {
-                Ok(Some((head, n))) => {
-                    conn.consume(n);
-                    break head;
-                }
-                Ok(None) => match conn.fill_until(deadline, "request head timeout").await {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) => {
-                        if e.kind() == std::io::ErrorKind::TimedOut {
-                            ctx.metrics.viewer.header_timeouts.fetch_add(1, Relaxed);
-                            let msg = "the request head did not arrive in time";
-                            let _ = respond::send_simple(
-                                &ctx,
-                                &mut conn,
-                                None,
-                                Generated {
-                                    status: 408,
-                                    message: msg,
-                                    keep_alive: false,
-                                    phase: CachePhase::Start,
-                                    detail: None,
-                                },
-                            )
-                            .await;
-                            log_refusal(&ctx, peer, 408, "header-timeout");
-                        }
-                        return;
-                    }
-                },
-                Err(e) => {
-                    ctx.metrics.viewer.requests.fetch_add(1, Relaxed);
-                    let _ = respond::send_simple(
-                        &ctx,
-                        &mut conn,
-                        None,
-                        Generated {
-                            status: e.status(),
-                            message: e.reason(),
-                            keep_alive: false,
-                            phase: CachePhase::Start,
-                            detail: None,
-                        },
-                    )
-                    .await;
-                    log_refusal(&ctx, peer, e.status(), e.reason());
-                    conn.shutdown().await;
-                    return;
-                }
+        let head = match next_request(&ctx, &mut conn, peer).await {
+            NextRequest::Head(head) => head,
+            NextRequest::Gone => return,
+            NextRequest::Refused => {
+                conn.shutdown().await;
+                return;
             }
         };
-        ctx.metrics.viewer.requests.fetch_add(1, Relaxed);
+        ctx.stats.requests.fetch_add(1, Relaxed);
         let started = Instant::now();
         let outcome = handle_request(&ctx, &mut conn, &head, peer).await;
-        ctx.metrics
-            .viewer
-            .bytes_sent
-            .fetch_add(outcome.bytes, Relaxed);
-        if ctx.access_log {
-            tracing::info!(
-                target: "access",
-                shard = ctx.shard,
-                peer = %peer,
-                method = head.method.as_str(),
-                host = head.authority.as_deref().unwrap_or("-"),
-                target = %head.target,
-                status = outcome.status,
-                phase = outcome.phase.as_str(),
-                detail = outcome.detail.unwrap_or("-"),
-                bytes = outcome.bytes,
-                micros = started.elapsed().as_micros() as u64,
-            );
-        }
+        ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
+        log_access(&ctx, peer, Some(&head), &outcome, started);
         if !outcome.keep_alive || !head.keep_alive || ctx.stop.is_set() {
             conn.shutdown().await;
             return;
@@ -174,10 +87,105 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
     }
 }
 
-fn log_refusal(ctx: &ShardCtx, peer: SocketAddr, status: u16, why: &str) {
-    if ctx.access_log {
-        tracing::info!(target: "access", shard = ctx.shard, peer = %peer, status, phase = "refused", detail = why);
+/// Waits for the next request head: for its first byte up to the idle
+/// timeout (or the stop), then for the rest up to the header timeout.
+async fn next_request(ctx: &ShardCtx, conn: &mut Conn, peer: SocketAddr) -> NextRequest {
+    let s = &ctx.settings;
+    if conn.buffered().is_empty() {
+        let first_bytes = conn.read_more(s.idle_timeout, "idle timeout");
+        let stop = async {
+            ctx.stop.stopped().await;
+            Ok(0)
+        };
+        match futures_lite::future::or(first_bytes, stop).await {
+            Ok(0) | Err(_) => return NextRequest::Gone,
+            Ok(_) => {}
+        }
     }
+    let started = Instant::now();
+    let deadline = started + s.header_timeout;
+    loop {
+        match parse_request(conn.buffered(), &s.limits) {
+            Ok(Some((head, n))) => {
+                conn.consume(n);
+                return NextRequest::Head(head);
+            }
+            Ok(None) => match conn.read_more_until(deadline, "request head timeout").await {
+                Ok(0) => return NextRequest::Gone,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    ctx.stats.header_timeouts.fetch_add(1, Relaxed);
+                    let msg = "the request head did not arrive in time";
+                    refuse_unparsed(ctx, conn, peer, Refusal::HeaderTimeout, msg, started).await;
+                    return NextRequest::Refused;
+                }
+                Err(_) => return NextRequest::Gone,
+            },
+            Err(e) => {
+                ctx.stats.requests.fetch_add(1, Relaxed);
+                let refusal = Refusal::BadHead(RequestErrorKind::from(&e));
+                refuse_unparsed(ctx, conn, peer, refusal, e.reason(), started).await;
+                return NextRequest::Refused;
+            }
+        }
+    }
+}
+
+/// Answers a head that never parsed; the connection closes after it.
+async fn refuse_unparsed(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    peer: SocketAddr,
+    refusal: Refusal,
+    message: &str,
+    started: Instant,
+) {
+    let generated = Generated {
+        status: refusal.status(),
+        message,
+        keep_alive: false,
+        phase: CachePhase::Refused,
+        // The viewer learns why from the status and the body; the detail
+        // token is for the access log.
+        detail: None,
+    };
+    let bytes = respond::send_generated(ctx, conn, None, &generated)
+        .await
+        .unwrap_or(0);
+    let outcome = Outcome {
+        status: refusal.status(),
+        phase: CachePhase::Refused,
+        bytes,
+        keep_alive: false,
+        detail: Some(Detail::Refused(refusal)),
+    };
+    log_access(ctx, peer, None, &outcome, started);
+}
+
+/// One access-log line per request (target `access`), from its `Outcome`.
+fn log_access(
+    ctx: &ShardCtx,
+    peer: SocketAddr,
+    head: Option<&RequestHead>,
+    outcome: &Outcome,
+    started: Instant,
+) {
+    if !ctx.settings.access_log {
+        return;
+    }
+    tracing::info!(
+        target: "access",
+        shard = ctx.shard,
+        peer = %peer,
+        method = head.map_or("-", |h| h.method.as_str()),
+        host = head.and_then(|h| h.authority.as_deref()).unwrap_or("-"),
+        target = head.map_or("-", |h| h.target.as_str()),
+        status = outcome.status,
+        phase = outcome.phase.as_str(),
+        detail = outcome.detail.map_or("-", Detail::token),
+        bytes = outcome.bytes,
+        micros = started.elapsed().as_micros() as u64,
+    );
 }
 
 async fn handle_request(
@@ -186,101 +194,72 @@ async fn handle_request(
     req: &RequestHead,
     peer: SocketAddr,
 ) -> Outcome {
-    // A refused request's body was not read, so the connection cannot carry
-    // another request unless there was no body.
-    let refuse = async |conn: &mut Conn, status: u16, msg: &str, detail: &'static str| {
-        let keep = req.keep_alive
-            && matches!(
-                req.framing,
-                BodyFraming::None | BodyFraming::ContentLength(0)
-            );
-        let bytes = respond::send_simple(
-            ctx,
-            conn,
-            Some(req),
-            Generated {
-                status,
-                message: msg,
-                keep_alive: keep,
-                phase: CachePhase::Start,
-                detail: Some(detail),
-            },
-        )
+    match route(req, &ctx.settings.hosts) {
+        Route::Refuse(refusal) => refuse(ctx, conn, req, refusal).await,
+        Route::Pass(reason) => {
+            ctx.stats.passes.fetch_add(1, Relaxed);
+            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
+        }
+        Route::LookupElsePass(reason) => {
+            let key = cache_key(ctx, req);
+            if let Some(outcome) = hit::serve_if_fresh(ctx, conn, req, &key).await {
+                return outcome;
+            }
+            ctx.stats.passes.fetch_add(1, Relaxed);
+            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
+        }
+        Route::Lookup => {
+            let key = cache_key(ctx, req);
+            match hit::lookup(ctx, conn, req, &key).await {
+                hit::Found::Served(outcome) => outcome,
+                hit::Found::Nothing(why) => {
+                    let counter = match why {
+                        hit::FillPhase::Miss => &ctx.stats.misses,
+                        hit::FillPhase::Stale => &ctx.stats.stale,
+                    };
+                    counter.fetch_add(1, Relaxed);
+                    forward::forward(ctx, conn, req, peer, Forward::Fill(key, why)).await
+                }
+            }
+        }
+    }
+}
+
+fn cache_key(ctx: &ShardCtx, req: &RequestHead) -> CacheKey {
+    let s = &ctx.settings;
+    let authority = req.authority.as_deref().unwrap_or(&s.origin_authority);
+    CacheKey::new("http", authority, &req.target, &s.key_policy)
+}
+
+/// Answers a routed request that is refused. Its body was not read, so the
+/// connection can carry another request only if there was none.
+async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Refusal) -> Outcome {
+    let keep_alive = req.keep_alive && !Route::leaves_body_unread(req);
+    let message = match refusal {
+        Refusal::UnknownHost { .. } => "this server does not serve the requested host",
+        Refusal::Method => match req.method {
+            crate::http::Method::Connect => "CONNECT is not supported",
+            _ => "TRACE is not supported",
+        },
+        Refusal::OptionsAsterisk => "OPTIONS * is not supported",
+        Refusal::HeaderTimeout | Refusal::BadHead(_) => "the request cannot be served",
+    };
+    let detail = Some(Detail::Refused(refusal));
+    let generated = Generated {
+        status: refusal.status(),
+        message,
+        keep_alive,
+        phase: CachePhase::Refused,
+        detail,
+    };
+    let bytes = respond::send_generated(ctx, conn, Some(req), &generated)
         .await
         .unwrap_or(0);
-        Outcome {
-            status,
-            phase: CachePhase::Start,
-            bytes,
-            keep_alive: keep,
-            detail: Some(detail),
-        }
-    };
-    if !ctx.serves(req.authority.as_deref()) {
-        let msg = "this server does not serve the requested host";
-        return refuse(conn, ctx.unknown_host_status, msg, "unknown-host").await;
-    }
-    match req.method {
-        Method::Connect => return refuse(conn, 405, "CONNECT is not supported", "method").await,
-        Method::Trace => return refuse(conn, 405, "TRACE is not supported", "method").await,
-        Method::Options if req.target == "*" => {
-            return refuse(conn, 501, "OPTIONS * is not supported", "method").await;
-        }
-        _ => {}
-    }
-    if !req.method.is_cacheable_method() {
-        ctx.metrics.viewer.passes.fetch_add(1, Relaxed);
-        return forward::forward(
-            ctx,
-            conn,
-            req,
-            peer,
-            forward::Mode::Pass(CachePhase::PassMethod, None),
-        )
-        .await;
-    }
-    let has_body = !matches!(
-        req.framing,
-        BodyFraming::None | BodyFraming::ContentLength(0)
-    );
-    let pass_why = if has_body {
-        Some("request-body")
-    } else if req.headers.contains("range") {
-        Some("range")
-    } else {
-        None
-    };
-    let authority = req
-        .authority
-        .clone()
-        .unwrap_or_else(|| ctx.origin_authority.clone());
-    let key = CacheKey::new("http", &authority, &req.target, &ctx.key_policy);
-    if let Some(why) = pass_why {
-        // A range can still be answered from a complete stored object.
-        if why == "range"
-            && let Some(outcome) = hit::try_hit(ctx, conn, req, &key).await
-        {
-            return outcome;
-        }
-        ctx.metrics.viewer.passes.fetch_add(1, Relaxed);
-        return forward::forward(
-            ctx,
-            conn,
-            req,
-            peer,
-            forward::Mode::Pass(CachePhase::PassRequest, Some(why)),
-        )
-        .await;
-    }
-    match hit::lookup(ctx, conn, req, &key).await {
-        hit::LookupOutcome::Served(o) => o,
-        hit::LookupOutcome::Forward(phase) => {
-            if phase == CachePhase::Stale {
-                ctx.metrics.viewer.stale.fetch_add(1, Relaxed);
-            } else {
-                ctx.metrics.viewer.misses.fetch_add(1, Relaxed);
-            }
-            forward::forward(ctx, conn, req, peer, forward::Mode::Fill(key, phase)).await
-        }
+    Outcome {
+        status: refusal.status(),
+        phase: CachePhase::Refused,
+        bytes,
+        keep_alive,
+        detail,
     }
 }

@@ -27,7 +27,7 @@ pub struct Topology {
     pub numa_nodes: usize,
     pub nics: Vec<Nic>,
     /// "hwloc" or "sysfs".
-    pub source: &'static str,
+    pub source: TopologySource,
 }
 
 impl Topology {
@@ -42,6 +42,22 @@ impl Topology {
 
     pub fn cpu_ids(&self) -> Vec<usize> {
         self.cpus.iter().map(|c| c.id).collect()
+    }
+}
+
+/// Where the topology was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopologySource {
+    Sysfs,
+    Hwloc,
+}
+
+impl TopologySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopologySource::Sysfs => "sysfs",
+            TopologySource::Hwloc => "hwloc",
+        }
     }
 }
 
@@ -161,13 +177,13 @@ fn sysfs_detect() -> Topology {
         cpus,
         numa_nodes: nodes.len().max(1),
         nics: sysfs_nics(),
-        source: "sysfs",
+        source: TopologySource::Sysfs,
     }
 }
 
 #[cfg(feature = "hwloc")]
 mod hwloc {
-    use super::{Cpu, Nic, Topology, allowed_cpus, sysfs_nics};
+    use super::{Cpu, Nic, Topology, TopologySource, allowed_cpus, sysfs_nics};
     use hwlocality::object::attributes::ObjectAttributes;
     use hwlocality::object::types::{OSDeviceType, ObjectType};
     use hwlocality::topology::builder::TypeFilter;
@@ -228,7 +244,7 @@ mod hwloc {
             cpus,
             numa_nodes: nodes.len().max(1),
             nics: if nics.is_empty() { from_sysfs } else { nics },
-            source: "hwloc",
+            source: TopologySource::Hwloc,
         })
     }
 }

@@ -1,11 +1,14 @@
 //! Upstreams: the origin (and, in a later issue, regional parents). Owns
-//! address parsing, the per-shard pool of persistent connections, and the
-//! exchange of a request head for a response head with its timeouts. Errors
-//! say what failed on the upstream side so the proxy can pick 502 or 504.
+//! address parsing (here), the per-shard client with its timeouts (`client`),
+//! the pool of persistent connections (`pool`, no HTTP) and the HTTP/1.1
+//! exchange of a request for a response head (`exchange`). Errors say what
+//! failed on the upstream side so the proxy can pick 502 or 504.
 
+mod client;
+mod exchange;
 mod pool;
 
-pub use pool::{OriginPool, PoolSettings, UpstreamStats};
+pub use client::{Checkout, OriginClient, OriginSettings, UpstreamStats};
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -137,7 +140,14 @@ impl UpstreamError {
 
     /// Short token for logs and Cache-Status details.
     pub fn token(&self) -> &'static str {
-        match self.kind {
+        self.kind.token()
+    }
+}
+
+impl UpstreamErrorKind {
+    /// The RFC 9211 `detail` token for this failure.
+    pub fn token(self) -> &'static str {
+        match self {
             UpstreamErrorKind::ConnectRefused => "origin-connect-failed",
             UpstreamErrorKind::ConnectTimeout => "origin-connect-timeout",
             UpstreamErrorKind::FirstByteTimeout => "origin-first-byte-timeout",

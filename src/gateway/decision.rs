@@ -1,0 +1,351 @@
+//! What happened to a request, as enums: the cache phase it reached, the
+//! RFC 9211 `fwd` reason it maps to, and the detail saying why it was
+//! refused, passed, not stored or cut short. `Cache-Status`, the access log
+//! and the metrics all render from these values, so they cannot disagree,
+//! and every new reason is a new variant the compiler makes each branch
+//! handle.
+
+use crate::cache::policy::NotStored;
+use crate::http::RequestError;
+use crate::upstream::UpstreamErrorKind;
+use std::fmt::Write;
+
+/// The phase a request reached in the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachePhase {
+    /// Answered before routing: a malformed or refused request.
+    Refused,
+    /// Served from the cache.
+    Hit,
+    /// Not in the cache: fetched from the origin.
+    Miss,
+    /// In the cache but no longer fresh: fetched again.
+    Stale,
+    /// The method is never cached (PUT, POST, …): passed to the origin.
+    PassMethod,
+    /// A cacheable method whose request cannot use the cache (a body, a
+    /// range that missed): passed to the origin.
+    PassRequest,
+}
+
+impl CachePhase {
+    /// The access log's `phase` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CachePhase::Refused => "refused",
+            CachePhase::Hit => "hit",
+            CachePhase::Miss => "miss",
+            CachePhase::Stale => "stale",
+            CachePhase::PassMethod => "pass-method",
+            CachePhase::PassRequest => "pass-request",
+        }
+    }
+
+    /// Why the request went forward, for phases that did.
+    pub fn fwd(self) -> Option<Fwd> {
+        match self {
+            CachePhase::Miss => Some(Fwd::UriMiss),
+            CachePhase::Stale => Some(Fwd::Stale),
+            CachePhase::PassMethod => Some(Fwd::Method),
+            CachePhase::PassRequest => Some(Fwd::Request),
+            CachePhase::Refused | CachePhase::Hit => None,
+        }
+    }
+}
+
+/// RFC 9211 2.2 `fwd` values this cache sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fwd {
+    UriMiss,
+    Stale,
+    Method,
+    Request,
+}
+
+impl Fwd {
+    pub fn token(self) -> &'static str {
+        match self {
+            Fwd::UriMiss => "uri-miss",
+            Fwd::Stale => "stale",
+            Fwd::Method => "method",
+            Fwd::Request => "request",
+        }
+    }
+}
+
+/// Why a cacheable method was passed to the origin without the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassReason {
+    /// The method is never cached.
+    Method,
+    /// A GET or HEAD with a body.
+    RequestBody,
+    /// A `Range` request that no complete stored object could answer.
+    Range,
+}
+
+impl PassReason {
+    pub fn phase(self) -> CachePhase {
+        match self {
+            PassReason::Method => CachePhase::PassMethod,
+            PassReason::RequestBody | PassReason::Range => CachePhase::PassRequest,
+        }
+    }
+
+    /// The detail a pass carries; the method itself needs none (`fwd=method`
+    /// says it all).
+    pub fn detail(self) -> Option<Detail> {
+        match self {
+            PassReason::Method => None,
+            PassReason::RequestBody | PassReason::Range => Some(Detail::Pass(self)),
+        }
+    }
+}
+
+/// Why a request was answered by this node without going anywhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The Host is not one this node serves; the status is configured.
+    UnknownHost { status: u16 },
+    /// CONNECT and TRACE are not supported (405).
+    Method,
+    /// `OPTIONS *` is not supported (501).
+    OptionsAsterisk,
+    /// The request head did not arrive in time (408).
+    HeaderTimeout,
+    /// The request head could not be accepted (400, 414, 431, 501, 505).
+    BadHead(RequestErrorKind),
+}
+
+/// The kind of a request-head error, without its free-text reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestErrorKind {
+    BadRequest,
+    HeaderTooLarge,
+    UriTooLong,
+    NotImplemented,
+    VersionNotSupported,
+}
+
+impl From<&RequestError> for RequestErrorKind {
+    fn from(e: &RequestError) -> Self {
+        match e {
+            RequestError::BadRequest(_) => RequestErrorKind::BadRequest,
+            RequestError::HeaderTooLarge => RequestErrorKind::HeaderTooLarge,
+            RequestError::UriTooLong => RequestErrorKind::UriTooLong,
+            RequestError::NotImplemented(_) => RequestErrorKind::NotImplemented,
+            RequestError::VersionNotSupported => RequestErrorKind::VersionNotSupported,
+        }
+    }
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::UnknownHost { status } => status,
+            Refusal::Method => 405,
+            Refusal::OptionsAsterisk => 501,
+            Refusal::HeaderTimeout => 408,
+            Refusal::BadHead(kind) => match kind {
+                RequestErrorKind::BadRequest => 400,
+                RequestErrorKind::HeaderTooLarge => 431,
+                RequestErrorKind::UriTooLong => 414,
+                RequestErrorKind::NotImplemented => 501,
+                RequestErrorKind::VersionNotSupported => 505,
+            },
+        }
+    }
+
+    fn token(self) -> &'static str {
+        match self {
+            Refusal::UnknownHost { .. } => "unknown-host",
+            Refusal::Method | Refusal::OptionsAsterisk => "method",
+            Refusal::HeaderTimeout => "header-timeout",
+            Refusal::BadHead(kind) => match kind {
+                RequestErrorKind::BadRequest => "bad-request",
+                RequestErrorKind::HeaderTooLarge => "header-too-large",
+                RequestErrorKind::UriTooLong => "uri-too-long",
+                RequestErrorKind::NotImplemented => "not-implemented",
+                RequestErrorKind::VersionNotSupported => "version-not-supported",
+            },
+        }
+    }
+}
+
+/// How a viewer's request body failed while it was relayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewerBodyFailure {
+    /// It stalled past `listen.io_timeout` (408).
+    Timeout,
+    /// Its framing was broken or it ended early (400).
+    Malformed,
+}
+
+impl ViewerBodyFailure {
+    pub fn status(self) -> u16 {
+        match self {
+            ViewerBodyFailure::Timeout => 408,
+            ViewerBodyFailure::Malformed => 400,
+        }
+    }
+}
+
+/// The one detail a response carries: in `Cache-Status` (`detail=`) when the
+/// viewer can still be told, and always in the access log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    Refused(Refusal),
+    Pass(PassReason),
+    NotStored(NotStored),
+    /// The origin could not be reached or answered badly.
+    Upstream(UpstreamErrorKind),
+    ViewerBody(ViewerBodyFailure),
+    /// The origin's body ended early; the viewer's connection was closed.
+    OriginBodyTruncated,
+    /// A chunk of a stored large object could not be read mid-response.
+    ChunkUnreadable,
+}
+
+impl Detail {
+    /// The RFC 9211 `detail` token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Detail::Refused(r) => r.token(),
+            Detail::Pass(PassReason::Method) => "method",
+            Detail::Pass(PassReason::RequestBody) => "request-body",
+            Detail::Pass(PassReason::Range) => "range",
+            Detail::NotStored(why) => why.token(),
+            Detail::Upstream(kind) => kind.token(),
+            Detail::ViewerBody(ViewerBodyFailure::Timeout) => "request-body-timeout",
+            Detail::ViewerBody(ViewerBodyFailure::Malformed) => "bad-request-body",
+            Detail::OriginBodyTruncated => "origin-body-truncated",
+            Detail::ChunkUnreadable => "chunk-unreadable",
+        }
+    }
+}
+
+/// Whether the fill of a response was taken on when its head went out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storing {
+    /// Nothing is being stored (a hit, a pass, an error).
+    No,
+    /// The body is being written to the cache as it is relayed. RFC 9211's
+    /// `stored` is sent with the head, before the body has arrived: it says
+    /// the response is being stored, and a body the origin then cuts short
+    /// is dropped (the access log's detail says so).
+    Yes,
+}
+
+/// One `Cache-Status` list member for this node (RFC 9211 2).
+#[derive(Clone, Copy, Debug)]
+pub struct CacheStatus {
+    pub phase: CachePhase,
+    pub storing: Storing,
+    /// Remaining freshness lifetime in seconds, for hits.
+    pub ttl: Option<i64>,
+    pub detail: Option<Detail>,
+}
+
+impl CacheStatus {
+    pub fn render(&self, node: &str) -> String {
+        let mut s = String::from(node);
+        if self.phase == CachePhase::Hit {
+            s.push_str("; hit");
+        } else if let Some(fwd) = self.phase.fwd() {
+            let _ = write!(s, "; fwd={}", fwd.token());
+        }
+        if self.storing == Storing::Yes {
+            s.push_str("; stored");
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(s, "; ttl={ttl}");
+        }
+        if let Some(d) = self.detail {
+            let _ = write!(s, "; detail={}", d.token());
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rfc9211_members() {
+        let hit = CacheStatus {
+            phase: CachePhase::Hit,
+            storing: Storing::No,
+            ttl: Some(42),
+            detail: None,
+        };
+        assert_eq!(hit.render("edgeslab"), "edgeslab; hit; ttl=42");
+        let miss = CacheStatus {
+            phase: CachePhase::Miss,
+            storing: Storing::Yes,
+            ttl: None,
+            detail: None,
+        };
+        assert_eq!(miss.render("edgeslab"), "edgeslab; fwd=uri-miss; stored");
+        let pass = CacheStatus {
+            phase: CachePhase::PassRequest,
+            storing: Storing::No,
+            ttl: None,
+            detail: PassReason::Range.detail(),
+        };
+        assert_eq!(
+            pass.render("edgeslab"),
+            "edgeslab; fwd=request; detail=range"
+        );
+        let refused = CacheStatus {
+            phase: CachePhase::Refused,
+            storing: Storing::No,
+            ttl: None,
+            detail: Some(Detail::Refused(Refusal::Method)),
+        };
+        assert_eq!(refused.render("n"), "n; detail=method");
+    }
+
+    #[test]
+    fn every_phase_has_its_own_log_name() {
+        let all = [
+            CachePhase::Refused,
+            CachePhase::Hit,
+            CachePhase::Miss,
+            CachePhase::Stale,
+            CachePhase::PassMethod,
+            CachePhase::PassRequest,
+        ];
+        let mut names: Vec<_> = all.iter().map(|p| p.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+    }
+
+    #[test]
+    fn passes_map_to_their_phase_and_detail() {
+        assert_eq!(PassReason::Method.phase(), CachePhase::PassMethod);
+        assert_eq!(PassReason::Method.detail(), None);
+        assert_eq!(PassReason::RequestBody.phase(), CachePhase::PassRequest);
+        assert_eq!(
+            PassReason::RequestBody.detail().map(Detail::token),
+            Some("request-body")
+        );
+    }
+
+    #[test]
+    fn refusal_statuses() {
+        assert_eq!(Refusal::UnknownHost { status: 404 }.status(), 404);
+        assert_eq!(Refusal::Method.status(), 405);
+        assert_eq!(Refusal::OptionsAsterisk.status(), 501);
+        assert_eq!(Refusal::HeaderTimeout.status(), 408);
+        let e = RequestError::UriTooLong;
+        assert_eq!(Refusal::BadHead((&e).into()).status(), e.status());
+        let e = RequestError::BadRequest("x");
+        assert_eq!(Refusal::BadHead((&e).into()).status(), e.status());
+        assert_eq!(
+            Detail::Refused(Refusal::BadHead((&e).into())).token(),
+            "bad-request"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The request head a gateway sends upstream (RFC 9110 7.6): the viewer's
+//! request with hop-by-hop fields removed, `Host` chosen, `Via` and
+//! `X-Forwarded-For` extended, and — for a cache fill — made into a plain GET
+//! for the whole representation. Pure: no socket, no clock.
+
+use crate::http::{BodyFraming, Method, RequestHead};
+use std::net::IpAddr;
+
+/// Why the request goes upstream, which decides how it is rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A cache fill: GET the full representation, without the viewer's
+    /// conditionals or range, and without a request body.
+    Fill,
+    /// Forwarded as the viewer sent it (method, conditionals, body).
+    Pass,
+}
+
+/// Fields a fill must not forward: they would make the origin answer with
+/// something other than the full representation.
+const FILL_DROPS: &[&str] = &[
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
+/// Who this node is and whom it speaks for, for the forwarded head.
+pub struct Forwarding<'a> {
+    /// The `Host` to send: the configured one, else the viewer's, else the
+    /// origin's own authority.
+    pub host: &'a str,
+    /// This node's name in `Via`.
+    pub node: &'a str,
+    /// The viewer's address, appended to `X-Forwarded-For`.
+    pub peer: IpAddr,
+}
+
+/// Encodes the head to send upstream.
+pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) -> Vec<u8> {
+    let mut up = req.clone();
+    if purpose == Purpose::Fill {
+        up.method = Method::Get;
+        for h in FILL_DROPS {
+            up.headers.remove(h);
+        }
+    }
+    // We answer `Expect: 100-continue` ourselves when the body is wanted.
+    up.headers.remove("expect");
+    up.headers.set("Host", fwd.host);
+    let via = match req.headers.get_str("via") {
+        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", fwd.node),
+        _ => format!("1.1 {}", fwd.node),
+    };
+    up.headers.set("Via", via);
+    let xff = match req.headers.get_str("x-forwarded-for") {
+        Some(v) if !v.is_empty() => format!("{v}, {}", fwd.peer),
+        _ => fwd.peer.to_string(),
+    };
+    up.headers.set("X-Forwarded-For", xff);
+    // Transfer-Encoding is hop-by-hop: a chunked body relayed as chunked
+    // needs its framing named again for this hop.
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if purpose == Purpose::Pass && req.framing == BodyFraming::Chunked {
+        up.headers.remove("content-length");
+        extra.push(("Transfer-Encoding", "chunked"));
+    }
+    let mut out = Vec::with_capacity(512);
+    up.encode_upstream(&extra, &mut out);
+    out
+}
+
+/// Whether the upstream request carries the viewer's body.
+pub fn sends_body(req: &RequestHead, purpose: Purpose) -> bool {
+    purpose == Purpose::Pass
+        && !matches!(
+            req.framing,
+            BodyFraming::None | BodyFraming::ContentLength(0)
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Limits, parse_request};
+
+    fn head(raw: &str) -> RequestHead {
+        parse_request(raw.as_bytes(), &Limits::default())
+            .expect("valid")
+            .expect("complete")
+            .0
+    }
+
+    fn fwd() -> Forwarding<'static> {
+        Forwarding {
+            host: "origin.test",
+            node: "edge1",
+            peer: "192.0.2.7".parse().expect("ip"),
+        }
+    }
+
+    fn text(b: Vec<u8>) -> String {
+        String::from_utf8(b).expect("ascii")
+    }
+
+    #[test]
+    fn a_fill_is_a_plain_get_for_the_whole_object() {
+        let r = head(
+            "HEAD /a?b HTTP/1.1\r\nHost: v.test\r\nIf-None-Match: \"x\"\r\nRange: bytes=0-1\r\n\
+             If-Modified-Since: Mon, 06 Nov 2023 08:00:00 GMT\r\nAccept: */*\r\n\r\n",
+        );
+        let out = text(upstream_head(&r, Purpose::Fill, &fwd()));
+        assert_eq!(
+            out,
+            "GET /a?b HTTP/1.1\r\nHost: origin.test\r\nAccept: */*\r\nVia: 1.1 edge1\r\n\
+             X-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+        assert!(!sends_body(&r, Purpose::Fill));
+    }
+
+    #[test]
+    fn a_pass_keeps_method_conditionals_and_body_framing() {
+        let r = head(
+            "POST /p HTTP/1.1\r\nHost: v.test\r\nIf-Match: \"x\"\r\nContent-Length: 3\r\n\
+             Expect: 100-continue\r\nConnection: close\r\nKeep-Alive: 5\r\n\r\n",
+        );
+        let out = text(upstream_head(&r, Purpose::Pass, &fwd()));
+        assert_eq!(
+            out,
+            "POST /p HTTP/1.1\r\nHost: origin.test\r\nIf-Match: \"x\"\r\nContent-Length: 3\r\n\
+             Via: 1.1 edge1\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+        );
+        assert!(sends_body(&r, Purpose::Pass));
+    }
+
+    #[test]
+    fn a_chunked_body_is_named_again_for_this_hop() {
+        let r = head("PUT /p HTTP/1.1\r\nHost: v\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let out = text(upstream_head(&r, Purpose::Pass, &fwd()));
+        assert!(out.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{out}");
+        assert_eq!(out.matches("Transfer-Encoding").count(), 1, "{out}");
+        assert!(!out.contains("Content-Length"), "{out}");
+    }
+
+    #[test]
+    fn via_and_forwarded_for_are_extended() {
+        let r = head(
+            "GET / HTTP/1.1\r\nHost: v\r\nVia: 1.1 viewer-proxy\r\nX-Forwarded-For: 198.51.100.1\r\n\r\n",
+        );
+        let out = text(upstream_head(&r, Purpose::Fill, &fwd()));
+        assert!(
+            out.contains("Via: 1.1 viewer-proxy, 1.1 edge1\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("X-Forwarded-For: 198.51.100.1, 192.0.2.7\r\n"),
+            "{out}"
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! Routing a parsed request: refuse it, pass it to the origin, or look it up
+//! in the cache. Pure: the request head and the node's host list in, one
+//! `Route` out, so every rule here is a unit test. It never lets a request
+//! that carries a body use the cache, because the cache would answer without
+//! the body ever reaching the origin.
+
+use super::decision::{PassReason, Refusal};
+use crate::http::{BodyFraming, Method, RequestHead};
+
+/// The host names a node serves and the status for the others.
+#[derive(Clone, Debug)]
+pub struct HostFilter {
+    /// Lower-case names, with or without port; empty serves any host.
+    hosts: Vec<String>,
+    unknown_status: u16,
+}
+
+impl HostFilter {
+    pub fn new(hosts: &[String], unknown_status: u16) -> HostFilter {
+        HostFilter {
+            hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            unknown_status,
+        }
+    }
+
+    /// Does this node serve `authority` ("host" or "host:port")?
+    pub fn serves(&self, authority: Option<&str>) -> bool {
+        if self.hosts.is_empty() {
+            return true;
+        }
+        let Some(a) = authority else { return false };
+        let host_only = match a.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+            _ => a,
+        };
+        self.hosts.iter().any(|h| h == a || h == host_only)
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Answered here with an error status.
+    Refuse(Refusal),
+    /// Straight to the origin; nothing stored.
+    Pass(PassReason),
+    /// Look the key up; a miss or a stale copy is fetched and stored.
+    Lookup,
+    /// Serve a fresh stored object if there is one; otherwise pass.
+    LookupElsePass(PassReason),
+}
+
+impl Route {
+    /// Whether the request's body (if any) is not read before answering:
+    /// the connection can then carry another request only if there was none.
+    pub fn leaves_body_unread(req: &RequestHead) -> bool {
+        !matches!(
+            req.framing,
+            BodyFraming::None | BodyFraming::ContentLength(0)
+        )
+    }
+}
+
+/// Routes a request head.
+pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
+    if !hosts.serves(req.authority.as_deref()) {
+        return Route::Refuse(Refusal::UnknownHost {
+            status: hosts.unknown_status,
+        });
+    }
+    match req.method {
+        Method::Connect | Method::Trace => return Route::Refuse(Refusal::Method),
+        Method::Options if req.target == "*" => return Route::Refuse(Refusal::OptionsAsterisk),
+        _ => {}
+    }
+    if !req.method.is_cacheable_method() {
+        return Route::Pass(PassReason::Method);
+    }
+    if Route::leaves_body_unread(req) {
+        return Route::Pass(PassReason::RequestBody);
+    }
+    // A range can still be answered from a complete stored object.
+    if req.headers.contains("range") {
+        return Route::LookupElsePass(PassReason::Range);
+    }
+    Route::Lookup
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{Limits, parse_request};
+
+    fn head(raw: &str) -> RequestHead {
+        parse_request(raw.as_bytes(), &Limits::default())
+            .expect("valid")
+            .expect("complete")
+            .0
+    }
+
+    fn any() -> HostFilter {
+        HostFilter::new(&[], 421)
+    }
+
+    #[test]
+    fn cacheable_requests_are_looked_up() {
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+        let r = head("HEAD /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+    }
+
+    #[test]
+    fn other_methods_and_bodies_pass() {
+        for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"] {
+            let r = head(&format!("{m} /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(route(&r, &any()), Route::Pass(PassReason::Method), "{m}");
+        }
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        assert!(Route::leaves_body_unread(&r));
+    }
+
+    #[test]
+    fn a_range_is_answered_from_the_cache_or_passed() {
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::LookupElsePass(PassReason::Range));
+        // A body wins over the range: it must reach the origin.
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nContent-Length: 1\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+    }
+
+    #[test]
+    fn refusals() {
+        let r = head("TRACE / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::Method));
+        let r = head("CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::Method));
+        let r = head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::OptionsAsterisk));
+    }
+
+    #[test]
+    fn hosts_are_matched_with_or_without_port() {
+        let only = HostFilter::new(&["Example.com".into(), "b.test:8080".into()], 404);
+        assert!(only.serves(Some("example.com")));
+        assert!(only.serves(Some("example.com:81")));
+        assert!(only.serves(Some("b.test:8080")));
+        assert!(!only.serves(Some("b.test")));
+        assert!(!only.serves(Some("evil.com")));
+        assert!(!only.serves(None));
+        assert!(only.serves(Some("[::1]:80")) == only.serves(Some("[::1]")));
+        let r = head("GET / HTTP/1.1\r\nHost: evil.com\r\n\r\n");
+        assert_eq!(
+            route(&r, &only),
+            Route::Refuse(Refusal::UnknownHost { status: 404 })
+        );
+        assert!(any().serves(None));
+    }
+}

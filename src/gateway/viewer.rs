@@ -1,0 +1,321 @@
+//! What a viewer receives: the framing its body travels in, the finished
+//! response head (framing fields, `Date`, `Via`, `Cache-Status`,
+//! `Connection`), the head kept in the cache, and the responses this node
+//! writes itself. Pure: the clock is an argument and nothing is written
+//! here. A head built here never promises a length the body will not have.
+
+use super::decision::{CachePhase, CacheStatus, Detail, Storing};
+use crate::http::{BodyFraming, ResponseHead, Version, status_has_no_body};
+use std::time::SystemTime;
+
+/// How the body goes to the viewer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewerFraming {
+    /// No body on the wire (HEAD, 204, 304); Content-Length may still describe it.
+    NoBody,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 viewer and unknown length: the body ends when we close.
+    Close,
+}
+
+impl ViewerFraming {
+    /// For a body of `upstream` framing, toward a viewer of `version`.
+    pub fn choose(version: Version, status: u16, upstream: BodyFraming) -> ViewerFraming {
+        if status_has_no_body(status) {
+            return ViewerFraming::NoBody;
+        }
+        match upstream {
+            BodyFraming::ContentLength(n) => ViewerFraming::Length(n),
+            BodyFraming::None => ViewerFraming::Length(0),
+            BodyFraming::Chunked | BodyFraming::CloseDelimited => {
+                if version == Version::Http11 {
+                    ViewerFraming::Chunked
+                } else {
+                    ViewerFraming::Close
+                }
+            }
+        }
+    }
+
+    /// Whether the last data write completes the response on the wire,
+    /// rather than a terminator (last chunk) or a close written after it.
+    pub fn ends_with_data(self) -> bool {
+        matches!(self, ViewerFraming::Length(_) | ViewerFraming::NoBody)
+    }
+}
+
+/// What `finish_head` needs besides the head itself.
+pub struct HeadContext<'a> {
+    /// This node's name in `Via` and `Cache-Status`.
+    pub node: &'a str,
+    pub version: Version,
+    pub framing: ViewerFraming,
+    /// The representation length to advertise (also for HEAD), when known.
+    pub length: Option<u64>,
+    pub keep_alive: bool,
+    pub status: CacheStatus,
+    pub now: SystemTime,
+}
+
+/// Completes a head for the viewer.
+pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
+    let h = &mut head.headers;
+    h.strip_hop_by_hop();
+    h.remove("content-length");
+    match cx.framing {
+        ViewerFraming::Length(n) => h.set("Content-Length", n.to_string()),
+        ViewerFraming::Chunked => h.set("Transfer-Encoding", "chunked"),
+        ViewerFraming::NoBody => {
+            if let (Some(n), false) = (cx.length, status_has_no_body(head.status)) {
+                h.set("Content-Length", n.to_string());
+            }
+        }
+        ViewerFraming::Close => {}
+    }
+    if !h.contains("date") {
+        h.set("Date", httpdate::fmt_http_date(cx.now));
+    }
+    let via = match h.get_str("via") {
+        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", cx.node),
+        _ => format!("1.1 {}", cx.node),
+    };
+    h.set("Via", via);
+    let entry = cx.status.render(cx.node);
+    let cache_status = match h.get_str("cache-status") {
+        Some(v) if !v.is_empty() => format!("{v}, {entry}"),
+        _ => entry,
+    };
+    h.set("Cache-Status", cache_status);
+    if !cx.keep_alive || cx.framing == ViewerFraming::Close {
+        h.set("Connection", "close");
+    } else if cx.version == Version::Http10 {
+        h.set("Connection", "keep-alive");
+    }
+}
+
+/// The head to store: what a later hit serves, minus what is recomputed then
+/// (framing, `Age`, this node's `Via` and `Cache-Status`).
+pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
+    let mut h = resp.clone();
+    h.headers.strip_hop_by_hop();
+    for name in ["age", "content-length", "via", "cache-status"] {
+        h.headers.remove(name);
+    }
+    if !h.headers.contains("date") {
+        h.headers.set("Date", httpdate::fmt_http_date(now));
+    }
+    let mut out = Vec::with_capacity(512);
+    h.encode(&mut out);
+    out
+}
+
+/// A response this node writes itself: an error or a refusal.
+pub struct Generated<'a> {
+    pub status: u16,
+    /// One line for the body, after the status and reason.
+    pub message: &'a str,
+    pub keep_alive: bool,
+    pub phase: CachePhase,
+    pub detail: Option<Detail>,
+}
+
+/// Encodes a generated response; returns the bytes and the body length sent
+/// (zero for HEAD).
+pub fn generated_response(
+    g: &Generated<'_>,
+    node: &str,
+    version: Version,
+    head_request: bool,
+    now: SystemTime,
+) -> (Vec<u8>, u64) {
+    let mut head = ResponseHead::new(g.status);
+    let body = format!("{} {}: {}\n", g.status, head.reason, g.message);
+    head.headers
+        .set("Content-Type", "text/plain; charset=utf-8");
+    head.headers.set("Cache-Control", "no-store");
+    let framing = if head_request {
+        ViewerFraming::NoBody
+    } else {
+        ViewerFraming::Length(body.len() as u64)
+    };
+    let cx = HeadContext {
+        node,
+        version,
+        framing,
+        length: Some(body.len() as u64),
+        keep_alive: g.keep_alive,
+        status: CacheStatus {
+            phase: g.phase,
+            storing: Storing::No,
+            ttl: None,
+            detail: g.detail,
+        },
+        now,
+    };
+    finish_head(&mut head, &cx);
+    let mut out = Vec::with_capacity(256 + body.len());
+    head.encode(&mut out);
+    if head_request {
+        return (out, 0);
+    }
+    out.extend_from_slice(body.as_bytes());
+    (out, body.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::decision::{PassReason, Refusal};
+    use crate::http::{Limits, parse_response};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn origin(raw: &str) -> ResponseHead {
+        parse_response(raw.as_bytes(), &Limits::default(), false)
+            .expect("valid")
+            .expect("complete")
+            .0
+    }
+
+    fn cx(framing: ViewerFraming, version: Version, keep_alive: bool) -> HeadContext<'static> {
+        HeadContext {
+            node: "edge1",
+            version,
+            framing,
+            length: Some(5),
+            keep_alive,
+            status: CacheStatus {
+                phase: CachePhase::Miss,
+                storing: Storing::Yes,
+                ttl: None,
+                detail: None,
+            },
+            now: now(),
+        }
+    }
+
+    fn encoded(h: &ResponseHead) -> String {
+        let mut out = Vec::new();
+        h.encode(&mut out);
+        String::from_utf8(out).expect("ascii")
+    }
+
+    #[test]
+    fn framing_follows_status_upstream_and_version() {
+        use ViewerFraming as F;
+        let v11 = Version::Http11;
+        let v10 = Version::Http10;
+        assert_eq!(
+            F::choose(v11, 200, BodyFraming::ContentLength(7)),
+            F::Length(7)
+        );
+        assert_eq!(F::choose(v11, 200, BodyFraming::None), F::Length(0));
+        assert_eq!(F::choose(v11, 200, BodyFraming::Chunked), F::Chunked);
+        assert_eq!(F::choose(v11, 200, BodyFraming::CloseDelimited), F::Chunked);
+        assert_eq!(F::choose(v10, 200, BodyFraming::Chunked), F::Close);
+        assert_eq!(
+            F::choose(v10, 200, BodyFraming::ContentLength(3)),
+            F::Length(3)
+        );
+        for s in [204, 304, 100] {
+            assert_eq!(F::choose(v11, s, BodyFraming::ContentLength(3)), F::NoBody);
+        }
+        assert!(F::Length(1).ends_with_data() && F::NoBody.ends_with_data());
+        assert!(!F::Chunked.ends_with_data() && !F::Close.ends_with_data());
+    }
+
+    #[test]
+    fn a_finished_head_is_reframed_and_labelled() {
+        let mut h = origin(
+            "HTTP/1.1 200 OK\r\nDate: Mon, 06 Nov 2023 08:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\
+             Connection: x-hop\r\nX-Hop: 1\r\nVia: 1.1 origin-proxy\r\nCache-Status: up; hit\r\n\r\n",
+        );
+        finish_head(&mut h, &cx(ViewerFraming::Length(5), Version::Http11, true));
+        assert_eq!(
+            encoded(&h),
+            "HTTP/1.1 200 OK\r\nDate: Mon, 06 Nov 2023 08:00:00 GMT\r\nVia: 1.1 origin-proxy, 1.1 edge1\r\n\
+             Cache-Status: up; hit, edge1; fwd=uri-miss; stored\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connection_fields_follow_persistence_and_version() {
+        let mut h = ResponseHead::new(200);
+        finish_head(&mut h, &cx(ViewerFraming::Chunked, Version::Http11, false));
+        let text = encoded(&h);
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(
+            text.contains("Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"),
+            "{text}"
+        );
+        let mut h = ResponseHead::new(200);
+        finish_head(&mut h, &cx(ViewerFraming::Length(1), Version::Http10, true));
+        assert!(encoded(&h).contains("Connection: keep-alive\r\n"));
+        let mut h = ResponseHead::new(200);
+        finish_head(&mut h, &cx(ViewerFraming::Close, Version::Http10, true));
+        assert!(encoded(&h).contains("Connection: close\r\n"));
+    }
+
+    #[test]
+    fn head_responses_advertise_the_length_but_bodyless_statuses_do_not() {
+        let mut h = ResponseHead::new(200);
+        finish_head(&mut h, &cx(ViewerFraming::NoBody, Version::Http11, true));
+        assert_eq!(h.headers.get_str("content-length"), Some("5"));
+        let mut h = ResponseHead::new(304);
+        finish_head(&mut h, &cx(ViewerFraming::NoBody, Version::Http11, true));
+        assert!(!h.headers.contains("content-length"));
+    }
+
+    #[test]
+    fn the_stored_head_drops_what_a_hit_recomputes() {
+        let h = origin(
+            "HTTP/1.1 200 OK\r\nAge: 5\r\nContent-Length: 3\r\nVia: 1.1 x\r\nCache-Status: x; hit\r\n\
+             Connection: close\r\nETag: \"a\"\r\n\r\n",
+        );
+        let stored = String::from_utf8(stored_head(&h, now())).expect("ascii");
+        assert_eq!(
+            stored,
+            "HTTP/1.1 200 OK\r\nETag: \"a\"\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn generated_responses() {
+        let g = Generated {
+            status: 405,
+            message: "TRACE is not supported",
+            keep_alive: true,
+            phase: CachePhase::Refused,
+            detail: Some(Detail::Refused(Refusal::Method)),
+        };
+        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, false, now());
+        let text = String::from_utf8(bytes).expect("ascii");
+        let body = "405 Method Not Allowed: TRACE is not supported\n";
+        assert_eq!(sent, body.len() as u64);
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Cache-Control: no-store\r\nContent-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
+                 Via: 1.1 edge1\r\nCache-Status: edge1; detail=method\r\n\r\n{body}",
+                body.len()
+            )
+        );
+        let g = Generated {
+            detail: PassReason::Range.detail(),
+            phase: CachePhase::PassRequest,
+            keep_alive: false,
+            ..g
+        };
+        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, true, now());
+        let text = String::from_utf8(bytes).expect("ascii");
+        assert_eq!(sent, 0);
+        assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 47\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Relaying an origin's response to the viewer, cut-through: the head goes
+//! out as soon as it arrived, and each body piece is written to the viewer
+//! as it comes from the origin, while the same pieces go to the cache when
+//! the response is stored. A body that ends early is never stored, and the
+//! viewer's connection is then closed so it cannot mistake a truncated body
+//! for a whole one.
+
+use super::respond::{ViewerBody, encode_head};
+use super::{Outcome, ShardCtx};
+use crate::cache::key::CacheKey;
+use crate::cache::policy::{Freshness, to_unix_millis};
+use crate::cache::service::FillSink;
+use crate::cache::store::FillMeta;
+use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
+use crate::gateway::viewer::{HeadContext, ViewerFraming, stored_head};
+use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
+use crate::net::body::BodyReader;
+use crate::net::conn::Conn;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+/// What arrived from the origin.
+pub struct UpstreamResponse {
+    pub head: ResponseHead,
+    pub conn: Conn,
+    /// The request sent was HEAD: no body follows whatever the head says.
+    pub was_head: bool,
+}
+
+/// Whether the response is stored.
+pub enum Keep<'a> {
+    Store {
+        key: &'a CacheKey,
+        freshness: Freshness,
+    },
+    /// Relayed only; the detail says why, when there is more to say than
+    /// the phase.
+    Pass(Option<Detail>),
+}
+
+pub async fn relay(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    phase: CachePhase,
+    upstream: UpstreamResponse,
+    keep: Keep<'_>,
+) -> Outcome {
+    let resp = &upstream.head;
+    let head_only = req.method == Method::Head;
+    let framing = if head_only {
+        ViewerFraming::NoBody
+    } else {
+        ViewerFraming::choose(req.version, resp.status, resp.framing)
+    };
+    let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
+    let (storing, detail) = match &keep {
+        Keep::Store { .. } => (Storing::Yes, None),
+        Keep::Pass(detail) => (Storing::No, *detail),
+    };
+    let now = SystemTime::now();
+    let cx = HeadContext {
+        node: &ctx.settings.node,
+        version: req.version,
+        framing,
+        length: match resp.framing {
+            BodyFraming::ContentLength(n) => Some(n),
+            _ => None,
+        },
+        keep_alive,
+        status: CacheStatus {
+            phase,
+            storing,
+            ttl: None,
+            detail,
+        },
+        now,
+    };
+    let out = encode_head(&mut resp.clone(), &cx);
+    ctx.stats.count_status(resp.status);
+    let mut outcome = Outcome {
+        status: resp.status,
+        phase,
+        bytes: 0,
+        keep_alive,
+        detail,
+    };
+    if viewer
+        .write_all(&out, ctx.settings.io_timeout)
+        .await
+        .is_err()
+    {
+        outcome.keep_alive = false;
+        return outcome;
+    }
+    let sink = match keep {
+        Keep::Store { key, freshness } => {
+            let meta = FillMeta {
+                key: key.as_str().to_string(),
+                hash: key.hash(),
+                head: stored_head(resp, now),
+                born_ms: to_unix_millis(freshness.born),
+                expires_ms: to_unix_millis(freshness.expires),
+            };
+            Some(ctx.cache.fill(key, meta).await)
+        }
+        // A HEAD fetched as GET and not stored: the body is not worth
+        // reading, so the origin connection is simply dropped.
+        Keep::Pass(_) if head_only => {
+            if upstream.was_head && resp.keep_alive {
+                ctx.origin.checkin(upstream.conn);
+            }
+            return outcome;
+        }
+        Keep::Pass(_) => None,
+    };
+    relay_body(ctx, viewer, framing, upstream, sink, &mut outcome).await;
+    outcome
+}
+
+/// Streams the origin's body to the viewer (and the fill), then returns the
+/// origin connection to the pool if the body ended cleanly.
+async fn relay_body(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    framing: ViewerFraming,
+    upstream: UpstreamResponse,
+    mut sink: Option<FillSink<'_>>,
+    outcome: &mut Outcome,
+) {
+    let UpstreamResponse {
+        head: resp,
+        conn: mut origin,
+        ..
+    } = upstream;
+    let mut body = ViewerBody::new(viewer, framing, ctx.settings.io_timeout);
+    let mut reader = BodyReader::new(resp.framing);
+    let mut viewer_ok = true;
+    // The write that completes the viewer's response waits until the fill is
+    // indexed: a viewer that saw a whole response finds it stored.
+    let result = loop {
+        match reader
+            .next(&mut origin, ctx.settings.origin_idle_timeout)
+            .await
+        {
+            Ok(Some(piece)) => {
+                ctx.stats
+                    .origin_bytes
+                    .fetch_add(piece.len() as u64, Relaxed);
+                if let Some(s) = &sink {
+                    s.data(&piece).await;
+                }
+                if reader.is_done()
+                    && framing.ends_with_data()
+                    && let Some(s) = sink.take()
+                {
+                    s.finish(true).await;
+                }
+                if viewer_ok && body.write(&piece).await.is_err() {
+                    viewer_ok = false;
+                    if sink.is_none() {
+                        break Ok(());
+                    }
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    match result {
+        Ok(()) if reader.is_done() => {
+            if let Some(s) = sink.take() {
+                s.finish(true).await;
+            }
+            if viewer_ok && body.finish().await.is_err() {
+                viewer_ok = false;
+            }
+            if resp.keep_alive && resp.framing != BodyFraming::CloseDelimited {
+                ctx.origin.checkin(origin);
+            }
+        }
+        Ok(()) => {
+            // The viewer went away and nothing is being stored.
+            if let Some(s) = sink.take() {
+                s.finish(false).await;
+            }
+        }
+        Err(e) => {
+            crate::warn_limited!(
+                shard = ctx.shard,
+                "origin body failed after {} bytes: {e}",
+                reader.received()
+            );
+            if let Some(s) = sink.take() {
+                s.finish(false).await;
+            }
+            outcome.keep_alive = false;
+            outcome.detail = Some(Detail::OriginBodyTruncated);
+        }
+    }
+    outcome.bytes = body.sent;
+    if !viewer_ok {
+        outcome.keep_alive = false;
+    }
+}

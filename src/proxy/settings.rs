@@ -1,0 +1,107 @@
+//! The request pipeline's settings, taken from the configuration once per
+//! shard at start-up. The configuration schema holds every default; this
+//! only reshapes it for the hot path (durations resolved, host names
+//! lower-cased, limits grouped), so nothing here is a second source of truth.
+
+use crate::cache::key::KeyPolicy;
+use crate::cache::policy::PolicyConfig;
+use crate::config::Config;
+use crate::gateway::route::HostFilter;
+use crate::http::Limits;
+use crate::upstream::OriginSettings;
+use std::time::Duration;
+
+/// This node's name in `Via` and `Cache-Status`.
+pub const NODE_NAME: &str = "edgeslab";
+
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub node: String,
+    /// Bounds on viewers' request heads.
+    pub limits: Limits,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Each read of a request body and each write to the viewer.
+    pub io_timeout: Duration,
+    /// Each read of an origin's response body.
+    pub origin_idle_timeout: Duration,
+    pub hosts: HostFilter,
+    /// The origin's own authority: the cache key's host when a viewer sent
+    /// none (HTTP/1.0), and the `Host` sent upstream then.
+    pub origin_authority: String,
+    /// `Host` sent upstream instead of the viewer's, when configured.
+    pub host_header: Option<String>,
+    pub key_policy: KeyPolicy,
+    pub policy: PolicyConfig,
+    pub access_log: bool,
+    pub max_connections: usize,
+}
+
+impl ProxySettings {
+    pub fn from_config(c: &Config, origin_authority: String) -> ProxySettings {
+        ProxySettings {
+            node: NODE_NAME.to_string(),
+            limits: Limits {
+                max_header_bytes: c.listen.max_header_bytes,
+                max_uri_bytes: c.listen.max_uri_bytes,
+                max_headers: c.listen.max_headers,
+            },
+            header_timeout: c.listen.header_timeout.get(),
+            idle_timeout: c.listen.idle_timeout.get(),
+            io_timeout: c.listen.io_timeout.get(),
+            origin_idle_timeout: c.origin.idle_timeout.get(),
+            hosts: HostFilter::new(&c.listen.hosts, c.listen.unknown_host_status),
+            origin_authority,
+            host_header: c.origin.host_header.clone(),
+            key_policy: KeyPolicy::default(),
+            policy: PolicyConfig {
+                default_ttl: c.cache.default_ttl.get(),
+                max_heuristic_ttl: c.cache.max_heuristic_ttl.get(),
+                cache_set_cookie: c.cache.cache_set_cookie,
+            },
+            access_log: c.log.access_log,
+            max_connections: c.listen.max_connections_per_shard,
+        }
+    }
+}
+
+/// The origin client's settings, from the configuration.
+pub fn origin_settings(c: &Config) -> OriginSettings {
+    OriginSettings {
+        connect_timeout: c.origin.connect_timeout.get(),
+        first_byte_timeout: c.origin.first_byte_timeout.get(),
+        idle_timeout: c.origin.idle_timeout.get(),
+        pool_idle_timeout: c.origin.pool_idle_timeout.get(),
+        max_idle: c.origin.max_idle_per_shard,
+        limits: Limits {
+            max_header_bytes: c.origin.max_header_bytes,
+            max_uri_bytes: c.listen.max_uri_bytes,
+            max_headers: c.origin.max_headers,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_the_configuration() {
+        let mut c = Config::default();
+        c.listen.hosts = vec!["Example.COM".into()];
+        c.listen.max_header_bytes = 4096;
+        c.origin.max_header_bytes = 100_000;
+        c.origin.max_headers = 300;
+        let s = ProxySettings::from_config(&c, "origin:81".into());
+        assert!(s.hosts.serves(Some("example.com")));
+        assert!(!s.hosts.serves(Some("other.test")));
+        assert_eq!(s.limits.max_header_bytes, 4096);
+        assert_eq!(s.node, NODE_NAME);
+        let o = origin_settings(&c);
+        assert_eq!(
+            (o.limits.max_header_bytes, o.limits.max_headers),
+            (100_000, 300)
+        );
+        assert_eq!(o.max_idle, c.origin.max_idle_per_shard);
+    }
+}

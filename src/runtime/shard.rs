@@ -1,0 +1,214 @@
+//! The life of one shard on its pinned executor, in phases: open (its store,
+//! its place in the mesh, its request context), serve (accept until the stop
+//! flag is raised), drain (let open requests finish, up to
+//! `listen.drain_timeout`) and checkpoint (once every shard has drained, so
+//! no fill from a peer is still on its way).
+
+use super::mesh::ShardPeers;
+use super::sync::StopSignal;
+use super::{StartError, task};
+use crate::admin::metrics::ShardMetrics;
+use crate::cache::service::{CacheService, ShardMsg};
+use crate::cache::store::device::PreparedDevice;
+use crate::cache::store::region::EvictionParams;
+use crate::cache::store::{ShardStore, StoreOptions};
+use crate::config::Config;
+use crate::net::listener::{BoundListener, Listener};
+use crate::proxy::settings::{ProxySettings, origin_settings};
+use crate::proxy::{ShardCtx, serve_conn};
+use crate::upstream::OriginClient;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often a serving shard looks at the process-wide stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// How long a drained shard waits for its peers before its checkpoint.
+const PEER_DRAIN_WAIT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed accept (EMFILE and the like) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Everything a shard needs to start, built on the main thread.
+pub(super) struct ShardSeed {
+    pub index: u32,
+    pub shards: u32,
+    pub listener: BoundListener,
+    pub admin: Option<BoundListener>,
+    pub device: PreparedDevice,
+    pub config: Arc<Config>,
+    pub origin: SocketAddr,
+    pub origin_authority: String,
+    pub metrics: ShardMetrics,
+    pub all_metrics: Arc<Vec<ShardMetrics>>,
+    pub mesh: MeshBuilder<ShardMsg, Full>,
+    pub stop: Arc<AtomicBool>,
+    /// Shards done draining; checkpoints start when all are.
+    pub drained: Arc<AtomicUsize>,
+    pub ready: crossbeam_channel::Sender<Result<u32, StartError>>,
+}
+
+pub(super) async fn run(seed: ShardSeed) {
+    let index = seed.index;
+    name_this_thread(&format!("edgeslab-s{index}"));
+    let (ctx, receivers) = match open(&seed).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            let _ = seed.ready.send(Err(StartError::Shard { index, reason }));
+            return;
+        }
+    };
+    serve_peers(&ctx, receivers);
+    let listener = seed.listener.into_listener();
+    if let Some(admin) = seed.admin {
+        task::spawn_detached(crate::admin::serve(
+            admin.into_listener(),
+            Rc::new(seed.all_metrics.to_vec()),
+        ));
+    }
+    let _ = seed.ready.send(Ok(index));
+    drop(seed.ready);
+
+    let active = Rc::new(Cell::new(0usize));
+    let stop_flag = seed.stop.clone();
+    let stop_watch = async move {
+        while !stop_flag.load(Ordering::Relaxed) {
+            task::sleep(STOP_POLL).await;
+        }
+    };
+    futures_lite::future::or(accept_loop(&ctx, &listener, &active), stop_watch).await;
+    ctx.stop.trigger();
+    drop(listener);
+    let drain_timeout = seed.config.listen.drain_timeout.get();
+    wait_until(Instant::now() + drain_timeout, || active.get() == 0).await;
+    seed.drained.fetch_add(1, Ordering::SeqCst);
+    let shards = seed.shards as usize;
+    wait_until(Instant::now() + PEER_DRAIN_WAIT, || {
+        seed.drained.load(Ordering::SeqCst) >= shards
+    })
+    .await;
+    match ctx.cache.store().checkpoint().await {
+        Ok(objects) => tracing::info!(shard = index, objects, "index checkpoint written"),
+        Err(e) => tracing::error!(
+            shard = index,
+            "index checkpoint failed (the next start will scan): {e}"
+        ),
+    }
+    tracing::info!(
+        shard = index,
+        open_connections = active.get(),
+        "shard stopped"
+    );
+}
+
+/// Opens the shard's store, joins the mesh and builds its request context.
+async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<ShardMsg>), String> {
+    let c = &seed.config;
+    let options = StoreOptions {
+        max_object: c.cache.max_object_size.get(),
+        ram_bytes: (c.cache.ram_size.get() / seed.shards as u64) as usize,
+        ram_max_object: c.cache.ram_max_object.get() as usize,
+        eviction: EvictionParams::default(),
+    };
+    let store = ShardStore::open(
+        &seed.device,
+        seed.index,
+        &options,
+        seed.metrics.store.clone(),
+    )
+    .await?;
+    let (senders, receivers) = seed
+        .mesh
+        .clone()
+        .join()
+        .await
+        .map_err(|e| format!("cannot join the shard mesh: {e}"))?;
+    let cache = CacheService::new(
+        store,
+        Some(Rc::new(ShardPeers::new(senders))),
+        seed.index,
+        seed.shards,
+        seed.metrics.cache.clone(),
+    );
+    let origin = OriginClient::new(
+        seed.origin,
+        origin_settings(c),
+        seed.metrics.upstream.clone(),
+    );
+    let ctx = Rc::new(ShardCtx {
+        shard: seed.index,
+        settings: ProxySettings::from_config(c, seed.origin_authority.clone()),
+        cache,
+        origin,
+        stats: seed.metrics.viewer.clone(),
+        stop: StopSignal::new(),
+    });
+    Ok((ctx, receivers))
+}
+
+/// Answers the messages peers send to this shard as a key's owner.
+fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<ShardMsg>) {
+    for (_, stream) in receivers.streams() {
+        let ctx = ctx.clone();
+        task::spawn_detached(async move {
+            while let Some(msg) = stream.recv().await {
+                ctx.cache.handle(msg).await;
+            }
+        });
+    }
+}
+
+/// Sleeps in short steps until `done` holds or `deadline` passes.
+async fn wait_until(deadline: Instant, done: impl Fn() -> bool) {
+    while !done() && Instant::now() < deadline {
+        task::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Sets the kernel's name of the calling thread (15 bytes at most), which
+/// `ps -L`, `top -H` and /proc show.
+fn name_this_thread(name: &str) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: buf is NUL-terminated and outlives the call.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &Listener, active: &Rc<Cell<usize>>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let conn = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                crate::warn_limited!(shard = ctx.shard, "accept failed: {e}");
+                task::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        if active.get() >= ctx.settings.max_connections {
+            ctx.stats.connections_refused.fetch_add(1, Relaxed);
+            continue;
+        }
+        let Ok(peer) = conn.peer_addr() else {
+            continue;
+        };
+        ctx.stats.connections_accepted.fetch_add(1, Relaxed);
+        ctx.stats.connections_active.fetch_add(1, Relaxed);
+        active.set(active.get() + 1);
+        let ctx = ctx.clone();
+        let active = active.clone();
+        task::spawn_detached(async move {
+            serve_conn(ctx.clone(), conn, peer).await;
+            active.set(active.get() - 1);
+            ctx.stats.connections_active.fetch_sub(1, Relaxed);
+        });
+    }
+}
