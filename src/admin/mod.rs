@@ -19,7 +19,7 @@ pub async fn serve(listener: Listener, shards: Rc<Vec<ShardMetrics>>) {
         let mut conn = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("admin accept failed: {e}");
+                crate::warn_limited!("admin accept failed: {e}");
                 task::sleep(Duration::from_millis(50)).await;
                 continue;
             }
