@@ -33,7 +33,7 @@ fn answer(edge: &Edge, raw: &[u8]) -> (u16, bool) {
 #[test]
 fn malformed_requests_get_their_status_and_close() {
     let origin = origin();
-    let edge = Edge::start(origin.addr, STRICT);
+    let edge = Edge::builder().origin(origin.addr).toml(STRICT).start();
     let long_uri = format!(
         "GET /{} HTTP/1.1\r\nHost: test.local\r\n\r\n",
         "a".repeat(300)
@@ -88,7 +88,7 @@ fn malformed_requests_get_their_status_and_close() {
 #[test]
 fn unknown_hosts_and_absolute_form_never_pick_the_upstream() {
     let origin = origin();
-    let edge = Edge::start(origin.addr, STRICT);
+    let edge = Edge::builder().origin(origin.addr).toml(STRICT).start();
     let (st, _) = answer(&edge, b"GET /x HTTP/1.1\r\nHost: evil.example\r\n\r\n");
     assert_eq!(st, 421);
     // The absolute-form authority wins over Host (RFC 9112 3.2.2).
@@ -112,7 +112,10 @@ fn unknown_hosts_and_absolute_form_never_pick_the_upstream() {
     assert_eq!(origin.seen.lock().unwrap().len(), 2);
 
     // 404 when configured so.
-    let edge404 = Edge::start(origin.addr, &format!("{STRICT}unknown_host_status = 404\n"));
+    let edge404 = Edge::builder()
+        .origin(origin.addr)
+        .toml(&format!("{STRICT}unknown_host_status = 404\n"))
+        .start();
     let (st, closed) = answer(&edge404, b"GET /x HTTP/1.1\r\nHost: nope\r\n\r\n");
     assert_eq!(st, 404);
     assert!(
@@ -124,7 +127,7 @@ fn unknown_hosts_and_absolute_form_never_pick_the_upstream() {
 #[test]
 fn no_open_proxy_even_without_a_host_list() {
     let origin = origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     // Port 1 is not listening; if the edge dialled the target, this would be a 502.
     let r = request(
         edge.addr,
@@ -143,7 +146,7 @@ fn no_open_proxy_even_without_a_host_list() {
 #[test]
 fn slow_clients_cannot_hold_a_shard() {
     let origin = origin();
-    let edge = Edge::start(origin.addr, STRICT);
+    let edge = Edge::builder().origin(origin.addr).toml(STRICT).start();
     // Many connections that trickle a head and never finish it.
     let mut slow: Vec<Client> = (0..64)
         .map(|_| {
@@ -175,7 +178,7 @@ fn slow_clients_cannot_hold_a_shard() {
 #[test]
 fn idle_connections_are_closed() {
     let origin = origin();
-    let edge = Edge::start(origin.addr, STRICT);
+    let edge = Edge::builder().origin(origin.addr).toml(STRICT).start();
     let mut c = Client::connect(edge.addr);
     let r = c.get("/one");
     assert_eq!(r.status, 200);
@@ -195,7 +198,7 @@ fn origin_failures_are_502_and_504() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let edge = Edge::start(dead, "");
+    let edge = Edge::builder().origin(dead).start();
     let r = get(edge.addr, "/x");
     assert_eq!(r.status, 502);
     assert!(
@@ -222,7 +225,10 @@ fn origin_failures_are_502_and_504() {
         }
         Script::ok("max-age=60", vec![]).with(Body::Silent)
     });
-    let edge = Edge::start(silent.addr, "[origin]\nfirst_byte_timeout = \"1s\"\n");
+    let edge = Edge::builder()
+        .origin(silent.addr)
+        .toml("[origin]\nfirst_byte_timeout = \"1s\"\n")
+        .start();
     let t = Instant::now();
     let r = get(edge.addr, "/hang");
     assert_eq!(r.status, 504);
@@ -250,7 +256,10 @@ fn a_stalled_origin_body_is_cut_off_and_not_stored() {
             })
         })
     };
-    let edge = Edge::start(origin.addr, "[origin]\nidle_timeout = \"1s\"\n");
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("[origin]\nidle_timeout = \"1s\"\n")
+        .start();
     let t = Instant::now();
     let r = get(edge.addr, "/stall");
     assert!(!r.complete, "the viewer must see the body end early");
@@ -283,7 +292,10 @@ fn origin_connect_timeout_is_504() {
             fillers.push(s);
         }
     }
-    let edge = Edge::start(addr, "[origin]\nconnect_timeout = \"500ms\"\n");
+    let edge = Edge::builder()
+        .origin(addr)
+        .toml("[origin]\nconnect_timeout = \"500ms\"\n")
+        .start();
     let t = Instant::now();
     let r = get(edge.addr, "/x");
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));

@@ -48,8 +48,11 @@ fn a_clean_stop_comes_back_warm() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
     let dir = TempDir::new("warm");
-    let extra = "[cache]\nsize = \"160MiB\"\n";
-    let mut edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    let edge_in_dir = Edge::builder()
+        .origin(origin.addr)
+        .toml("[cache]\nsize = \"160MiB\"\n")
+        .dir(dir.path());
+    let mut edge = edge_in_dir.start();
     for p in paths(&objects) {
         assert_eq!(get(edge.addr, &p).body, *objects[&p]);
     }
@@ -69,7 +72,7 @@ fn a_clean_stop_comes_back_warm() {
         edge.stderr()
     );
 
-    let edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    let edge = edge_in_dir.start();
     assert!(
         edge.stderr().contains("warm start from the checkpoint"),
         "{}",
@@ -108,8 +111,9 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
     let all = paths(&objects);
     let mut hits_after_restart = 0;
     let mut served_during_load = 0;
+    let edge_in_dir = Edge::builder().origin(origin.addr).dir(dir.path());
     for round in 0..6u64 {
-        let edge = Edge::start_in(None, dir.path(), origin.addr, "", &[], &[]);
+        let edge = edge_in_dir.start();
         // After a kill, every object must come back either as a hit with the
         // exact bytes or as a miss fetched again; never anything else.
         for p in &all {
@@ -184,7 +188,11 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
     let summarized: usize = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(Edge::STDERR_PREFIX)
+        })
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .flat_map(|log| {
             log.lines()
@@ -211,12 +219,13 @@ fn layout_changes_reformat_and_corruption_stops_with_advice() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
     let dir = TempDir::new("layout");
-    let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0]\n", &[], &[]);
+    let edge_in_dir = Edge::builder().origin(origin.addr).dir(dir.path());
+    let mut edge = edge_in_dir.clone().toml("cores = [0]\n").start();
     get(edge.addr, "/obj/5");
     assert!(edge.stop().unwrap().success());
     // Another shard count: the old regions cannot be read as they are.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0, 1]\n", &[], &[]);
+        let mut edge = edge_in_dir.clone().toml("cores = [0, 1]\n").start();
         let log = edge.stderr();
         assert!(
             log.contains("re-formatting") && log.contains("shard count (cores) 1 -> 2"),
@@ -226,29 +235,27 @@ fn layout_changes_reformat_and_corruption_stops_with_advice() {
         assert!(edge.stop().unwrap().success());
     }
     // A corrupt superblock: a start-up error that says how to re-format.
-    let cache = dir.path().join("cache.slab");
+    let cache = dir.path().join(Edge::CACHE_FILE);
     let mut raw = std::fs::read(&cache).unwrap();
     raw[20] ^= 0xFF;
     std::fs::write(&cache, &raw).unwrap();
     drop(raw);
-    let config = dir.path().join("edgeslab.toml");
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let config = dir.path().join(Edge::CONFIG_FILE);
+    // Refused at start-up: the process exits by itself, well within the bound.
+    let out = run_bin(
+        &["serve", "--config", config.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("corrupt") && err.contains("--reformat"),
         "{err}"
     );
-    let edge = Edge::launch(
-        None,
-        dir.path(),
-        &["serve", "--config", config.to_str().unwrap(), "--reformat"],
-        &[],
-    )
-    .unwrap();
+    let edge = Edge::builder()
+        .dir(dir.path())
+        .args(["serve", "--config", config.to_str().unwrap(), "--reformat"])
+        .start();
     assert_eq!(get(edge.addr, "/obj/5").status, 200);
 }
 
@@ -261,16 +268,11 @@ fn device_read_errors_are_misses_and_are_counted() {
     // Every second read failing: a retry gets past it and hits go on.
     for (fault, expect_hits) in [("read-eio=1", false), ("read-eio=2", true)] {
         let origin = catalogue_origin(objects.clone());
-        let dir = TempDir::new("eio-read");
-        let extra = "[cache]\nram_size = 0\n";
-        let edge = Edge::start_in(
-            None,
-            dir.path(),
-            origin.addr,
-            extra,
-            &[],
-            &[("EDGESLAB_TEST_FAULTS", fault)],
-        );
+        let edge = Edge::builder()
+            .origin(origin.addr)
+            .toml("[cache]\nram_size = 0\n")
+            .env("EDGESLAB_TEST_FAULTS", fault)
+            .start();
         for p in &all {
             get(edge.addr, p);
         }
@@ -303,16 +305,11 @@ fn device_read_errors_are_misses_and_are_counted() {
 fn device_write_errors_never_leave_a_readable_hole() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
-    let dir = TempDir::new("eio-write");
-    let extra = "[cache]\nram_size = 0\n";
-    let edge = Edge::start_in(
-        None,
-        dir.path(),
-        origin.addr,
-        extra,
-        &[],
-        &[("EDGESLAB_TEST_FAULTS", "write-eio=2")],
-    );
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("[cache]\nram_size = 0\n")
+        .env("EDGESLAB_TEST_FAULTS", "write-eio=2")
+        .start();
     let all = paths(&objects);
     for round in 0..3 {
         for p in &all {
@@ -337,7 +334,10 @@ fn ram_tier_hits_do_no_device_io() {
         .filter(|p| objects[p].len() > 100_000)
         .collect();
     for (ram, expect_device) in [("64MiB", false), ("0", true)] {
-        let edge = Edge::start(origin.addr, &format!("[cache]\nram_size = \"{ram}\"\n"));
+        let edge = Edge::builder()
+            .origin(origin.addr)
+            .toml(&format!("[cache]\nram_size = \"{ram}\"\n"))
+            .start();
         for p in small.iter().chain(&big) {
             get(edge.addr, p);
         }
@@ -404,10 +404,10 @@ fn a_large_object_is_never_held_in_memory() {
             t => Script::ok("max-age=3600", bytes(3_000_000, t.len() as u64)),
         })
     };
-    let edge = Edge::start(
-        origin.addr,
-        "cores = [0]\n[cache]\nsize = \"4600MiB\"\nsegment_size = \"4MiB\"\nram_size = \"8MiB\"\n",
-    );
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n[cache]\nsize = \"4600MiB\"\nsegment_size = \"4MiB\"\nram_size = \"8MiB\"\n")
+        .start();
     // Warm up: segment buffers exist before the baseline is taken.
     for i in 0..8 {
         get(edge.addr, &format!("/warm/{i}"));

@@ -29,7 +29,7 @@ fn cacheable_origin() -> Origin {
 #[test]
 fn miss_then_hit_with_identical_bytes() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     for (path, size) in [
         ("/size/1000", 1000),
         ("/size/300000", 300_000),
@@ -68,7 +68,7 @@ fn miss_then_hit_with_identical_bytes() {
 #[test]
 fn uncacheable_responses_pass_and_are_not_stored() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let a = get(edge.addr, "/nostore");
     let b = get(edge.addr, "/nostore");
     assert_eq!(b.body, b"private stuff");
@@ -84,7 +84,7 @@ fn uncacheable_responses_pass_and_are_not_stored() {
 #[test]
 fn head_miss_then_get_hit() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let h = request(
         edge.addr,
         b"HEAD /size/5000 HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
@@ -110,7 +110,7 @@ fn head_miss_then_get_hit() {
 #[test]
 fn keep_alive_and_pipelining() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n");
     let r1 = c.read_response(false).unwrap();
@@ -125,7 +125,7 @@ fn keep_alive_and_pipelining() {
 #[test]
 fn origin_connections_are_reused() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     for i in 0..6 {
         let r = c.get(&format!("/reuse/{i}"));
@@ -156,7 +156,7 @@ fn first_bytes_reach_the_viewer_before_the_origin_finishes() {
             })
         })
     };
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     c.send(b"GET /slow HTTP/1.1\r\nHost: test.local\r\n\r\n");
     // The origin holds back the rest until we have seen the first bytes
@@ -205,7 +205,7 @@ fn truncated_origin_responses_are_never_cached() {
         }
         Script::ok("max-age=60", vec![]).with(Body::ChunkedTruncated(vec![data[..30_000].to_vec()]))
     });
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     for path in ["/short", "/chunky"] {
         for _ in 0..2 {
             let r = get(edge.addr, path);
@@ -232,7 +232,7 @@ fn other_methods_pass_with_bodies_streamed_both_ways() {
         headers: vec![("Cache-Control".into(), "max-age=600".into())],
         body: Body::Chunked(vec![seen.body.clone(), b"|done".to_vec()]),
     });
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let payload = bytes(100_000, 11);
     let mut raw = format!(
         "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
@@ -277,10 +277,10 @@ fn check_config_reports_every_error_with_key_and_line() {
         "[listen]\naddr = \"127.0.0.1:8080\"\nmax_header_bytes = 10\n\n[origin]\nurl = \"gopher://x\"\n\n[cache]\nsegmnt_size = \"1MiB\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check-config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_bin(
+        &["check-config", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3: listen.max_header_bytes"), "{err}");
@@ -288,10 +288,10 @@ fn check_config_reports_every_error_with_key_and_line() {
     assert!(err.contains("line 9: cache.segmnt_size"), "{err}");
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[origin]\nurl = \"http://127.0.0.1:1\"\n").unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check-config", good.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_bin(
+        &["check-config", good.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -304,9 +304,9 @@ fn serve_from_flags_alone() {
     let origin = cacheable_origin();
     let dir = TempDir::new("flags");
     let cache = format!("{}:128MiB", dir.path().join("c.slab").display());
-    let mut edge = Edge::spawn(
-        dir,
-        &[
+    let mut edge = Edge::builder()
+        .dir(dir.path())
+        .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -318,8 +318,8 @@ fn serve_from_flags_alone() {
             "0",
             "--admin",
             "127.0.0.1:0",
-        ],
-    );
+        ])
+        .start();
     assert_eq!(edge.shards, 1);
     get(edge.addr, "/x");
     assert!(get(edge.addr, "/x").cache_status().contains("hit"));
@@ -330,7 +330,7 @@ fn serve_from_flags_alone() {
 #[test]
 fn admin_metrics_are_prometheus_text() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     get(edge.addr, "/m");
     get(edge.addr, "/m");
     let text = edge.metrics();
@@ -354,7 +354,7 @@ fn admin_metrics_are_prometheus_text() {
 #[test]
 fn http10_viewers_get_close_delimited_bodies_and_no_keep_alive() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     c.send(b"GET /chunked HTTP/1.0\r\n\r\n");
     let r = c.read_response(false).unwrap();
@@ -390,7 +390,7 @@ fn conditional_requests_on_hits_get_304() {
         ],
         body: Body::Full(b"versioned".to_vec()),
     });
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     get(edge.addr, "/doc");
     let r = request(
         edge.addr,
@@ -421,7 +421,7 @@ fn close_delimited_origin_bodies_are_streamed_and_stored() {
             Script::ok("max-age=60", vec![]).with(Body::CloseDelimited(data.clone()))
         })
     };
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let first = get(edge.addr, "/until-close");
     assert!(first.complete);
     assert_eq!(

@@ -1,7 +1,9 @@
 //! Processes and the machine around them: temporary directories, the built
 //! binary's path, /proc views of a running process, and bounded waiting.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,8 +37,53 @@ impl Drop for TempDir {
     }
 }
 
+/// The edgeslab binary that cargo built for these tests.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgeslab")
+}
+
+/// Runs the edgeslab binary with `args` to completion and returns what it
+/// printed. A run still going after `max` is killed and fails the test, so
+/// a command that should exit at once (a config check, a refused start)
+/// cannot hang the suite when it does not.
+pub fn run_bin(args: &[&str], max: Duration) -> Output {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start edgeslab");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = pipe.read_to_end(&mut out);
+            out
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + max;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for edgeslab") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "edgeslab {args:?} still running after {max:?}:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
 
 /// The open-file flags (as in /proc/PID/fdinfo) of every descriptor of
