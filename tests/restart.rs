@@ -78,7 +78,7 @@ fn a_clean_stop_comes_back_warm() {
         "{}",
         edge.stderr()
     );
-    let before = origin.seen.lock().unwrap().len();
+    let before = origin.requests();
     let mut hits = 0;
     for p in &cached {
         let r = get(edge.addr, p);
@@ -97,10 +97,7 @@ fn a_clean_stop_comes_back_warm() {
         "warm restart served {hits} of {} as hits",
         cached.len()
     );
-    assert_eq!(
-        origin.seen.lock().unwrap().len() - before,
-        cached.len() - hits
-    );
+    assert_eq!(origin.requests() - before, cached.len() - hits);
 }
 
 #[test]
@@ -150,7 +147,7 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
                             )
                             .as_bytes(),
                         );
-                        match c.read_response(false) {
+                        match c.read_response() {
                             Some(r) if r.complete => {
                                 if r.body != *objects[p] {
                                     failures
@@ -276,14 +273,14 @@ fn device_read_errors_are_misses_and_are_counted() {
         for p in &all {
             get(edge.addr, p);
         }
-        let fetched_before = origin.seen.lock().unwrap().len();
+        let fetched_before = origin.requests();
         let mut hits = 0;
         for p in &all {
             let r = get(edge.addr, p);
             assert!(r.complete && r.body == *objects[p], "{fault}: {p}");
             hits += r.cache_status().contains("hit") as usize;
         }
-        let refetched = origin.seen.lock().unwrap().len() - fetched_before;
+        let refetched = origin.requests() - fetched_before;
         let failures = edge.metric("edgeslab_cache_read_failures_total");
         assert!(failures > 10, "{fault}: read failures counted: {failures}");
         if expect_hits {

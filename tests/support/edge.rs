@@ -166,8 +166,8 @@ impl Edge {
     pub fn metrics(&self) -> String {
         let admin = self.admin.expect("admin enabled");
         let r = get(admin, "/metrics");
-        assert_eq!(r.status, 200, "metrics: {:?}", r.body);
-        String::from_utf8(r.body).expect("utf-8 metrics")
+        assert_eq!(r.status, 200, "metrics: {}", r.text());
+        r.text()
     }
 
     /// Sum of a metric over shards.

@@ -1,6 +1,25 @@
 //! Test harness: the real `edgeslab` binary on loopback, a scripted origin
-//! whose every response a test decides, and a small raw HTTP client. Every
-//! process started here is stopped on drop, every wait is bounded.
+//! whose every response a test decides, and a strict HTTP client.
+//!
+//! The contract every test can rely on:
+//! - No edgeslab code reads or writes HTTP here: the client and the origin
+//!   frame messages by [`wire`], this harness's own strict rules over
+//!   httparse's tokenizer, so an encoder bug in edgeslab fails the test
+//!   instead of being undone by the same bug in its decoder. The client
+//!   panics with the raw bytes on anything a strict peer would reject; the
+//!   origin answers such a request 400 and fails the test when dropped.
+//! - Every process started here is stopped on drop, every wait is bounded
+//!   in count and time, and everything listens on loopback at free ports.
+//!
+//! ```ignore
+//! let origin = Origin::start(|seen| Script::ok("max-age=60", seen.target.clone().into_bytes()));
+//! let edge = Edge::builder().origin(origin.addr).toml("[cache]\nram_size = 0\n").start();
+//! let r = get(edge.addr, "/a");           // strict, one connection, Connection: close
+//! assert!(r.complete && !r.is_hit());
+//! assert!(get(edge.addr, "/a").is_hit());
+//! assert_eq!(origin.count("/a"), 1);
+//! ```
+
 // Each test binary uses a different part of the harness.
 #![allow(dead_code, unused_imports)]
 
@@ -8,11 +27,13 @@ mod client;
 mod edge;
 mod origin;
 mod process;
+pub mod wire;
 
-pub use client::*;
-pub use edge::*;
-pub use origin::*;
-pub use process::*;
+pub use client::{Client, Response, get, request};
+pub use edge::{Edge, EdgeBuilder, merge_toml, metric_of_shard, metric_sum};
+pub use origin::{Body, Gate, Origin, Script, Seen};
+pub use process::{TempDir, bin, eventually, fd_flags, next_id, run_bin, threads};
+pub use wire::{Framing, Violation};
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
