@@ -68,7 +68,7 @@ fn a_raw_block_device_serves_with_its_own_size() {
     let first = get(edge.addr, "/on-the-device");
     assert!(first.cache_status().contains("stored"));
     let second = get(edge.addr, "/on-the-device");
-    assert!(second.cache_status().contains("hit"));
+    assert!(second.is_hit());
     assert_eq!(second.body, bytes(300_000, "/on-the-device".len() as u64));
     // The device is open with O_DIRECT.
     let flags = fd_flags(edge.pid(), std::path::Path::new(&lo.dev));
@@ -81,9 +81,5 @@ fn a_raw_block_device_serves_with_its_own_size() {
     assert!(edge.stop().unwrap().success());
     let edge = on_device.start();
     assert!(edge.stderr().contains("warm start"), "{}", edge.stderr());
-    assert!(
-        get(edge.addr, "/on-the-device")
-            .cache_status()
-            .contains("hit")
-    );
+    assert!(get(edge.addr, "/on-the-device").is_hit());
 }

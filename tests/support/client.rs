@@ -191,12 +191,29 @@ impl Client {
         })
     }
 
-    /// Whether the server closes the connection within `within` (any bytes
-    /// still arriving before the close are discarded).
+    /// Whether the server closes the connection within `within`, discarding
+    /// any bytes that still arrive before the close (unread responses).
     pub fn is_closed(&mut self, within: Duration) -> bool {
+        self.wait_for_close(within, true)
+    }
+
+    /// Whether the server closes the connection within `within`; panics if
+    /// any byte arrives meanwhile, since nothing was asked for.
+    pub fn closes_quietly(&mut self, within: Duration) -> bool {
+        self.wait_for_close(within, false)
+    }
+
+    fn wait_for_close(&mut self, within: Duration, discard: bool) -> bool {
         let deadline = Instant::now() + within;
         let closed = loop {
-            self.inbound.buf.clear();
+            if discard {
+                self.inbound.buf.clear();
+            }
+            assert!(
+                self.inbound.buf.is_empty(),
+                "bytes nothing asked for: {}",
+                show(&self.inbound.buf, 1024)
+            );
             if matches!(self.inbound.ended, Some(Ended::Eof | Ended::Reset)) {
                 break true;
             }

@@ -302,18 +302,30 @@ pub fn merge_toml(base: &str, extra: &str) -> String {
     text
 }
 
-/// Sum of a metric over all its label sets in Prometheus text.
+/// Sum of a metric over all its label sets in Prometheus text. Panics when
+/// the metric is absent, so a misspelt or renamed metric cannot read as 0.
 pub fn metric_sum(text: &str, name: &str) -> u64 {
-    text.lines()
+    let values: Vec<u64> = text
+        .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+        .map(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("metric line without an integer value: {l:?}"))
+        })
+        .collect();
+    assert!(!values.is_empty(), "no metric {name} in:\n{text}");
+    values.iter().sum()
 }
 
-/// A metric's value for one shard (0 when absent).
+/// A metric's value for one shard. Panics when that shard does not report
+/// it, so a misspelt metric or a missing shard cannot read as 0.
 pub fn metric_of_shard(text: &str, name: &str, shard: usize) -> u64 {
     let prefix = format!("{name}{{shard=\"{shard}\"}} ");
     text.lines()
-        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
-        .unwrap_or(0)
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} for shard {shard} in:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name} of shard {shard}: {e}"))
 }
