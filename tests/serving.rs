@@ -50,6 +50,11 @@ fn miss_then_hit_with_identical_bytes() {
         assert!(second.body == expected, "hit body of {path} differs");
         assert!(second.header("age").is_some());
         assert_eq!(second.header("via"), Some("1.1 edgeslab"));
+        assert!(
+            second.head.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "status line: {:?}",
+            second.head.escape_ascii().to_string()
+        );
         assert_eq!(origin.count(path), 1, "{path} fetched once");
     }
     // A chunked origin response is stored too, and served with a length.
