@@ -51,28 +51,24 @@ fn a_raw_block_device_serves_with_its_own_size() {
     let origin =
         Origin::start(|seen| Script::ok("max-age=600", bytes(300_000, seen.target.len() as u64)));
     let dir = TempDir::new("blockdev");
-    let args = |admin: &str| {
-        vec![
-            "serve".to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--origin".into(),
-            format!("http://{}", origin.addr),
-            "--cache".into(),
-            lo.dev.clone(),
-            "--cores".into(),
-            "0".into(),
-            "--admin".into(),
-            admin.into(),
-        ]
-    };
-    let owned = args("127.0.0.1:0");
-    let argv: Vec<&str> = owned.iter().map(String::as_str).collect();
-    let mut edge = Edge::launch(None, dir.path(), &argv, &[]).unwrap();
+    let on_device = Edge::builder().dir(dir.path()).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--origin",
+        &format!("http://{}", origin.addr),
+        "--cache",
+        &lo.dev,
+        "--cores",
+        "0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    let mut edge = on_device.start();
     let first = get(edge.addr, "/on-the-device");
     assert!(first.cache_status().contains("stored"));
     let second = get(edge.addr, "/on-the-device");
-    assert!(second.cache_status().contains("hit"));
+    assert!(second.is_hit());
     assert_eq!(second.body, bytes(300_000, "/on-the-device".len() as u64));
     // The device is open with O_DIRECT.
     let flags = fd_flags(edge.pid(), std::path::Path::new(&lo.dev));
@@ -83,11 +79,7 @@ fn a_raw_block_device_serves_with_its_own_size() {
     assert_eq!(direct, flags.len());
     assert!(direct >= 1, "the block device is open with O_DIRECT");
     assert!(edge.stop().unwrap().success());
-    let edge = Edge::launch(None, dir.path(), &argv, &[]).unwrap();
+    let edge = on_device.start();
     assert!(edge.stderr().contains("warm start"), "{}", edge.stderr());
-    assert!(
-        get(edge.addr, "/on-the-device")
-            .cache_status()
-            .contains("hit")
-    );
+    assert!(get(edge.addr, "/on-the-device").is_hit());
 }

@@ -48,14 +48,17 @@ fn a_clean_stop_comes_back_warm() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
     let dir = TempDir::new("warm");
-    let extra = "[cache]\nsize = \"160MiB\"\n";
-    let mut edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    let edge_in_dir = Edge::builder()
+        .origin(origin.addr)
+        .toml("[cache]\nsize = \"160MiB\"\n")
+        .dir(dir.path());
+    let mut edge = edge_in_dir.start();
     for p in paths(&objects) {
         assert_eq!(get(edge.addr, &p).body, *objects[&p]);
     }
     let cached: Vec<String> = paths(&objects)
         .into_iter()
-        .filter(|p| get(edge.addr, p).cache_status().contains("hit"))
+        .filter(|p| get(edge.addr, p).is_hit())
         .collect();
     assert!(
         cached.len() >= 115,
@@ -69,18 +72,18 @@ fn a_clean_stop_comes_back_warm() {
         edge.stderr()
     );
 
-    let edge = Edge::start_in(None, dir.path(), origin.addr, extra, &[], &[]);
+    let edge = edge_in_dir.start();
     assert!(
         edge.stderr().contains("warm start from the checkpoint"),
         "{}",
         edge.stderr()
     );
-    let before = origin.seen.lock().unwrap().len();
+    let before = origin.requests();
     let mut hits = 0;
     for p in &cached {
         let r = get(edge.addr, p);
         assert!(r.body == *objects[p], "{p} differs after restart");
-        if r.cache_status().contains("hit") {
+        if r.is_hit() {
             hits += 1;
         }
     }
@@ -94,10 +97,7 @@ fn a_clean_stop_comes_back_warm() {
         "warm restart served {hits} of {} as hits",
         cached.len()
     );
-    assert_eq!(
-        origin.seen.lock().unwrap().len() - before,
-        cached.len() - hits
-    );
+    assert_eq!(origin.requests() - before, cached.len() - hits);
 }
 
 #[test]
@@ -108,8 +108,9 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
     let all = paths(&objects);
     let mut hits_after_restart = 0;
     let mut served_during_load = 0;
+    let edge_in_dir = Edge::builder().origin(origin.addr).dir(dir.path());
     for round in 0..6u64 {
-        let edge = Edge::start_in(None, dir.path(), origin.addr, "", &[], &[]);
+        let edge = edge_in_dir.start();
         // After a kill, every object must come back either as a hit with the
         // exact bytes or as a miss fetched again; never anything else.
         for p in &all {
@@ -118,7 +119,7 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
                 r.complete && r.body == *objects[p],
                 "round {round}: {p} wrong after restart"
             );
-            if r.cache_status().contains("hit") {
+            if r.is_hit() {
                 hits_after_restart += 1;
             }
         }
@@ -137,16 +138,21 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
                             .wrapping_mul(6364136223846793005)
                             .wrapping_add(1442695040888963407);
                         let p = &all[(x >> 33) as usize % all.len()];
-                        let Ok(mut c) = std::panic::catch_unwind(|| Client::connect(addr)) else {
+                        // Once the edge is killed, connecting or sending fails:
+                        // that ends this worker, and is no failure.
+                        let Ok(mut c) = Client::try_connect(addr) else {
                             break;
                         };
-                        c.send(
-                            format!(
-                                "GET {p} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
-                            )
-                            .as_bytes(),
+                        let raw = format!(
+                            "GET {p} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n"
                         );
-                        match c.read_response(false) {
+                        if c.try_send(raw.as_bytes()).is_err() {
+                            break;
+                        }
+                        // A response cut short by the kill is incomplete, never
+                        // malformed: a protocol error panics this worker, and the
+                        // join below fails the test.
+                        match c.read_response() {
                             Some(r) if r.complete => {
                                 if r.body != *objects[p] {
                                     failures
@@ -167,7 +173,7 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
         edge.kill9();
         stop.store(true, Ordering::Relaxed);
         for w in workers {
-            let _ = w.join();
+            w.join().expect("a load worker failed");
         }
         let failures = failures.lock().unwrap();
         assert!(
@@ -184,7 +190,11 @@ fn kill_9_mid_load_never_serves_a_wrong_byte() {
     let summarized: usize = std::fs::read_dir(dir.path())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("stderr"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(Edge::STDERR_PREFIX)
+        })
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
         .flat_map(|log| {
             log.lines()
@@ -211,45 +221,53 @@ fn layout_changes_reformat_and_corruption_stops_with_advice() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
     let dir = TempDir::new("layout");
-    let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0]\n", &[], &[]);
+    let edge_in_dir = Edge::builder().origin(origin.addr).dir(dir.path());
+    let mut edge = edge_in_dir.clone().toml("cores = [0]\n").start();
     get(edge.addr, "/obj/5");
+    // Cached before the stop, so a miss after the re-format is its doing.
+    assert!(get(edge.addr, "/obj/5").is_hit());
     assert!(edge.stop().unwrap().success());
     // Another shard count: the old regions cannot be read as they are.
     if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
-        let mut edge = Edge::start_in(None, dir.path(), origin.addr, "cores = [0, 1]\n", &[], &[]);
+        let mut edge = edge_in_dir.clone().toml("cores = [0, 1]\n").start();
         let log = edge.stderr();
         assert!(
             log.contains("re-formatting") && log.contains("shard count (cores) 1 -> 2"),
             "{log}"
         );
-        assert!(!get(edge.addr, "/obj/5").cache_status().contains("hit"));
+        let r = get(edge.addr, "/obj/5");
+        assert!(!r.is_hit(), "{}", r.cache_status());
+        assert!(r.body == *objects["/obj/5"]);
         assert!(edge.stop().unwrap().success());
     }
     // A corrupt superblock: a start-up error that says how to re-format.
-    let cache = dir.path().join("cache.slab");
+    let cache = dir.path().join(Edge::CACHE_FILE);
     let mut raw = std::fs::read(&cache).unwrap();
     raw[20] ^= 0xFF;
     std::fs::write(&cache, &raw).unwrap();
     drop(raw);
-    let config = dir.path().join("edgeslab.toml");
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let config = dir.path().join(Edge::CONFIG_FILE);
+    // Refused at start-up: the process exits by itself, well within the bound.
+    let out = run_bin(
+        &["serve", "--config", config.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("corrupt") && err.contains("--reformat"),
         "{err}"
     );
-    let edge = Edge::launch(
-        None,
-        dir.path(),
-        &["serve", "--config", config.to_str().unwrap(), "--reformat"],
-        &[],
-    )
-    .unwrap();
-    assert_eq!(get(edge.addr, "/obj/5").status, 200);
+    let edge = Edge::builder()
+        .dir(dir.path())
+        .args(["serve", "--config", config.to_str().unwrap(), "--reformat"])
+        .start();
+    let r = get(edge.addr, "/obj/5");
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.is_hit() && r.body == *objects["/obj/5"],
+        "re-formatted empty"
+    );
 }
 
 #[test]
@@ -261,27 +279,22 @@ fn device_read_errors_are_misses_and_are_counted() {
     // Every second read failing: a retry gets past it and hits go on.
     for (fault, expect_hits) in [("read-eio=1", false), ("read-eio=2", true)] {
         let origin = catalogue_origin(objects.clone());
-        let dir = TempDir::new("eio-read");
-        let extra = "[cache]\nram_size = 0\n";
-        let edge = Edge::start_in(
-            None,
-            dir.path(),
-            origin.addr,
-            extra,
-            &[],
-            &[("EDGESLAB_TEST_FAULTS", fault)],
-        );
+        let edge = Edge::builder()
+            .origin(origin.addr)
+            .toml("[cache]\nram_size = 0\n")
+            .env("EDGESLAB_TEST_FAULTS", fault)
+            .start();
         for p in &all {
             get(edge.addr, p);
         }
-        let fetched_before = origin.seen.lock().unwrap().len();
+        let fetched_before = origin.requests();
         let mut hits = 0;
         for p in &all {
             let r = get(edge.addr, p);
             assert!(r.complete && r.body == *objects[p], "{fault}: {p}");
-            hits += r.cache_status().contains("hit") as usize;
+            hits += r.is_hit() as usize;
         }
-        let refetched = origin.seen.lock().unwrap().len() - fetched_before;
+        let refetched = origin.requests() - fetched_before;
         let failures = edge.metric("edgeslab_cache_read_failures_total");
         assert!(failures > 10, "{fault}: read failures counted: {failures}");
         if expect_hits {
@@ -303,16 +316,11 @@ fn device_read_errors_are_misses_and_are_counted() {
 fn device_write_errors_never_leave_a_readable_hole() {
     let objects = catalogue();
     let origin = catalogue_origin(objects.clone());
-    let dir = TempDir::new("eio-write");
-    let extra = "[cache]\nram_size = 0\n";
-    let edge = Edge::start_in(
-        None,
-        dir.path(),
-        origin.addr,
-        extra,
-        &[],
-        &[("EDGESLAB_TEST_FAULTS", "write-eio=2")],
-    );
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("[cache]\nram_size = 0\n")
+        .env("EDGESLAB_TEST_FAULTS", "write-eio=2")
+        .start();
     let all = paths(&objects);
     for round in 0..3 {
         for p in &all {
@@ -337,7 +345,10 @@ fn ram_tier_hits_do_no_device_io() {
         .filter(|p| objects[p].len() > 100_000)
         .collect();
     for (ram, expect_device) in [("64MiB", false), ("0", true)] {
-        let edge = Edge::start(origin.addr, &format!("[cache]\nram_size = \"{ram}\"\n"));
+        let edge = Edge::builder()
+            .origin(origin.addr)
+            .toml(&format!("[cache]\nram_size = \"{ram}\"\n"))
+            .start();
         for p in small.iter().chain(&big) {
             get(edge.addr, p);
         }
@@ -345,7 +356,7 @@ fn ram_tier_hits_do_no_device_io() {
         let before = edge.metric("edgeslab_cache_device_reads_total");
         for p in small.iter().take(20) {
             let r = get(edge.addr, p);
-            assert!(r.cache_status().contains("hit") && r.body == *objects[p]);
+            assert!(r.is_hit() && r.body == *objects[p]);
         }
         let reads = edge.metric("edgeslab_cache_device_reads_total") - before;
         if expect_device {
@@ -404,10 +415,10 @@ fn a_large_object_is_never_held_in_memory() {
             t => Script::ok("max-age=3600", bytes(3_000_000, t.len() as u64)),
         })
     };
-    let edge = Edge::start(
-        origin.addr,
-        "cores = [0]\n[cache]\nsize = \"4600MiB\"\nsegment_size = \"4MiB\"\nram_size = \"8MiB\"\n",
-    );
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n[cache]\nsize = \"4600MiB\"\nsegment_size = \"4MiB\"\nram_size = \"8MiB\"\n")
+        .start();
     // Warm up: segment buffers exist before the baseline is taken.
     for i in 0..8 {
         get(edge.addr, &format!("/warm/{i}"));
@@ -427,45 +438,29 @@ fn a_large_object_is_never_held_in_memory() {
             })
         };
         // Stream the body, comparing as it comes, without keeping it.
+        let big = b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n";
         let mut c = Client::connect(edge.addr);
-        c.send(b"GET /big HTTP/1.1\r\nHost: test.local\r\n\r\n");
-        let mut head = Vec::new();
-        let mut tmp = vec![0u8; 1 << 20];
-        let body_start = loop {
-            let n = std::io::Read::read(&mut c.stream, &mut tmp).unwrap();
-            assert!(n > 0);
-            head.extend_from_slice(&tmp[..n]);
-            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-        };
-        let head_text = String::from_utf8_lossy(&head[..body_start]).to_string();
-        assert!(
-            head_text.contains(&format!("Content-Length: {SIZE}")),
-            "{head_text}"
-        );
-        assert!(
-            head_text.contains(&format!(
-                "edgeslab; {}",
-                if pass == "hit" {
-                    "hit"
-                } else {
-                    "fwd=uri-miss; stored"
+        c.send(big);
+        let (mut at, mut differs_at) = (0, None);
+        let r = c
+            .read_response_streaming(big, &mut |piece| {
+                if differs_at.is_none() && body.get(at..at + piece.len()) != Some(piece) {
+                    differs_at = Some(at);
                 }
-            )),
-            "{head_text}"
-        );
-        let mut at = head.len() - body_start;
-        assert_eq!(&head[body_start..], &body[..at]);
-        while at < SIZE {
-            let n =
-                std::io::Read::read(&mut c.stream, &mut tmp[..(SIZE - at).min(1 << 20)]).unwrap();
-            assert!(n > 0, "{pass}: body ended at {at}");
+                at += piece.len();
+            })
+            .expect("a response");
+        assert_eq!(r.framing, Framing::Length(SIZE as u64), "{pass}");
+        assert!(r.complete && at == SIZE, "{pass}: body ended at {at}");
+        assert_eq!(differs_at, None, "{pass}: bytes differ");
+        if pass == "hit" {
+            assert!(r.is_hit(), "{}", r.cache_status());
+        } else {
             assert!(
-                tmp[..n] == body[at..at + n],
-                "{pass}: bytes differ near offset {at}"
+                r.cache_status().contains("edgeslab; fwd=uri-miss; stored"),
+                "{}",
+                r.cache_status()
             );
-            at += n;
         }
         done.store(true, Ordering::Relaxed);
         sampler.join().unwrap();

@@ -29,7 +29,7 @@ fn cacheable_origin() -> Origin {
 #[test]
 fn miss_then_hit_with_identical_bytes() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     for (path, size) in [
         ("/size/1000", 1000),
         ("/size/300000", 300_000),
@@ -45,34 +45,49 @@ fn miss_then_hit_with_identical_bytes() {
         );
         assert_eq!(first.body, expected, "miss body of {path}");
         let second = get(edge.addr, path);
-        assert!(
-            second.cache_status().contains("edgeslab; hit"),
-            "{path}: {}",
-            second.cache_status()
-        );
+        assert!(second.is_hit(), "{path}: {}", second.cache_status());
         assert_eq!(second.body.len(), expected.len());
         assert!(second.body == expected, "hit body of {path} differs");
         assert!(second.header("age").is_some());
-        assert_eq!(second.header("via").as_deref(), Some("1.1 edgeslab"));
+        assert_eq!(second.header("via"), Some("1.1 edgeslab"));
+        assert!(
+            second.head.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "status line: {:?}",
+            second.head.escape_ascii().to_string()
+        );
         assert_eq!(origin.count(path), 1, "{path} fetched once");
     }
     // A chunked origin response is stored too, and served with a length.
+    let chunked: Vec<u8> = (0..7).flat_map(|i| bytes(10_000 + i, i as u64)).collect();
     let a = get(edge.addr, "/chunked");
     let b = get(edge.addr, "/chunked");
-    assert!(b.cache_status().contains("hit"), "{}", b.cache_status());
-    assert_eq!(a.body, b.body);
-    assert_eq!(b.header("content-length"), Some(a.body.len().to_string()));
-    assert!(edge.metric("edgeslab_cache_hits_total") >= 4);
+    assert!(!a.is_hit() && a.complete, "{}", a.cache_status());
+    assert_eq!(
+        a.framing,
+        Framing::Chunked,
+        "unknown length goes out chunked"
+    );
+    assert!(a.body == chunked, "miss body of /chunked differs");
+    assert!(b.is_hit(), "{}", b.cache_status());
+    assert!(b.body == chunked, "hit body of /chunked differs");
+    assert_eq!(b.framing, Framing::Length(chunked.len() as u64));
+    // One hit per object: the three sizes and /chunked.
+    assert_eq!(edge.metric("edgeslab_cache_hits_total"), 4);
 }
 
 #[test]
 fn uncacheable_responses_pass_and_are_not_stored() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let a = get(edge.addr, "/nostore");
     let b = get(edge.addr, "/nostore");
+    assert_eq!(a.body, b"private stuff");
     assert_eq!(b.body, b"private stuff");
-    assert!(!b.cache_status().contains("hit"));
+    assert!(
+        b.cache_status().contains("fwd=uri-miss") && !b.is_hit(),
+        "{}",
+        b.cache_status()
+    );
     assert!(
         a.cache_status().contains("detail=no-store"),
         "{}",
@@ -84,60 +99,59 @@ fn uncacheable_responses_pass_and_are_not_stored() {
 #[test]
 fn head_miss_then_get_hit() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let h = request(
         edge.addr,
         b"HEAD /size/5000 HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(h.status, 200);
+    // The client reads no body after a HEAD answer; request() is what
+    // fails if any byte follows the head before the edge closes.
     assert!(h.body.is_empty());
-    assert_eq!(h.header("content-length").as_deref(), Some("5000"));
+    assert_eq!(h.header("content-length"), Some("5000"));
     // The HEAD answer goes out with the head; the body is stored behind it.
     assert!(eventually(Duration::from_secs(10), || edge
         .metric("edgeslab_cache_fills_completed_total")
         == 1));
     let g = get(edge.addr, "/size/5000");
-    assert!(g.cache_status().contains("hit"), "{}", g.cache_status());
+    assert!(g.is_hit(), "{}", g.cache_status());
     assert_eq!(g.body, bytes(5000, 5000));
     let h2 = request(
         edge.addr,
         b"HEAD /size/5000 HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
     );
-    assert!(h2.body.is_empty() && h2.cache_status().contains("hit"));
+    assert!(h2.body.is_empty() && h2.is_hit());
     assert_eq!(origin.count("/size/5000"), 1);
 }
 
 #[test]
 fn keep_alive_and_pipelining() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     c.send(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n");
-    let r1 = c.read_response(false).unwrap();
-    let r2 = c.read_response(false).unwrap();
-    let r3 = c.read_response(false).unwrap();
+    let r1 = c.read_response().unwrap();
+    let r2 = c.read_response().unwrap();
+    let r3 = c.read_response().unwrap();
+    assert_eq!([r1.status, r2.status, r3.status], [200; 3]);
+    assert!(c.unread().is_empty(), "three requests, three responses");
     assert_eq!(r1.body, b"object at /a");
     assert_eq!(r2.body, b"object at /b");
     assert_eq!(r3.body, b"object at /a");
-    assert!(r3.cache_status().contains("hit"));
+    assert!(r3.is_hit());
 }
 
 #[test]
 fn origin_connections_are_reused() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
     for i in 0..6 {
         let r = c.get(&format!("/reuse/{i}"));
         assert_eq!(r.status, 200);
     }
     // One viewer connection lives on one shard, which keeps one origin connection.
-    assert_eq!(
-        origin
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(origin.connections(), 1);
     assert_eq!(edge.metric("edgeslab_origin_connections_opened_total"), 1);
     assert_eq!(edge.metric("edgeslab_origin_connections_reused_total"), 5);
 }
@@ -156,40 +170,34 @@ fn first_bytes_reach_the_viewer_before_the_origin_finishes() {
             })
         })
     };
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
+    let slow = b"GET /slow HTTP/1.1\r\nHost: test.local\r\n\r\n";
     let mut c = Client::connect(edge.addr);
-    c.send(b"GET /slow HTTP/1.1\r\nHost: test.local\r\n\r\n");
+    c.send(slow);
     // The origin holds back the rest until we have seen the first bytes
     // through the edge; a store-and-forward proxy would deadlock here until
     // the gate's 10 s limit.
     let started = Instant::now();
-    let mut got = Vec::new();
-    let mut tmp = [0u8; 65536];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") || got.len() < 1000 {
-        let n = std::io::Read::read(&mut c.stream, &mut tmp).expect("read");
-        assert!(n > 0, "closed early");
-        got.extend_from_slice(&tmp[..n]);
-    }
-    let first_byte = started.elapsed();
-    gate.open();
+    let mut first_bytes = None;
+    let mut body = Vec::new();
+    let r = c
+        .read_response_streaming(slow, &mut |piece| {
+            body.extend_from_slice(piece);
+            if first_bytes.is_none() && body.len() >= 1000 {
+                first_bytes = Some(started.elapsed());
+                gate.open();
+            }
+        })
+        .expect("a response");
+    let first_byte = first_bytes.expect("the first body bytes came");
     assert!(
         first_byte < Duration::from_secs(8),
         "first body bytes took {first_byte:?}"
     );
-    let mut rest = Vec::new();
-    while got.len() + rest.len() < 200_000 {
-        let n = std::io::Read::read(&mut c.stream, &mut tmp).expect("read rest");
-        if n == 0 {
-            break;
-        }
-        rest.extend_from_slice(&tmp[..n]);
-    }
-    let all = [got, rest].concat();
-    let body_start = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(&all[body_start..], &data[..]);
+    assert!(r.complete && body == data, "streamed body differs");
     // And it was stored on the way.
     let hit = get(edge.addr, "/slow");
-    assert!(hit.cache_status().contains("hit"), "{}", hit.cache_status());
+    assert!(hit.is_hit(), "{}", hit.cache_status());
     assert_eq!(hit.body, data);
 }
 
@@ -205,19 +213,21 @@ fn truncated_origin_responses_are_never_cached() {
         }
         Script::ok("max-age=60", vec![]).with(Body::ChunkedTruncated(vec![data[..30_000].to_vec()]))
     });
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
+    let data = bytes(50_000, 3);
     for path in ["/short", "/chunky"] {
         for _ in 0..2 {
             let r = get(edge.addr, path);
+            assert_eq!(r.status, 200, "{path}");
             assert!(
                 !r.complete,
                 "{path}: a truncated body must not look complete"
             );
             assert!(
-                !r.cache_status().contains("hit"),
-                "{path}: {}",
-                r.cache_status()
+                data.starts_with(&r.body),
+                "{path}: what did arrive is the origin's bytes"
             );
+            assert!(!r.is_hit(), "{path}: {}", r.cache_status());
         }
         assert_eq!(origin.count(path), 2, "{path} must be fetched again");
     }
@@ -232,7 +242,7 @@ fn other_methods_pass_with_bodies_streamed_both_ways() {
         headers: vec![("Cache-Control".into(), "max-age=600".into())],
         body: Body::Chunked(vec![seen.body.clone(), b"|done".to_vec()]),
     });
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let payload = bytes(100_000, 11);
     let mut raw = format!(
         "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
@@ -248,15 +258,22 @@ fn other_methods_pass_with_bodies_streamed_both_ways() {
         r.cache_status()
     );
     assert_eq!(r.body, [payload.clone(), b"|done".to_vec()].concat());
-    assert_eq!(origin.last().unwrap().body, payload);
+    let seen = origin.last().unwrap();
+    assert_eq!((seen.method.as_str(), seen.body == payload), ("POST", true));
     // Chunked request body, PUT.
     let raw = b"PUT /doc HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     let r = request(edge.addr, raw);
+    assert_eq!(r.status, 201);
     assert_eq!(r.body, b"hello world|done");
     assert_eq!(origin.last().unwrap().method, "PUT");
     // Nothing was stored for POST: a GET of the same URL goes to the origin.
     let g = get(edge.addr, "/upload");
-    assert!(g.cache_status().contains("fwd=uri-miss"));
+    assert!(
+        g.cache_status().contains("fwd=uri-miss"),
+        "{}",
+        g.cache_status()
+    );
+    assert_eq!(origin.last().unwrap().method, "GET");
     // Expect: 100-continue is answered by the edge.
     let mut c = Client::connect(edge.addr);
     c.send(b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
@@ -264,8 +281,10 @@ fn other_methods_pass_with_bodies_streamed_both_ways() {
     std::io::Read::read_exact(&mut c.stream, &mut first).unwrap();
     assert_eq!(&first, b"HTTP/1.1 100 Continue\r\n\r\n");
     c.send(b"abc");
-    let r = c.read_response(false).unwrap();
-    assert_eq!(r.body, b"abc|done");
+    let r = c.read_response().unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (201, &b"abc|done"[..]));
+    assert!(r.interim.is_empty(), "one 100 Continue, read above");
+    assert_eq!(origin.last().unwrap().body, b"abc");
 }
 
 #[test]
@@ -277,10 +296,10 @@ fn check_config_reports_every_error_with_key_and_line() {
         "[listen]\naddr = \"127.0.0.1:8080\"\nmax_header_bytes = 10\n\n[origin]\nurl = \"gopher://x\"\n\n[cache]\nsegmnt_size = \"1MiB\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check-config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_bin(
+        &["check-config", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3: listen.max_header_bytes"), "{err}");
@@ -288,10 +307,10 @@ fn check_config_reports_every_error_with_key_and_line() {
     assert!(err.contains("line 9: cache.segmnt_size"), "{err}");
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[origin]\nurl = \"http://127.0.0.1:1\"\n").unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["check-config", good.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_bin(
+        &["check-config", good.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -304,9 +323,9 @@ fn serve_from_flags_alone() {
     let origin = cacheable_origin();
     let dir = TempDir::new("flags");
     let cache = format!("{}:128MiB", dir.path().join("c.slab").display());
-    let mut edge = Edge::spawn(
-        dir,
-        &[
+    let mut edge = Edge::builder()
+        .dir(dir.path())
+        .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
@@ -318,11 +337,17 @@ fn serve_from_flags_alone() {
             "0",
             "--admin",
             "127.0.0.1:0",
-        ],
-    );
+        ])
+        .start();
     assert_eq!(edge.shards, 1);
-    get(edge.addr, "/x");
-    assert!(get(edge.addr, "/x").cache_status().contains("hit"));
+    let miss = get(edge.addr, "/x");
+    assert_eq!(
+        (miss.status, miss.body.as_slice()),
+        (200, &b"object at /x"[..])
+    );
+    let hit = get(edge.addr, "/x");
+    assert!(hit.is_hit(), "{}", hit.cache_status());
+    assert_eq!(hit.body, b"object at /x");
     let status = edge.stop().expect("exit");
     assert!(status.success(), "SIGTERM should stop cleanly: {status:?}");
 }
@@ -330,7 +355,7 @@ fn serve_from_flags_alone() {
 #[test]
 fn admin_metrics_are_prometheus_text() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     get(edge.addr, "/m");
     get(edge.addr, "/m");
     let text = edge.metrics();
@@ -354,26 +379,38 @@ fn admin_metrics_are_prometheus_text() {
 #[test]
 fn http10_viewers_get_close_delimited_bodies_and_no_keep_alive() {
     let origin = cacheable_origin();
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let mut c = Client::connect(edge.addr);
-    c.send(b"GET /chunked HTTP/1.0\r\n\r\n");
-    let r = c.read_response(false).unwrap();
+    let plain = b"GET /chunked HTTP/1.0\r\n\r\n";
+    c.send(plain);
+    let r = c.read_response_to(plain).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("transfer-encoding"),
         None,
         "no chunked to an HTTP/1.0 viewer"
     );
-    assert_eq!(r.body.len(), (0..7).map(|i| 10_000 + i).sum::<usize>());
-    assert!(c.is_closed(Duration::from_secs(2)));
+    let chunked: Vec<u8> = (0..7).flat_map(|i| bytes(10_000 + i, i as u64)).collect();
+    assert_eq!(r.framing, Framing::Close);
+    assert!(r.complete, "the body ended with an orderly close");
+    assert!(r.body == chunked, "close-delimited body differs");
+    assert!(c.closes_quietly(Duration::from_secs(2)));
     // HTTP/1.0 with keep-alive asked for, on a hit with a known length.
     let mut c = Client::connect(edge.addr);
-    c.send(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    let r = c.read_response(false).unwrap();
-    assert!(r.cache_status().contains("hit"));
-    assert_eq!(r.header("connection").as_deref(), Some("keep-alive"));
-    c.send(b"GET /chunked HTTP/1.0\r\n\r\n");
-    assert_eq!(c.read_response(false).unwrap().status, 200);
+    let keep_alive = b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    c.send(keep_alive);
+    let r = c.read_response_to(keep_alive).unwrap();
+    assert!(r.is_hit());
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    assert_eq!(r.framing, Framing::Length(chunked.len() as u64));
+    assert!(r.body == chunked, "hit body differs");
+    c.send(plain);
+    let r = c.read_response_to(plain).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.complete && r.body == chunked,
+        "second body on the connection"
+    );
 }
 
 #[test]
@@ -390,20 +427,23 @@ fn conditional_requests_on_hits_get_304() {
         ],
         body: Body::Full(b"versioned".to_vec()),
     });
-    let edge = Edge::start(origin.addr, "");
-    get(edge.addr, "/doc");
+    let edge = Edge::builder().origin(origin.addr).start();
+    assert_eq!(get(edge.addr, "/doc").body, b"versioned");
+    // With Connection: close, request() also fails if any byte follows the
+    // 304's head: the client alone reads no body after a 304.
     let r = request(
         edge.addr,
-        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-None-Match: \"v1\"\r\n\r\n",
+        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-None-Match: \"v1\"\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
-    assert_eq!(r.header("etag").as_deref(), Some("\"v1\""));
+    assert_eq!(r.header("etag"), Some("\"v1\""));
     let r = request(
         edge.addr,
-        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-Modified-Since: Thu, 22 Oct 2015 07:28:00 GMT\r\n\r\n",
+        b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-Modified-Since: Thu, 22 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 304);
+    assert!(r.is_hit(), "{}", r.cache_status());
     let r = request(
         edge.addr,
         b"GET /doc HTTP/1.1\r\nHost: test.local\r\nIf-None-Match: \"v0\"\r\n\r\n",
@@ -421,11 +461,11 @@ fn close_delimited_origin_bodies_are_streamed_and_stored() {
             Script::ok("max-age=60", vec![]).with(Body::CloseDelimited(data.clone()))
         })
     };
-    let edge = Edge::start(origin.addr, "");
+    let edge = Edge::builder().origin(origin.addr).start();
     let first = get(edge.addr, "/until-close");
     assert!(first.complete);
     assert_eq!(
-        first.header("transfer-encoding").as_deref(),
+        first.header("transfer-encoding"),
         Some("chunked"),
         "unknown length goes out chunked"
     );
@@ -436,10 +476,10 @@ fn close_delimited_origin_bodies_are_streamed_and_stored() {
         first.cache_status()
     );
     let second = get(edge.addr, "/until-close");
-    assert!(second.cache_status().contains("hit"));
+    assert!(second.is_hit());
     assert_eq!(
         second.header("content-length"),
-        Some(data.len().to_string())
+        Some(data.len().to_string().as_str())
     );
     assert_eq!(second.body, data);
     assert_eq!(origin.count("/until-close"), 1);
