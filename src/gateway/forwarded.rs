@@ -74,24 +74,13 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
 
 /// Whether the upstream request carries the viewer's body.
 pub fn sends_body(req: &RequestHead, purpose: Purpose) -> bool {
-    purpose == Purpose::Pass
-        && !matches!(
-            req.framing,
-            BodyFraming::None | BodyFraming::ContentLength(0)
-        )
+    purpose == Purpose::Pass && !req.framing.is_empty()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Limits, parse_request};
-
-    fn head(raw: &str) -> RequestHead {
-        parse_request(raw.as_bytes(), &Limits::default())
-            .expect("valid")
-            .expect("complete")
-            .0
-    }
+    use crate::http::request::head_from as head;
 
     fn fwd() -> Forwarding<'static> {
         Forwarding {

@@ -5,7 +5,7 @@
 //! the body ever reaching the origin.
 
 use super::decision::{PassReason, Refusal};
-use crate::http::{BodyFraming, Method, RequestHead};
+use crate::http::{Method, RequestHead};
 
 /// The host names a node serves and the status for the others.
 #[derive(Clone, Debug)]
@@ -54,10 +54,7 @@ impl Route {
     /// Whether the request's body (if any) is not read before answering:
     /// the connection can then carry another request only if there was none.
     pub fn leaves_body_unread(req: &RequestHead) -> bool {
-        !matches!(
-            req.framing,
-            BodyFraming::None | BodyFraming::ContentLength(0)
-        )
+        !req.framing.is_empty()
     }
 }
 
@@ -89,14 +86,7 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Limits, parse_request};
-
-    fn head(raw: &str) -> RequestHead {
-        parse_request(raw.as_bytes(), &Limits::default())
-            .expect("valid")
-            .expect("complete")
-            .0
-    }
+    use crate::http::request::head_from as head;
 
     fn any() -> HostFilter {
         HostFilter::new(&[], 421)

@@ -55,6 +55,13 @@ pub enum BodyFraming {
     CloseDelimited,
 }
 
+impl BodyFraming {
+    /// Whether the head already says there is no body byte to read.
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyFraming::None | BodyFraming::ContentLength(0))
+    }
+}
+
 /// Bounds on what a peer may make us buffer before we see a complete head.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

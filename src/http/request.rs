@@ -284,6 +284,16 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
     })
 }
 
+/// A complete, valid request head from text, for unit tests of the layers
+/// above the codec.
+#[cfg(test)]
+pub(crate) fn head_from(raw: &str) -> RequestHead {
+    match parse_request(raw.as_bytes(), &Limits::default()) {
+        Ok(Some((head, n))) if n == raw.len() => head,
+        other => panic!("not one complete valid head: {other:?}: {raw:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ impl BodyReader {
                 _ => 0,
             },
             decoder: ChunkedDecoder::new(),
-            done: matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0)),
+            done: framing.is_empty(),
             received: 0,
         }
     }
