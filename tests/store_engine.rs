@@ -5,7 +5,7 @@
 mod support;
 
 use edgeslab::cache::key::CacheKey;
-use edgeslab::cache::service::{CacheService, ReadFailure};
+use edgeslab::cache::owner::{OwnerRouter, ReadFailure};
 use edgeslab::cache::store::device::{self, DeviceSpec, PreparedDevice};
 use edgeslab::cache::store::region::EvictionParams;
 use edgeslab::cache::store::{FillMeta, Lookup, ShardStore, StoreOptions, StoreStats};
@@ -49,11 +49,11 @@ fn options(ram: usize) -> StoreOptions {
     }
 }
 
-async fn open(dev: &PreparedDevice, ram: usize) -> CacheService {
+async fn open(dev: &PreparedDevice, ram: usize) -> OwnerRouter {
     let store = ShardStore::open(dev, 0, &options(ram), Arc::new(StoreStats::default()))
         .await
         .unwrap();
-    CacheService::new(store, None, 0, 1, Default::default())
+    OwnerRouter::new(store, None, 0, 1, Default::default())
 }
 
 fn body_of(key: u32, version: u32, len: usize) -> Vec<u8> {
@@ -64,7 +64,7 @@ fn key(k: u32) -> CacheKey {
     CacheKey::from_text(format!("http://test:80/object/{k}"))
 }
 
-async fn put(cache: &CacheService, k: u32, body: &[u8]) {
+async fn put(cache: &OwnerRouter, k: u32, body: &[u8]) {
     let meta = FillMeta {
         key: key(k).as_str().to_string(),
         hash: key(k).hash(),
@@ -72,15 +72,15 @@ async fn put(cache: &CacheService, k: u32, body: &[u8]) {
         born_ms: 0,
         expires_ms: u64::MAX / 2,
     };
-    let sink = cache.fill(&key(k), meta).await;
+    let fill = cache.fill(&key(k), meta).await;
     for piece in body.chunks(50_000) {
-        sink.data(piece).await;
+        fill.data(piece).await;
     }
-    sink.finish(true).await;
+    fill.finish(true).await;
 }
 
 /// The body stored for `k`, if it is a hit (None for a miss).
-async fn get(cache: &CacheService, k: u32) -> Option<Vec<u8>> {
+async fn get(cache: &OwnerRouter, k: u32) -> Option<Vec<u8>> {
     let Lookup::Found {
         loc,
         seq,

@@ -2,7 +2,7 @@
 //! ever increments its own counters (relaxed atomics on its own cache lines);
 //! the admin listener reads them all when scraped.
 
-use crate::cache::service::CacheStats;
+use crate::cache::owner::CacheStats;
 use crate::cache::store::StoreStats;
 use crate::upstream::UpstreamStats;
 use std::fmt::Write;

@@ -10,8 +10,8 @@ pub mod respond;
 
 use crate::admin::metrics::ShardMetrics;
 use crate::cache::key::{CacheKey, KeyPolicy};
+use crate::cache::owner::OwnerRouter;
 use crate::cache::policy::PolicyConfig;
-use crate::cache::service::CacheService;
 use crate::http::{BodyFraming, Limits, Method, RequestHead, parse_request};
 use crate::net::conn::Conn;
 use crate::runtime::sync::StopSignal;
@@ -42,7 +42,7 @@ pub struct ShardCtx {
     pub host_header: Option<String>,
     pub key_policy: KeyPolicy,
     pub policy: PolicyConfig,
-    pub cache: CacheService,
+    pub cache: OwnerRouter,
     pub pool: OriginPool,
     pub metrics: ShardMetrics,
     pub access_log: bool,

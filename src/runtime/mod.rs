@@ -10,8 +10,8 @@ pub mod topology;
 
 use crate::admin::metrics::ShardMetrics;
 use crate::cache::key::KeyPolicy;
+use crate::cache::owner::{OwnerMsg, OwnerRouter};
 use crate::cache::policy::PolicyConfig;
-use crate::cache::service::{CacheService, ShardMsg};
 use crate::cache::store::device::{self, PreparedDevice};
 use crate::cache::store::region::EvictionParams;
 use crate::cache::store::{ShardStore, StoreOptions};
@@ -91,7 +91,7 @@ struct ShardSeed {
     origin_authority: String,
     metrics: ShardMetrics,
     all_metrics: Arc<Vec<ShardMetrics>>,
-    mesh: MeshBuilder<ShardMsg, glommio::channels::channel_mesh::Full>,
+    mesh: MeshBuilder<OwnerMsg, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
     /// Shards done draining; checkpoints start when all are (so no fill
     /// from another shard is still on its way).
@@ -242,7 +242,7 @@ async fn shard_main(seed: ShardSeed) {
         max_uri_bytes: c.listen.max_uri_bytes,
         max_headers: c.listen.max_headers,
     };
-    let cache = CacheService::new(
+    let cache = OwnerRouter::new(
         store,
         Some(Rc::new(mesh::ShardPeers::new(senders))),
         index,
