@@ -8,7 +8,7 @@ use super::index::Location;
 use super::key::CacheKey;
 use super::store::device::{Device, DeviceBytes};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
-use super::store::{FillId, FillMeta, Lookup, ShardStore};
+use super::store::{FillId, FillMeta, Lookup, SegmentId, ShardStore};
 use crate::runtime::mesh::ShardPeers;
 use futures_channel::oneshot;
 use std::cell::Cell;
@@ -27,8 +27,7 @@ pub enum OwnerMsg {
         reply: oneshot::Sender<Lookup>,
     },
     ReadBuffered {
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
         reply: oneshot::Sender<Option<Vec<u8>>>,
@@ -254,18 +253,16 @@ impl OwnerRouter {
     async fn read_buffered(
         &self,
         owner: u32,
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
     ) -> Option<Vec<u8>> {
         if owner == self.shard {
-            return self.store.read_buffered(slot, seq, offset, len);
+            return self.store.read_buffered(segment, offset, len);
         }
         let (reply, rx) = oneshot::channel();
         let msg = OwnerMsg::ReadBuffered {
-            slot,
-            seq,
+            segment,
             offset,
             len,
             reply,
@@ -279,18 +276,17 @@ impl OwnerRouter {
     async fn read_bytes(
         &self,
         owner: u32,
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<EntryBytes, ReadFailure> {
-        if buffered.contains(&(slot, seq))
-            && let Some(b) = self.read_buffered(owner, slot, seq, offset, len).await
+        if buffered.contains(&segment)
+            && let Some(b) = self.read_buffered(owner, segment, offset, len).await
         {
             return Ok(EntryBytes::Mem(b));
         }
-        let pos = self.store.geometry().segment_offset(owner, slot) + offset as u64;
+        let pos = self.store.geometry().segment_offset(owner, segment.slot) + offset as u64;
         // An I/O error is tried again (it may pass); one that persists makes
         // the read fail, which callers turn into a miss.
         for attempt in 0..READ_ATTEMPTS {
@@ -324,13 +320,17 @@ impl OwnerRouter {
         loc: Location,
         seq: u64,
         bytes: Option<Vec<u8>>,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<StoredEntry, ReadFailure> {
         let owner = self.owner(key);
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
         let raw = match bytes {
             Some(b) => EntryBytes::Mem(b),
             None => {
-                self.read_bytes(owner, loc.slot, seq, loc.offset, loc.len, buffered)
+                self.read_bytes(owner, segment, loc.offset, loc.len, buffered)
                     .await?
             }
         };
@@ -344,11 +344,11 @@ impl OwnerRouter {
         fill_id: u64,
         index: u32,
         c: &ChunkRef,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<StoredChunk, ReadFailure> {
         let owner = self.owner(key);
         let raw = self
-            .read_bytes(owner, c.slot, c.seq, c.offset, c.len, buffered)
+            .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
             .await?;
         let check = || {
             let h = EntryHeader::verify(&raw).ok_or(ReadFailure::Corrupt)?;
@@ -404,13 +404,12 @@ impl OwnerRouter {
                 let _ = reply.send(self.store.lookup(hash));
             }
             OwnerMsg::ReadBuffered {
-                slot,
-                seq,
+                segment,
                 offset,
                 len,
                 reply,
             } => {
-                let _ = reply.send(self.store.read_buffered(slot, seq, offset, len));
+                let _ = reply.send(self.store.read_buffered(segment, offset, len));
             }
             OwnerMsg::Remove { hash } => {
                 self.store.remove(hash);

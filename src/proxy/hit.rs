@@ -9,7 +9,7 @@ use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{StoredChunk, StoredEntry};
 use crate::cache::policy::{Freshness, from_unix_millis};
-use crate::cache::store::Lookup;
+use crate::cache::store::{Lookup, SegmentId};
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,7 +25,7 @@ struct Hit {
     entry: StoredEntry,
     head: ResponseHead,
     fresh: Freshness,
-    buffered: Vec<(u32, u64)>,
+    buffered: Vec<SegmentId>,
     /// A large object's first chunk, read before anything is sent, so that
     /// an unreadable object is a miss rather than a broken response.
     first_chunk: Option<StoredChunk>,

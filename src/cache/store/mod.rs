@@ -19,6 +19,7 @@ use crate::cache::ram::RamTier;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
 use device::{Device, Geometry, IoBuffer, PreparedDevice};
+pub use layout::SegmentId;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
 use region::{EvictionParams, Region};
 use std::cell::{Cell, RefCell};
@@ -105,21 +106,19 @@ pub enum Lookup {
         bytes: Option<Vec<u8>>,
         /// Segments not yet on the device at the time of the lookup: chunks
         /// in them must be asked of the owner.
-        buffered: Vec<(u32, u64)>,
+        buffered: Vec<SegmentId>,
     },
 }
 
 struct Flushing {
-    slot: u32,
-    seq: u64,
+    segment: SegmentId,
     buf: Rc<IoBuffer>,
     task: Option<Task<io::Result<()>>>,
 }
 
 /// An open segment's buffer, and the summary of the entries in it.
 struct OpenBuf {
-    slot: u32,
-    seq: u64,
+    segment: SegmentId,
     buf: IoBuffer,
     summary: Vec<layout::SummaryRecord>,
 }
@@ -307,7 +306,7 @@ impl ShardStore {
                 .region
                 .borrow()
                 .write_head(queue)
-                .map(|(_, _, c)| c as usize);
+                .map(|(_, used)| used as usize);
             let open = self.buffers.borrow_mut().open[queue as usize].take();
             if let (Some(open), Some(used)) = (open, used) {
                 self.start_flush(open, used).await;
@@ -355,13 +354,13 @@ impl ShardStore {
         self.ram.borrow().accepts(len)
     }
 
-    fn buffered_slots(&self) -> Vec<(u32, u64)> {
+    fn buffered_segments(&self) -> Vec<SegmentId> {
         let b = self.buffers.borrow();
         b.open
             .iter()
             .flatten()
-            .map(|o| (o.slot, o.seq))
-            .chain(b.flushing.iter().map(|f| (f.slot, f.seq)))
+            .map(|o| o.segment)
+            .chain(b.flushing.iter().map(|f| f.segment))
             .collect()
     }
 
@@ -388,11 +387,15 @@ impl ShardStore {
             return Lookup::Miss;
         };
         let seq = self.region.borrow().seg(loc.slot).seq;
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
         Lookup::Found {
             loc,
             seq,
-            bytes: self.read_buffered(loc.slot, seq, loc.offset, loc.len),
-            buffered: self.buffered_slots(),
+            bytes: self.read_buffered(segment, loc.offset, loc.len),
+            buffered: self.buffered_segments(),
         }
     }
 
@@ -418,19 +421,14 @@ impl ShardStore {
     }
 
     /// A copy of bytes from a segment still in memory, if it is.
-    pub fn read_buffered(&self, slot: u32, seq: u64, offset: u32, len: u32) -> Option<Vec<u8>> {
+    pub fn read_buffered(&self, segment: SegmentId, offset: u32, len: u32) -> Option<Vec<u8>> {
         let b = self.buffers.borrow();
         let range = offset as usize..offset as usize + len as usize;
-        if let Some(o) = b
-            .open
-            .iter()
-            .flatten()
-            .find(|o| (o.slot, o.seq) == (slot, seq))
-        {
+        if let Some(o) = b.open.iter().flatten().find(|o| o.segment == segment) {
             return o.buf.as_bytes().get(range).map(<[u8]>::to_vec);
         }
         if let Some(f) = &b.flushing
-            && (f.slot, f.seq) == (slot, seq)
+            && f.segment == segment
         {
             return f.buf.as_bytes().get(range).map(<[u8]>::to_vec);
         }

@@ -12,7 +12,7 @@
 //! (FIFO with reinsertion), so popular objects survive and one-hit wonders
 //! leave after a short stay.
 
-use super::layout::Queue;
+use super::layout::{Queue, SegmentId};
 use crate::cache::index::{Index, Location, Taken};
 use std::collections::VecDeque;
 
@@ -45,6 +45,14 @@ pub struct SegmentRecord {
     pub queue: Queue,
 }
 
+/// A large object with a chunk in a segment slot: losing the slot loses the
+/// object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkOwner {
+    pub slot: u32,
+    pub key_hash: u64,
+}
+
 /// Tunables of the eviction policy.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EvictionParams {
@@ -68,8 +76,7 @@ impl Default for EvictionParams {
 /// gone from the index.
 #[derive(Debug)]
 pub struct ReclaimPlan {
-    pub slot: u32,
-    pub seq: u64,
+    pub segment: SegmentId,
     pub reinsert: Vec<Taken>,
 }
 
@@ -83,8 +90,7 @@ pub struct RegionStats {
 /// Where a new entry goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
-    pub slot: u32,
-    pub seq: u64,
+    pub segment: SegmentId,
     pub offset: u32,
 }
 
@@ -199,7 +205,7 @@ impl Region {
         segment_size: u64,
         records: &[Option<SegmentRecord>],
         ghost: Option<Vec<u8>>,
-        chunk_owners: &[(u32, u64)],
+        chunk_owners: &[ChunkOwner],
         params: EvictionParams,
     ) -> Region {
         let mut r = Region::with_params(
@@ -244,13 +250,13 @@ impl Region {
         for t in index.iter() {
             r.segs[t.loc.slot as usize].members.push(t.bucket);
         }
-        for &(slot, hash) in chunk_owners {
+        for owner in chunk_owners {
             if let Some(seg) = r
                 .segs
-                .get_mut(slot as usize)
+                .get_mut(owner.slot as usize)
                 .filter(|s| s.state == SegState::Sealed)
             {
-                seg.chunk_owners.push(hash);
+                seg.chunk_owners.push(owner.key_hash);
             }
         }
         if let Some(g) = ghost.filter(|g| g.len() == r.ghost.slots.len()) {
@@ -290,12 +296,17 @@ impl Region {
         &self.ghost.slots
     }
 
-    /// (slot, key hash) of every chunk of a large object, for a checkpoint.
-    pub fn chunk_owner_list(&self) -> Vec<(u32, u64)> {
+    /// Every segment holding a chunk of a large object, for a checkpoint.
+    pub fn chunk_owner_list(&self) -> Vec<ChunkOwner> {
         self.segs
             .iter()
             .enumerate()
-            .flat_map(|(slot, s)| s.chunk_owners.iter().map(move |&h| (slot as u32, h)))
+            .flat_map(|(slot, s)| {
+                s.chunk_owners.iter().map(move |&key_hash| ChunkOwner {
+                    slot: slot as u32,
+                    key_hash,
+                })
+            })
             .collect()
     }
 
@@ -341,8 +352,10 @@ impl Region {
             return None;
         }
         let p = Placement {
-            slot: head.slot,
-            seq: head.seq,
+            segment: SegmentId {
+                slot: head.slot,
+                seq: head.seq,
+            },
             offset: head.cursor as u32,
         };
         head.cursor += len;
@@ -350,15 +363,21 @@ impl Region {
         Some(p)
     }
 
-    /// A queue's open segment: (slot, seq, bytes used).
-    pub fn write_head(&self, queue: Queue) -> Option<(u32, u64, u64)> {
-        self.heads[queue as usize].map(|h| (h.slot, h.seq, h.cursor))
+    /// A queue's open segment and the bytes used in it.
+    pub fn write_head(&self, queue: Queue) -> Option<(SegmentId, u64)> {
+        self.heads[queue as usize].map(|h| {
+            let id = SegmentId {
+                slot: h.slot,
+                seq: h.seq,
+            };
+            (id, h.cursor)
+        })
     }
 
     /// Seals a queue's open segment (the caller flushes it) and opens a free
-    /// slot in its place. Returns (sealed slot, opened slot and seq), or None
-    /// when no slot is free.
-    pub fn rotate(&mut self, queue: Queue) -> Option<(Option<u32>, (u32, u64))> {
+    /// slot in its place. Returns (sealed slot, opened segment), or None when
+    /// no slot is free.
+    pub fn rotate(&mut self, queue: Queue) -> Option<(Option<u32>, SegmentId)> {
         if self.free.is_empty() {
             return None;
         }
@@ -381,7 +400,7 @@ impl Region {
             cursor: super::layout::SEGMENT_HEADER_SIZE as u64,
             entries: 0,
         });
-        Some((sealed, (slot, seq)))
+        Some((sealed, SegmentId { slot, seq }))
     }
 
     /// Whether a reclaim must run before more writes (the reserve is short).
@@ -479,8 +498,7 @@ impl Region {
             }
         }
         Some(ReclaimPlan {
-            slot,
-            seq,
+            segment: SegmentId { slot, seq },
             reinsert,
         })
     }
@@ -542,7 +560,7 @@ impl Region {
                 // A region restored full has no free slot yet.
                 let plan = self.plan_reclaim()?;
                 self.drop_reinsert(plan.reinsert.len() as u64);
-                self.finish_reclaim(plan.slot);
+                self.finish_reclaim(plan.segment.slot);
             }
             self.rotate(queue)?;
             while self.needs_reclaim() {
@@ -564,7 +582,7 @@ impl Region {
                     match placed {
                         Some(p) => {
                             let loc = Location {
-                                slot: p.slot,
+                                slot: p.segment.slot,
                                 offset: p.offset,
                                 ..t.loc
                             };
@@ -574,7 +592,7 @@ impl Region {
                     }
                 }
                 self.drop_reinsert(dropped);
-                self.finish_reclaim(plan.slot);
+                self.finish_reclaim(plan.segment.slot);
             }
         }
     }
@@ -586,7 +604,7 @@ impl Region {
         let queue = self.queue_for_new(hash);
         let p = self.place_without_device(queue, len)?;
         let loc = Location {
-            slot: p.slot,
+            slot: p.segment.slot,
             offset: p.offset,
             len: len as u32,
             manifest: false,
@@ -682,24 +700,25 @@ mod tests {
     #[test]
     fn reinsertion_yields_to_newer_versions() {
         let mut r = region(8);
-        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
+        let s0 = r.rotate(Queue::Main).unwrap().1.slot;
         r.insert(h(1), loc(s0, 4096));
         r.index.lookup(h(1));
         r.rotate(Queue::Main).unwrap();
         let plan = r.plan_reclaim().unwrap();
-        assert_eq!(plan.slot, s0);
+        assert_eq!(plan.segment.slot, s0);
         let p = r.place(Queue::Main, 512).unwrap();
-        r.insert(h(1), loc(p.slot, p.offset)); // a new fill landed meanwhile
-        assert!(!r.reinsert(&plan.reinsert[0], loc(p.slot, 8192)));
-        assert_eq!(r.index.peek(h(1)).unwrap().0, loc(p.slot, p.offset));
+        let slot = p.segment.slot;
+        r.insert(h(1), loc(slot, p.offset)); // a new fill landed meanwhile
+        assert!(!r.reinsert(&plan.reinsert[0], loc(slot, 8192)));
+        assert_eq!(r.index.peek(h(1)).unwrap().0, loc(slot, p.offset));
     }
 
     #[test]
     fn losing_a_chunk_drops_the_large_object() {
         let mut r = region(8);
-        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
+        let s0 = r.rotate(Queue::Main).unwrap().1.slot;
         r.note_chunk(s0, h(9));
-        let (_, (s1, _)) = r.rotate(Queue::Main).unwrap();
+        let s1 = r.rotate(Queue::Main).unwrap().1.slot;
         let m = Location {
             manifest: true,
             ..loc(s1, 4096)
@@ -708,7 +727,7 @@ mod tests {
         r.rotate(Queue::Main).unwrap();
         assert!(r.index.peek(h(9)).is_some());
         let plan = r.plan_reclaim().unwrap();
-        assert_eq!(plan.slot, s0);
+        assert_eq!(plan.segment.slot, s0);
         assert!(r.index.peek(h(9)).is_none());
     }
 

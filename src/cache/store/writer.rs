@@ -31,7 +31,7 @@ impl ShardStore {
         loop {
             let placed = self.region.borrow_mut().place(queue, alloc);
             if let Some(p) = placed {
-                header.seq = p.seq;
+                header.seq = p.segment.seq;
                 let mut bufs = self.buffers.borrow_mut();
                 let open = bufs.open[queue as usize]
                     .as_mut()
@@ -45,7 +45,7 @@ impl ShardStore {
                 });
                 self.stats.bytes_written.fetch_add(alloc, Relaxed);
                 return Ok(Location {
-                    slot: p.slot,
+                    slot: p.segment.slot,
                     offset: p.offset,
                     len: alloc as u32,
                     manifest: header.kind == EntryKind::Manifest,
@@ -77,11 +77,11 @@ impl ShardStore {
             Err(e) => {
                 tracing::error!(
                     shard = self.shard,
-                    slot = f.slot,
+                    slot = f.segment.slot,
                     "cache segment write failed: {e}"
                 );
                 self.stats.write_errors.fetch_add(1, Relaxed);
-                self.region.borrow_mut().discard(f.slot);
+                self.region.borrow_mut().discard(f.segment.slot);
             }
         }
         if let Ok(buf) = Rc::try_unwrap(f.buf) {
@@ -96,24 +96,22 @@ impl ShardStore {
     /// so at most one segment is in flight per shard.
     pub(super) async fn start_flush(&self, sealed: OpenBuf, used: usize) {
         let OpenBuf {
-            slot,
-            seq,
+            segment,
             mut buf,
             summary,
         } = sealed;
         // A reused buffer holds an older segment's bytes past the cursor;
         // zeros there end any scan of this segment cleanly.
         buf.as_bytes_mut()[used..].fill(0);
-        write_summary(buf.as_bytes_mut(), seq, &summary);
+        write_summary(buf.as_bytes_mut(), segment.seq, &summary);
         self.finish_flush().await;
         let buf = Rc::new(buf);
-        let pos = self.geo.segment_offset(self.shard, slot);
+        let pos = self.geo.segment_offset(self.shard, segment.slot);
         let device = self.device.clone();
         let data = buf.clone();
         let task = crate::runtime::task::spawn(async move { device.write(data, pos).await });
         self.buffers.borrow_mut().flushing = Some(Flushing {
-            slot,
-            seq,
+            segment,
             buf,
             task: Some(task),
         });
@@ -125,9 +123,9 @@ impl ShardStore {
             .region
             .borrow()
             .write_head(queue)
-            .map(|(_, _, cursor)| cursor as usize);
+            .map(|(_, cursor)| cursor as usize);
         let rotated = self.region.borrow_mut().rotate(queue);
-        let Some((_, (slot, seq))) = rotated else {
+        let Some((_, segment)) = rotated else {
             return Err(io::Error::other("no free cache segment"));
         };
         let sealed = self.buffers.borrow_mut().open[queue as usize].take();
@@ -139,14 +137,13 @@ impl ShardStore {
         SegmentHeader {
             format_id: self.format_id,
             shard: self.shard,
-            slot,
-            seq,
+            slot: segment.slot,
+            seq: segment.seq,
             queue,
         }
         .encode_into(buf.as_bytes_mut());
         self.buffers.borrow_mut().open[queue as usize] = Some(OpenBuf {
-            slot,
-            seq,
+            segment,
             buf,
             summary: Vec::new(),
         });
@@ -180,11 +177,11 @@ impl ShardStore {
             .borrow()
             .flushing
             .as_ref()
-            .is_some_and(|f| f.slot == plan.slot);
+            .is_some_and(|f| f.segment == plan.segment);
         if in_flight {
             self.finish_flush().await;
         }
-        let base = self.geo.segment_offset(self.shard, plan.slot);
+        let base = self.geo.segment_offset(self.shard, plan.segment.slot);
         let mut dropped = 0u64;
         for t in plan.reinsert.iter().filter(|_| keep) {
             let bytes = match self
@@ -200,7 +197,9 @@ impl ShardStore {
                     continue;
                 }
             };
-            let Some(mut header) = EntryHeader::verify(&bytes).filter(|h| h.seq == plan.seq) else {
+            let Some(mut header) =
+                EntryHeader::verify(&bytes).filter(|h| h.seq == plan.segment.seq)
+            else {
                 self.stats.checksum_failures.fetch_add(1, Relaxed);
                 dropped += 1;
                 continue;
@@ -217,7 +216,7 @@ impl ShardStore {
                 dropped += 1;
                 continue;
             };
-            header.seq = p.seq;
+            header.seq = p.segment.seq;
             let payload = &bytes[ENTRY_HEADER_SIZE..header.total_len() as usize];
             {
                 let mut bufs = self.buffers.borrow_mut();
@@ -236,7 +235,7 @@ impl ShardStore {
                 });
             }
             let loc = Location {
-                slot: p.slot,
+                slot: p.segment.slot,
                 offset: p.offset,
                 ..t.loc
             };
@@ -247,6 +246,6 @@ impl ShardStore {
         }
         let mut region = self.region.borrow_mut();
         region.drop_reinsert(dropped);
-        region.finish_reclaim(plan.slot);
+        region.finish_reclaim(plan.segment.slot);
     }
 }
