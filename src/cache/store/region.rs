@@ -259,6 +259,9 @@ impl Region {
                 seg.chunk_owners.push(owner.key_hash);
             }
         }
+        // The ghost is sized from the index it serves, not from the empty
+        // one the region was built with above.
+        r.ghost = Ghost::new(index.capacity() * 17 / 20);
         if let Some(g) = ghost.filter(|g| g.len() == r.ghost.slots.len()) {
             r.ghost.slots = g;
         }
@@ -756,6 +759,11 @@ mod tests {
         assert_eq!(restored.next_seq(), r.next_seq());
         assert_eq!(restored.records(), records);
         assert_eq!(restored.chunk_owner_list(), r.chunk_owner_list());
+        assert_eq!(
+            restored.ghost_bytes(),
+            r.ghost_bytes(),
+            "the ghost comes back"
+        );
         for (hash, l) in written.iter().rev().take(5) {
             assert_eq!(restored.index.peek(*hash).map(|p| p.0), Some(*l));
         }
