@@ -11,7 +11,7 @@
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::owner::OwnerRouter;
 use edgeslab::cache::store::device::{self, DeviceSpec};
-use edgeslab::cache::store::region::EvictionParams;
+use edgeslab::cache::store::eviction::EvictionParams;
 use edgeslab::cache::store::{FillMeta, Lookup, ShardStore, StoreOptions, StoreStats};
 use glommio::io::DmaFile;
 use std::cell::Cell;

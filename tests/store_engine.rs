@@ -7,7 +7,7 @@ mod support;
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::owner::{OwnerRouter, ReadFailure};
 use edgeslab::cache::store::device::{self, DeviceSpec, PreparedDevice};
-use edgeslab::cache::store::region::EvictionParams;
+use edgeslab::cache::store::eviction::EvictionParams;
 use edgeslab::cache::store::{FillMeta, Lookup, ShardStore, StoreOptions, StoreStats};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use crate::cache::key::KeyPolicy;
 use crate::cache::owner::{OwnerMsg, OwnerRouter};
 use crate::cache::policy::PolicyConfig;
 use crate::cache::store::device::{self, PreparedDevice};
-use crate::cache::store::region::EvictionParams;
+use crate::cache::store::eviction::EvictionParams;
 use crate::cache::store::{ShardStore, StoreOptions};
 use crate::config::{Config, Cores};
 use crate::http::Limits;

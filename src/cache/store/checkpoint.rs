@@ -174,7 +174,8 @@ pub fn decode_body(b: &[u8], info: &HeaderInfo) -> Option<Image> {
 mod tests {
     use super::*;
     use crate::cache::index::{EntryLayout, Index};
-    use crate::cache::store::region::EvictionParams;
+    use crate::cache::store::eviction::EvictionParams;
+    use crate::cache::store::placement::insert_without_device;
 
     #[test]
     fn round_trip_and_any_corruption_is_refused() {
@@ -182,7 +183,7 @@ mod tests {
         let mut r = Region::new(Index::new(layout, 500), 8, 1 << 20, 1);
         for i in 0..30u64 {
             let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            r.insert_without_device(h, 64 << 10).unwrap();
+            insert_without_device(&mut r, h, 64 << 10).unwrap();
         }
         r.seal_heads();
         let mut buf = vec![0u8; encoded_len(&r) + 100];

@@ -1,15 +1,18 @@
 //! The slab store of one shard: an append-only log of entries in fixed-size
 //! segments of the shard's region, written with O_DIRECT one whole segment at
-//! a time, with the compact index and S3-FIFO eviction of `region`, a RAM
-//! tier for hot small entries, a checkpoint at a clean stop and a scan after a
+//! a time, with the compact index, the segment bookkeeping of `region`, the
+//! S3-FIFO eviction of `eviction` and the placement steps of `placement`, a
+//! RAM tier for hot small entries, a checkpoint at a clean stop and a scan after a
 //! crash. The owner shard alone writes its region; any shard may read any
 //! region through its own `Device`. Never blocks the executor: all device I/O
 //! goes through the device layer's io_uring.
 
 pub mod checkpoint;
 pub mod device;
+pub mod eviction;
 mod fill;
 pub mod layout;
+pub mod placement;
 pub mod recover;
 pub mod region;
 mod writer;
@@ -19,9 +22,11 @@ use crate::cache::ram::RamTier;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
 use device::{Device, Geometry, IoBuffer, PreparedDevice};
+use eviction::EvictionParams;
 pub use layout::SegmentId;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
-use region::{EvictionParams, Region};
+use placement::Refused;
+use region::Region;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
@@ -146,17 +151,20 @@ pub struct ShardStore {
     stats: Arc<StoreStats>,
 }
 
-#[derive(Debug)]
+/// Why the store did not write an entry.
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    TooLarge,
-    Io(io::Error),
+    #[error("entry of {len} bytes is larger than a segment holds ({max} bytes)")]
+    TooLarge { len: u64, max: u64 },
+    #[error("no free cache segment")]
+    NoFreeSegment,
 }
 
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::TooLarge => f.write_str("entry larger than a segment"),
-            StoreError::Io(e) => write!(f, "cache device I/O: {e}"),
+impl From<Refused> for StoreError {
+    fn from(r: Refused) -> StoreError {
+        match r {
+            Refused::TooLarge { len, max } => StoreError::TooLarge { len, max },
+            Refused::NoFreeSegment => StoreError::NoFreeSegment,
         }
     }
 }
@@ -301,19 +309,14 @@ impl ShardStore {
     /// Returns the number of objects the checkpoint holds.
     pub async fn checkpoint(&self) -> io::Result<usize> {
         let _writer = self.write_lock.lock().await;
-        for queue in [layout::Queue::Small, layout::Queue::Main] {
-            let used = self
-                .region
-                .borrow()
-                .write_head(queue)
-                .map(|(_, used)| used as usize);
+        let sealed = self.region.borrow_mut().seal_heads();
+        for (queue, s) in sealed {
             let open = self.buffers.borrow_mut().open[queue as usize].take();
-            if let (Some(open), Some(used)) = (open, used) {
-                self.start_flush(open, used).await;
+            if let Some(open) = open {
+                self.start_flush(open, s.used as usize).await;
             }
         }
         self.finish_flush().await;
-        self.region.borrow_mut().seal_heads();
         let (buf, objects) = {
             let region = self.region.borrow();
             let len = checkpoint::encoded_len(&region);

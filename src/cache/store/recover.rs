@@ -10,11 +10,12 @@
 //! lists is in a segment of the right sequence.
 
 use super::device::{Device, Geometry};
+use super::eviction::EvictionParams;
 use super::layout::{
     ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind, SEGMENT_HEADER_SIZE, SegmentHeader,
 };
 use super::layout::{read_summary, summary_count, summary_len};
-use super::region::{ChunkOwner, EvictionParams, Region, SegmentRecord};
+use super::region::{ChunkOwner, Region, SegmentRecord};
 use crate::cache::index::{EntryLayout, Index, Location, UNIT};
 
 /// What a scan found, for the log.
