@@ -64,7 +64,7 @@ impl Geometry {
         segment_size: u64,
         shards: u32,
         avg_object_size: u64,
-    ) -> Result<Geometry, String> {
+    ) -> Result<Geometry, TooSmall> {
         let usable = device_size.saturating_sub(DATA_START);
         let share = usable / shards as u64 / 4096 * 4096;
         let mut segments = share / segment_size;
@@ -83,12 +83,12 @@ impl Geometry {
                     segment_size,
                     objects_for(Self::MIN_SEGMENTS),
                 );
-            let needed = DATA_START + per_region * shards as u64;
-            return Err(format!(
-                "is too small: {device_size} bytes; {shards} shard(s) with {segment_size}-byte segments \
-                 need at least {needed} bytes ({} segments per shard)",
-                Self::MIN_SEGMENTS
-            ));
+            return Err(TooSmall {
+                size: device_size,
+                needed: DATA_START + per_region * shards as u64,
+                shards,
+                segment_size,
+            });
         }
         let index_objects = objects_for(segments);
         Ok(Geometry {
@@ -142,16 +142,60 @@ pub struct PreparedDevice {
     pub fresh: bool,
 }
 
-#[derive(Debug)]
-pub struct DeviceError(pub String);
-
-impl std::fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A device too small for the shards: what it has and what they need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{size} bytes is too small: {shards} shard(s) with {segment_size}-byte segments need at \
+     least {needed} bytes ({min} segments per shard)",
+    min = Geometry::MIN_SEGMENTS
+)]
+pub struct TooSmall {
+    pub size: u64,
+    pub needed: u64,
+    pub shards: u32,
+    pub segment_size: u64,
 }
 
-impl std::error::Error for DeviceError {}
+/// Why the cache device cannot be used. Each names the path; the kind says
+/// what an operator (or a caller) can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Not opened: missing permissions, no such device, no directory for a
+    /// file, no O_DIRECT.
+    #[error("cache device {}: {what}: {source}", path.display())]
+    CannotOpen {
+        path: PathBuf,
+        what: String,
+        source: io::Error,
+    },
+    /// Its size could not be read, or a file could not be sized to
+    /// `cache.size` (a full disk, a filesystem limit).
+    #[error("cache device {}: {what}: {source}", path.display())]
+    CannotSize {
+        path: PathBuf,
+        what: String,
+        source: io::Error,
+    },
+    /// Smaller than the shards need: a larger `cache.size` or device, or
+    /// fewer `cores`.
+    #[error("cache device {}: {source}", path.display())]
+    TooSmall { path: PathBuf, source: TooSmall },
+    /// Our superblock with a bad checksum: the contents cannot be trusted.
+    #[error(
+        "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot \
+         be trusted. To discard the cache and re-format the device, start once with `edgeslab \
+         serve --reformat ...` (or set cache.reformat = true)",
+        path.display()
+    )]
+    CorruptSuperblock { path: PathBuf },
+    /// Reading or writing the superblock failed.
+    #[error("cache device {}: {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+}
 
 /// A 4 KiB-aligned buffer for O_DIRECT through std I/O.
 struct AlignedBlock {
@@ -202,15 +246,29 @@ pub struct DeviceSpec<'a> {
 /// saying why in the log. A corrupt superblock is an error unless `reformat`.
 pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     let path = spec.path;
-    let err = |what: &str, e: io::Error| {
-        DeviceError(format!("cache device {}: {what}: {e}", path.display()))
+    let open_err = |what: &str, source: io::Error| DeviceError::CannotOpen {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source,
+    };
+    let size_err = |what: String, source: io::Error| DeviceError::CannotSize {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    let io_err = |what: &'static str| {
+        move |source: io::Error| DeviceError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
     };
     let meta = std::fs::metadata(path).ok();
     let is_block_device = meta
         .as_ref()
         .is_some_and(|m| m.file_type().is_block_device());
     if !is_block_device && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| err("cannot create its directory", e))?;
+        std::fs::create_dir_all(parent).map_err(|e| open_err("cannot create its directory", e))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -219,19 +277,22 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         .truncate(false)
         .custom_flags(libc::O_DIRECT)
         .open(path)
-        .map_err(|e| err("cannot open", e))?;
+        .map_err(|e| open_err("cannot open", e))?;
     let device_size = if is_block_device {
         file.seek(SeekFrom::End(0))
-            .map_err(|e| err("cannot read its size", e))?
+            .map_err(|e| size_err("cannot read its size".into(), e))?
     } else {
-        let current = file.metadata().map_err(|e| err("cannot stat", e))?.len();
+        let current = file
+            .metadata()
+            .map_err(|e| size_err("cannot stat".into(), e))?
+            .len();
         if current != spec.size {
             file.set_len(spec.size)
-                .map_err(|e| err(&format!("cannot size it to {} bytes", spec.size), e))?;
+                .map_err(|e| size_err(format!("cannot size it to {} bytes", spec.size), e))?;
         }
         preallocate(&file, spec.size).map_err(|e| {
-            err(
-                &format!("cannot allocate {} bytes (disk full?)", spec.size),
+            size_err(
+                format!("cannot allocate {} bytes (disk full?)", spec.size),
                 e,
             )
         })?;
@@ -243,13 +304,16 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         spec.shards,
         spec.avg_object_size,
     )
-    .map_err(|e| DeviceError(format!("cache device {} {e}", path.display())))?;
+    .map_err(|source| DeviceError::TooSmall {
+        path: path.to_path_buf(),
+        source,
+    })?;
 
     let mut block = AlignedBlock::new(SUPERBLOCK_SIZE);
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| err("cannot seek", e))?;
+        .map_err(io_err("cannot seek"))?;
     file.read_exact(block.bytes())
-        .map_err(|e| err("cannot read the superblock", e))?;
+        .map_err(io_err("cannot read the superblock"))?;
     let wanted = geometry.superblock(0);
     match Superblock::decode(block.bytes()) {
         SuperblockRead::Valid(old) if !spec.reformat => {
@@ -279,12 +343,9 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
             "cache device was laid out differently; re-formatting it (cached objects are dropped)"
         ),
         SuperblockRead::Corrupt if !spec.reformat && !spec.reformat_if_corrupt => {
-            return Err(DeviceError(format!(
-                "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot be \
-                 trusted. To discard the cache and re-format the device, start once with `edgeslab serve \
-                 --reformat ...` (or set cache.reformat = true)",
-                path.display()
-            )));
+            return Err(DeviceError::CorruptSuperblock {
+                path: path.to_path_buf(),
+            });
         }
         SuperblockRead::Corrupt => {
             tracing::warn!(path = %path.display(), "re-formatting a cache device with a corrupt superblock")
@@ -297,11 +358,11 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     block.bytes().fill(0);
     block.bytes()[..SUPERBLOCK_SIZE].copy_from_slice(&sb.encode());
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| err("cannot seek", e))?;
+        .map_err(io_err("cannot seek"))?;
     file.write_all(block.bytes())
-        .map_err(|e| err("cannot write the superblock", e))?;
+        .map_err(io_err("cannot write the superblock"))?;
     file.sync_data()
-        .map_err(|e| err("cannot sync the superblock", e))?;
+        .map_err(io_err("cannot sync the superblock"))?;
     Ok(PreparedDevice {
         path: path.to_path_buf(),
         geometry,
@@ -401,17 +462,19 @@ fn logical_block_size(fd: std::os::fd::RawFd) -> io::Result<u64> {
 }
 
 impl Device {
-    pub async fn open(path: &Path) -> io::Result<Device> {
+    pub async fn open(path: &Path) -> Result<Device, DeviceError> {
         use std::os::fd::AsRawFd;
-        let err = |e: &dyn std::fmt::Display| {
-            io::Error::other(format!("cache device {}: {e}", path.display()))
+        let err = |what: &str, source: io::Error| DeviceError::CannotOpen {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            source,
         };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .dma_open(path)
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| err("cannot open for direct I/O", e.into()))?;
         let mut alignment = file.alignment();
         let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
         if is_block {
@@ -425,12 +488,11 @@ impl Device {
                 flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) == 0
             };
             if !ok {
-                return Err(err(&format!(
-                    "cannot enable O_DIRECT: {}",
-                    io::Error::last_os_error()
-                )));
+                return Err(err("cannot enable O_DIRECT", io::Error::last_os_error()));
             }
-            alignment = alignment.max(logical_block_size(fd).map_err(|e| err(&e))?);
+            let block =
+                logical_block_size(fd).map_err(|e| err("cannot read its logical block size", e))?;
+            alignment = alignment.max(block);
         }
         Ok(Device {
             file: Rc::new(file),
@@ -520,6 +582,8 @@ mod tests {
         assert!(g.meta_offset(0) + g.meta_size <= g.segment_offset(1, 0));
         assert!(g.meta_offset(1) + g.meta_size <= g.device_size);
         let e = Geometry::new(DATA_START + 11 * seg, seg, 2, 32 << 10).unwrap_err();
+        assert!(e.needed > e.size, "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("too small") && e.contains("need at least"),
             "{e}"
@@ -551,7 +615,9 @@ mod tests {
         let changed = prepare(&spec(&path, 32 << 20, 1)).unwrap();
         assert!(changed.fresh, "a new shard count re-formats");
         assert_ne!(changed.format_id, p.format_id);
-        let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err().to_string();
+        let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err();
+        assert!(matches!(e, DeviceError::TooSmall { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("too small"),
             "{e}"
@@ -567,7 +633,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 0xFF;
         std::fs::write(&path, &bytes).unwrap();
-        let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err().to_string();
+        let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err();
+        assert!(matches!(e, DeviceError::CorruptSuperblock { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("corrupt") && e.contains("--reformat"), "{e}");
         let tolerant = prepare(&DeviceSpec {
             reformat_if_corrupt: true,

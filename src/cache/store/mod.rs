@@ -17,11 +17,11 @@ pub mod recover;
 pub mod region;
 mod writer;
 
-use crate::cache::index::{EntryLayout, Index, Location, UNIT};
+use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
 use crate::cache::ram::RamTier;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
-use device::{Device, Geometry, IoBuffer, PreparedDevice};
+use device::{Device, DeviceError, Geometry, IoBuffer, PreparedDevice};
 use eviction::EvictionParams;
 pub use layout::SegmentId;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
@@ -30,6 +30,7 @@ use region::Region;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -151,13 +152,33 @@ pub struct ShardStore {
     stats: Arc<StoreStats>,
 }
 
-/// Why the store did not write an entry.
+/// Why a shard's store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// This shard's handle on the device (see the kinds of `DeviceError`).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The checkpoint of the last clean stop could not be erased, so the
+    /// store must not write (a later crash would bring the checkpoint back).
+    #[error("cache device {}: cannot clear the checkpoint: {source}", path.display())]
+    CheckpointClear { path: PathBuf, source: io::Error },
+    /// The segment size does not suit the region (the index would lose its
+    /// tag bits).
+    #[error("cache.segment_size: {0}")]
+    SegmentSize(#[from] LayoutTooWide),
+}
+
+/// Why the store did not write an entry or a checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("entry of {len} bytes is larger than a segment holds ({max} bytes)")]
     TooLarge { len: u64, max: u64 },
     #[error("no free cache segment")]
     NoFreeSegment,
+    #[error("checkpoint needs {needed} bytes, the metadata area holds {room}")]
+    CheckpointTooLarge { needed: u64, room: u64 },
+    #[error("cache device I/O: {0}")]
+    Io(#[from] io::Error),
 }
 
 impl From<Refused> for StoreError {
@@ -181,13 +202,12 @@ impl ShardStore {
         shard: u32,
         opts: &StoreOptions,
         stats: Arc<StoreStats>,
-    ) -> Result<Rc<ShardStore>, String> {
+    ) -> Result<Rc<ShardStore>, OpenError> {
         let geo = dev.geometry;
-        let device = Device::open(&dev.path).await.map_err(|e| e.to_string())?;
+        let device = Device::open(&dev.path).await?;
         let chunk = device::chunk_size(geo.segment_size) as usize;
         let max_entry = (geo.segment_size - SEGMENT_HEADER_SIZE as u64).min(4 << 20);
-        let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)
-            .map_err(|e| format!("cache.segment_size: {e}"))?;
+        let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)?;
         // A manifest lists 24 bytes per chunk; it must fit an entry.
         let max_chunks =
             (layout.max_entry_bytes().min(max_entry) as usize - MAX_HEAD - MAX_KEY - 1024) / 24;
@@ -240,7 +260,7 @@ impl ShardStore {
         shard: u32,
         layout: EntryLayout,
         params: EvictionParams,
-    ) -> Result<Region, String> {
+    ) -> Result<Region, OpenError> {
         let geo = dev.geometry;
         let meta_at = geo.meta_offset(shard);
         let table_len =
@@ -265,11 +285,9 @@ impl ShardStore {
             device.write(Rc::new(blank), meta_at).await?;
             device.sync().await
         };
-        erased.await.map_err(|e| {
-            format!(
-                "cache device {}: cannot clear the checkpoint: {e}",
-                dev.path.display()
-            )
+        erased.await.map_err(|source| OpenError::CheckpointClear {
+            path: dev.path.clone(),
+            source,
         })?;
         if let Some(img) = image
             && let Some(index) = Index::from_table(layout, img.table)
@@ -307,7 +325,7 @@ impl ShardStore {
 
     /// Writes every open segment and the index checkpoint (a clean stop).
     /// Returns the number of objects the checkpoint holds.
-    pub async fn checkpoint(&self) -> io::Result<usize> {
+    pub async fn checkpoint(&self) -> Result<usize, StoreError> {
         let _writer = self.write_lock.lock().await;
         let sealed = self.region.borrow_mut().seal_heads();
         for (queue, s) in sealed {
@@ -321,10 +339,10 @@ impl ShardStore {
             let region = self.region.borrow();
             let len = checkpoint::encoded_len(&region);
             if len as u64 > self.geo.meta_size {
-                return Err(io::Error::other(format!(
-                    "checkpoint needs {len} bytes, the metadata area holds {}",
-                    self.geo.meta_size
-                )));
+                return Err(StoreError::CheckpointTooLarge {
+                    needed: len as u64,
+                    room: self.geo.meta_size,
+                });
             }
             let mut buf = self
                 .device
