@@ -294,7 +294,7 @@ impl OwnerRouter {
             match self.device.read(pos, len as usize).await {
                 Ok(r) => return Ok(EntryBytes::Dev(r)),
                 Err(e) => {
-                    tracing::warn!(
+                    crate::warn_limited!(
                         shard = self.shard,
                         attempt,
                         "cache read failed at {pos}: {e}"
@@ -309,7 +309,7 @@ impl OwnerRouter {
     fn note_failure(&self, f: ReadFailure) {
         self.stats.read_failures.fetch_add(1, Relaxed);
         if f == ReadFailure::Corrupt {
-            tracing::warn!(shard = self.shard, "corrupt cache entry ignored");
+            crate::warn_limited!(shard = self.shard, "corrupt cache entry ignored");
         }
     }
 

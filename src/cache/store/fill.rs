@@ -52,7 +52,7 @@ impl ShardStore {
             let rest = st.staged.split_off(self.chunk);
             let piece = std::mem::replace(&mut st.staged, rest);
             if let Err(e) = self.write_chunk(&mut st, &piece).await {
-                tracing::warn!(shard = self.shard, "cache chunk write failed: {e}");
+                crate::warn_limited!(shard = self.shard, "cache chunk write failed: {e}");
                 st.failed = true;
             }
         }
@@ -126,7 +126,7 @@ impl ShardStore {
                 self.publish_region_stats();
             }
             Err(e) => {
-                tracing::warn!(shard = self.shard, "cache write failed: {e}");
+                crate::warn_limited!(shard = self.shard, "cache write failed: {e}");
                 self.stats.fills_abandoned.fetch_add(1, Relaxed);
             }
         }

@@ -180,7 +180,10 @@ impl ShardStore {
             {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::warn!(shard = self.shard, "cache read during reclaim failed: {e}");
+                    crate::warn_limited!(
+                        shard = self.shard,
+                        "cache read during reclaim failed: {e}"
+                    );
                     self.stats.read_errors.fetch_add(1, Relaxed);
                     dropped += 1;
                     continue;
