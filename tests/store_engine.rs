@@ -239,6 +239,18 @@ fn a_torn_segment_summary_falls_back_to_reading_the_segment() {
             put(&cache, k, &body).await;
             written.push(body);
         }
+        // The objects of the segment whose summary will be torn (slot 0, the
+        // first written, long since on the device).
+        let mut torn_keys = Vec::new();
+        for k in 0..40u32 {
+            if let Lookup::Found { loc, bytes, .. } = cache.lookup(&key(k)).await
+                && loc.slot == 0
+            {
+                assert!(bytes.is_none(), "key {k} is on the device, not buffered");
+                torn_keys.push(k);
+            }
+        }
+        assert!(torn_keys.len() >= 5, "slot 0 holds {torn_keys:?}");
         // A crash: no checkpoint. Then the first segment's summary is torn.
         drop(cache);
         let geo = dev.geometry;
@@ -249,6 +261,15 @@ fn a_torn_segment_summary_falls_back_to_reading_the_segment() {
         drop(raw);
         let dev = prepare(&path);
         let cache = open(&dev, 0).await;
+        // Every object of the torn segment comes back, byte for byte: its
+        // entries were found by walking the segment.
+        for &k in &torn_keys {
+            let got = get(&cache, k).await;
+            assert!(
+                got.as_deref() == Some(&written[k as usize][..]),
+                "key {k} of the torn segment did not come back intact"
+            );
+        }
         let mut hits = 0;
         for k in 0..40u32 {
             if let Some(got) = get(&cache, k).await {
