@@ -3,10 +3,10 @@
 //! runs) and the per-shard O_DIRECT handle. Only this file and its siblings in
 //! `cache::store` touch the device.
 
+use super::faults::Faults;
 use super::layout::{DATA_START, FORMAT_VERSION, SUPERBLOCK_SIZE, Superblock, SuperblockRead};
 use crate::cache::index::{BUCKET, Index};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -403,44 +403,6 @@ pub fn random_u64() -> u64 {
     )
 }
 
-/// Test-only fault injection, switched on by the environment variable
-/// `EDGESLAB_TEST_FAULTS` (e.g. `read-eio=3,write-eio=5`: every third read,
-/// every fifth segment write fails with EIO). Off, it costs one branch.
-#[derive(Debug, Default)]
-struct Faults {
-    read_eio_every: u64,
-    write_eio_every: u64,
-    reads: Cell<u64>,
-    writes: Cell<u64>,
-}
-
-impl Faults {
-    fn from_env() -> Faults {
-        let mut f = Faults::default();
-        if let Ok(spec) = std::env::var("EDGESLAB_TEST_FAULTS") {
-            for part in spec.split(',') {
-                match part.trim().split_once('=') {
-                    Some(("read-eio", n)) => f.read_eio_every = n.parse().unwrap_or(0),
-                    Some(("write-eio", n)) => f.write_eio_every = n.parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-            if f.read_eio_every + f.write_eio_every > 0 {
-                tracing::warn!(spec = %spec, "cache device fault injection is ON (test only)");
-            }
-        }
-        f
-    }
-
-    fn fire(every: u64, count: &Cell<u64>) -> bool {
-        if every == 0 {
-            return false;
-        }
-        count.set(count.get() + 1);
-        count.get().is_multiple_of(every)
-    }
-}
-
 /// One shard's O_DIRECT handle on the device (any shard may read any region).
 pub struct Device {
     file: Rc<DmaFile>,
@@ -506,9 +468,7 @@ impl Device {
     }
 
     pub async fn read(&self, pos: u64, len: usize) -> io::Result<DeviceBytes> {
-        if Faults::fire(self.faults.read_eio_every, &self.faults.reads) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
+        self.faults.on_read()?;
         let start = pos / self.alignment * self.alignment;
         let end = (pos + len as u64).div_ceil(self.alignment) * self.alignment;
         let r = self
@@ -528,9 +488,7 @@ impl Device {
     }
 
     pub async fn write(&self, buf: Rc<IoBuffer>, pos: u64) -> io::Result<()> {
-        if Faults::fire(self.faults.write_eio_every, &self.faults.writes) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
+        self.faults.on_write()?;
         let len = buf.len();
         let n = self
             .file

@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod eviction;
+mod faults;
 mod fill;
 pub mod layout;
 pub mod placement;
