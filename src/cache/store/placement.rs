@@ -129,6 +129,9 @@ impl NewEntry {
         })
     }
 
+    /// The next step. A `Reclaim` must be finished (`Region::finish_reclaim`)
+    /// before the next call, or the reserve still looks short and another
+    /// segment is reclaimed.
     pub fn step(&mut self, region: &mut Region) -> Result<Step, Refused> {
         loop {
             match self.phase {

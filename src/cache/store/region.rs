@@ -333,7 +333,7 @@ impl Region {
 
     /// Puts back an entry a reclaim copied forward, unless a newer version of
     /// the object arrived meanwhile.
-    pub fn reinsert(&mut self, t: &Taken, loc: Location) -> bool {
+    pub(super) fn reinsert(&mut self, t: &Taken, loc: Location) -> bool {
         if self.index.has_tag(t.bucket, t.tag) {
             return false;
         }
@@ -361,7 +361,7 @@ impl Region {
 
     /// Ends a reclaim once its copies are made: `dropped` of the entries it
     /// kept could not be copied (evicted after all), and the slot is free.
-    pub fn finish_reclaim(&mut self, plan: &ReclaimPlan, dropped: u64) {
+    pub(super) fn finish_reclaim(&mut self, plan: &ReclaimPlan, dropped: u64) {
         self.stats.evicted += dropped;
         let slot = plan.segment.slot;
         self.segs[slot as usize].state = SegState::Free;

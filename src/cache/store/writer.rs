@@ -135,7 +135,7 @@ impl ShardStore {
 
     /// Starts writing the segment a rotation sealed and opens a buffer for
     /// the one it opened.
-    pub(super) async fn rotate_head(&self, r: Rotation) {
+    async fn rotate_head(&self, r: Rotation) {
         let sealed = self.buffers.borrow_mut().open[r.queue as usize].take();
         if let (Some(buf), Some(s)) = (sealed, r.sealed) {
             self.start_flush(buf, s.used as usize).await;
