@@ -12,6 +12,7 @@ pub mod device;
 pub mod eviction;
 mod faults;
 mod fill;
+pub mod geometry;
 pub mod layout;
 pub mod placement;
 pub mod recover;
@@ -22,8 +23,9 @@ use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
 use crate::cache::ram::RamTier;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
-use device::{Device, DeviceError, Geometry, IoBuffer, PreparedDevice};
+use device::{Device, DeviceError, IoBuffer, PreparedDevice};
 use eviction::EvictionParams;
+use geometry::Geometry;
 pub use layout::SegmentId;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
 use placement::Refused;
@@ -206,7 +208,7 @@ impl ShardStore {
     ) -> Result<Rc<ShardStore>, OpenError> {
         let geo = dev.geometry;
         let device = Device::open(&dev.path).await?;
-        let chunk = device::chunk_size(geo.segment_size) as usize;
+        let chunk = geometry::chunk_size(geo.segment_size) as usize;
         let max_entry = (geo.segment_size - SEGMENT_HEADER_SIZE as u64).min(4 << 20);
         let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)?;
         // A manifest lists 24 bytes per chunk; it must fit an entry.

@@ -9,8 +9,9 @@
 //! over older ones; a large object counts only if every chunk its manifest
 //! lists is in a segment of the right sequence.
 
-use super::device::{Device, Geometry};
+use super::device::Device;
 use super::eviction::EvictionParams;
+use super::geometry::Geometry;
 use super::layout::{
     ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind, SEGMENT_HEADER_SIZE, SegmentHeader,
 };
