@@ -6,6 +6,7 @@
 //! Run: `cargo bench --bench index_memory` (add `-- --objects 8000000`).
 
 use edgeslab::cache::index::{EntryLayout, Index, UNIT};
+use edgeslab::cache::store::placement::insert_without_device;
 use edgeslab::cache::store::region::Region;
 
 fn resident_bytes() -> u64 {
@@ -38,9 +39,7 @@ fn main() {
     let mut region = Region::new(index, segments, segment, 1);
     for i in 0..objects {
         let hash = xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes());
-        region
-            .insert_without_device(hash, entry)
-            .expect("fits a segment");
+        insert_without_device(&mut region, hash, entry).expect("fits a segment");
     }
     let after = resident_bytes();
     let n = region.index.len() as u64;

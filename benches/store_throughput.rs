@@ -9,9 +9,9 @@
 //! Run: `cargo bench --bench store_throughput` (add `-- --seconds 3`).
 
 use edgeslab::cache::key::CacheKey;
-use edgeslab::cache::service::CacheService;
+use edgeslab::cache::owner::OwnerRouter;
 use edgeslab::cache::store::device::{self, DeviceSpec};
-use edgeslab::cache::store::region::EvictionParams;
+use edgeslab::cache::store::eviction::EvictionParams;
 use edgeslab::cache::store::{FillMeta, Lookup, ShardStore, StoreOptions, StoreStats};
 use glommio::io::DmaFile;
 use std::cell::Cell;
@@ -35,7 +35,7 @@ fn large_key(i: u32) -> CacheKey {
 
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nCache-Control: max-age=86400\r\n\r\n";
 
-async fn put(cache: &CacheService, key: &CacheKey, body: &[u8]) {
+async fn put(cache: &OwnerRouter, key: &CacheKey, body: &[u8]) {
     let meta = FillMeta {
         key: key.as_str().to_string(),
         hash: key.hash(),
@@ -43,11 +43,11 @@ async fn put(cache: &CacheService, key: &CacheKey, body: &[u8]) {
         born_ms: 0,
         expires_ms: u64::MAX / 2,
     };
-    let sink = cache.fill(key, meta).await;
+    let fill = cache.fill(key, meta).await;
     for piece in body.chunks(256 << 10) {
-        sink.data(piece).await;
+        fill.data(piece).await;
     }
-    sink.finish(true).await;
+    fill.finish(true).await;
 }
 
 struct Xorshift(Cell<u64>);
@@ -126,7 +126,7 @@ fn main() {
                 eviction: EvictionParams::default(),
             };
             let store = ShardStore::open(&dev, 0, &opts, Arc::new(StoreStats::default())).await.expect("store");
-            let cache = Rc::new(CacheService::new(store, None, 0, 1, Default::default()));
+            let cache = Rc::new(OwnerRouter::new(store, None, 0, 1, Default::default()));
             // Entries of exactly 4 KiB: header, key, head and body.
             let body_len = 4096 - 64 - small_key(0).as_str().len() - HEAD.len() - 8;
             let body = vec![0xA5u8; body_len];

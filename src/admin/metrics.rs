@@ -3,7 +3,7 @@
 //! `cache::store`, `cache::service`); this module only gathers one handle
 //! per shard on each and reads them when scraped.
 
-use crate::cache::service::CacheStats;
+use crate::cache::owner::CacheStats;
 use crate::cache::store::StoreStats;
 use crate::proxy::stats::ViewerStats;
 use crate::upstream::UpstreamStats;

@@ -16,6 +16,18 @@ pub const UNIT: u64 = 512;
 const FREQ_BITS: u32 = 2;
 const FREQ_MAX: u64 = (1 << FREQ_BITS) - 1;
 
+/// A region with too many segments, or segments too large, for a packed
+/// entry to keep 8 bits of tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{segments} segments of {segment_size} bytes leave fewer than 8 tag bits per index entry; \
+     use fewer, larger segments"
+)]
+pub struct LayoutTooWide {
+    pub segments: u64,
+    pub segment_size: u64,
+}
+
 /// Bit widths of the packed entry, derived from the region geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryLayout {
@@ -27,7 +39,11 @@ pub struct EntryLayout {
 
 impl EntryLayout {
     /// `segments` per region, `segment_size` in bytes, `max_entry` in bytes.
-    pub fn new(segments: u64, segment_size: u64, max_entry: u64) -> Result<EntryLayout, String> {
+    pub fn new(
+        segments: u64,
+        segment_size: u64,
+        max_entry: u64,
+    ) -> Result<EntryLayout, LayoutTooWide> {
         let bits = |n: u64| 64 - n.saturating_sub(1).leading_zeros();
         let slot_bits = bits(segments).max(1);
         let offset_bits = bits(segment_size.div_ceil(UNIT)).max(1);
@@ -35,10 +51,10 @@ impl EntryLayout {
         // freq, manifest flag, displaced flag, then the location.
         let used = FREQ_BITS + 2 + slot_bits + offset_bits + size_bits;
         if used + 8 > 64 {
-            return Err(format!(
-                "{segments} segments of {segment_size} bytes leave fewer than 8 tag bits per index entry; \
-                 use fewer, larger segments"
-            ));
+            return Err(LayoutTooWide {
+                segments,
+                segment_size,
+            });
         }
         Ok(EntryLayout {
             slot_bits,

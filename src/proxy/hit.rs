@@ -7,9 +7,9 @@
 use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
+use crate::cache::owner::{StoredChunk, StoredEntry};
 use crate::cache::policy::{Freshness, from_unix_millis};
-use crate::cache::service::{StoredChunk, StoredEntry};
-use crate::cache::store::Lookup;
+use crate::cache::store::{Lookup, SegmentId};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
 use crate::gateway::viewer::{HeadContext, ViewerFraming};
 use crate::http::conditional::{is_not_modified, not_modified_head};
@@ -48,7 +48,7 @@ struct Hit {
     entry: StoredEntry,
     head: ResponseHead,
     fresh: Freshness,
-    buffered: Vec<(u32, u64)>,
+    buffered: Vec<SegmentId>,
     /// A large object's first chunk, read before anything is sent, so that
     /// an unreadable object is a miss rather than a broken response.
     first_chunk: Option<StoredChunk>,

@@ -14,7 +14,7 @@ pub mod settings;
 pub mod stats;
 
 use crate::cache::key::CacheKey;
-use crate::cache::service::CacheService;
+use crate::cache::owner::OwnerRouter;
 use crate::gateway::decision::{CachePhase, Detail, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
@@ -34,7 +34,7 @@ use std::time::Instant;
 pub struct ShardCtx {
     pub shard: u32,
     pub settings: ProxySettings,
-    pub cache: CacheService,
+    pub cache: OwnerRouter,
     pub origin: OriginClient,
     pub stats: ViewerStats,
     /// Set when the shard starts stopping: idle connections close, busy ones

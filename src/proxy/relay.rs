@@ -8,8 +8,8 @@
 use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
+use crate::cache::owner::FillHandle;
 use crate::cache::policy::{Freshness, to_unix_millis};
-use crate::cache::service::FillSink;
 use crate::cache::store::FillMeta;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
 use crate::gateway::viewer::{HeadContext, ViewerFraming, stored_head};
@@ -125,7 +125,7 @@ async fn relay_body(
     viewer: &mut Conn,
     framing: ViewerFraming,
     upstream: UpstreamResponse,
-    mut sink: Option<FillSink<'_>>,
+    mut sink: Option<FillHandle<'_>>,
     outcome: &mut Outcome,
 ) {
     let UpstreamResponse {

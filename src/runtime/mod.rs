@@ -6,7 +6,7 @@
 //! name glommio; the rest of the crate uses `task`, `sync` and `mesh`.
 
 pub mod mesh;
-mod shard;
+pub mod shard;
 pub mod sync;
 pub mod task;
 pub mod topology;
@@ -52,8 +52,12 @@ pub enum StartError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the executor for core {core}: {reason}")]
     Executor { core: usize, reason: String },
-    #[error("shard {index}: {reason}")]
-    Shard { index: u32, reason: String },
+    #[error("shard {index}: {source}")]
+    Shard {
+        index: u32,
+        #[source]
+        source: shard::OpenError,
+    },
     #[error("shards did not start within {} s", START_TIMEOUT.as_secs())]
     StartTimeout,
     #[error("a shard failed: {0}")]

@@ -8,9 +8,9 @@ use super::mesh::ShardPeers;
 use super::sync::StopSignal;
 use super::{StartError, task};
 use crate::admin::metrics::ShardMetrics;
-use crate::cache::service::{CacheService, ShardMsg};
+use crate::cache::owner::{OwnerMsg, OwnerRouter};
 use crate::cache::store::device::PreparedDevice;
-use crate::cache::store::region::EvictionParams;
+use crate::cache::store::eviction::EvictionParams;
 use crate::cache::store::{ShardStore, StoreOptions};
 use crate::config::Config;
 use crate::net::listener::{BoundListener, Listener};
@@ -34,6 +34,15 @@ const PEER_DRAIN_WAIT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (EMFILE and the like) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
+/// Why a shard could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] crate::cache::store::OpenError),
+    #[error("cannot join the shard mesh: {0}")]
+    Mesh(String),
+}
+
 /// Everything a shard needs to start, built on the main thread.
 pub(super) struct ShardSeed {
     pub index: u32,
@@ -46,7 +55,7 @@ pub(super) struct ShardSeed {
     pub origin_authority: String,
     pub metrics: ShardMetrics,
     pub all_metrics: Arc<Vec<ShardMetrics>>,
-    pub mesh: MeshBuilder<ShardMsg, Full>,
+    pub mesh: MeshBuilder<OwnerMsg, Full>,
     pub stop: Arc<AtomicBool>,
     /// Shards done draining; checkpoints start when all are.
     pub drained: Arc<AtomicUsize>,
@@ -58,8 +67,8 @@ pub(super) async fn run(seed: ShardSeed) {
     name_this_thread(&format!("edgeslab-s{index}"));
     let (ctx, receivers) = match open(&seed).await {
         Ok(opened) => opened,
-        Err(reason) => {
-            let _ = seed.ready.send(Err(StartError::Shard { index, reason }));
+        Err(source) => {
+            let _ = seed.ready.send(Err(StartError::Shard { index, source }));
             return;
         }
     };
@@ -107,7 +116,7 @@ pub(super) async fn run(seed: ShardSeed) {
 }
 
 /// Opens the shard's store, joins the mesh and builds its request context.
-async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<ShardMsg>), String> {
+async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), OpenError> {
     let c = &seed.config;
     let options = StoreOptions {
         max_object: c.cache.max_object_size.get(),
@@ -127,8 +136,8 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<ShardMsg>), S
         .clone()
         .join()
         .await
-        .map_err(|e| format!("cannot join the shard mesh: {e}"))?;
-    let cache = CacheService::new(
+        .map_err(|e| OpenError::Mesh(e.to_string()))?;
+    let cache = OwnerRouter::new(
         store,
         Some(Rc::new(ShardPeers::new(senders))),
         seed.index,
@@ -152,7 +161,7 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<ShardMsg>), S
 }
 
 /// Answers the messages peers send to this shard as a key's owner.
-fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<ShardMsg>) {
+fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<OwnerMsg>) {
     for (_, stream) in receivers.streams() {
         let ctx = ctx.clone();
         task::spawn_detached(async move {

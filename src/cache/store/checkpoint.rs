@@ -7,7 +7,7 @@
 //! Area: [header 4 KiB][segments 16 B each][index u64 each][ghost][owners 12 B each]
 
 use super::layout::Queue;
-use super::region::{Region, SegmentRecord};
+use super::region::{ChunkOwner, Region, SegmentRecord};
 use xxhash_rust::xxh3::Xxh3;
 
 const MAGIC: &[u8; 8] = b"ESCKPT01";
@@ -18,7 +18,7 @@ pub struct Image {
     pub records: Vec<Option<SegmentRecord>>,
     pub table: Vec<u64>,
     pub ghost: Vec<u8>,
-    pub owners: Vec<(u32, u64)>,
+    pub owners: Vec<ChunkOwner>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -63,9 +63,9 @@ pub fn encode(region: &Region, format_id: u64, shard: u32, out: &mut [u8]) -> us
     }
     out[at..at + ghost.len()].copy_from_slice(ghost);
     at += ghost.len();
-    for (slot, hash) in &owners {
-        out[at..at + 4].copy_from_slice(&slot.to_le_bytes());
-        out[at + 4..at + 12].copy_from_slice(&hash.to_le_bytes());
+    for o in &owners {
+        out[at..at + 4].copy_from_slice(&o.slot.to_le_bytes());
+        out[at + 4..at + 12].copy_from_slice(&o.key_hash.to_le_bytes());
         at += 12;
     }
     let mut h = Xxh3::new();
@@ -157,7 +157,10 @@ pub fn decode_body(b: &[u8], info: &HeaderInfo) -> Option<Image> {
     let ghost = b[at..at + info.ghost].to_vec();
     at += info.ghost;
     let owners = (0..info.owners)
-        .map(|i| (u32_at(b, at + i * 12), u64_at(b, at + i * 12 + 4)))
+        .map(|i| ChunkOwner {
+            slot: u32_at(b, at + i * 12),
+            key_hash: u64_at(b, at + i * 12 + 4),
+        })
         .collect();
     Some(Image {
         records,
@@ -171,7 +174,8 @@ pub fn decode_body(b: &[u8], info: &HeaderInfo) -> Option<Image> {
 mod tests {
     use super::*;
     use crate::cache::index::{EntryLayout, Index};
-    use crate::cache::store::region::EvictionParams;
+    use crate::cache::store::eviction::EvictionParams;
+    use crate::cache::store::placement::insert_without_device;
 
     #[test]
     fn round_trip_and_any_corruption_is_refused() {
@@ -179,7 +183,7 @@ mod tests {
         let mut r = Region::new(Index::new(layout, 500), 8, 1 << 20, 1);
         for i in 0..30u64 {
             let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            r.insert_without_device(h, 64 << 10).unwrap();
+            insert_without_device(&mut r, h, 64 << 10).unwrap();
         }
         r.seal_heads();
         let mut buf = vec![0u8; encoded_len(&r) + 100];

@@ -1,12 +1,12 @@
-//! The cache device: a file or a raw block device, its geometry (one region
-//! per shard), preparation at start-up (on the main thread, before any shard
-//! runs) and the per-shard O_DIRECT handle. Only this file and its siblings in
-//! `cache::store` touch the device.
+//! The cache device: a file or a raw block device, its preparation at start-up
+//! (on the main thread, before any shard runs: sized, superblock read, laid
+//! out as `geometry` says or re-formatted) and the per-shard O_DIRECT handle.
+//! Only this file and its siblings in `cache::store` touch the device.
 
-use super::layout::{DATA_START, FORMAT_VERSION, SUPERBLOCK_SIZE, Superblock, SuperblockRead};
-use crate::cache::index::{BUCKET, Index};
+use super::faults::Faults;
+use super::geometry::{Geometry, TooSmall};
+use super::layout::{FORMAT_VERSION, SUPERBLOCK_SIZE, Superblock, SuperblockRead};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
-use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -19,118 +19,6 @@ pub type IoBuffer = DmaBuffer;
 /// Bytes read from the device (aligned, without a copy); derefs to `[u8]`.
 pub type DeviceBytes = ReadResult;
 
-/// Body bytes per chunk of a large object for a given segment size: about
-/// 1 MiB (at least four chunks a segment), sized so that whole chunk entries
-/// (header included, 512-byte aligned) fill a segment with no waste.
-pub fn chunk_size(segment_size: u64) -> u64 {
-    let per_segment = (segment_size >> 20).max(4);
-    let alloc = (segment_size - 4096) / per_segment / 512 * 512;
-    alloc - 64
-}
-
-/// How the device is cut up. Identical on every shard. Each region is its
-/// segments followed by a metadata area that holds the shard's checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub device_size: u64,
-    pub segment_size: u64,
-    pub shards: u32,
-    pub segments_per_region: u32,
-    /// Objects each shard's index is sized for.
-    pub index_objects: u64,
-    /// Bytes of each region's metadata area (a multiple of 4 KiB).
-    pub meta_size: u64,
-}
-
-/// Bytes a checkpoint of one region may need: header, segment table, index
-/// table, ghost, and the chunk-owner list (at most two chunk entries per
-/// chunk-size of region, counting each large object's short last chunk).
-pub fn meta_bytes(segments: u64, segment_size: u64, index_objects: u64) -> u64 {
-    let table = Index::buckets_for(index_objects) * BUCKET as u64;
-    let ghost = table * 17 / 20;
-    let chunk_entries = 2 * segments * segment_size / chunk_size(segment_size);
-    let raw = 4096 + segments * 16 + table * 8 + ghost + chunk_entries * 12 + 4096;
-    raw.div_ceil(4096) * 4096
-}
-
-impl Geometry {
-    /// The smallest number of segments a region may have: two open write
-    /// heads (small and main queue), one flushing, the free reserve of two,
-    /// and one to reclaim.
-    pub const MIN_SEGMENTS: u64 = 6;
-
-    pub fn new(
-        device_size: u64,
-        segment_size: u64,
-        shards: u32,
-        avg_object_size: u64,
-    ) -> Result<Geometry, String> {
-        let usable = device_size.saturating_sub(DATA_START);
-        let share = usable / shards as u64 / 4096 * 4096;
-        let mut segments = share / segment_size;
-        let objects_for =
-            |segs: u64| (segs * segment_size / avg_object_size.max(64)).max(BUCKET as u64);
-        while segments > 0
-            && segments * segment_size + meta_bytes(segments, segment_size, objects_for(segments))
-                > share
-        {
-            segments -= 1;
-        }
-        if segments < Self::MIN_SEGMENTS {
-            let per_region = Self::MIN_SEGMENTS * segment_size
-                + meta_bytes(
-                    Self::MIN_SEGMENTS,
-                    segment_size,
-                    objects_for(Self::MIN_SEGMENTS),
-                );
-            let needed = DATA_START + per_region * shards as u64;
-            return Err(format!(
-                "is too small: {device_size} bytes; {shards} shard(s) with {segment_size}-byte segments \
-                 need at least {needed} bytes ({} segments per shard)",
-                Self::MIN_SEGMENTS
-            ));
-        }
-        let index_objects = objects_for(segments);
-        Ok(Geometry {
-            device_size,
-            segment_size,
-            shards,
-            segments_per_region: segments.min(u32::MAX as u64) as u32,
-            index_objects,
-            meta_size: meta_bytes(segments, segment_size, index_objects),
-        })
-    }
-
-    pub fn region_size(&self) -> u64 {
-        self.segments_per_region as u64 * self.segment_size
-    }
-
-    fn region_stride(&self) -> u64 {
-        self.region_size() + self.meta_size
-    }
-
-    pub fn segment_offset(&self, shard: u32, slot: u32) -> u64 {
-        DATA_START + shard as u64 * self.region_stride() + slot as u64 * self.segment_size
-    }
-
-    /// Where a shard's metadata area (its checkpoint) starts.
-    pub fn meta_offset(&self, shard: u32) -> u64 {
-        DATA_START + shard as u64 * self.region_stride() + self.region_size()
-    }
-
-    fn superblock(&self, format_id: u64) -> Superblock {
-        Superblock {
-            version: FORMAT_VERSION,
-            device_size: self.device_size,
-            segment_size: self.segment_size,
-            shards: self.shards,
-            segments_per_region: self.segments_per_region,
-            index_objects: self.index_objects,
-            format_id,
-        }
-    }
-}
-
 /// What start-up decided about the device.
 #[derive(Clone, Debug)]
 pub struct PreparedDevice {
@@ -142,16 +30,46 @@ pub struct PreparedDevice {
     pub fresh: bool,
 }
 
-#[derive(Debug)]
-pub struct DeviceError(pub String);
-
-impl std::fmt::Display for DeviceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Why the cache device cannot be used. Each names the path; the kind says
+/// what an operator (or a caller) can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Not opened: missing permissions, no such device, no directory for a
+    /// file, no O_DIRECT.
+    #[error("cache device {}: {what}: {source}", path.display())]
+    CannotOpen {
+        path: PathBuf,
+        what: String,
+        source: io::Error,
+    },
+    /// Its size could not be read, or a file could not be sized to
+    /// `cache.size` (a full disk, a filesystem limit).
+    #[error("cache device {}: {what}: {source}", path.display())]
+    CannotSize {
+        path: PathBuf,
+        what: String,
+        source: io::Error,
+    },
+    /// Smaller than the shards need: a larger `cache.size` or device, or
+    /// fewer `cores`.
+    #[error("cache device {}: {source}", path.display())]
+    TooSmall { path: PathBuf, source: TooSmall },
+    /// Our superblock with a bad checksum: the contents cannot be trusted.
+    #[error(
+        "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot \
+         be trusted. To discard the cache and re-format the device, start once with `edgeslab \
+         serve --reformat ...` (or set cache.reformat = true)",
+        path.display()
+    )]
+    CorruptSuperblock { path: PathBuf },
+    /// Reading or writing the superblock failed.
+    #[error("cache device {}: {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
 }
-
-impl std::error::Error for DeviceError {}
 
 /// A 4 KiB-aligned buffer for O_DIRECT through std I/O.
 struct AlignedBlock {
@@ -202,15 +120,29 @@ pub struct DeviceSpec<'a> {
 /// saying why in the log. A corrupt superblock is an error unless `reformat`.
 pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     let path = spec.path;
-    let err = |what: &str, e: io::Error| {
-        DeviceError(format!("cache device {}: {what}: {e}", path.display()))
+    let open_err = |what: &str, source: io::Error| DeviceError::CannotOpen {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        source,
+    };
+    let size_err = |what: String, source: io::Error| DeviceError::CannotSize {
+        path: path.to_path_buf(),
+        what,
+        source,
+    };
+    let io_err = |what: &'static str| {
+        move |source: io::Error| DeviceError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
     };
     let meta = std::fs::metadata(path).ok();
     let is_block_device = meta
         .as_ref()
         .is_some_and(|m| m.file_type().is_block_device());
     if !is_block_device && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| err("cannot create its directory", e))?;
+        std::fs::create_dir_all(parent).map_err(|e| open_err("cannot create its directory", e))?;
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -219,19 +151,22 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         .truncate(false)
         .custom_flags(libc::O_DIRECT)
         .open(path)
-        .map_err(|e| err("cannot open", e))?;
+        .map_err(|e| open_err("cannot open", e))?;
     let device_size = if is_block_device {
         file.seek(SeekFrom::End(0))
-            .map_err(|e| err("cannot read its size", e))?
+            .map_err(|e| size_err("cannot read its size".into(), e))?
     } else {
-        let current = file.metadata().map_err(|e| err("cannot stat", e))?.len();
+        let current = file
+            .metadata()
+            .map_err(|e| size_err("cannot stat".into(), e))?
+            .len();
         if current != spec.size {
             file.set_len(spec.size)
-                .map_err(|e| err(&format!("cannot size it to {} bytes", spec.size), e))?;
+                .map_err(|e| size_err(format!("cannot size it to {} bytes", spec.size), e))?;
         }
         preallocate(&file, spec.size).map_err(|e| {
-            err(
-                &format!("cannot allocate {} bytes (disk full?)", spec.size),
+            size_err(
+                format!("cannot allocate {} bytes (disk full?)", spec.size),
                 e,
             )
         })?;
@@ -243,13 +178,16 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         spec.shards,
         spec.avg_object_size,
     )
-    .map_err(|e| DeviceError(format!("cache device {} {e}", path.display())))?;
+    .map_err(|source| DeviceError::TooSmall {
+        path: path.to_path_buf(),
+        source,
+    })?;
 
     let mut block = AlignedBlock::new(SUPERBLOCK_SIZE);
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| err("cannot seek", e))?;
+        .map_err(io_err("cannot seek"))?;
     file.read_exact(block.bytes())
-        .map_err(|e| err("cannot read the superblock", e))?;
+        .map_err(io_err("cannot read the superblock"))?;
     let wanted = geometry.superblock(0);
     match Superblock::decode(block.bytes()) {
         SuperblockRead::Valid(old) if !spec.reformat => {
@@ -279,12 +217,9 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
             "cache device was laid out differently; re-formatting it (cached objects are dropped)"
         ),
         SuperblockRead::Corrupt if !spec.reformat && !spec.reformat_if_corrupt => {
-            return Err(DeviceError(format!(
-                "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot be \
-                 trusted. To discard the cache and re-format the device, start once with `edgeslab serve \
-                 --reformat ...` (or set cache.reformat = true)",
-                path.display()
-            )));
+            return Err(DeviceError::CorruptSuperblock {
+                path: path.to_path_buf(),
+            });
         }
         SuperblockRead::Corrupt => {
             tracing::warn!(path = %path.display(), "re-formatting a cache device with a corrupt superblock")
@@ -297,11 +232,11 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     block.bytes().fill(0);
     block.bytes()[..SUPERBLOCK_SIZE].copy_from_slice(&sb.encode());
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| err("cannot seek", e))?;
+        .map_err(io_err("cannot seek"))?;
     file.write_all(block.bytes())
-        .map_err(|e| err("cannot write the superblock", e))?;
+        .map_err(io_err("cannot write the superblock"))?;
     file.sync_data()
-        .map_err(|e| err("cannot sync the superblock", e))?;
+        .map_err(io_err("cannot sync the superblock"))?;
     Ok(PreparedDevice {
         path: path.to_path_buf(),
         geometry,
@@ -342,44 +277,6 @@ pub fn random_u64() -> u64 {
     )
 }
 
-/// Test-only fault injection, switched on by the environment variable
-/// `EDGESLAB_TEST_FAULTS` (e.g. `read-eio=3,write-eio=5`: every third read,
-/// every fifth segment write fails with EIO). Off, it costs one branch.
-#[derive(Debug, Default)]
-struct Faults {
-    read_eio_every: u64,
-    write_eio_every: u64,
-    reads: Cell<u64>,
-    writes: Cell<u64>,
-}
-
-impl Faults {
-    fn from_env() -> Faults {
-        let mut f = Faults::default();
-        if let Ok(spec) = std::env::var("EDGESLAB_TEST_FAULTS") {
-            for part in spec.split(',') {
-                match part.trim().split_once('=') {
-                    Some(("read-eio", n)) => f.read_eio_every = n.parse().unwrap_or(0),
-                    Some(("write-eio", n)) => f.write_eio_every = n.parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-            if f.read_eio_every + f.write_eio_every > 0 {
-                tracing::warn!(spec = %spec, "cache device fault injection is ON (test only)");
-            }
-        }
-        f
-    }
-
-    fn fire(every: u64, count: &Cell<u64>) -> bool {
-        if every == 0 {
-            return false;
-        }
-        count.set(count.get() + 1);
-        count.get().is_multiple_of(every)
-    }
-}
-
 /// One shard's O_DIRECT handle on the device (any shard may read any region).
 pub struct Device {
     file: Rc<DmaFile>,
@@ -401,17 +298,19 @@ fn logical_block_size(fd: std::os::fd::RawFd) -> io::Result<u64> {
 }
 
 impl Device {
-    pub async fn open(path: &Path) -> io::Result<Device> {
+    pub async fn open(path: &Path) -> Result<Device, DeviceError> {
         use std::os::fd::AsRawFd;
-        let err = |e: &dyn std::fmt::Display| {
-            io::Error::other(format!("cache device {}: {e}", path.display()))
+        let err = |what: &str, source: io::Error| DeviceError::CannotOpen {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+            source,
         };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .dma_open(path)
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| err("cannot open for direct I/O", e.into()))?;
         let mut alignment = file.alignment();
         let is_block = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
         if is_block {
@@ -425,12 +324,11 @@ impl Device {
                 flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_DIRECT) == 0
             };
             if !ok {
-                return Err(err(&format!(
-                    "cannot enable O_DIRECT: {}",
-                    io::Error::last_os_error()
-                )));
+                return Err(err("cannot enable O_DIRECT", io::Error::last_os_error()));
             }
-            alignment = alignment.max(logical_block_size(fd).map_err(|e| err(&e))?);
+            let block =
+                logical_block_size(fd).map_err(|e| err("cannot read its logical block size", e))?;
+            alignment = alignment.max(block);
         }
         Ok(Device {
             file: Rc::new(file),
@@ -444,9 +342,7 @@ impl Device {
     }
 
     pub async fn read(&self, pos: u64, len: usize) -> io::Result<DeviceBytes> {
-        if Faults::fire(self.faults.read_eio_every, &self.faults.reads) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
+        self.faults.on_read()?;
         let start = pos / self.alignment * self.alignment;
         let end = (pos + len as u64).div_ceil(self.alignment) * self.alignment;
         let r = self
@@ -466,9 +362,7 @@ impl Device {
     }
 
     pub async fn write(&self, buf: Rc<IoBuffer>, pos: u64) -> io::Result<()> {
-        if Faults::fire(self.faults.write_eio_every, &self.faults.writes) {
-            return Err(io::Error::from_raw_os_error(libc::EIO));
-        }
+        self.faults.on_write()?;
         let len = buf.len();
         let n = self
             .file
@@ -493,38 +387,6 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_fill_segments_exactly() {
-        for seg in [1u64 << 20, 4 << 20, 16 << 20, 256 << 20] {
-            let chunk = chunk_size(seg);
-            let alloc = (chunk + 64).div_ceil(512) * 512;
-            let fit = (seg - 4096) / alloc;
-            assert!(
-                fit >= 4 && (seg - 4096) - fit * alloc < 512 * fit,
-                "{seg}: {chunk}"
-            );
-            assert!(chunk <= 1 << 20 || seg < 4 << 20);
-        }
-    }
-
-    #[test]
-    fn geometry_splits_regions_and_rejects_small_devices() {
-        let seg = 16u64 << 20;
-        let g = Geometry::new(DATA_START + 2 * (8 * seg), seg, 2, 32 << 10).unwrap();
-        assert_eq!(
-            g.segments_per_region, 7,
-            "one segment's room goes to metadata"
-        );
-        assert!(g.meta_size > 0 && g.meta_size.is_multiple_of(4096));
-        assert!(g.meta_offset(0) + g.meta_size <= g.segment_offset(1, 0));
-        assert!(g.meta_offset(1) + g.meta_size <= g.device_size);
-        let e = Geometry::new(DATA_START + 11 * seg, seg, 2, 32 << 10).unwrap_err();
-        assert!(
-            e.contains("too small") && e.contains("need at least"),
-            "{e}"
-        );
-    }
 
     fn spec(path: &Path, size: u64, shards: u32) -> DeviceSpec<'_> {
         DeviceSpec {
@@ -551,7 +413,9 @@ mod tests {
         let changed = prepare(&spec(&path, 32 << 20, 1)).unwrap();
         assert!(changed.fresh, "a new shard count re-formats");
         assert_ne!(changed.format_id, p.format_id);
-        let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err().to_string();
+        let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err();
+        assert!(matches!(e, DeviceError::TooSmall { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains(&path.display().to_string()) && e.contains("too small"),
             "{e}"
@@ -567,7 +431,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 0xFF;
         std::fs::write(&path, &bytes).unwrap();
-        let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err().to_string();
+        let e = prepare(&spec(&path, 32 << 20, 1)).unwrap_err();
+        assert!(matches!(e, DeviceError::CorruptSuperblock { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("corrupt") && e.contains("--reformat"), "{e}");
         let tolerant = prepare(&DeviceSpec {
             reformat_if_corrupt: true,

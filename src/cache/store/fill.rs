@@ -4,7 +4,7 @@
 //! fill never holds more than one chunk of its body in memory.
 
 use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
-use super::{FillId, FillMeta, FillState, MAX_HEAD, MAX_KEY, ShardStore, StoreError};
+use super::{FillId, FillMeta, FillState, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ impl ShardStore {
             let rest = st.staged.split_off(self.chunk);
             let piece = std::mem::replace(&mut st.staged, rest);
             if let Err(e) = self.write_chunk(&mut st, &piece).await {
-                tracing::warn!(shard = self.shard, "cache chunk write failed: {e}");
+                crate::warn_limited!(shard = self.shard, "cache chunk write failed: {e}");
                 st.failed = true;
             }
         }
@@ -126,7 +126,7 @@ impl ShardStore {
                 self.publish_region_stats();
             }
             Err(e) => {
-                tracing::warn!(shard = self.shard, "cache write failed: {e}");
+                crate::warn_limited!(shard = self.shard, "cache write failed: {e}");
                 self.stats.fills_abandoned.fetch_add(1, Relaxed);
             }
         }
@@ -136,8 +136,12 @@ impl ShardStore {
     /// stored under this key leaves it.
     fn keep_in_ram(&self, hash: u64, loc: crate::cache::index::Location) {
         let seq = self.region.borrow().seg(loc.slot).seq;
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
         let bytes = (!loc.manifest && self.ram_accepts(loc.len as usize))
-            .then(|| self.read_buffered(loc.slot, seq, loc.offset, loc.len))
+            .then(|| self.read_buffered(segment, loc.offset, loc.len))
             .flatten()
             .and_then(|b| {
                 let total = EntryHeader::decode_header(&b)?.total_len() as usize;

@@ -141,6 +141,15 @@ pub enum SuperblockRead {
     Valid(Superblock),
 }
 
+/// One use of a segment slot: the slot and the sequence number it was opened
+/// with. Slots are reused; the pair names one segment's contents, and an
+/// entry whose header carries another sequence is from another use.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct SegmentId {
+    pub slot: u32,
+    pub seq: u64,
+}
+
 /// Which queue a segment belongs to (S3-FIFO's small and main queues).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Queue {
@@ -413,6 +422,14 @@ pub struct ChunkRef {
 pub const CHUNK_REF_SIZE: usize = 24;
 
 impl ChunkRef {
+    /// The segment the chunk was written into.
+    pub fn segment(&self) -> SegmentId {
+        SegmentId {
+            slot: self.slot,
+            seq: self.seq,
+        }
+    }
+
     pub fn encode(refs: &[ChunkRef], fill_id: u64, out: &mut Vec<u8>) {
         out.extend_from_slice(&fill_id.to_le_bytes());
         out.extend_from_slice(&(refs.len() as u32).to_le_bytes());

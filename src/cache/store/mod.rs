@@ -1,29 +1,39 @@
 //! The slab store of one shard: an append-only log of entries in fixed-size
 //! segments of the shard's region, written with O_DIRECT one whole segment at
-//! a time, with the compact index and S3-FIFO eviction of `region`, a RAM
-//! tier for hot small entries, a checkpoint at a clean stop and a scan after a
+//! a time, with the compact index, the segment bookkeeping of `region`, the
+//! S3-FIFO eviction of `eviction` and the placement steps of `placement`, a
+//! RAM tier for hot small entries, a checkpoint at a clean stop and a scan after a
 //! crash. The owner shard alone writes its region; any shard may read any
 //! region through its own `Device`. Never blocks the executor: all device I/O
 //! goes through the device layer's io_uring.
 
 pub mod checkpoint;
 pub mod device;
+pub mod eviction;
+mod faults;
 mod fill;
+pub mod geometry;
 pub mod layout;
+pub mod placement;
 pub mod recover;
 pub mod region;
 mod writer;
 
-use crate::cache::index::{EntryLayout, Index, Location, UNIT};
+use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
 use crate::cache::ram::RamTier;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
-use device::{Device, Geometry, IoBuffer, PreparedDevice};
+use device::{Device, DeviceError, IoBuffer, PreparedDevice};
+use eviction::EvictionParams;
+use geometry::Geometry;
+pub use layout::SegmentId;
 use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
-use region::{EvictionParams, Region};
+use placement::Refused;
+use region::Region;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -105,21 +115,19 @@ pub enum Lookup {
         bytes: Option<Vec<u8>>,
         /// Segments not yet on the device at the time of the lookup: chunks
         /// in them must be asked of the owner.
-        buffered: Vec<(u32, u64)>,
+        buffered: Vec<SegmentId>,
     },
 }
 
 struct Flushing {
-    slot: u32,
-    seq: u64,
+    segment: SegmentId,
     buf: Rc<IoBuffer>,
     task: Option<Task<io::Result<()>>>,
 }
 
 /// An open segment's buffer, and the summary of the entries in it.
 struct OpenBuf {
-    slot: u32,
-    seq: u64,
+    segment: SegmentId,
     buf: IoBuffer,
     summary: Vec<layout::SummaryRecord>,
 }
@@ -147,17 +155,40 @@ pub struct ShardStore {
     stats: Arc<StoreStats>,
 }
 
-#[derive(Debug)]
-pub enum StoreError {
-    TooLarge,
-    Io(io::Error),
+/// Why a shard's store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// This shard's handle on the device (see the kinds of `DeviceError`).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The checkpoint of the last clean stop could not be erased, so the
+    /// store must not write (a later crash would bring the checkpoint back).
+    #[error("cache device {}: cannot clear the checkpoint: {source}", path.display())]
+    CheckpointClear { path: PathBuf, source: io::Error },
+    /// The segment size does not suit the region (the index would lose its
+    /// tag bits).
+    #[error("cache.segment_size: {0}")]
+    SegmentSize(#[from] LayoutTooWide),
 }
 
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::TooLarge => f.write_str("entry larger than a segment"),
-            StoreError::Io(e) => write!(f, "cache device I/O: {e}"),
+/// Why the store did not write an entry or a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("entry of {len} bytes is larger than a segment holds ({max} bytes)")]
+    TooLarge { len: u64, max: u64 },
+    #[error("no free cache segment")]
+    NoFreeSegment,
+    #[error("checkpoint needs {needed} bytes, the metadata area holds {room}")]
+    CheckpointTooLarge { needed: u64, room: u64 },
+    #[error("cache device I/O: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<Refused> for StoreError {
+    fn from(r: Refused) -> StoreError {
+        match r {
+            Refused::TooLarge { len, max } => StoreError::TooLarge { len, max },
+            Refused::NoFreeSegment => StoreError::NoFreeSegment,
         }
     }
 }
@@ -174,13 +205,12 @@ impl ShardStore {
         shard: u32,
         opts: &StoreOptions,
         stats: Arc<StoreStats>,
-    ) -> Result<Rc<ShardStore>, String> {
+    ) -> Result<Rc<ShardStore>, OpenError> {
         let geo = dev.geometry;
-        let device = Device::open(&dev.path).await.map_err(|e| e.to_string())?;
-        let chunk = device::chunk_size(geo.segment_size) as usize;
+        let device = Device::open(&dev.path).await?;
+        let chunk = geometry::chunk_size(geo.segment_size) as usize;
         let max_entry = (geo.segment_size - SEGMENT_HEADER_SIZE as u64).min(4 << 20);
-        let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)
-            .map_err(|e| format!("cache.segment_size: {e}"))?;
+        let layout = EntryLayout::new(geo.segments_per_region as u64, geo.segment_size, max_entry)?;
         // A manifest lists 24 bytes per chunk; it must fit an entry.
         let max_chunks =
             (layout.max_entry_bytes().min(max_entry) as usize - MAX_HEAD - MAX_KEY - 1024) / 24;
@@ -233,7 +263,7 @@ impl ShardStore {
         shard: u32,
         layout: EntryLayout,
         params: EvictionParams,
-    ) -> Result<Region, String> {
+    ) -> Result<Region, OpenError> {
         let geo = dev.geometry;
         let meta_at = geo.meta_offset(shard);
         let table_len =
@@ -258,11 +288,9 @@ impl ShardStore {
             device.write(Rc::new(blank), meta_at).await?;
             device.sync().await
         };
-        erased.await.map_err(|e| {
-            format!(
-                "cache device {}: cannot clear the checkpoint: {e}",
-                dev.path.display()
-            )
+        erased.await.map_err(|source| OpenError::CheckpointClear {
+            path: dev.path.clone(),
+            source,
         })?;
         if let Some(img) = image
             && let Some(index) = Index::from_table(layout, img.table)
@@ -300,29 +328,24 @@ impl ShardStore {
 
     /// Writes every open segment and the index checkpoint (a clean stop).
     /// Returns the number of objects the checkpoint holds.
-    pub async fn checkpoint(&self) -> io::Result<usize> {
+    pub async fn checkpoint(&self) -> Result<usize, StoreError> {
         let _writer = self.write_lock.lock().await;
-        for queue in [layout::Queue::Small, layout::Queue::Main] {
-            let used = self
-                .region
-                .borrow()
-                .write_head(queue)
-                .map(|(_, _, c)| c as usize);
+        let sealed = self.region.borrow_mut().seal_heads();
+        for (queue, s) in sealed {
             let open = self.buffers.borrow_mut().open[queue as usize].take();
-            if let (Some(open), Some(used)) = (open, used) {
-                self.start_flush(open, used).await;
+            if let Some(open) = open {
+                self.start_flush(open, s.used as usize).await;
             }
         }
         self.finish_flush().await;
-        self.region.borrow_mut().seal_heads();
         let (buf, objects) = {
             let region = self.region.borrow();
             let len = checkpoint::encoded_len(&region);
             if len as u64 > self.geo.meta_size {
-                return Err(io::Error::other(format!(
-                    "checkpoint needs {len} bytes, the metadata area holds {}",
-                    self.geo.meta_size
-                )));
+                return Err(StoreError::CheckpointTooLarge {
+                    needed: len as u64,
+                    room: self.geo.meta_size,
+                });
             }
             let mut buf = self
                 .device
@@ -355,13 +378,13 @@ impl ShardStore {
         self.ram.borrow().accepts(len)
     }
 
-    fn buffered_slots(&self) -> Vec<(u32, u64)> {
+    fn buffered_segments(&self) -> Vec<SegmentId> {
         let b = self.buffers.borrow();
         b.open
             .iter()
             .flatten()
-            .map(|o| (o.slot, o.seq))
-            .chain(b.flushing.iter().map(|f| (f.slot, f.seq)))
+            .map(|o| o.segment)
+            .chain(b.flushing.iter().map(|f| f.segment))
             .collect()
     }
 
@@ -388,11 +411,15 @@ impl ShardStore {
             return Lookup::Miss;
         };
         let seq = self.region.borrow().seg(loc.slot).seq;
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
         Lookup::Found {
             loc,
             seq,
-            bytes: self.read_buffered(loc.slot, seq, loc.offset, loc.len),
-            buffered: self.buffered_slots(),
+            bytes: self.read_buffered(segment, loc.offset, loc.len),
+            buffered: self.buffered_segments(),
         }
     }
 
@@ -418,19 +445,14 @@ impl ShardStore {
     }
 
     /// A copy of bytes from a segment still in memory, if it is.
-    pub fn read_buffered(&self, slot: u32, seq: u64, offset: u32, len: u32) -> Option<Vec<u8>> {
+    pub fn read_buffered(&self, segment: SegmentId, offset: u32, len: u32) -> Option<Vec<u8>> {
         let b = self.buffers.borrow();
         let range = offset as usize..offset as usize + len as usize;
-        if let Some(o) = b
-            .open
-            .iter()
-            .flatten()
-            .find(|o| (o.slot, o.seq) == (slot, seq))
-        {
+        if let Some(o) = b.open.iter().flatten().find(|o| o.segment == segment) {
             return o.buf.as_bytes().get(range).map(<[u8]>::to_vec);
         }
         if let Some(f) = &b.flushing
-            && (f.slot, f.seq) == (slot, seq)
+            && f.segment == segment
         {
             return f.buf.as_bytes().get(range).map(<[u8]>::to_vec);
         }

@@ -9,12 +9,14 @@
 //! over older ones; a large object counts only if every chunk its manifest
 //! lists is in a segment of the right sequence.
 
-use super::device::{Device, Geometry};
+use super::device::Device;
+use super::eviction::EvictionParams;
+use super::geometry::Geometry;
 use super::layout::{
     ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind, SEGMENT_HEADER_SIZE, SegmentHeader,
 };
 use super::layout::{read_summary, summary_count, summary_len};
-use super::region::{EvictionParams, Region, SegmentRecord};
+use super::region::{ChunkOwner, Region, SegmentRecord};
 use crate::cache::index::{EntryLayout, Index, Location, UNIT};
 
 /// What a scan found, for the log.
@@ -38,7 +40,7 @@ async fn read_summarized(
     slot: u32,
     seq: u64,
     found: &mut Vec<Found>,
-    owners: &mut Vec<(u32, u64)>,
+    owners: &mut Vec<ChunkOwner>,
     report: &mut ScanReport,
 ) -> bool {
     let seg_size = geo.segment_size;
@@ -74,7 +76,10 @@ async fn read_summarized(
         };
         let refs = match r.kind {
             EntryKind::Chunk => {
-                chunks.push((slot, r.key_hash));
+                chunks.push(ChunkOwner {
+                    slot,
+                    key_hash: r.key_hash,
+                });
                 continue;
             }
             EntryKind::Object => None,
@@ -122,7 +127,7 @@ fn walk(
     slot: u32,
     seq: u64,
     found: &mut Vec<Found>,
-    owners: &mut Vec<(u32, u64)>,
+    owners: &mut Vec<ChunkOwner>,
     report: &mut ScanReport,
 ) {
     let seg_size = seg.len();
@@ -149,7 +154,10 @@ fn walk(
             manifest: eh.kind == EntryKind::Manifest,
         };
         match eh.kind {
-            EntryKind::Chunk => owners.push((slot, eh.key_hash)),
+            EntryKind::Chunk => owners.push(ChunkOwner {
+                slot,
+                key_hash: eh.key_hash,
+            }),
             EntryKind::Object => found.push(Found {
                 seq,
                 hash: eh.key_hash,
@@ -193,7 +201,7 @@ pub async fn scan(
     let mut report = ScanReport::default();
     let mut records: Vec<Option<SegmentRecord>> = vec![None; nsegs];
     let mut found: Vec<Found> = Vec::new();
-    let mut owners: Vec<(u32, u64)> = Vec::new();
+    let mut owners: Vec<ChunkOwner> = Vec::new();
     for slot in 0..nsegs as u32 {
         let base = geo.segment_offset(shard, slot);
         let header = match device.read(base, SEGMENT_HEADER_SIZE).await {

@@ -1,24 +1,15 @@
 //! The bookkeeping of one shard's region: which segment slots are free, open
-//! or sealed, the order they were sealed in, which index buckets each holds,
-//! and every eviction decision. Pure state with no I/O, so the storage engine
-//! and the trace-replay benchmark run exactly the same code; the caller moves
-//! the bytes that a `ReclaimPlan` asks for.
-//!
-//! Eviction is S3-FIFO at segment granularity. New objects are written to the
-//! small queue's segments; reclaiming a small segment moves the objects that
-//! were hit there to the main queue and remembers the rest in a ghost table;
-//! an object whose key is in the ghost goes straight to the main queue.
-//! Reclaiming a main segment reinserts the objects hit since they were written
-//! (FIFO with reinsertion), so popular objects survive and one-hit wonders
-//! leave after a short stay.
+//! or sealed, each queue's write head, which index buckets and large objects
+//! each segment holds, and the region's counters. Pure state with no I/O.
+//! Eviction decisions (which segment to reclaim, which entries it keeps) are
+//! `eviction`'s; when to rotate or reclaim is `placement`'s step machine,
+//! which both the store's writer and the benchmarks drive.
 
-use super::layout::Queue;
+use super::eviction::{EvictionParams, ReclaimPlan, S3Fifo};
+use super::layout::{Queue, SEGMENT_HEADER_SIZE, SegmentId, summary_len};
+use super::placement::{Placement, Rotation, SealedSegment};
 use crate::cache::index::{Index, Location, Taken};
 use std::collections::VecDeque;
-
-/// Free slots kept in reserve, so the reinsertions of a reclaim always have a
-/// segment to go to.
-pub const RESERVE: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SegState {
@@ -45,34 +36,15 @@ pub struct SegmentRecord {
     pub queue: Queue,
 }
 
-/// Tunables of the eviction policy.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EvictionParams {
-    /// Share of the sealed segments the small queue may hold.
-    pub small_share: f64,
-    /// Hits in the small queue needed to move to the main queue.
-    pub promote_hits: u64,
-}
-
-impl Default for EvictionParams {
-    fn default() -> Self {
-        EvictionParams {
-            small_share: 0.05,
-            promote_hits: 1,
-        }
-    }
-}
-
-/// What a reclaim wants done: entries whose bytes must be copied to the main
-/// queue before the slot is reused. Everything else in the slot is already
-/// gone from the index.
-#[derive(Debug)]
-pub struct ReclaimPlan {
+/// A large object with a chunk in a segment slot: losing the slot loses the
+/// object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkOwner {
     pub slot: u32,
-    pub seq: u64,
-    pub reinsert: Vec<Taken>,
+    pub key_hash: u64,
 }
 
+/// What the region's reclaims did, counted since it was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RegionStats {
     pub reclaims: u64,
@@ -80,14 +52,7 @@ pub struct RegionStats {
     pub evicted: u64,
 }
 
-/// Where a new entry goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placement {
-    pub slot: u32,
-    pub seq: u64,
-    pub offset: u32,
-}
-
+/// A queue's open segment: where its next entry goes.
 #[derive(Clone, Copy, Debug)]
 struct WriteHead {
     slot: u32,
@@ -97,53 +62,13 @@ struct WriteHead {
     entries: u64,
 }
 
-/// A direct-mapped table of 8-bit fingerprints of keys recently evicted from
-/// the small queue: one byte per expected object, no allocation per key.
-struct Ghost {
-    slots: Vec<u8>,
-}
-
-impl Ghost {
-    fn new(n: usize) -> Ghost {
-        Ghost {
-            slots: vec![0; n.max(1)],
-        }
-    }
-    fn place(&self, key: u64) -> (usize, u8) {
-        let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let at = ((mixed >> 32) * self.slots.len() as u64) >> 32;
-        (at as usize, (mixed as u8) | 1)
-    }
-    fn insert(&mut self, key: u64) {
-        let (at, fp) = self.place(key);
-        self.slots[at] = fp;
-    }
-    /// Removes and reports the key if present.
-    fn take(&mut self, key: u64) -> bool {
-        let (at, fp) = self.place(key);
-        let hit = self.slots[at] == fp;
-        if hit {
-            self.slots[at] = 0;
-        }
-        hit
-    }
-}
-
-/// Ghost key of an index entry: its bucket and tag identify the key.
-fn ghost_key(bucket: u32, tag: u64) -> u64 {
-    (tag << 32) ^ bucket as u64
-}
-
 pub struct Region {
     pub index: Index,
     segment_size: u64,
-    params: EvictionParams,
     heads: [Option<WriteHead>; 2],
     segs: Vec<SegmentMeta>,
     free: VecDeque<u32>,
-    /// Sealed segments of each queue, oldest first.
-    sealed: [VecDeque<u32>; 2],
-    ghost: Ghost,
+    eviction: S3Fifo,
     next_seq: u64,
     stats: RegionStats,
 }
@@ -166,11 +91,10 @@ impl Region {
         first_seq: u64,
         params: EvictionParams,
     ) -> Region {
-        let ghost = Ghost::new(index.capacity() * 17 / 20);
+        let eviction = S3Fifo::new(params, ghost_slots(&index));
         Region {
             index,
             segment_size,
-            params,
             heads: [None, None],
             segs: (0..segments)
                 .map(|_| SegmentMeta {
@@ -182,8 +106,7 @@ impl Region {
                 })
                 .collect(),
             free: (0..segments).collect(),
-            sealed: [VecDeque::new(), VecDeque::new()],
-            ghost,
+            eviction,
             next_seq: first_seq.max(1),
             stats: RegionStats::default(),
         }
@@ -199,7 +122,7 @@ impl Region {
         segment_size: u64,
         records: &[Option<SegmentRecord>],
         ghost: Option<Vec<u8>>,
-        chunk_owners: &[(u32, u64)],
+        chunk_owners: &[ChunkOwner],
         params: EvictionParams,
     ) -> Region {
         let mut r = Region::with_params(
@@ -209,6 +132,12 @@ impl Region {
             1,
             params,
         );
+        // The ghost is sized from the index it serves, not from the empty
+        // one the region was built with above.
+        r.eviction = S3Fifo::new(params, ghost_slots(&index));
+        if let Some(g) = ghost {
+            r.eviction.restore_ghost(g);
+        }
         let mut order: Vec<(u64, u32)> = Vec::new();
         r.free.clear();
         for (slot, rec) in records.iter().enumerate() {
@@ -225,8 +154,7 @@ impl Region {
         }
         order.sort_unstable();
         for &(seq, slot) in &order {
-            let q = r.segs[slot as usize].queue as usize;
-            r.sealed[q].push_back(slot);
+            r.eviction.push_sealed(slot, r.segs[slot as usize].queue);
             r.next_seq = r.next_seq.max(seq + 1);
         }
         let stray: Vec<_> = index
@@ -244,30 +172,27 @@ impl Region {
         for t in index.iter() {
             r.segs[t.loc.slot as usize].members.push(t.bucket);
         }
-        for &(slot, hash) in chunk_owners {
+        for owner in chunk_owners {
             if let Some(seg) = r
                 .segs
-                .get_mut(slot as usize)
+                .get_mut(owner.slot as usize)
                 .filter(|s| s.state == SegState::Sealed)
             {
-                seg.chunk_owners.push(hash);
+                seg.chunk_owners.push(owner.key_hash);
             }
-        }
-        if let Some(g) = ghost.filter(|g| g.len() == r.ghost.slots.len()) {
-            r.ghost.slots = g;
         }
         r.index = index;
         r
     }
 
-    /// Seals the open write heads (at a clean stop, after their buffers were
-    /// written), so a checkpoint lists them as sealed.
-    pub fn seal_heads(&mut self) -> Vec<u32> {
+    /// Seals the open write heads (at a clean stop), so a checkpoint lists
+    /// them as sealed. Returns them, for their buffers to be written.
+    pub fn seal_heads(&mut self) -> Vec<(Queue, SealedSegment)> {
         let mut sealed = Vec::new();
-        for q in 0..2 {
-            if let Some(h) = self.heads[q].take() {
+        for queue in [Queue::Small, Queue::Main] {
+            if let Some(h) = self.heads[queue as usize].take() {
                 self.seal(h.slot);
-                sealed.push(h.slot);
+                sealed.push((queue, h.sealed()));
             }
         }
         sealed
@@ -287,15 +212,20 @@ impl Region {
     }
 
     pub fn ghost_bytes(&self) -> &[u8] {
-        &self.ghost.slots
+        self.eviction.ghost_bytes()
     }
 
-    /// (slot, key hash) of every chunk of a large object, for a checkpoint.
-    pub fn chunk_owner_list(&self) -> Vec<(u32, u64)> {
+    /// Every segment holding a chunk of a large object, for a checkpoint.
+    pub fn chunk_owner_list(&self) -> Vec<ChunkOwner> {
         self.segs
             .iter()
             .enumerate()
-            .flat_map(|(slot, s)| s.chunk_owners.iter().map(move |&h| (slot as u32, h)))
+            .flat_map(|(slot, s)| {
+                s.chunk_owners.iter().map(move |&key_hash| ChunkOwner {
+                    slot: slot as u32,
+                    key_hash,
+                })
+            })
             .collect()
     }
 
@@ -323,26 +253,22 @@ impl Region {
         self.next_seq
     }
 
-    /// The queue a new object with this key hash is written to: main if the
-    /// key was recently evicted from the small queue (it came back), else small.
+    /// The queue a new object with this key hash is written to (see
+    /// `S3Fifo::queue_for_new`).
     pub fn queue_for_new(&mut self, hash: u64) -> Queue {
-        let key = ghost_key(self.index.bucket_of(hash), self.index.tag_of(hash));
-        if self.ghost.take(key) {
-            Queue::Main
-        } else {
-            Queue::Small
-        }
+        let (bucket, tag) = (self.index.bucket_of(hash), self.index.tag_of(hash));
+        self.eviction.queue_for_new(bucket, tag)
     }
 
-    /// Reserves `len` bytes (a multiple of the unit) at a queue's write head.
-    pub fn place(&mut self, queue: Queue, len: u64) -> Option<Placement> {
+    /// Reserves `len` bytes (a multiple of the unit) at a queue's write head,
+    /// leaving room for the summary. Only the placement machine calls this.
+    pub(super) fn place(&mut self, queue: Queue, len: u64) -> Option<Placement> {
         let head = self.heads[queue as usize].as_mut()?;
-        if head.cursor + len + super::layout::summary_len(head.entries + 1) > self.segment_size {
+        if head.cursor + len + summary_len(head.entries + 1) > self.segment_size {
             return None;
         }
         let p = Placement {
-            slot: head.slot,
-            seq: head.seq,
+            segment: head.id(),
             offset: head.cursor as u32,
         };
         head.cursor += len;
@@ -350,23 +276,14 @@ impl Region {
         Some(p)
     }
 
-    /// A queue's open segment: (slot, seq, bytes used).
-    pub fn write_head(&self, queue: Queue) -> Option<(u32, u64, u64)> {
-        self.heads[queue as usize].map(|h| (h.slot, h.seq, h.cursor))
-    }
-
-    /// Seals a queue's open segment (the caller flushes it) and opens a free
-    /// slot in its place. Returns (sealed slot, opened slot and seq), or None
-    /// when no slot is free.
-    pub fn rotate(&mut self, queue: Queue) -> Option<(Option<u32>, (u32, u64))> {
-        if self.free.is_empty() {
-            return None;
-        }
+    /// Seals a queue's open segment and opens a free slot in its place, or
+    /// None when no slot is free. Only the placement machine calls this.
+    pub(super) fn rotate(&mut self, queue: Queue) -> Option<Rotation> {
+        let slot = self.free.pop_front()?;
         let sealed = self.heads[queue as usize].take().map(|h| {
             self.seal(h.slot);
-            h.slot
+            h.sealed()
         });
-        let slot = self.free.pop_front().expect("checked non-empty");
         let seq = self.next_seq;
         self.next_seq += 1;
         let s = &mut self.segs[slot as usize];
@@ -378,15 +295,14 @@ impl Region {
         self.heads[queue as usize] = Some(WriteHead {
             slot,
             seq,
-            cursor: super::layout::SEGMENT_HEADER_SIZE as u64,
+            cursor: SEGMENT_HEADER_SIZE as u64,
             entries: 0,
         });
-        Some((sealed, (slot, seq)))
-    }
-
-    /// Whether a reclaim must run before more writes (the reserve is short).
-    pub fn needs_reclaim(&self) -> bool {
-        self.free.len() < RESERVE
+        Some(Rotation {
+            queue,
+            sealed,
+            opened: SegmentId { slot, seq },
+        })
     }
 
     fn seal(&mut self, slot: u32) {
@@ -395,8 +311,8 @@ impl Region {
         s.state = SegState::Sealed;
         s.members.shrink_to_fit();
         s.chunk_owners.shrink_to_fit();
-        let q = s.queue as usize;
-        self.sealed[q].push_back(slot);
+        let queue = s.queue;
+        self.eviction.push_sealed(slot, queue);
     }
 
     /// Records a new object or manifest and points the index at it. Returns
@@ -417,7 +333,7 @@ impl Region {
 
     /// Puts back an entry a reclaim copied forward, unless a newer version of
     /// the object arrived meanwhile.
-    pub fn reinsert(&mut self, t: &Taken, loc: Location) -> bool {
+    pub(super) fn reinsert(&mut self, t: &Taken, loc: Location) -> bool {
         if self.index.has_tag(t.bucket, t.tag) {
             return false;
         }
@@ -427,73 +343,29 @@ impl Region {
         true
     }
 
-    /// Picks the segment to reclaim: the small queue's oldest while that queue
-    /// holds more than its share, else the main queue's oldest.
-    fn victim(&mut self) -> Option<(u32, Queue)> {
-        let sealed_total = self.sealed[0].len() + self.sealed[1].len();
-        let small_cap = ((sealed_total as f64 * self.params.small_share).ceil() as usize).max(1);
-        let from_small = !self.sealed[Queue::Small as usize].is_empty()
-            && (self.sealed[Queue::Small as usize].len() > small_cap
-                || self.sealed[Queue::Main as usize].is_empty());
-        if from_small {
-            self.sealed[Queue::Small as usize]
-                .pop_front()
-                .map(|s| (s, Queue::Small))
-        } else {
-            self.sealed[Queue::Main as usize]
-                .pop_front()
-                .map(|s| (s, Queue::Main))
-                .or_else(|| {
-                    self.sealed[Queue::Small as usize]
-                        .pop_front()
-                        .map(|s| (s, Queue::Small))
-                })
-        }
-    }
-
-    /// Takes a segment for reuse and decides the fate of each entry in it:
-    /// objects hit enough are returned for copying to the main queue (with
-    /// their count spent), the rest leave the index now.
-    pub fn plan_reclaim(&mut self) -> Option<ReclaimPlan> {
-        let (slot, queue) = self.victim()?;
+    /// Takes the segment eviction picks out of its queue and out of the
+    /// index; the plan lists the entries to copy forward (none when
+    /// `keep_any` is false). Only the placement machine calls this.
+    pub(super) fn plan_reclaim(&mut self, keep_any: bool) -> Option<ReclaimPlan> {
+        let (slot, queue) = self.eviction.victim()?;
         self.stats.reclaims += 1;
         let seq = self.segs[slot as usize].seq;
         let taken = self.unindex_slot(slot);
-        let mut reinsert = Vec::new();
-        for mut t in taken {
-            let keep = match queue {
-                Queue::Small => t.freq >= self.params.promote_hits,
-                Queue::Main => t.freq > 0,
-            };
-            if keep {
-                t.freq = match queue {
-                    Queue::Small => 0,
-                    Queue::Main => t.freq - 1,
-                };
-                reinsert.push(t);
-            } else {
-                if queue == Queue::Small {
-                    self.ghost.insert(ghost_key(t.bucket, t.tag));
-                }
-                self.stats.evicted += 1;
-            }
-        }
+        let sorted = self.eviction.sort_reclaimed(queue, taken, keep_any);
+        self.stats.evicted += sorted.evicted;
         Some(ReclaimPlan {
-            slot,
-            seq,
-            reinsert,
+            segment: SegmentId { slot, seq },
+            reinsert: sorted.keep,
         })
     }
 
-    /// Returns a reclaimed slot to the free list once its bytes were copied.
-    pub fn finish_reclaim(&mut self, slot: u32) {
+    /// Ends a reclaim once its copies are made: `dropped` of the entries it
+    /// kept could not be copied (evicted after all), and the slot is free.
+    pub(super) fn finish_reclaim(&mut self, plan: &ReclaimPlan, dropped: u64) {
+        self.stats.evicted += dropped;
+        let slot = plan.segment.slot;
         self.segs[slot as usize].state = SegState::Free;
         self.free.push_back(slot);
-    }
-
-    /// Entries of a reclaim that could not be copied forward are evicted.
-    pub fn drop_reinsert(&mut self, n: u64) {
-        self.stats.evicted += n;
     }
 
     /// Forgets everything in a sealed segment whose bytes never reached the
@@ -523,78 +395,6 @@ impl Region {
         taken
     }
 
-    /// Places an entry as a null device would: the same rotations, reclaims
-    /// and reinsertions as the store, with no bytes moved. Returns where the
-    /// entry went, or None if it cannot fit a segment. Used by the trace
-    /// replay and the index-memory benchmarks.
-    pub fn place_without_device(&mut self, queue: Queue, len: u64) -> Option<Placement> {
-        if len + super::layout::SEGMENT_HEADER_SIZE as u64 + super::layout::summary_len(1)
-            > self.segment_size
-        {
-            return None;
-        }
-        loop {
-            if let Some(p) = self.place(queue, len) {
-                return Some(p);
-            }
-            let mut rounds = 0;
-            if self.free.is_empty() {
-                // A region restored full has no free slot yet.
-                let plan = self.plan_reclaim()?;
-                self.drop_reinsert(plan.reinsert.len() as u64);
-                self.finish_reclaim(plan.slot);
-            }
-            self.rotate(queue)?;
-            while self.needs_reclaim() {
-                rounds += 1;
-                let Some(plan) = self.plan_reclaim() else {
-                    break;
-                };
-                let mut dropped = 0;
-                for t in &plan.reinsert {
-                    // Beyond a bound, a reclaim keeps nothing: progress is guaranteed.
-                    let placed = if rounds > self.segs.len() {
-                        None
-                    } else {
-                        self.place(Queue::Main, t.loc.len as u64).or_else(|| {
-                            self.rotate(Queue::Main)?;
-                            self.place(Queue::Main, t.loc.len as u64)
-                        })
-                    };
-                    match placed {
-                        Some(p) => {
-                            let loc = Location {
-                                slot: p.slot,
-                                offset: p.offset,
-                                ..t.loc
-                            };
-                            self.reinsert(t, loc);
-                        }
-                        None => dropped += 1,
-                    }
-                }
-                self.drop_reinsert(dropped);
-                self.finish_reclaim(plan.slot);
-            }
-        }
-    }
-
-    /// Stores a new object of `len` bytes (a multiple of the unit) as a null
-    /// device would: picks its queue, places it, indexes it. Returns where it
-    /// went, or None if it cannot fit a segment.
-    pub fn insert_without_device(&mut self, hash: u64, len: u64) -> Option<Location> {
-        let queue = self.queue_for_new(hash);
-        let p = self.place_without_device(queue, len)?;
-        let loc = Location {
-            slot: p.slot,
-            offset: p.offset,
-            len: len as u32,
-            manifest: false,
-        };
-        self.insert(hash, loc);
-        Some(loc)
-    }
-
     /// Memory held by segment bookkeeping and the ghost (for the
     /// bytes-per-object figure).
     pub fn bookkeeping_bytes(&self) -> usize {
@@ -603,14 +403,36 @@ impl Region {
             .map(|s| s.members.capacity() * 4 + s.chunk_owners.capacity() * 8)
             .sum::<usize>()
             + self.segs.len() * std::mem::size_of::<SegmentMeta>()
-            + self.ghost.slots.len()
+            + self.eviction.ghost_bytes().len()
     }
+}
+
+impl WriteHead {
+    fn id(&self) -> SegmentId {
+        SegmentId {
+            slot: self.slot,
+            seq: self.seq,
+        }
+    }
+
+    fn sealed(&self) -> SealedSegment {
+        SealedSegment {
+            segment: self.id(),
+            used: self.cursor,
+        }
+    }
+}
+
+/// Ghost entries for an index: one per object it holds at full occupancy.
+fn ghost_slots(index: &Index) -> usize {
+    index.capacity() * 17 / 20
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::index::EntryLayout;
+    use crate::cache::store::placement::{RESERVE, insert_without_device};
 
     fn region(segs: u32) -> Region {
         let layout = EntryLayout::new(segs as u64, 1 << 20, 1 << 20).unwrap();
@@ -632,7 +454,7 @@ mod tests {
 
     /// Writes an object of `len` bytes the way the store does.
     fn write(r: &mut Region, hash: u64, len: u64) -> Location {
-        r.insert_without_device(hash, len).unwrap()
+        insert_without_device(r, hash, len).unwrap()
     }
 
     #[test]
@@ -680,26 +502,11 @@ mod tests {
     }
 
     #[test]
-    fn reinsertion_yields_to_newer_versions() {
-        let mut r = region(8);
-        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
-        r.insert(h(1), loc(s0, 4096));
-        r.index.lookup(h(1));
-        r.rotate(Queue::Main).unwrap();
-        let plan = r.plan_reclaim().unwrap();
-        assert_eq!(plan.slot, s0);
-        let p = r.place(Queue::Main, 512).unwrap();
-        r.insert(h(1), loc(p.slot, p.offset)); // a new fill landed meanwhile
-        assert!(!r.reinsert(&plan.reinsert[0], loc(p.slot, 8192)));
-        assert_eq!(r.index.peek(h(1)).unwrap().0, loc(p.slot, p.offset));
-    }
-
-    #[test]
     fn losing_a_chunk_drops_the_large_object() {
         let mut r = region(8);
-        let (_, (s0, _)) = r.rotate(Queue::Main).unwrap();
+        let s0 = r.rotate(Queue::Main).unwrap().opened.slot;
         r.note_chunk(s0, h(9));
-        let (_, (s1, _)) = r.rotate(Queue::Main).unwrap();
+        let s1 = r.rotate(Queue::Main).unwrap().opened.slot;
         let m = Location {
             manifest: true,
             ..loc(s1, 4096)
@@ -707,8 +514,8 @@ mod tests {
         r.insert(h(9), m);
         r.rotate(Queue::Main).unwrap();
         assert!(r.index.peek(h(9)).is_some());
-        let plan = r.plan_reclaim().unwrap();
-        assert_eq!(plan.slot, s0);
+        let plan = r.plan_reclaim(true).unwrap();
+        assert_eq!(plan.segment.slot, s0);
         assert!(r.index.peek(h(9)).is_none());
     }
 
@@ -746,35 +553,6 @@ mod tests {
             write(&mut restored, h(i), 100 << 10);
         }
         assert!(restored.stats().reclaims > 0);
-    }
-
-    #[test]
-    fn a_region_restored_full_can_still_write() {
-        let mut r = region(8);
-        for i in 0..60 {
-            write(&mut r, h(i), 100 << 10);
-        }
-        r.seal_heads();
-        let mut records = r.records();
-        for (slot, rec) in records.iter_mut().enumerate() {
-            rec.get_or_insert(SegmentRecord {
-                seq: 1000 + slot as u64,
-                queue: Queue::Main,
-            });
-        }
-        let layout = r.index.layout();
-        let mut full = Region::restore(
-            Index::from_table(layout, r.index.table().to_vec()).unwrap(),
-            1 << 20,
-            &records,
-            None,
-            &[],
-            EvictionParams::default(),
-        );
-        assert_eq!(full.free_slots(), 0);
-        let l = write(&mut full, h(999), 4096);
-        assert!(full.seg(l.slot).seq > 1000);
-        assert!(full.free_slots() >= RESERVE);
     }
 
     #[test]

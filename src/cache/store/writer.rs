@@ -1,14 +1,16 @@
-//! The write side of a shard's store: appending entries at a queue's write
-//! head, sealing and flushing full segments (one O_DIRECT write each, one in
-//! flight at a time), and reclaiming the segments eviction picks, copying
-//! forward the entries it keeps. Only the owner shard runs this; one writer
-//! at a time (the write lock), never blocking the executor.
+//! The store's driver of the placement step machine: it appends entries at a
+//! queue's write head, writes sealed segments (one O_DIRECT write each, one
+//! in flight at a time) and carries out the reclaims the machine plans,
+//! reading the entries kept and copying them forward. Every decision (size
+//! limit, when to rotate or reclaim, what to keep) is `placement`'s and
+//! `eviction`'s; this file moves the bytes. Only the owner shard runs it; one
+//! writer at a time (the write lock), never blocking the executor.
 
+use super::eviction::ReclaimPlan;
 use super::layout::{
-    ENTRY_HEADER_SIZE, EntryHeader, EntryKind, Queue, SEGMENT_HEADER_SIZE, SegmentHeader,
-    SummaryRecord, write_summary,
+    ENTRY_HEADER_SIZE, EntryHeader, EntryKind, Queue, SegmentHeader, SummaryRecord, write_summary,
 };
-use super::region::ReclaimPlan;
+use super::placement::{CopyForward, CopyStep, NewEntry, Placement, Rotation, Step};
 use super::{Flushing, OpenBuf, ShardStore, StoreError, round_up};
 use crate::cache::index::Location;
 use std::io;
@@ -20,43 +22,57 @@ impl ShardStore {
     pub(super) async fn write_entry(
         &self,
         queue: Queue,
-        mut header: EntryHeader,
+        header: EntryHeader,
         payload: &[&[u8]],
     ) -> Result<Location, StoreError> {
-        let alloc = round_up(header.total_len());
-        if alloc > self.geo.segment_size - SEGMENT_HEADER_SIZE as u64 {
-            return Err(StoreError::TooLarge);
-        }
+        let len = round_up(header.total_len());
+        let mut entry = NewEntry::new(queue, len, self.geo.segment_size)?;
         let _writer = self.write_lock.lock().await;
         loop {
-            let placed = self.region.borrow_mut().place(queue, alloc);
-            if let Some(p) = placed {
-                header.seq = p.seq;
-                let mut bufs = self.buffers.borrow_mut();
-                let open = bufs.open[queue as usize]
-                    .as_mut()
-                    .expect("placement implies an open segment");
-                header.write_entry(&mut open.buf.as_bytes_mut()[p.offset as usize..], payload);
-                open.summary.push(SummaryRecord {
-                    offset: p.offset,
-                    len: alloc as u32,
-                    kind: header.kind,
-                    key_hash: header.key_hash,
-                });
-                self.stats.bytes_written.fetch_add(alloc, Relaxed);
-                return Ok(Location {
-                    slot: p.slot,
-                    offset: p.offset,
-                    len: alloc as u32,
-                    manifest: header.kind == EntryKind::Manifest,
-                });
+            let step = entry.step(&mut self.region.borrow_mut())?;
+            match step {
+                Step::Placed(p) => {
+                    self.append(queue, p, len, header, payload);
+                    self.stats.bytes_written.fetch_add(len, Relaxed);
+                    return Ok(Location {
+                        slot: p.segment.slot,
+                        offset: p.offset,
+                        len: len as u32,
+                        manifest: header.kind == EntryKind::Manifest,
+                    });
+                }
+                Step::Rotate(r) => self.rotate_head(r).await,
+                Step::Reclaim(plan) => {
+                    self.reclaim(plan).await;
+                    self.publish_region_stats();
+                }
             }
-            // A region restored full (after a restart) has no free slot yet.
-            self.reclaim_until_reserved().await;
-            self.rotate_head(queue).await.map_err(StoreError::Io)?;
-            self.reclaim_until_reserved().await;
-            self.publish_region_stats();
         }
+    }
+
+    /// Writes an entry where the machine placed it, in `queue`'s open
+    /// segment buffer, and lists it in that segment's summary.
+    fn append(
+        &self,
+        queue: Queue,
+        p: Placement,
+        len: u64,
+        mut header: EntryHeader,
+        payload: &[&[u8]],
+    ) {
+        header.seq = p.segment.seq;
+        let mut bufs = self.buffers.borrow_mut();
+        let open = bufs.open[queue as usize]
+            .as_mut()
+            .expect("a placement is in the open segment of its queue");
+        debug_assert_eq!(open.segment, p.segment);
+        header.write_entry(&mut open.buf.as_bytes_mut()[p.offset as usize..], payload);
+        open.summary.push(SummaryRecord {
+            offset: p.offset,
+            len: len as u32,
+            kind: header.kind,
+            key_hash: header.key_hash,
+        });
     }
 
     /// Waits for the segment in flight to reach the device. A failed write
@@ -77,11 +93,11 @@ impl ShardStore {
             Err(e) => {
                 tracing::error!(
                     shard = self.shard,
-                    slot = f.slot,
+                    slot = f.segment.slot,
                     "cache segment write failed: {e}"
                 );
                 self.stats.write_errors.fetch_add(1, Relaxed);
-                self.region.borrow_mut().discard(f.slot);
+                self.region.borrow_mut().discard(f.segment.slot);
             }
         }
         if let Ok(buf) = Rc::try_unwrap(f.buf) {
@@ -96,97 +112,67 @@ impl ShardStore {
     /// so at most one segment is in flight per shard.
     pub(super) async fn start_flush(&self, sealed: OpenBuf, used: usize) {
         let OpenBuf {
-            slot,
-            seq,
+            segment,
             mut buf,
             summary,
         } = sealed;
         // A reused buffer holds an older segment's bytes past the cursor;
         // zeros there end any scan of this segment cleanly.
         buf.as_bytes_mut()[used..].fill(0);
-        write_summary(buf.as_bytes_mut(), seq, &summary);
+        write_summary(buf.as_bytes_mut(), segment.seq, &summary);
         self.finish_flush().await;
         let buf = Rc::new(buf);
-        let pos = self.geo.segment_offset(self.shard, slot);
+        let pos = self.geo.segment_offset(self.shard, segment.slot);
         let device = self.device.clone();
         let data = buf.clone();
         let task = crate::runtime::task::spawn(async move { device.write(data, pos).await });
         self.buffers.borrow_mut().flushing = Some(Flushing {
-            slot,
-            seq,
+            segment,
             buf,
             task: Some(task),
         });
     }
 
-    /// Seals `queue`'s open segment, starts its flush and opens a new one.
-    pub(super) async fn rotate_head(&self, queue: Queue) -> io::Result<()> {
-        let used = self
-            .region
-            .borrow()
-            .write_head(queue)
-            .map(|(_, _, cursor)| cursor as usize);
-        let rotated = self.region.borrow_mut().rotate(queue);
-        let Some((_, (slot, seq))) = rotated else {
-            return Err(io::Error::other("no free cache segment"));
-        };
-        let sealed = self.buffers.borrow_mut().open[queue as usize].take();
-        if let (Some(sealed), Some(used)) = (sealed, used) {
-            self.start_flush(sealed, used).await;
+    /// Starts writing the segment a rotation sealed and opens a buffer for
+    /// the one it opened.
+    async fn rotate_head(&self, r: Rotation) {
+        let sealed = self.buffers.borrow_mut().open[r.queue as usize].take();
+        if let (Some(buf), Some(s)) = (sealed, r.sealed) {
+            self.start_flush(buf, s.used as usize).await;
         }
         let spare = self.buffers.borrow_mut().spare.pop();
         let mut buf = spare.unwrap_or_else(|| self.device.alloc(self.geo.segment_size as usize));
         SegmentHeader {
             format_id: self.format_id,
             shard: self.shard,
-            slot,
-            seq,
-            queue,
+            slot: r.opened.slot,
+            seq: r.opened.seq,
+            queue: r.queue,
         }
         .encode_into(buf.as_bytes_mut());
-        self.buffers.borrow_mut().open[queue as usize] = Some(OpenBuf {
-            slot,
-            seq,
+        self.buffers.borrow_mut().open[r.queue as usize] = Some(OpenBuf {
+            segment: r.opened,
             buf,
             summary: Vec::new(),
         });
-        Ok(())
     }
 
-    /// Reclaims segments until the free reserve is back.
-    async fn reclaim_until_reserved(&self) {
-        let mut rounds = 0;
-        loop {
-            let plan = {
-                let mut region = self.region.borrow_mut();
-                if !region.needs_reclaim() {
-                    return;
-                }
-                region.plan_reclaim()
-            };
-            let Some(plan) = plan else { return };
-            rounds += 1;
-            // Past one full turn of the region, keep nothing: progress is guaranteed.
-            let keep = rounds <= self.geo.segments_per_region as usize;
-            self.reclaim(plan, keep).await;
-        }
-    }
-
-    /// Copies the entries a reclaim kept to the main queue, then frees the
-    /// slot. Entries that fail to read or verify are dropped.
-    async fn reclaim(&self, plan: ReclaimPlan, keep: bool) {
+    /// Carries out a reclaim: reads each entry the plan keeps, verifies it
+    /// and copies it to the main queue, then frees the slot. Entries that
+    /// fail to read or verify, or find no room, are dropped (evicted).
+    async fn reclaim(&self, plan: ReclaimPlan) {
         let in_flight = self
             .buffers
             .borrow()
             .flushing
             .as_ref()
-            .is_some_and(|f| f.slot == plan.slot);
+            .is_some_and(|f| f.segment == plan.segment);
         if in_flight {
             self.finish_flush().await;
         }
-        let base = self.geo.segment_offset(self.shard, plan.slot);
+        let base = self.geo.segment_offset(self.shard, plan.segment.slot);
         let mut dropped = 0u64;
-        for t in plan.reinsert.iter().filter(|_| keep) {
+        for t in &plan.reinsert {
             let bytes = match self
                 .device
                 .read(base + t.loc.offset as u64, t.loc.len as usize)
@@ -194,59 +180,44 @@ impl ShardStore {
             {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::warn!(shard = self.shard, "cache read during reclaim failed: {e}");
+                    crate::warn_limited!(
+                        shard = self.shard,
+                        "cache read during reclaim failed: {e}"
+                    );
                     self.stats.read_errors.fetch_add(1, Relaxed);
                     dropped += 1;
                     continue;
                 }
             };
-            let Some(mut header) = EntryHeader::verify(&bytes).filter(|h| h.seq == plan.seq) else {
+            let Some(header) = EntryHeader::verify(&bytes).filter(|h| h.seq == plan.segment.seq)
+            else {
                 self.stats.checksum_failures.fetch_add(1, Relaxed);
                 dropped += 1;
                 continue;
             };
             let len = t.loc.len as u64;
-            let mut placed = self.region.borrow_mut().place(Queue::Main, len);
-            if placed.is_none()
-                && self.region.borrow().free_slots() > 0
-                && self.rotate_head(Queue::Main).await.is_ok()
-            {
-                placed = self.region.borrow_mut().place(Queue::Main, len);
-            }
-            let Some(p) = placed else {
+            let Some(p) = self.place_copy(len).await else {
                 dropped += 1;
                 continue;
             };
-            header.seq = p.seq;
             let payload = &bytes[ENTRY_HEADER_SIZE..header.total_len() as usize];
-            {
-                let mut bufs = self.buffers.borrow_mut();
-                let open = bufs.open[Queue::Main as usize]
-                    .as_mut()
-                    .expect("main segment open");
-                header.write_entry(
-                    &mut open.buf.as_bytes_mut()[p.offset as usize..],
-                    &[payload],
-                );
-                open.summary.push(SummaryRecord {
-                    offset: p.offset,
-                    len: t.loc.len,
-                    kind: header.kind,
-                    key_hash: header.key_hash,
-                });
+            self.append(Queue::Main, p, len, header, &[payload]);
+            self.region.borrow_mut().reinsert(t, p.relocate(t.loc));
+        }
+        self.region.borrow_mut().finish_reclaim(&plan, dropped);
+    }
+
+    /// Drives a `CopyForward` machine: where a kept entry goes, or None if it
+    /// finds no room.
+    async fn place_copy(&self, len: u64) -> Option<Placement> {
+        let mut copy = CopyForward::new(len);
+        loop {
+            let step = copy.step(&mut self.region.borrow_mut());
+            match step {
+                Ok(CopyStep::Placed(p)) => return Some(p),
+                Ok(CopyStep::Rotate(r)) => self.rotate_head(r).await,
+                Err(_) => return None,
             }
-            let loc = Location {
-                slot: p.slot,
-                offset: p.offset,
-                ..t.loc
-            };
-            self.region.borrow_mut().reinsert(t, loc);
         }
-        if !keep {
-            dropped += plan.reinsert.len() as u64;
-        }
-        let mut region = self.region.borrow_mut();
-        region.drop_reinsert(dropped);
-        region.finish_reclaim(plan.slot);
     }
 }

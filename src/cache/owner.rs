@@ -1,4 +1,4 @@
-//! The cache as one shard sees it: lookups, hit reads and fills for any key,
+//! Routing to a key's owner shard: lookups, hit reads and fills for any key,
 //! whichever shard owns it. A key owned here is served by the local store; a
 //! key owned elsewhere becomes a message to its owner over the shard mesh,
 //! never a lock. Hit bytes are read through this shard's own device handle and
@@ -8,7 +8,7 @@ use super::index::Location;
 use super::key::CacheKey;
 use super::store::device::{Device, DeviceBytes};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
-use super::store::{FillId, FillMeta, Lookup, ShardStore};
+use super::store::{FillId, FillMeta, Lookup, SegmentId, ShardStore};
 use crate::runtime::mesh::ShardPeers;
 use futures_channel::oneshot;
 use std::cell::Cell;
@@ -21,14 +21,13 @@ const READ_ATTEMPTS: u32 = 3;
 
 /// Messages between shards. Replies travel on one-shot channels, so a shard
 /// that handles a request never blocks on its peer's queue.
-pub enum ShardMsg {
+pub enum OwnerMsg {
     Lookup {
         hash: u64,
         reply: oneshot::Sender<Lookup>,
     },
     ReadBuffered {
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
         reply: oneshot::Sender<Option<Vec<u8>>>,
@@ -160,12 +159,14 @@ impl StoredChunk {
     }
 }
 
-pub struct CacheService {
+/// One shard's way to the cache: every call goes to the key's owner shard,
+/// here or over the mesh.
+pub struct OwnerRouter {
     pub shard: u32,
     pub shards: u32,
     store: Rc<ShardStore>,
     device: Rc<Device>,
-    mesh: Option<Rc<ShardPeers<ShardMsg>>>,
+    mesh: Option<Rc<ShardPeers<OwnerMsg>>>,
     next_fill: Cell<u64>,
     stats: Arc<CacheStats>,
 }
@@ -179,15 +180,15 @@ pub struct CacheStats {
     pub device_reads: std::sync::atomic::AtomicU64,
 }
 
-impl CacheService {
+impl OwnerRouter {
     pub fn new(
         store: Rc<ShardStore>,
-        mesh: Option<Rc<ShardPeers<ShardMsg>>>,
+        mesh: Option<Rc<ShardPeers<OwnerMsg>>>,
         shard: u32,
         shards: u32,
         stats: Arc<CacheStats>,
     ) -> Self {
-        CacheService {
+        OwnerRouter {
             shard,
             shards,
             device: store.device(),
@@ -210,7 +211,7 @@ impl CacheService {
         key.owner(self.shards as usize) as u32
     }
 
-    async fn send(&self, to: u32, msg: ShardMsg) -> bool {
+    async fn send(&self, to: u32, msg: OwnerMsg) -> bool {
         match &self.mesh {
             Some(m) => m.send_to(to, msg).await,
             None => false,
@@ -227,7 +228,7 @@ impl CacheService {
         if !self
             .send(
                 owner,
-                ShardMsg::Lookup {
+                OwnerMsg::Lookup {
                     hash: key.hash(),
                     reply: tx,
                 },
@@ -244,7 +245,7 @@ impl CacheService {
         if owner == self.shard {
             self.store.remove(key.hash());
         } else {
-            self.send(owner, ShardMsg::Remove { hash: key.hash() })
+            self.send(owner, OwnerMsg::Remove { hash: key.hash() })
                 .await;
         }
     }
@@ -252,18 +253,16 @@ impl CacheService {
     async fn read_buffered(
         &self,
         owner: u32,
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
     ) -> Option<Vec<u8>> {
         if owner == self.shard {
-            return self.store.read_buffered(slot, seq, offset, len);
+            return self.store.read_buffered(segment, offset, len);
         }
         let (reply, rx) = oneshot::channel();
-        let msg = ShardMsg::ReadBuffered {
-            slot,
-            seq,
+        let msg = OwnerMsg::ReadBuffered {
+            segment,
             offset,
             len,
             reply,
@@ -277,18 +276,17 @@ impl CacheService {
     async fn read_bytes(
         &self,
         owner: u32,
-        slot: u32,
-        seq: u64,
+        segment: SegmentId,
         offset: u32,
         len: u32,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<EntryBytes, ReadFailure> {
-        if buffered.contains(&(slot, seq))
-            && let Some(b) = self.read_buffered(owner, slot, seq, offset, len).await
+        if buffered.contains(&segment)
+            && let Some(b) = self.read_buffered(owner, segment, offset, len).await
         {
             return Ok(EntryBytes::Mem(b));
         }
-        let pos = self.store.geometry().segment_offset(owner, slot) + offset as u64;
+        let pos = self.store.geometry().segment_offset(owner, segment.slot) + offset as u64;
         // An I/O error is tried again (it may pass); one that persists makes
         // the read fail, which callers turn into a miss.
         for attempt in 0..READ_ATTEMPTS {
@@ -296,7 +294,7 @@ impl CacheService {
             match self.device.read(pos, len as usize).await {
                 Ok(r) => return Ok(EntryBytes::Dev(r)),
                 Err(e) => {
-                    tracing::warn!(
+                    crate::warn_limited!(
                         shard = self.shard,
                         attempt,
                         "cache read failed at {pos}: {e}"
@@ -311,7 +309,7 @@ impl CacheService {
     fn note_failure(&self, f: ReadFailure) {
         self.stats.read_failures.fetch_add(1, Relaxed);
         if f == ReadFailure::Corrupt {
-            tracing::warn!(shard = self.shard, "corrupt cache entry ignored");
+            crate::warn_limited!(shard = self.shard, "corrupt cache entry ignored");
         }
     }
 
@@ -322,13 +320,17 @@ impl CacheService {
         loc: Location,
         seq: u64,
         bytes: Option<Vec<u8>>,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<StoredEntry, ReadFailure> {
         let owner = self.owner(key);
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
         let raw = match bytes {
             Some(b) => EntryBytes::Mem(b),
             None => {
-                self.read_bytes(owner, loc.slot, seq, loc.offset, loc.len, buffered)
+                self.read_bytes(owner, segment, loc.offset, loc.len, buffered)
                     .await?
             }
         };
@@ -342,11 +344,11 @@ impl CacheService {
         fill_id: u64,
         index: u32,
         c: &ChunkRef,
-        buffered: &[(u32, u64)],
+        buffered: &[SegmentId],
     ) -> Result<StoredChunk, ReadFailure> {
         let owner = self.owner(key);
         let raw = self
-            .read_bytes(owner, c.slot, c.seq, c.offset, c.len, buffered)
+            .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
             .await?;
         let check = || {
             let h = EntryHeader::verify(&raw).ok_or(ReadFailure::Corrupt)?;
@@ -372,8 +374,8 @@ impl CacheService {
         }
     }
 
-    /// Starts storing a response; the sink carries its body to the owner.
-    pub async fn fill(&self, key: &CacheKey, meta: FillMeta) -> FillSink<'_> {
+    /// Starts storing a response; the handle carries its body to the owner.
+    pub async fn fill(&self, key: &CacheKey, meta: FillMeta) -> FillHandle<'_> {
         let n = self.next_fill.get();
         self.next_fill.set(n + 1);
         let id = FillId {
@@ -384,10 +386,10 @@ impl CacheService {
         if owner == self.shard {
             self.store.fill_begin(id, meta);
         } else {
-            self.send(owner, ShardMsg::FillBegin { id, meta }).await;
+            self.send(owner, OwnerMsg::FillBegin { id, meta }).await;
         }
-        FillSink {
-            service: self,
+        FillHandle {
+            router: self,
             owner,
             id,
             ended: false,
@@ -396,27 +398,26 @@ impl CacheService {
 
     /// Serves a message from another shard. Fill messages are handled in
     /// arrival order (the caller awaits each), the rest answer at once.
-    pub async fn handle(&self, msg: ShardMsg) {
+    pub async fn handle(&self, msg: OwnerMsg) {
         match msg {
-            ShardMsg::Lookup { hash, reply } => {
+            OwnerMsg::Lookup { hash, reply } => {
                 let _ = reply.send(self.store.lookup(hash));
             }
-            ShardMsg::ReadBuffered {
-                slot,
-                seq,
+            OwnerMsg::ReadBuffered {
+                segment,
                 offset,
                 len,
                 reply,
             } => {
-                let _ = reply.send(self.store.read_buffered(slot, seq, offset, len));
+                let _ = reply.send(self.store.read_buffered(segment, offset, len));
             }
-            ShardMsg::Remove { hash } => {
+            OwnerMsg::Remove { hash } => {
                 self.store.remove(hash);
             }
-            ShardMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
-            ShardMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
-            ShardMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
-            ShardMsg::FillEnd { id, complete, done } => {
+            OwnerMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
+            OwnerMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
+            OwnerMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
+            OwnerMsg::FillEnd { id, complete, done } => {
                 self.store.fill_end(id, complete).await;
                 if let Some(done) = done {
                     let _ = done.send(());
@@ -428,23 +429,23 @@ impl CacheService {
 
 /// The writing end of one fill. Dropping it without `finish(true)` abandons
 /// the fill: nothing of it is ever indexed.
-pub struct FillSink<'a> {
-    service: &'a CacheService,
+pub struct FillHandle<'a> {
+    router: &'a OwnerRouter,
     owner: u32,
     id: FillId,
     ended: bool,
 }
 
-impl FillSink<'_> {
+impl FillHandle<'_> {
     pub async fn data(&self, data: &[u8]) {
-        if self.owner == self.service.shard {
-            self.service.store.fill_data(self.id, data).await;
+        if self.owner == self.router.shard {
+            self.router.store.fill_data(self.id, data).await;
         } else {
-            let msg = ShardMsg::FillData {
+            let msg = OwnerMsg::FillData {
                 id: self.id,
                 data: data.to_vec(),
             };
-            self.service.send(self.owner, msg).await;
+            self.router.send(self.owner, msg).await;
         }
     }
 
@@ -452,37 +453,37 @@ impl FillSink<'_> {
     /// dropped it), so a viewer told the response is complete finds it stored.
     pub async fn finish(mut self, complete: bool) {
         self.ended = true;
-        if self.owner == self.service.shard {
-            self.service.store.fill_end(self.id, complete).await;
+        if self.owner == self.router.shard {
+            self.router.store.fill_end(self.id, complete).await;
         } else {
             let (tx, rx) = oneshot::channel();
-            let msg = ShardMsg::FillEnd {
+            let msg = OwnerMsg::FillEnd {
                 id: self.id,
                 complete,
                 done: Some(tx),
             };
-            if self.service.send(self.owner, msg).await {
+            if self.router.send(self.owner, msg).await {
                 let _ = rx.await;
             }
         }
     }
 }
 
-impl Drop for FillSink<'_> {
+impl Drop for FillHandle<'_> {
     fn drop(&mut self) {
         if self.ended {
             return;
         }
         // Cancelled mid-fill (viewer gone, task dropped): tell the owner
         // without waiting, so its staged bytes are released.
-        if self.owner == self.service.shard {
-            let store = self.service.store.clone();
+        if self.owner == self.router.shard {
+            let store = self.router.store.clone();
             let id = self.id;
             crate::runtime::task::spawn_detached(async move { store.fill_end(id, false).await });
-        } else if let Some(m) = &self.service.mesh {
+        } else if let Some(m) = &self.router.mesh {
             let _ = m.try_send_to(
                 self.owner,
-                ShardMsg::FillEnd {
+                OwnerMsg::FillEnd {
                     id: self.id,
                     complete: false,
                     done: None,
