@@ -1,6 +1,6 @@
 //! The Prometheus text rendering of every shard's counters. The counters
 //! belong to the layers that write them (`proxy::stats`, `upstream`,
-//! `cache::store`, `cache::service`); this module only gathers one handle
+//! `cache::store`, `cache::owner`); this module only gathers one handle
 //! per shard on each and reads them when scraped.
 
 use crate::cache::owner::CacheStats;
