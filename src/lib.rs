@@ -6,11 +6,14 @@
 //! connection pool. Keys are owned by one shard (by hash); other shards reach
 //! them by message, never by lock.
 //!
-//! The modules are the architecture (see DESIGN.md): `config` (schema and
-//! validation), `runtime` (executors, topology, signals), `net` (listeners and
-//! connections), `http` (pure HTTP/1.1 codec), `cache` (key, policy, index,
-//! store), `proxy` (the request pipeline), `upstream` (origin pool) and
-//! `admin` (metrics).
+//! The modules are the architecture (see DESIGN.md and README's Layout):
+//! `config` (schema and validation), `runtime` (executors, topology, signals,
+//! and the only task/sync/mesh primitives), `net` (listeners and
+//! connections), `http` (pure HTTP/1.1 codec), `gateway` (the proxy's pure
+//! rules and typed decisions), `cache` (key, policy, index, owner routing,
+//! store), `proxy` (the async request pipeline), `upstream` (origin client,
+//! pool and exchange), `admin` (metrics) and `log_limit` (rate-limited
+//! warnings).
 
 pub mod admin;
 pub mod cache;
