@@ -42,8 +42,9 @@ async fn put(cache: &OwnerRouter, key: &CacheKey, body: &[u8]) {
         head: HEAD.to_vec(),
         born_ms: 0,
         expires_ms: u64::MAX / 2,
+        declared_len: None,
     };
-    let fill = cache.fill(key, meta).await;
+    let fill = cache.fill(key, meta, None).await;
     for piece in body.chunks(256 << 10) {
         fill.data(piece).await;
     }
@@ -124,6 +125,7 @@ fn main() {
                 ram_bytes: 0,
                 ram_max_object: 0,
                 eviction: EvictionParams::default(),
+                hit_for_pass: std::time::Duration::ZERO,
             };
             let store = ShardStore::open(&dev, 0, &opts, Arc::new(StoreStats::default())).await.expect("store");
             let cache = Rc::new(OwnerRouter::new(store, None, 0, 1, Default::default()));

@@ -18,10 +18,6 @@ fn origin() -> Origin {
     })
 }
 
-fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 #[test]
 fn one_pinned_executor_thread_per_core() {
     let origin = origin();
@@ -76,15 +72,7 @@ fn cache_descriptor_carries_o_direct() {
 /// Runs `f` on a thread pinned to `cpu`.
 fn on_cpu<T: Send + 'static>(cpu: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
-        // SAFETY: cpu_set_t is plain data; we pin only this new thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            assert_eq!(
-                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-                0
-            );
-        }
+        pin_this_thread(cpu);
         f()
     })
     .join()

@@ -46,6 +46,7 @@ fn options(ram: usize) -> StoreOptions {
         ram_bytes: ram,
         ram_max_object: 64 << 10,
         eviction: EvictionParams::default(),
+        hit_for_pass: std::time::Duration::ZERO,
     }
 }
 
@@ -71,8 +72,9 @@ async fn put(cache: &OwnerRouter, k: u32, body: &[u8]) {
         head: b"HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\n\r\n".to_vec(),
         born_ms: 0,
         expires_ms: u64::MAX / 2,
+        declared_len: None,
     };
-    let fill = cache.fill(&key(k), meta).await;
+    let fill = cache.fill(&key(k), meta, None).await;
     for piece in body.chunks(50_000) {
         fill.data(piece).await;
     }

@@ -49,6 +49,18 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.stale.load(Relaxed),
     ),
     (
+        "edgeslab_cache_collapsed_total",
+        "counter",
+        "Misses answered from another request's fetch of the same key.",
+        |m| m.viewer.collapsed.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_hit_for_pass_total",
+        "counter",
+        "Misses that fetched alone because their key was just found uncacheable.",
+        |m| m.viewer.hit_for_pass.load(Relaxed),
+    ),
+    (
         "edgeslab_passes_total",
         "counter",
         "Requests passed to the origin uncached.",

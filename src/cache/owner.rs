@@ -1,20 +1,25 @@
-//! Routing to a key's owner shard: lookups, hit reads and fills for any key,
-//! whichever shard owns it. A key owned here is served by the local store; a
-//! key owned elsewhere becomes a message to its owner over the shard mesh,
-//! never a lock. Hit bytes are read through this shard's own device handle and
-//! verified (sequence, checksum, full key) before a single byte is served.
+//! Routing to a key's owner shard: lookups, hit reads, fills and request
+//! coalescing for any key, whichever shard owns it. A key owned here is
+//! served by the local store; a key owned elsewhere becomes a message to its
+//! owner over the shard mesh, never a lock. Hit bytes are read through this
+//! shard's own device handle and verified (sequence, checksum, full key)
+//! before a single byte is served. A miss asks the owner whether to lead,
+//! follow or fetch alone (`begin_fetch`); leads and followers are handles
+//! whose drop tells the owner, so no waiter is left hanging.
 
 use super::index::Location;
 use super::key::CacheKey;
 use super::store::device::{Device, DeviceBytes};
+use super::store::inflight::{FetchRole, FollowInfo, Release};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
-use super::store::{FillId, FillMeta, Lookup, SegmentId, ShardStore};
+use super::store::{FillId, FillMeta, FillRead, Lookup, SegmentId, ShardStore};
 use crate::runtime::mesh::ShardPeers;
 use futures_channel::oneshot;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 /// Tries of a device read before it counts as failed.
 const READ_ATTEMPTS: u32 = 3;
@@ -44,6 +49,26 @@ pub enum OwnerMsg {
     FillBegin {
         id: FillId,
         meta: FillMeta,
+        /// The lead this fill answers, when the fetch led.
+        lead: Option<u64>,
+    },
+    BeginFetch {
+        hash: u64,
+        seen: Option<Location>,
+        reply: oneshot::Sender<FetchRole>,
+    },
+    ReleaseLead {
+        hash: u64,
+        lead: u64,
+        how: Release,
+    },
+    FillRead {
+        id: FillId,
+        offset: u64,
+        reply: oneshot::Sender<FillRead>,
+    },
+    FillDetach {
+        id: FillId,
     },
     FillData {
         id: FillId,
@@ -375,7 +400,13 @@ impl OwnerRouter {
     }
 
     /// Starts storing a response; the handle carries its body to the owner.
-    pub async fn fill(&self, key: &CacheKey, meta: FillMeta) -> FillHandle<'_> {
+    /// With the lead of a coalesced fetch, the misses waiting on it follow.
+    pub async fn fill(
+        &self,
+        key: &CacheKey,
+        meta: FillMeta,
+        lead: Option<LeadTicket<'_>>,
+    ) -> FillHandle<'_> {
         let n = self.next_fill.get();
         self.next_fill.set(n + 1);
         let id = FillId {
@@ -383,10 +414,12 @@ impl OwnerRouter {
             n,
         };
         let owner = self.owner(key);
+        let lead = lead.map(LeadTicket::into_filled);
         if owner == self.shard {
-            self.store.fill_begin(id, meta);
+            self.store.fill_begin(id, meta, lead);
         } else {
-            self.send(owner, OwnerMsg::FillBegin { id, meta }).await;
+            self.send(owner, OwnerMsg::FillBegin { id, meta, lead })
+                .await;
         }
         FillHandle {
             router: self,
@@ -394,6 +427,69 @@ impl OwnerRouter {
             id,
             ended: false,
         }
+    }
+
+    /// A miss for `key` asks its owner what to do: lead the fetch, follow
+    /// one under way, or fetch alone. `seen` is where the lookup found the
+    /// (stale) copy, if it found one. Waiting for a leader's head is bounded
+    /// by `wait`; past it the miss fetches alone.
+    pub async fn begin_fetch(
+        &self,
+        key: &CacheKey,
+        seen: Option<Location>,
+        wait: Duration,
+    ) -> Fetch<'_> {
+        let owner = self.owner(key);
+        let hash = key.hash();
+        let (reply, rx) = oneshot::channel();
+        if owner == self.shard {
+            self.store.begin_fetch(hash, seen, reply);
+        } else if !self
+            .send(owner, OwnerMsg::BeginFetch { hash, seen, reply })
+            .await
+        {
+            return Fetch::Alone;
+        }
+        let timeout = async {
+            crate::runtime::task::sleep(wait).await;
+            Err(oneshot::Canceled)
+        };
+        let role = futures_lite::future::or(rx, timeout).await;
+        match role {
+            Ok(FetchRole::Lead(lead)) => Fetch::Lead(LeadTicket {
+                router: self,
+                owner,
+                hash,
+                lead,
+                done: false,
+            }),
+            Ok(FetchRole::Follow(info)) => Fetch::Follow(FillReader {
+                router: self,
+                owner,
+                key: key.clone(),
+                offset: 0,
+                info,
+            }),
+            Ok(FetchRole::Retry) => Fetch::Retry,
+            Ok(FetchRole::Stored) => Fetch::Stored,
+            Ok(FetchRole::Alone) => Fetch::Alone,
+            // The owner did not answer in time (a follow handed out after
+            // this is dropped by the owner's idle pruning).
+            Err(_) => Fetch::TimedOut,
+        }
+    }
+
+    async fn fill_read(&self, owner: u32, id: FillId, offset: u64) -> FillRead {
+        let (reply, rx) = oneshot::channel();
+        if owner == self.shard {
+            self.store.fill_read(id, offset, reply);
+        } else if !self
+            .send(owner, OwnerMsg::FillRead { id, offset, reply })
+            .await
+        {
+            return FillRead::Gone;
+        }
+        rx.await.unwrap_or(FillRead::Gone)
     }
 
     /// Serves a message from another shard. Fill messages are handled in
@@ -415,7 +511,11 @@ impl OwnerRouter {
                 self.store.remove(hash);
             }
             OwnerMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
-            OwnerMsg::FillBegin { id, meta } => self.store.fill_begin(id, meta),
+            OwnerMsg::FillBegin { id, meta, lead } => self.store.fill_begin(id, meta, lead),
+            OwnerMsg::BeginFetch { hash, seen, reply } => self.store.begin_fetch(hash, seen, reply),
+            OwnerMsg::ReleaseLead { hash, lead, how } => self.store.release_lead(hash, lead, how),
+            OwnerMsg::FillRead { id, offset, reply } => self.store.fill_read(id, offset, reply),
+            OwnerMsg::FillDetach { id } => self.store.fill_detach(id),
             OwnerMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
             OwnerMsg::FillEnd { id, complete, done } => {
                 self.store.fill_end(id, complete).await;
@@ -489,6 +589,174 @@ impl Drop for FillHandle<'_> {
                     done: None,
                 },
             );
+        }
+    }
+}
+
+/// What a miss does, with the handle it needs.
+pub enum Fetch<'a> {
+    /// Fetch from the origin; fill with this ticket or release it.
+    Lead(LeadTicket<'a>),
+    /// Read another request's fill as it grows.
+    Follow(FillReader<'a>),
+    /// Fetch from the origin without coalescing: the key was just found
+    /// uncacheable (hit-for-pass).
+    Alone,
+    /// No answer from the owner in time: fetch without coalescing.
+    TimedOut,
+    /// The leader failed: ask again.
+    Retry,
+    /// A newer copy was indexed: look it up again.
+    Stored,
+}
+
+/// The right (and duty) to fetch a key for every miss waiting on it. Hand
+/// it to `fill`, or `release` it; dropped, it releases as failed, so the
+/// waiters ask again rather than hang.
+pub struct LeadTicket<'a> {
+    router: &'a OwnerRouter,
+    owner: u32,
+    hash: u64,
+    lead: u64,
+    done: bool,
+}
+
+impl LeadTicket<'_> {
+    /// The lead number a fill carries to its owner.
+    fn into_filled(mut self) -> u64 {
+        self.done = true;
+        self.lead
+    }
+
+    /// Ends the lead without a fill.
+    pub async fn release(mut self, how: Release) {
+        self.done = true;
+        let (hash, lead) = (self.hash, self.lead);
+        if self.owner == self.router.shard {
+            self.router.store.release_lead(hash, lead, how);
+        } else {
+            self.router
+                .send(self.owner, OwnerMsg::ReleaseLead { hash, lead, how })
+                .await;
+        }
+    }
+}
+
+impl Drop for LeadTicket<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let (hash, lead, how) = (self.hash, self.lead, Release::Failed);
+        if self.owner == self.router.shard {
+            self.router.store.release_lead(hash, lead, how);
+        } else if let Some(m) = &self.router.mesh {
+            // A full queue loses this message; the owner then replaces the
+            // lead once it is older than `inflight::LEAD_TIMEOUT`.
+            let _ = m.try_send_to(self.owner, OwnerMsg::ReleaseLead { hash, lead, how });
+        }
+    }
+}
+
+/// Why a follower could not go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FollowFailure {
+    /// The fill ended short (the origin cut the body) or was not kept.
+    Truncated,
+    /// The fill is gone, or a chunk of it could not be read.
+    Unreadable,
+}
+
+/// A piece of a followed fill.
+pub enum FollowPiece {
+    Mem(Vec<u8>),
+    Chunk { chunk: StoredChunk, skip: usize },
+}
+
+impl FollowPiece {
+    pub fn data(&self) -> &[u8] {
+        match self {
+            FollowPiece::Mem(v) => v,
+            FollowPiece::Chunk { chunk, skip } => &chunk.data()[*skip..],
+        }
+    }
+}
+
+/// Reads another request's fill from the start, as it grows. Dropping it
+/// tells the owner this follower left.
+pub struct FillReader<'a> {
+    router: &'a OwnerRouter,
+    owner: u32,
+    key: CacheKey,
+    offset: u64,
+    info: FollowInfo,
+}
+
+impl FillReader<'_> {
+    /// The stored head and freshness of what is being filled.
+    pub fn info(&self) -> &FollowInfo {
+        &self.info
+    }
+
+    /// Body bytes read so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next piece of the body, `None` once it ended whole. Waits for the
+    /// origin's next bytes at most `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<FollowPiece>, FollowFailure> {
+        let read = self
+            .router
+            .fill_read(self.owner, self.info.fill, self.offset);
+        let timeout = async {
+            crate::runtime::task::sleep(wait).await;
+            FillRead::Gone
+        };
+        let piece = match futures_lite::future::or(read, timeout).await {
+            FillRead::Bytes(b) => FollowPiece::Mem(b),
+            FillRead::Chunk {
+                index,
+                chunk,
+                nonce,
+                buffered,
+            } => {
+                let start = index as u64 * self.router.store.chunk_size();
+                let stored = self
+                    .router
+                    .read_chunk(&self.key, nonce, index, &chunk, &buffered)
+                    .await
+                    .map_err(|_| FollowFailure::Unreadable)?;
+                let skip = (self.offset - start) as usize;
+                if skip >= stored.data().len() {
+                    return Err(FollowFailure::Unreadable);
+                }
+                FollowPiece::Chunk {
+                    chunk: stored,
+                    skip,
+                }
+            }
+            FillRead::End { complete, total } => {
+                return if complete && total == self.offset {
+                    Ok(None)
+                } else {
+                    Err(FollowFailure::Truncated)
+                };
+            }
+            FillRead::Gone => return Err(FollowFailure::Unreadable),
+        };
+        self.offset += piece.data().len() as u64;
+        Ok(Some(piece))
+    }
+}
+
+impl Drop for FillReader<'_> {
+    fn drop(&mut self) {
+        let id = self.info.fill;
+        if self.owner == self.router.shard {
+            self.router.store.fill_detach(id);
+        } else if let Some(m) = &self.router.mesh {
+            let _ = m.try_send_to(self.owner, OwnerMsg::FillDetach { id });
         }
     }
 }

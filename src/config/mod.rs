@@ -218,6 +218,10 @@ pub struct CacheConfig {
     pub ram_size: Size,
     /// Largest entry kept in the RAM tier.
     pub ram_max_object: Size,
+    /// After a response for a key turns out uncacheable, how long later
+    /// misses for it go to the origin each on its own instead of waiting to
+    /// share one fetch (hit-for-pass). 0 turns it off.
+    pub hit_for_pass: Dur,
     /// Discard the device's contents at start (also with `serve --reformat`).
     pub reformat: bool,
     /// Re-format a device whose superblock is corrupt instead of refusing to
@@ -238,6 +242,7 @@ impl Default for CacheConfig {
             cache_set_cookie: false,
             ram_size: Size::mib(256),
             ram_max_object: Size(256 << 10),
+            hit_for_pass: Dur::secs(10),
             reformat: false,
             reformat_if_corrupt: false,
         }

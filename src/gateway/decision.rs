@@ -21,6 +21,11 @@ pub enum CachePhase {
     Miss,
     /// In the cache but no longer fresh: fetched again.
     Stale,
+    /// A miss answered from another request's fetch of the same key, as
+    /// it arrived (request coalescing).
+    CollapsedMiss,
+    /// As `CollapsedMiss`, for a stale copy being fetched again.
+    CollapsedStale,
     /// The method is never cached (PUT, POST, …): passed to the origin.
     PassMethod,
     /// A cacheable method whose request cannot use the cache (a body, a
@@ -36,6 +41,8 @@ impl CachePhase {
             CachePhase::Hit => "hit",
             CachePhase::Miss => "miss",
             CachePhase::Stale => "stale",
+            CachePhase::CollapsedMiss => "miss-collapsed",
+            CachePhase::CollapsedStale => "stale-collapsed",
             CachePhase::PassMethod => "pass-method",
             CachePhase::PassRequest => "pass-request",
         }
@@ -44,8 +51,8 @@ impl CachePhase {
     /// Why the request went forward, for phases that did.
     pub fn fwd(self) -> Option<Fwd> {
         match self {
-            CachePhase::Miss => Some(Fwd::UriMiss),
-            CachePhase::Stale => Some(Fwd::Stale),
+            CachePhase::Miss | CachePhase::CollapsedMiss => Some(Fwd::UriMiss),
+            CachePhase::Stale | CachePhase::CollapsedStale => Some(Fwd::Stale),
             CachePhase::PassMethod => Some(Fwd::Method),
             CachePhase::PassRequest => Some(Fwd::Request),
             CachePhase::Refused | CachePhase::Hit => None,
@@ -246,6 +253,14 @@ pub struct CacheStatus {
     pub detail: Option<Detail>,
 }
 
+impl CachePhase {
+    /// RFC 9211 `collapsed`: the response came from another request's
+    /// forward request.
+    pub fn collapsed(self) -> bool {
+        matches!(self, CachePhase::CollapsedMiss | CachePhase::CollapsedStale)
+    }
+}
+
 impl CacheStatus {
     pub fn render(&self, node: &str) -> String {
         let mut s = String::from(node);
@@ -256,6 +271,9 @@ impl CacheStatus {
         }
         if self.storing == Storing::Yes {
             s.push_str("; stored");
+        }
+        if self.phase.collapsed() {
+            s.push_str("; collapsed");
         }
         if let Some(ttl) = self.ttl {
             let _ = write!(s, "; ttl={ttl}");
@@ -297,6 +315,13 @@ mod tests {
             pass.render("edgeslab"),
             "edgeslab; fwd=request; detail=range"
         );
+        let collapsed = CacheStatus {
+            phase: CachePhase::CollapsedMiss,
+            storing: Storing::No,
+            ttl: None,
+            detail: None,
+        };
+        assert_eq!(collapsed.render("e"), "e; fwd=uri-miss; collapsed");
         let refused = CacheStatus {
             phase: CachePhase::Refused,
             storing: Storing::No,
@@ -313,6 +338,8 @@ mod tests {
             CachePhase::Hit,
             CachePhase::Miss,
             CachePhase::Stale,
+            CachePhase::CollapsedMiss,
+            CachePhase::CollapsedStale,
             CachePhase::PassMethod,
             CachePhase::PassRequest,
         ];

@@ -11,7 +11,9 @@ use super::relay::{self, Keep, UpstreamResponse};
 use super::respond::send_generated;
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
+use crate::cache::owner::LeadTicket;
 use crate::cache::policy;
+use crate::cache::store::inflight::Release;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, ViewerBodyFailure};
 use crate::gateway::forwarded::{Forwarding, Purpose, sends_body, upstream_head};
 use crate::gateway::viewer::Generated;
@@ -23,9 +25,14 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 /// Why a request goes to the origin.
-pub enum Forward {
+pub enum Forward<'c> {
     /// A cacheable GET/HEAD: fetch the full object and store it if allowed.
-    Fill(CacheKey, FillPhase),
+    /// With a lead, other misses for the key wait on this fetch.
+    Fill {
+        key: CacheKey,
+        phase: FillPhase,
+        lead: Option<LeadTicket<'c>>,
+    },
     /// Forward as is; never store.
     Pass(PassReason),
 }
@@ -42,10 +49,10 @@ pub async fn forward(
     viewer: &mut Conn,
     req: &RequestHead,
     peer: SocketAddr,
-    mode: Forward,
+    mode: Forward<'_>,
 ) -> Outcome {
     let (purpose, phase) = match &mode {
-        Forward::Fill(_, why) => (Purpose::Fill, why.phase()),
+        Forward::Fill { phase, .. } => (Purpose::Fill, phase.phase()),
         Forward::Pass(reason) => (Purpose::Pass, reason.phase()),
     };
     let s = &ctx.settings;
@@ -67,14 +74,27 @@ pub async fn forward(
     let exchanged = exchange(ctx, viewer, req, &head, with_body, upstream_is_head).await;
     let (resp, origin) = match exchanged {
         Ok(r) => r,
+        // A lead dropped here releases its waiters to ask again.
         Err(failure) => return answer_failure(ctx, viewer, req, phase, failure, with_body).await,
     };
     let response_time = SystemTime::now();
-    let keep = match &mode {
-        Forward::Fill(key, _) => match storability(ctx, req, &resp, request_time, response_time) {
-            Ok(freshness) => Keep::Store { key, freshness },
-            Err(why) => Keep::Pass(Some(Detail::NotStored(why))),
-        },
+    let keep = match mode {
+        Forward::Fill { key, lead, .. } => {
+            match storability(ctx, req, &resp, request_time, response_time) {
+                Ok(freshness) => Keep::Store {
+                    key,
+                    freshness,
+                    lead,
+                },
+                Err(why) => {
+                    // Waiters go to the origin at once, each on its own.
+                    if let Some(lead) = lead {
+                        lead.release(Release::Uncacheable).await;
+                    }
+                    Keep::Pass(Some(Detail::NotStored(why)))
+                }
+            }
+        }
         Forward::Pass(reason) => Keep::Pass(reason.detail()),
     };
     let upstream = UpstreamResponse {

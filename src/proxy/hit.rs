@@ -6,6 +6,7 @@
 
 use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
+use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{StoredChunk, StoredEntry};
 use crate::cache::policy::{Freshness, from_unix_millis};
@@ -34,6 +35,31 @@ impl FillPhase {
             FillPhase::Stale => CachePhase::Stale,
         }
     }
+
+    /// The phase of a request answered from another one's fetch.
+    pub fn collapsed(self) -> CachePhase {
+        match self {
+            FillPhase::Miss => CachePhase::CollapsedMiss,
+            FillPhase::Stale => CachePhase::CollapsedStale,
+        }
+    }
+}
+
+/// Nothing servable was found for a key.
+#[derive(Clone, Copy, Debug)]
+pub struct Missing {
+    pub phase: FillPhase,
+    /// Where the index pointed, when there was a (stale or unreadable) copy.
+    pub seen: Option<Location>,
+}
+
+impl Missing {
+    fn miss(seen: Option<Location>) -> Missing {
+        Missing {
+            phase: FillPhase::Miss,
+            seen,
+        }
+    }
 }
 
 /// What a lookup found.
@@ -41,7 +67,7 @@ pub enum Found {
     /// A fresh object, already sent to the viewer.
     Served(Outcome),
     /// Nothing servable: the request goes to the origin.
-    Nothing(FillPhase),
+    Nothing(Missing),
 }
 
 struct Hit {
@@ -55,13 +81,13 @@ struct Hit {
 }
 
 /// Stored heads were written by us; allow them generous limits.
-const STORED_HEAD_LIMITS: Limits = Limits {
+pub(super) const STORED_HEAD_LIMITS: Limits = Limits {
     max_header_bytes: crate::cache::store::MAX_HEAD,
     max_uri_bytes: 8192,
     max_headers: 1000,
 };
 
-async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, FillPhase> {
+async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
     let Lookup::Found {
         loc,
         seq,
@@ -69,26 +95,30 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, FillPhase> {
         buffered,
     } = ctx.cache.lookup(key).await
     else {
-        return Err(FillPhase::Miss);
+        return Err(Missing::miss(None));
     };
+    let seen = Some(loc);
     let entry = ctx
         .cache
         .read_entry(key, loc, seq, bytes, &buffered)
         .await
-        .map_err(|_| FillPhase::Miss)?;
+        .map_err(|_| Missing::miss(seen))?;
     let fresh = Freshness {
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
     };
     if !fresh.is_fresh(SystemTime::now()) {
-        return Err(FillPhase::Stale);
+        return Err(Missing {
+            phase: FillPhase::Stale,
+            seen,
+        });
     }
     let Ok(Some((head, _))) = parse_response(entry.head(), &STORED_HEAD_LIMITS, false) else {
         crate::warn_limited!(
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
         );
-        return Err(FillPhase::Miss);
+        return Err(Missing::miss(seen));
     };
     let first_chunk = match entry.chunks() {
         Some((fill_id, chunks)) => match chunks.first() {
@@ -96,7 +126,7 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, FillPhase> {
                 ctx.cache
                     .read_chunk(key, fill_id, 0, c, &buffered)
                     .await
-                    .map_err(|_| FillPhase::Miss)?,
+                    .map_err(|_| Missing::miss(seen))?,
             ),
             None => None,
         },
@@ -114,7 +144,7 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, FillPhase> {
 pub async fn lookup(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, key: &CacheKey) -> Found {
     match find(ctx, key).await {
         Ok(hit) => Found::Served(serve(ctx, conn, req, key, hit).await),
-        Err(phase) => Found::Nothing(phase),
+        Err(missing) => Found::Nothing(missing),
     }
 }
 

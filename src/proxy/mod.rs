@@ -6,6 +6,7 @@
 //! decides HTTP semantics itself: it asks `gateway`, `cache::policy` and
 //! `http`, and moves the bytes.
 
+mod follow;
 mod forward;
 mod hit;
 mod relay;
@@ -14,7 +15,7 @@ pub mod settings;
 pub mod stats;
 
 use crate::cache::key::CacheKey;
-use crate::cache::owner::OwnerRouter;
+use crate::cache::owner::{Fetch, OwnerRouter};
 use crate::gateway::decision::{CachePhase, Detail, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
@@ -208,20 +209,69 @@ async fn handle_request(
             ctx.stats.passes.fetch_add(1, Relaxed);
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }
-        Route::Lookup => {
-            let key = cache_key(ctx, req);
-            match hit::lookup(ctx, conn, req, &key).await {
-                hit::Found::Served(outcome) => outcome,
-                hit::Found::Nothing(why) => {
-                    let counter = match why {
-                        hit::FillPhase::Miss => &ctx.stats.misses,
-                        hit::FillPhase::Stale => &ctx.stats.stale,
-                    };
-                    counter.fetch_add(1, Relaxed);
-                    forward::forward(ctx, conn, req, peer, Forward::Fill(key, why)).await
+        Route::Lookup => lookup_or_fetch(ctx, conn, req, peer).await,
+    }
+}
+
+/// Lookups one request makes before it fetches on its own.
+const MAX_LOOKS: u32 = 3;
+
+/// A cacheable request: a hit, or a miss that leads a fetch, follows one
+/// under way, or fetches alone (see `cache::store::inflight`).
+async fn lookup_or_fetch(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    req: &RequestHead,
+    peer: SocketAddr,
+) -> Outcome {
+    let key = cache_key(ctx, req);
+    let mut counted = false;
+    // A miss looks again when its leader failed or a copy landed meanwhile
+    // (the usual end of a wait: the object is then a hit), a bounded number
+    // of times; after that it fetches on its own.
+    let mut looks = 0;
+    loop {
+        looks += 1;
+        let missing = match hit::lookup(ctx, conn, req, &key).await {
+            hit::Found::Served(outcome) => return outcome,
+            hit::Found::Nothing(missing) => missing,
+        };
+        if !counted {
+            counted = true;
+            let counter = match missing.phase {
+                hit::FillPhase::Miss => &ctx.stats.misses,
+                hit::FillPhase::Stale => &ctx.stats.stale,
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        let lead = match ctx
+            .cache
+            .begin_fetch(&key, missing.seen, ctx.settings.lead_wait)
+            .await
+        {
+            Fetch::Lead(ticket) => Some(ticket),
+            Fetch::Follow(reader) => {
+                match follow::follow(ctx, conn, req, reader, missing.phase).await {
+                    Some(outcome) => {
+                        ctx.stats.collapsed.fetch_add(1, Relaxed);
+                        return outcome;
+                    }
+                    None => None,
                 }
             }
-        }
+            Fetch::Retry | Fetch::Stored if looks < MAX_LOOKS => continue,
+            Fetch::Alone => {
+                ctx.stats.hit_for_pass.fetch_add(1, Relaxed);
+                None
+            }
+            Fetch::Retry | Fetch::Stored | Fetch::TimedOut => None,
+        };
+        let fill = Forward::Fill {
+            key,
+            phase: missing.phase,
+            lead,
+        };
+        return forward::forward(ctx, conn, req, peer, fill).await;
     }
 }
 

@@ -8,7 +8,7 @@
 use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
-use crate::cache::owner::FillHandle;
+use crate::cache::owner::{FillHandle, LeadTicket};
 use crate::cache::policy::{Freshness, to_unix_millis};
 use crate::cache::store::FillMeta;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
@@ -28,10 +28,12 @@ pub struct UpstreamResponse {
 }
 
 /// Whether the response is stored.
-pub enum Keep<'a> {
+pub enum Keep<'c> {
     Store {
-        key: &'a CacheKey,
+        key: CacheKey,
         freshness: Freshness,
+        /// The coalesced fetch this fill answers, if it led one.
+        lead: Option<LeadTicket<'c>>,
     },
     /// Relayed only; the detail says why, when there is more to say than
     /// the phase.
@@ -94,15 +96,23 @@ pub async fn relay(
         return outcome;
     }
     let sink = match keep {
-        Keep::Store { key, freshness } => {
+        Keep::Store {
+            key,
+            freshness,
+            lead,
+        } => {
             let meta = FillMeta {
                 key: key.as_str().to_string(),
                 hash: key.hash(),
                 head: stored_head(resp, now),
                 born_ms: to_unix_millis(freshness.born),
                 expires_ms: to_unix_millis(freshness.expires),
+                declared_len: match resp.framing {
+                    BodyFraming::ContentLength(n) => Some(n),
+                    _ => None,
+                },
             };
-            Some(ctx.cache.fill(key, meta).await)
+            Some(ctx.cache.fill(&key, meta, lead).await)
         }
         // A HEAD fetched as GET and not stored: the body is not worth
         // reading, so the origin connection is simply dropped.

@@ -35,7 +35,17 @@ pub struct ProxySettings {
     pub policy: PolicyConfig,
     pub access_log: bool,
     pub max_connections: usize,
+    /// How long a coalesced miss waits for its leader's response head
+    /// before fetching on its own: longer than the leader's own bound
+    /// (connect, first byte, and one retry on a fresh connection).
+    pub lead_wait: Duration,
+    /// How long a follower waits for the next piece of a fill: the
+    /// leader's origin read bound plus room for the owner's segment write.
+    pub follow_wait: Duration,
 }
+
+/// Slack added to the leader's bounds before a follower gives up.
+const COALESCE_SLACK: Duration = Duration::from_secs(5);
 
 impl ProxySettings {
     pub fn from_config(c: &Config, origin_authority: String) -> ProxySettings {
@@ -61,6 +71,10 @@ impl ProxySettings {
             },
             access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
+            lead_wait: c.origin.connect_timeout.get()
+                + c.origin.first_byte_timeout.get() * 2
+                + COALESCE_SLACK,
+            follow_wait: c.origin.idle_timeout.get() + COALESCE_SLACK,
         }
     }
 }

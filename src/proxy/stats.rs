@@ -15,6 +15,11 @@ pub struct ViewerCounters {
     pub misses: AtomicU64,
     pub stale: AtomicU64,
     pub passes: AtomicU64,
+    /// Misses answered from another request's fetch of the same key.
+    pub collapsed: AtomicU64,
+    /// Misses that fetched alone because their key was just found
+    /// uncacheable.
+    pub hit_for_pass: AtomicU64,
     pub responses_2xx: AtomicU64,
     pub responses_3xx: AtomicU64,
     pub responses_4xx: AtomicU64,

@@ -123,6 +123,7 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         ram_bytes: (c.cache.ram_size.get() / seed.shards as u64) as usize,
         ram_max_object: c.cache.ram_max_object.get() as usize,
         eviction: EvictionParams::default(),
+        hit_for_pass: c.cache.hit_for_pass.get(),
     };
     let store = ShardStore::open(
         &seed.device,

@@ -32,7 +32,9 @@ pub mod wire;
 pub use client::{Client, Response, get, request};
 pub use edge::{Edge, EdgeBuilder, merge_toml, metric_of_shard, metric_sum};
 pub use origin::{Body, Gate, Origin, Script, Seen};
-pub use process::{TempDir, bin, eventually, fd_flags, next_id, run_bin, threads};
+pub use process::{
+    TempDir, bin, eventually, fd_flags, next_id, online_cpus, pin_this_thread, run_bin, threads,
+};
 pub use wire::{Framing, Violation};
 
 /// Deterministic pseudo-random bytes.

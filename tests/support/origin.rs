@@ -45,6 +45,8 @@ pub enum Body {
     },
     /// Never answer, until the peer closes or 30 s pass.
     Silent,
+    /// No response at all: wait `after`, then close the connection.
+    Hangup { after: Duration },
 }
 
 /// A latch a test opens to let the origin continue.
@@ -381,6 +383,10 @@ fn write_script(s: &mut TcpStream, script: &Script, head_only: bool) -> bool {
             }
             gate.wait(GATE_WITHIN);
             w(s, &data[*first..])
+        }
+        Body::Hangup { after } => {
+            std::thread::sleep(*after);
+            close(s)
         }
         Body::Silent => {
             // Waits for the edge to give up and close (or for the bound).

@@ -137,3 +137,23 @@ pub fn eventually(max: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Pins the calling thread to `cpu` (connections it opens then land on that
+/// CPU's shard, by the listener's steering program).
+pub fn pin_this_thread(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; only the calling thread is pinned.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "pin to cpu {cpu}"
+        );
+    }
+}
+
+/// CPUs this process may run on.
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,140 +1,379 @@
 //! Fills: a response body arriving in pieces (from this shard or, by
 //! message, from another) becomes one entry, or for a large object a run of
 //! chunk entries and a manifest. Only a complete body is ever indexed, and a
-//! fill never holds more than one chunk of its body in memory.
+//! fill never holds more than one chunk of its body in memory (plus the one
+//! being written).
+//!
+//! While a fill grows, followers — misses for the same key that did not
+//! fetch (see `inflight`) — read it: bytes still in memory are copied to
+//! them, bytes already in the log are named by their chunk so the follower
+//! reads them itself, and a follower asking past the end waits for the next
+//! piece. A fill stays readable after it ends until its last follower leaves.
 
+use super::inflight::{FetchRole, FollowInfo, FollowerJoined, Release};
 use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
-use super::{FillId, FillMeta, FillState, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError};
+use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError};
+use crate::cache::index::Location;
+use futures_channel::oneshot;
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// A fill that hears nothing for this long lost its sender.
 const FILL_IDLE_LIMIT: Duration = Duration::from_secs(300);
 
+/// An ended fill that no follower has read for this long is dropped, even
+/// if a follower never said it left.
+const ENDED_LINGER: Duration = Duration::from_secs(30);
+
+/// What a follower gets for the offset it asked.
+#[derive(Debug)]
+pub enum FillRead {
+    /// Body bytes starting at the offset asked for.
+    Bytes(Vec<u8>),
+    /// The offset lies in a chunk already in the log: read it there (the
+    /// chunk's header carries `nonce`).
+    Chunk {
+        index: u32,
+        chunk: ChunkRef,
+        nonce: u64,
+        buffered: Vec<SegmentId>,
+    },
+    /// No byte at or past the offset will come. `complete`: the body ended
+    /// whole at `total` bytes; otherwise it was cut short or not kept.
+    End { complete: bool, total: u64 },
+    /// The fill is unknown (it never existed here, or was dropped).
+    Gone,
+}
+
+pub(super) struct FillState {
+    meta: FillMeta,
+    nonce: u64,
+    /// Bytes after the last chunk; shared (not copied) with the write of
+    /// the final entry.
+    staged: Rc<Vec<u8>>,
+    /// A full chunk on its way to the log; read from here until listed.
+    writing: Option<Rc<Vec<u8>>>,
+    chunks: Vec<ChunkRef>,
+    total: u64,
+    /// The body exceeded what may be stored, or a write failed: nothing
+    /// more is kept and followers are cut off.
+    failed: bool,
+    /// Set when the fill ended: whether its body arrived whole and is
+    /// readable in full.
+    ended: Option<bool>,
+    followers: u32,
+    /// Followers waiting for bytes past the end: (offset, reply).
+    waiters: Vec<(u64, oneshot::Sender<FillRead>)>,
+    /// Last time a piece arrived or a follower read.
+    touched: Instant,
+}
+
+impl FillState {
+    fn fail(&mut self) {
+        self.failed = true;
+        self.staged = Rc::new(Vec::new());
+    }
+
+    /// The answer for `offset`, or None when the follower must wait.
+    fn read_at(
+        &self,
+        offset: u64,
+        chunk: u64,
+        buffered: &dyn Fn() -> Vec<SegmentId>,
+    ) -> Option<FillRead> {
+        if self.failed {
+            return Some(FillRead::End {
+                complete: false,
+                total: self.total,
+            });
+        }
+        // Every chunk but the last written at the end is exactly `chunk` long.
+        let index = offset / chunk;
+        if let Some(c) = self.chunks.get(index as usize)
+            && offset < index * chunk + c.data_len as u64
+        {
+            return Some(FillRead::Chunk {
+                index: index as u32,
+                chunk: *c,
+                nonce: self.nonce,
+                buffered: buffered(),
+            });
+        }
+        let mut pos: u64 = self.chunks.iter().map(|c| c.data_len as u64).sum();
+        for part in self.writing.iter().chain(std::iter::once(&self.staged)) {
+            let end = pos + part.len() as u64;
+            if offset >= pos && offset < end {
+                return Some(FillRead::Bytes(part[(offset - pos) as usize..].to_vec()));
+            }
+            pos = end;
+        }
+        self.ended.map(|complete| FillRead::End {
+            complete,
+            total: self.total,
+        })
+    }
+}
+
 impl ShardStore {
-    pub fn fill_begin(&self, id: FillId, meta: FillMeta) {
+    /// Starts a fill. With `lead`, the fill answers the misses that waited
+    /// for that lead: they become its followers.
+    pub fn fill_begin(&self, id: FillId, meta: FillMeta, lead: Option<u64>) {
         let nonce = self.next_nonce.get();
         self.next_nonce.set(nonce.wrapping_add(1));
         let failed = meta.head.len() > MAX_HEAD || meta.key.len() > MAX_KEY;
-        let mut fills = self.fills.borrow_mut();
-        let now = Instant::now();
-        fills.retain(|_, f| now.duration_since(f.touched) < FILL_IDLE_LIMIT);
-        fills.insert(
+        self.prune_fills();
+        let followers = match lead {
+            Some(lead) => {
+                let info = FollowInfo::of(id, &meta);
+                self.inflight.borrow_mut().filling(meta.hash, lead, info)
+            }
+            None => 0,
+        };
+        self.fills.borrow_mut().insert(
             id,
             FillState {
                 meta,
                 nonce,
-                staged: Vec::new(),
+                staged: Rc::new(Vec::new()),
+                writing: None,
                 chunks: Vec::new(),
                 total: 0,
                 failed,
-                touched: now,
+                ended: None,
+                followers,
+                waiters: Vec::new(),
+                touched: Instant::now(),
             },
         );
     }
 
+    /// Drops fills whose sender vanished and ended fills nobody reads.
+    fn prune_fills(&self) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        self.fills.borrow_mut().retain(|&id, f| {
+            let idle = now.duration_since(f.touched);
+            let keep = match f.ended {
+                None => idle < FILL_IDLE_LIMIT,
+                Some(_) => idle < ENDED_LINGER,
+            };
+            if !keep && f.ended.is_none() {
+                gone.push((f.meta.hash, id));
+            }
+            keep
+        });
+        let mut inflight = self.inflight.borrow_mut();
+        for (hash, id) in gone {
+            inflight.fill_ended(hash, id);
+        }
+    }
+
     /// Takes the next piece of a fill's body. Full chunks go to the log at
-    /// once, so a fill holds at most one chunk in memory.
+    /// once, so a fill holds at most one chunk in memory besides the one
+    /// being written.
     pub async fn fill_data(&self, id: FillId, data: &[u8]) {
-        let Some(mut st) = self.fills.borrow_mut().remove(&id) else {
-            return;
-        };
-        st.touched = Instant::now();
-        st.total += data.len() as u64;
-        if st.total > self.max_object {
-            st.failed = true;
-            st.staged = Vec::new();
-        }
-        if !st.failed {
-            st.staged.extend_from_slice(data);
-        }
-        while st.staged.len() >= self.chunk && !st.failed {
-            let rest = st.staged.split_off(self.chunk);
-            let piece = std::mem::replace(&mut st.staged, rest);
-            if let Err(e) = self.write_chunk(&mut st, &piece).await {
-                crate::warn_limited!(shard = self.shard, "cache chunk write failed: {e}");
-                st.failed = true;
+        {
+            let mut fills = self.fills.borrow_mut();
+            let Some(st) = fills.get_mut(&id) else { return };
+            st.touched = Instant::now();
+            st.total += data.len() as u64;
+            if st.total > self.max_object && !st.failed {
+                st.fail();
+            }
+            if !st.failed {
+                Rc::make_mut(&mut st.staged).extend_from_slice(data);
             }
         }
-        self.fills.borrow_mut().insert(id, st);
+        self.wake_followers(id);
+        loop {
+            let next = {
+                let mut fills = self.fills.borrow_mut();
+                let Some(st) = fills.get_mut(&id) else { return };
+                if st.failed || st.staged.len() < self.chunk {
+                    break;
+                }
+                let rest = Rc::make_mut(&mut st.staged).split_off(self.chunk);
+                let piece = std::mem::replace(&mut st.staged, Rc::new(rest));
+                st.writing = Some(piece.clone());
+                (piece, st.meta.hash, st.nonce, st.chunks.len() as u32)
+            };
+            let (piece, hash, nonce, index) = next;
+            let written = self.write_chunk(hash, nonce, index, &piece).await;
+            if let Some(st) = self.fills.borrow_mut().get_mut(&id) {
+                st.writing = None;
+                match written {
+                    Ok(c) => st.chunks.push(c),
+                    Err(e) => {
+                        crate::warn_limited!(shard = self.shard, "cache chunk write failed: {e}");
+                        st.fail();
+                    }
+                }
+            }
+            self.wake_followers(id);
+        }
     }
 
     /// Large objects skip the small queue: their chunks could not be copied
     /// forward from it, and one chunk lost loses the object.
-    async fn write_chunk(&self, st: &mut FillState, data: &[u8]) -> Result<(), StoreError> {
+    async fn write_chunk(
+        &self,
+        hash: u64,
+        nonce: u64,
+        index: u32,
+        data: &[u8],
+    ) -> Result<ChunkRef, StoreError> {
         let header = EntryHeader {
             kind: EntryKind::Chunk,
             key_len: 0,
             head_len: 0,
-            chunk_index: st.chunks.len() as u32,
+            chunk_index: index,
             body_len: data.len() as u64,
-            key_hash: st.meta.hash,
+            key_hash: hash,
             seq: 0,
-            born_ms: st.nonce,
+            born_ms: nonce,
             expires_ms: 0,
         };
         let loc = self.write_entry(Queue::Main, header, &[data]).await?;
         let mut region = self.region.borrow_mut();
         let seq = region.seg(loc.slot).seq;
-        region.note_chunk(loc.slot, st.meta.hash);
-        st.chunks.push(ChunkRef {
+        region.note_chunk(loc.slot, hash);
+        Ok(ChunkRef {
             slot: loc.slot,
             offset: loc.offset,
             len: loc.len,
             seq,
             data_len: data.len() as u32,
-        });
-        Ok(())
+        })
     }
 
     /// Ends a fill. Only a complete body is indexed; anything else leaves
-    /// dead bytes that no index entry points at.
+    /// dead bytes that no index entry points at. Returns once the object is
+    /// indexed (or dropped).
     pub async fn fill_end(&self, id: FillId, complete: bool) {
-        let Some(mut st) = self.fills.borrow_mut().remove(&id) else {
-            return;
+        let whole = {
+            let mut fills = self.fills.borrow_mut();
+            let Some(st) = fills.get_mut(&id) else { return };
+            st.touched = Instant::now();
+            complete && !st.failed
         };
-        if !complete || st.failed {
+        let stored = if whole {
+            self.store_fill(id).await
+        } else {
             self.stats.fills_abandoned.fetch_add(1, Relaxed);
-            return;
+            false
+        };
+        if stored {
+            self.stats.fills_completed.fetch_add(1, Relaxed);
+            self.publish_region_stats();
         }
-        let key = std::mem::take(&mut st.meta.key);
-        let head = std::mem::take(&mut st.meta.head);
-        let hash = st.meta.hash;
-        let result = if st.chunks.is_empty() {
+        let hash = {
+            let mut fills = self.fills.borrow_mut();
+            let Some(st) = fills.get_mut(&id) else { return };
+            st.ended = Some(whole);
+            st.meta.hash
+        };
+        self.inflight.borrow_mut().fill_ended(hash, id);
+        self.wake_followers(id);
+        self.drop_if_unread(id);
+    }
+
+    /// Writes a whole fill's final entry (the object, or the last chunk and
+    /// the manifest) and indexes it. The fill's bytes stay readable for its
+    /// followers meanwhile.
+    async fn store_fill(&self, id: FillId) -> bool {
+        let Some((meta, nonce, body, chunks)) = self.fills.borrow().get(&id).map(|st| {
+            (
+                st.meta.clone(),
+                st.nonce,
+                st.staged.clone(),
+                st.chunks.clone(),
+            )
+        }) else {
+            return false;
+        };
+        let hash = meta.hash;
+        let result = if chunks.is_empty() {
             let header = EntryHeader {
                 kind: EntryKind::Object,
-                key_len: key.len() as u16,
-                head_len: head.len() as u32,
+                key_len: meta.key.len() as u16,
+                head_len: meta.head.len() as u32,
                 chunk_index: 0,
-                body_len: st.staged.len() as u64,
+                body_len: body.len() as u64,
                 key_hash: hash,
                 seq: 0,
-                born_ms: st.meta.born_ms,
-                expires_ms: st.meta.expires_ms,
+                born_ms: meta.born_ms,
+                expires_ms: meta.expires_ms,
             };
             let queue = self.region.borrow_mut().queue_for_new(hash);
-            self.write_entry(queue, header, &[key.as_bytes(), &head, &st.staged])
+            self.write_entry(queue, header, &[meta.key.as_bytes(), &meta.head, &body])
                 .await
         } else {
-            self.write_manifest(&mut st, key.as_bytes(), &head).await
+            self.write_manifest(id, &meta, nonce, body).await
         };
         match result {
             Ok(loc) => {
                 self.region.borrow_mut().insert(hash, loc);
                 self.keep_in_ram(hash, loc);
-                self.stats.fills_completed.fetch_add(1, Relaxed);
-                self.publish_region_stats();
+                true
             }
             Err(e) => {
                 crate::warn_limited!(shard = self.shard, "cache write failed: {e}");
                 self.stats.fills_abandoned.fetch_add(1, Relaxed);
+                false
             }
         }
     }
 
+    /// Writes the last chunk (the staged tail) and the manifest that lists
+    /// every chunk.
+    async fn write_manifest(
+        &self,
+        id: FillId,
+        meta: &FillMeta,
+        nonce: u64,
+        tail: Rc<Vec<u8>>,
+    ) -> Result<Location, StoreError> {
+        if !tail.is_empty() {
+            let index = self.fills.borrow().get(&id).map_or(0, |st| st.chunks.len());
+            let c = self
+                .write_chunk(meta.hash, nonce, index as u32, &tail)
+                .await?;
+            if let Some(st) = self.fills.borrow_mut().get_mut(&id) {
+                st.chunks.push(c);
+                st.staged = Rc::new(Vec::new());
+            }
+        }
+        let (chunks, total) = self
+            .fills
+            .borrow()
+            .get(&id)
+            .map(|st| (st.chunks.clone(), st.total))
+            .unwrap_or_default();
+        let mut table = Vec::with_capacity(16 + chunks.len() * layout::CHUNK_REF_SIZE);
+        ChunkRef::encode(&chunks, nonce, &mut table);
+        let header = EntryHeader {
+            kind: EntryKind::Manifest,
+            key_len: meta.key.len() as u16,
+            head_len: meta.head.len() as u32,
+            chunk_index: chunks.len() as u32,
+            body_len: total,
+            key_hash: meta.hash,
+            seq: 0,
+            born_ms: meta.born_ms,
+            expires_ms: meta.expires_ms,
+        };
+        self.write_entry(
+            Queue::Main,
+            header,
+            &[meta.key.as_bytes(), &meta.head, &table],
+        )
+        .await
+    }
+
     /// A small object just written also goes to the RAM tier; anything else
     /// stored under this key leaves it.
-    fn keep_in_ram(&self, hash: u64, loc: crate::cache::index::Location) {
+    fn keep_in_ram(&self, hash: u64, loc: Location) {
         let seq = self.region.borrow().seg(loc.slot).seq;
         let segment = SegmentId {
             slot: loc.slot,
@@ -156,30 +395,186 @@ impl ShardStore {
         self.publish_ram_stats();
     }
 
-    async fn write_manifest(
+    // ---- Coalescing: misses that lead, wait or follow ----
+
+    /// A miss for `hash` asks what to do (see `inflight`). `seen` is where
+    /// the index pointed when the miss was decided (a stale copy), if anywhere.
+    pub fn begin_fetch(
         &self,
-        st: &mut FillState,
-        key: &[u8],
-        head: &[u8],
-    ) -> Result<crate::cache::index::Location, StoreError> {
-        let last = std::mem::take(&mut st.staged);
-        if !last.is_empty() {
-            self.write_chunk(st, &last).await?;
+        hash: u64,
+        seen: Option<Location>,
+        reply: oneshot::Sender<FetchRole>,
+    ) {
+        let indexed = self.region.borrow().index.peek(hash).map(|(loc, _)| loc);
+        let joined = self
+            .inflight
+            .borrow_mut()
+            .begin(hash, indexed, seen, Instant::now(), reply);
+        if let Some(FollowerJoined(fill)) = joined
+            && let Some(st) = self.fills.borrow_mut().get_mut(&fill)
+        {
+            st.followers += 1;
         }
-        let mut table = Vec::with_capacity(16 + st.chunks.len() * layout::CHUNK_REF_SIZE);
-        ChunkRef::encode(&st.chunks, st.nonce, &mut table);
-        let header = EntryHeader {
-            kind: EntryKind::Manifest,
-            key_len: key.len() as u16,
-            head_len: head.len() as u32,
-            chunk_index: st.chunks.len() as u32,
-            body_len: st.total,
-            key_hash: st.meta.hash,
-            seq: 0,
-            born_ms: st.meta.born_ms,
-            expires_ms: st.meta.expires_ms,
+    }
+
+    /// A lead ended without a fill.
+    pub fn release_lead(&self, hash: u64, lead: u64, how: Release) {
+        self.inflight
+            .borrow_mut()
+            .release(hash, lead, how, Instant::now());
+    }
+
+    /// A follower asks for the fill's bytes from `offset`: answered now, or
+    /// when the next piece arrives or the fill ends.
+    pub fn fill_read(&self, id: FillId, offset: u64, reply: oneshot::Sender<FillRead>) {
+        let mut fills = self.fills.borrow_mut();
+        let Some(st) = fills.get_mut(&id) else {
+            let _ = reply.send(FillRead::Gone);
+            return;
         };
-        self.write_entry(Queue::Main, header, &[key, head, &table])
-            .await
+        st.touched = Instant::now();
+        match st.read_at(offset, self.chunk as u64, &|| self.buffered_segments()) {
+            Some(answer) => {
+                let _ = reply.send(answer);
+            }
+            None => st.waiters.push((offset, reply)),
+        }
+    }
+
+    /// A follower is done with the fill.
+    pub fn fill_detach(&self, id: FillId) {
+        if let Some(st) = self.fills.borrow_mut().get_mut(&id) {
+            st.followers = st.followers.saturating_sub(1);
+        }
+        self.drop_if_unread(id);
+    }
+
+    fn drop_if_unread(&self, id: FillId) {
+        let mut fills = self.fills.borrow_mut();
+        if fills
+            .get(&id)
+            .is_some_and(|st| st.ended.is_some() && st.followers == 0)
+        {
+            fills.remove(&id);
+        }
+    }
+
+    /// Answers the followers waiting on a fill that has moved on.
+    fn wake_followers(&self, id: FillId) {
+        let mut fills = self.fills.borrow_mut();
+        let Some(st) = fills.get_mut(&id) else { return };
+        if st.waiters.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut st.waiters);
+        let chunk = self.chunk as u64;
+        for (offset, reply) in waiting {
+            match st.read_at(offset, chunk, &|| self.buffered_segments()) {
+                Some(answer) => {
+                    let _ = reply.send(answer);
+                }
+                None => st.waiters.push((offset, reply)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(staged: &[u8], chunks: usize, chunk: u64) -> FillState {
+        FillState {
+            meta: FillMeta {
+                key: "k".into(),
+                hash: 1,
+                head: Vec::new(),
+                born_ms: 0,
+                expires_ms: 0,
+                declared_len: None,
+            },
+            nonce: 5,
+            staged: Rc::new(staged.to_vec()),
+            writing: None,
+            chunks: (0..chunks)
+                .map(|i| ChunkRef {
+                    slot: i as u32,
+                    offset: 4096,
+                    len: 8192,
+                    seq: 1,
+                    data_len: chunk as u32,
+                })
+                .collect(),
+            total: chunks as u64 * chunk + staged.len() as u64,
+            failed: false,
+            ended: None,
+            followers: 0,
+            waiters: Vec::new(),
+            touched: Instant::now(),
+        }
+    }
+
+    fn none() -> Vec<SegmentId> {
+        Vec::new()
+    }
+
+    #[test]
+    fn offsets_map_to_chunks_the_piece_in_flight_and_the_staged_tail() {
+        let mut st = state(b"tail", 2, 10);
+        assert!(matches!(
+            st.read_at(0, 10, &none),
+            Some(FillRead::Chunk { index: 0, .. })
+        ));
+        assert!(matches!(
+            st.read_at(19, 10, &none),
+            Some(FillRead::Chunk {
+                index: 1,
+                nonce: 5,
+                ..
+            })
+        ));
+        assert!(matches!(st.read_at(22, 10, &none), Some(FillRead::Bytes(b)) if b == b"il"));
+        assert!(st.read_at(24, 10, &none).is_none(), "past the end: wait");
+        st.writing = Some(Rc::new(b"0123456789".to_vec()));
+        assert!(matches!(st.read_at(23, 10, &none), Some(FillRead::Bytes(b)) if b == b"3456789"));
+        assert!(matches!(st.read_at(31, 10, &none), Some(FillRead::Bytes(b)) if b == b"ail"));
+        st.ended = Some(true);
+        assert!(matches!(
+            st.read_at(34, 10, &none),
+            Some(FillRead::End {
+                complete: true,
+                total: 24
+            })
+        ));
+    }
+
+    #[test]
+    fn a_failed_fill_ends_every_read() {
+        let mut st = state(b"abc", 1, 10);
+        st.fail();
+        assert!(matches!(
+            st.read_at(0, 10, &none),
+            Some(FillRead::End {
+                complete: false,
+                ..
+            })
+        ));
+        assert!(st.staged.is_empty());
+    }
+
+    #[test]
+    fn the_short_last_chunk_of_an_ended_fill_is_found() {
+        let mut st = state(b"", 2, 10);
+        st.chunks[1].data_len = 4;
+        st.total = 14;
+        st.ended = Some(true);
+        assert!(matches!(
+            st.read_at(13, 10, &none),
+            Some(FillRead::Chunk { index: 1, .. })
+        ));
+        assert!(matches!(
+            st.read_at(14, 10, &none),
+            Some(FillRead::End { complete: true, .. })
+        ));
     }
 }

@@ -12,7 +12,9 @@ pub mod device;
 pub mod eviction;
 mod faults;
 mod fill;
+pub use fill::FillRead;
 pub mod geometry;
+pub mod inflight;
 pub mod layout;
 pub mod placement;
 pub mod recover;
@@ -26,8 +28,9 @@ use crate::runtime::task::Task;
 use device::{Device, DeviceError, IoBuffer, PreparedDevice};
 use eviction::EvictionParams;
 use geometry::Geometry;
+use inflight::InFlight;
+use layout::SEGMENT_HEADER_SIZE;
 pub use layout::SegmentId;
-use layout::{ChunkRef, SEGMENT_HEADER_SIZE};
 use placement::Refused;
 use region::Region;
 use std::cell::{Cell, RefCell};
@@ -72,6 +75,8 @@ pub struct StoreOptions {
     pub ram_bytes: usize,
     pub ram_max_object: usize,
     pub eviction: EvictionParams,
+    /// How long misses for a key found uncacheable skip coalescing.
+    pub hit_for_pass: std::time::Duration,
 }
 
 /// Identifies a fill: the shard that streams it and its number there.
@@ -90,17 +95,9 @@ pub struct FillMeta {
     pub head: Vec<u8>,
     pub born_ms: u64,
     pub expires_ms: u64,
-}
-
-struct FillState {
-    meta: FillMeta,
-    nonce: u64,
-    staged: Vec<u8>,
-    chunks: Vec<ChunkRef>,
-    total: u64,
-    failed: bool,
-    /// Last time a piece arrived: fills whose sender vanished are pruned.
-    touched: std::time::Instant,
+    /// The body length the origin declared (for followers' framing); not
+    /// stored.
+    pub declared_len: Option<u64>,
 }
 
 /// The answer to a lookup, as the owner gives it.
@@ -147,7 +144,8 @@ pub struct ShardStore {
     region: RefCell<Region>,
     buffers: RefCell<Buffers>,
     write_lock: AsyncLock,
-    fills: RefCell<HashMap<FillId, FillState>>,
+    fills: RefCell<HashMap<FillId, fill::FillState>>,
+    inflight: RefCell<InFlight>,
     ram: RefCell<RamTier>,
     max_object: u64,
     chunk: usize,
@@ -247,6 +245,7 @@ impl ShardStore {
             }),
             write_lock: AsyncLock::new(),
             fills: RefCell::new(HashMap::new()),
+            inflight: RefCell::new(InFlight::new(opts.hit_for_pass)),
             ram: RefCell::new(RamTier::new(opts.ram_bytes, opts.ram_max_object)),
             max_object,
             chunk,
@@ -371,6 +370,11 @@ impl ShardStore {
 
     pub fn max_object(&self) -> u64 {
         self.max_object
+    }
+
+    /// Body bytes per chunk of a large object (the same on every shard).
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk as u64
     }
 
     /// Whether entries of this many bytes are kept in the RAM tier.

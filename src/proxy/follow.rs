@@ -1,0 +1,131 @@
+//! Answering a miss from another request's fetch of the same key (request
+//! coalescing): the stored head of the leader's response, then its body as
+//! the fill grows, each piece as soon as the owner has it. The first piece
+//! is read before anything is sent, so a fill that fails at once leaves this
+//! viewer free to fetch on its own; a fill cut short later closes the
+//! connection, as the leader's own viewer would see.
+
+use super::hit::{FillPhase, STORED_HEAD_LIMITS};
+use super::respond::{ViewerBody, encode_head};
+use super::{Outcome, ShardCtx};
+use crate::cache::owner::{FillReader, FollowFailure, FollowPiece};
+use crate::cache::policy::{Freshness, from_unix_millis};
+use crate::gateway::decision::{CacheStatus, Detail, Storing};
+use crate::gateway::viewer::{HeadContext, ViewerFraming};
+use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::http::{Method, RequestHead, parse_response, status_has_no_body};
+use crate::net::conn::Conn;
+use std::time::SystemTime;
+
+/// Serves `req` from the fill `reader` follows. None when nothing was sent
+/// and the request should fetch on its own.
+pub async fn follow(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    req: &RequestHead,
+    mut reader: FillReader<'_>,
+    why: FillPhase,
+) -> Option<Outcome> {
+    let info = reader.info().clone();
+    let Ok(Some((mut head, _))) = parse_response(&info.head, &STORED_HEAD_LIMITS, false) else {
+        return None;
+    };
+    let now = SystemTime::now();
+    let fresh = Freshness {
+        born: from_unix_millis(info.born_ms),
+        expires: from_unix_millis(info.expires_ms),
+    };
+    let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
+    if is_not_modified(&req.headers, &head) {
+        head = not_modified_head(&head);
+        head_only = true;
+    }
+    let wait = ctx.settings.follow_wait;
+    let first = if head_only || info.declared_len == Some(0) {
+        None
+    } else {
+        match reader.next(wait).await {
+            Ok(piece) => piece,
+            Err(_) => return None,
+        }
+    };
+    head.headers.set("Age", fresh.age(now).to_string());
+    let framing = match (head_only, info.declared_len) {
+        (true, _) => ViewerFraming::NoBody,
+        (false, Some(n)) => ViewerFraming::Length(n),
+        (false, None) => {
+            ViewerFraming::choose(req.version, head.status, crate::http::BodyFraming::Chunked)
+        }
+    };
+    let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
+    let phase = why.collapsed();
+    let cx = HeadContext {
+        node: &ctx.settings.node,
+        version: req.version,
+        framing,
+        length: info.declared_len,
+        keep_alive,
+        status: CacheStatus {
+            phase,
+            storing: Storing::No,
+            ttl: None,
+            detail: None,
+        },
+        now,
+    };
+    let out = encode_head(&mut head, &cx);
+    ctx.stats.count_status(head.status);
+    let mut outcome = Outcome {
+        status: head.status,
+        phase,
+        bytes: 0,
+        keep_alive,
+        detail: None,
+    };
+    if conn.write_all(&out, ctx.settings.io_timeout).await.is_err() {
+        outcome.keep_alive = false;
+        return Some(outcome);
+    }
+    if head_only {
+        return Some(outcome);
+    }
+    let mut body = ViewerBody::new(conn, framing, ctx.settings.io_timeout);
+    let result = stream(&mut body, &mut reader, first, wait).await;
+    outcome.bytes = body.sent;
+    match result {
+        Ok(()) => {
+            if body.finish().await.is_err() {
+                outcome.keep_alive = false;
+            }
+        }
+        Err(Stop::Viewer) => outcome.keep_alive = false,
+        Err(Stop::Fill(failure)) => {
+            outcome.keep_alive = false;
+            outcome.detail = Some(match failure {
+                FollowFailure::Truncated => Detail::OriginBodyTruncated,
+                FollowFailure::Unreadable => Detail::ChunkUnreadable,
+            });
+        }
+    }
+    Some(outcome)
+}
+
+/// Why streaming stopped early.
+enum Stop {
+    Viewer,
+    Fill(FollowFailure),
+}
+
+async fn stream(
+    body: &mut ViewerBody<'_>,
+    reader: &mut FillReader<'_>,
+    first: Option<FollowPiece>,
+    wait: std::time::Duration,
+) -> Result<(), Stop> {
+    let mut piece = first;
+    while let Some(p) = piece {
+        body.write(p.data()).await.map_err(|_| Stop::Viewer)?;
+        piece = reader.next(wait).await.map_err(Stop::Fill)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Request coalescing through the binary: concurrent misses for one key make
+//! one origin request and the others read its fill as it grows, on any
+//! shard; an uncacheable answer releases the waiters at once (and later
+//! misses pass for a while); a failed leader hands the fetch to a waiter.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+use support::*;
+
+fn edge(origin: &Origin, extra: &str) -> Edge {
+    Edge::builder().origin(origin.addr).toml(extra).start()
+}
+
+fn raw_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+/// Runs `n` viewers at once, alternating CPUs so that both shards take
+/// some; each sends its request, then waits at `sent` before reading.
+fn viewers<T: Send + 'static>(
+    n: usize,
+    sent: Arc<Barrier>,
+    each: impl Fn(usize, Client) -> T + Send + Sync + 'static,
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> Vec<std::thread::JoinHandle<T>> {
+    let each = Arc::new(each);
+    let cpus = online_cpus();
+    (0..n)
+        .map(|i| {
+            let (each, sent, raw) = (each.clone(), sent.clone(), raw_get(path));
+            std::thread::spawn(move || {
+                pin_this_thread(i % cpus);
+                let mut c = Client::connect(addr);
+                c.send(&raw);
+                sent.wait();
+                each(i, c)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_misses_make_one_origin_request_and_followers_get_bytes_before_the_origin_ends() {
+    let body = bytes(3 << 20, 11);
+    let gate = Gate::default();
+    let first = 256 << 10;
+    let origin = {
+        let (body, gate) = (body.clone(), gate.clone());
+        Origin::start(move |_| {
+            Script::ok("max-age=600", Vec::new()).with(Body::Gated {
+                data: body.clone(),
+                first,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let edge = edge(&origin, "");
+    let n = 16;
+    let sent = Arc::new(Barrier::new(n + 1));
+    let early = Arc::new(AtomicUsize::new(0));
+    let handles = {
+        let early = early.clone();
+        viewers(
+            n,
+            sent.clone(),
+            move |_, mut c| {
+                // Read the head and the first bytes while the origin holds
+                // the rest: read-while-write, shown without timing.
+                let mut got = Vec::new();
+                let mut counted = false;
+                let r = c
+                    .read_response_streaming(&raw_get("/cold"), &mut |b: &[u8]| {
+                        got.extend_from_slice(b);
+                        if !counted && got.len() >= first {
+                            counted = true;
+                            early.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                    .expect("a response");
+                (r, got)
+            },
+            edge.addr,
+            "/cold",
+        )
+    };
+    sent.wait();
+    assert!(
+        eventually(Duration::from_secs(20), || early.load(Ordering::SeqCst)
+            == n),
+        "every viewer got the first {first} bytes while the origin held the rest ({} did)",
+        early.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        origin.count("/cold"),
+        1,
+        "one origin request for {n} viewers"
+    );
+    gate.open();
+    let mut collapsed = 0;
+    for h in handles {
+        let (r, got) = h.join().expect("viewer");
+        assert_eq!(r.status, 200);
+        assert!(r.complete, "{}", r.cache_status());
+        assert!(got == body, "byte-identical body");
+        if r.cache_status().contains("collapsed") {
+            assert!(
+                r.cache_status().contains("fwd=uri-miss"),
+                "{}",
+                r.cache_status()
+            );
+            collapsed += 1;
+        }
+    }
+    assert_eq!(collapsed, n - 1, "all but the leader were collapsed");
+    assert_eq!(origin.count("/cold"), 1);
+    assert_eq!(
+        edge.metric("edgeslab_cache_collapsed_total"),
+        (n - 1) as u64
+    );
+    assert!(get(edge.addr, "/cold").is_hit());
+}
+
+#[test]
+fn fifty_viewers_of_a_cold_100mb_object_on_both_shards_make_one_origin_request() {
+    let body = Arc::new(bytes(100 << 20, 5));
+    let origin = {
+        let body = body.clone();
+        Origin::start(move |_| {
+            Script::ok("max-age=600", Vec::new()).with(Body::Shared(body.clone()))
+        })
+    };
+    let edge = edge(
+        &origin,
+        "[cache]\nsize = \"640MiB\"\nsegment_size = \"8MiB\"\nram_size = 0\n",
+    );
+    let n = 50;
+    let sent = Arc::new(Barrier::new(n + 1));
+    let handles = {
+        let body = body.clone();
+        viewers(
+            n,
+            sent.clone(),
+            move |_, mut c| {
+                // Compare as the bytes come: 50 copies are not kept.
+                let mut at = 0usize;
+                let mut same = true;
+                let r = c
+                    .read_response_streaming(&raw_get("/big"), &mut |b: &[u8]| {
+                        same &= body.get(at..at + b.len()) == Some(b);
+                        at += b.len();
+                    })
+                    .expect("a response");
+                (
+                    r.status,
+                    r.complete,
+                    same && at == body.len(),
+                    r.cache_status().to_string(),
+                )
+            },
+            edge.addr,
+            "/big",
+        )
+    };
+    sent.wait();
+    for h in handles {
+        let (status, complete, same, cs) = h.join().expect("viewer");
+        assert_eq!(status, 200, "{cs}");
+        assert!(complete && same, "a whole, byte-identical body ({cs})");
+    }
+    assert_eq!(
+        origin.count("/big"),
+        1,
+        "one origin request for {n} viewers"
+    );
+    let m = edge.metrics();
+    let shards_served = (0..edge.shards)
+        .filter(|&s| metric_of_shard(&m, "edgeslab_requests_total", s) > 0)
+        .count();
+    if online_cpus() >= 2 && edge.shards >= 2 {
+        assert_eq!(shards_served, edge.shards, "viewers arrived on every shard");
+    }
+}
+
+#[test]
+fn an_uncacheable_answer_releases_waiters_at_once_and_later_misses_pass() {
+    let gate = Gate::default();
+    let origin = {
+        let gate = gate.clone();
+        Origin::start(move |_| {
+            Script::ok("no-store", Vec::new()).with(Body::Gated {
+                data: bytes(64 << 10, 3),
+                first: 1000,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let edge = edge(&origin, "");
+    let n = 6;
+    let sent = Arc::new(Barrier::new(n + 1));
+    let handles = viewers(
+        n,
+        sent.clone(),
+        |_, mut c| {
+            c.read_response_to(&raw_get("/private"))
+                .expect("a response")
+        },
+        edge.addr,
+        "/private",
+    );
+    sent.wait();
+    // Every viewer reaches the origin while the first body is still held:
+    // nobody waits behind an uncacheable fetch.
+    assert!(
+        eventually(Duration::from_secs(20), || origin.count("/private") == n),
+        "{} of {n} viewers reached the origin while the first body was held",
+        origin.count("/private")
+    );
+    gate.open();
+    for h in handles {
+        let r = h.join().expect("viewer");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.cache_status().contains("detail=no-store"),
+            "{}",
+            r.cache_status()
+        );
+        assert!(
+            !r.cache_status().contains("collapsed"),
+            "{}",
+            r.cache_status()
+        );
+    }
+    // The key is now remembered as uncacheable: misses go straight out.
+    let before = edge.metric("edgeslab_cache_hit_for_pass_total");
+    let r = get(edge.addr, "/private");
+    assert_eq!(r.status, 200);
+    assert_eq!(edge.metric("edgeslab_cache_hit_for_pass_total"), before + 1);
+    assert_eq!(origin.count("/private"), n + 1);
+}
+
+#[test]
+fn when_the_leader_fails_a_waiter_fetches_instead() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let origin = {
+        let calls = calls.clone();
+        Origin::start(move |_| {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                // The first fetch dies without an answer, after the others queued.
+                Script::ok("max-age=600", Vec::new()).with(Body::Hangup {
+                    after: Duration::from_millis(500),
+                })
+            } else {
+                Script::ok("max-age=600", b"second time lucky".to_vec())
+            }
+        })
+    };
+    let edge = edge(&origin, "");
+    let n = 5;
+    let sent = Arc::new(Barrier::new(n + 1));
+    let handles = viewers(
+        n,
+        sent.clone(),
+        |_, mut c| c.read_response_to(&raw_get("/flaky")).expect("a response"),
+        edge.addr,
+        "/flaky",
+    );
+    sent.wait();
+    let statuses: Vec<u16> = handles
+        .into_iter()
+        .map(|h| {
+            let r = h.join().expect("viewer");
+            if r.status == 200 {
+                assert_eq!(r.body, b"second time lucky");
+            }
+            r.status
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 502).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        n - 1,
+        "{statuses:?}"
+    );
+    assert_eq!(origin.count("/flaky"), 2, "the failed fetch and one more");
+}
