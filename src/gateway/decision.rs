@@ -87,7 +87,8 @@ pub enum PassReason {
     Method,
     /// A GET or HEAD with a body.
     RequestBody,
-    /// A `Range` request that no complete stored object could answer.
+    /// A `Range` request for a key just found uncacheable: the origin
+    /// answers the range itself.
     Range,
 }
 

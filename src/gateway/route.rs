@@ -44,10 +44,9 @@ pub enum Route {
     Refuse(Refusal),
     /// Straight to the origin; nothing stored.
     Pass(PassReason),
-    /// Look the key up; a miss or a stale copy is fetched and stored.
+    /// Look the key up; a miss or a stale copy is fetched and stored. A
+    /// `Range` is answered from the stored (or arriving) whole object.
     Lookup,
-    /// Serve a fresh stored object if there is one; otherwise pass.
-    LookupElsePass(PassReason),
 }
 
 impl Route {
@@ -75,10 +74,6 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
     }
     if Route::leaves_body_unread(req) {
         return Route::Pass(PassReason::RequestBody);
-    }
-    // A range can still be answered from a complete stored object.
-    if req.headers.contains("range") {
-        return Route::LookupElsePass(PassReason::Range);
     }
     Route::Lookup
 }
@@ -114,9 +109,9 @@ mod tests {
     }
 
     #[test]
-    fn a_range_is_answered_from_the_cache_or_passed() {
+    fn a_range_is_answered_from_the_cache() {
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::LookupElsePass(PassReason::Range));
+        assert_eq!(route(&r, &any()), Route::Lookup);
         // A body wins over the range: it must reach the origin.
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nContent-Length: 1\r\n\r\n");
         assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));

@@ -5,7 +5,8 @@
 //! here. A head built here never promises a length the body will not have.
 
 use super::decision::{CachePhase, CacheStatus, Detail, Storing};
-use crate::http::{BodyFraming, ResponseHead, Version, status_has_no_body};
+use crate::http::range::{Multipart, RangePlan, content_range, unsatisfied_range};
+use crate::http::{BodyFraming, ResponseHead, Version, reason_phrase, status_has_no_body};
 use std::time::SystemTime;
 
 /// How the body goes to the viewer.
@@ -163,7 +164,84 @@ pub fn generated_response(
     (out, body.len() as u64)
 }
 
+/// What a `Range` makes of a 200's body.
+#[derive(Clone, Debug)]
+pub enum BodyShape {
+    /// The whole representation.
+    Whole,
+    /// One range, sent plain with `Content-Range`.
+    Single(std::ops::Range<u64>),
+    /// Several ranges, as `multipart/byteranges`.
+    Multi(Multipart),
+    /// A 416: no body.
+    Unsatisfiable,
+}
+
+/// Applies a range plan to the 200 head of a `len`-byte representation:
+/// a 206 with `Content-Range` or a multipart type, or a 416 with
+/// `Content-Range: bytes */len` (RFC 9110 §14.4, §15.3.7, §15.5.17).
+/// Returns the shape and the body length on the wire. `seed` varies the
+/// multipart boundary.
+pub fn apply_range(
+    head: &mut ResponseHead,
+    plan: RangePlan,
+    len: u64,
+    seed: u64,
+) -> (BodyShape, u64) {
+    match plan {
+        RangePlan::Full => (BodyShape::Whole, len),
+        RangePlan::Partial(mut ranges) if ranges.len() == 1 => {
+            let r = ranges.remove(0);
+            set_status(head, 206);
+            head.headers.set("Content-Range", content_range(&r, len));
+            let n = r.end - r.start;
+            (BodyShape::Single(r), n)
+        }
+        RangePlan::Partial(ranges) => {
+            set_status(head, 206);
+            let m = Multipart::new(ranges, len, head.headers.get_str("content-type"), seed);
+            head.headers.set("Content-Type", m.content_type());
+            head.headers.remove("content-range");
+            let n = m.body_len();
+            (BodyShape::Multi(m), n)
+        }
+        RangePlan::Unsatisfiable => {
+            set_status(head, 416);
+            head.headers.remove("content-type");
+            head.headers.set("Content-Range", unsatisfied_range(len));
+            (BodyShape::Unsatisfiable, 0)
+        }
+    }
+}
+
+/// As `apply_range`, for a body relayed as it arrives from the origin,
+/// which carries one range at most: several ranges get the whole
+/// representation (RFC 9110 §14.2 lets a server ignore a Range). Returns the
+/// window of the body to send (empty for a 416), or None for all of it.
+pub fn apply_streamed_range(
+    head: &mut ResponseHead,
+    plan: RangePlan,
+    len: u64,
+) -> Option<std::ops::Range<u64>> {
+    let plan = match plan {
+        RangePlan::Partial(ranges) if ranges.len() > 1 => RangePlan::Full,
+        plan => plan,
+    };
+    match apply_range(head, plan, len, 0).0 {
+        BodyShape::Single(r) => Some(r),
+        BodyShape::Unsatisfiable => Some(0..0),
+        BodyShape::Whole | BodyShape::Multi(_) => None,
+    }
+}
+
+fn set_status(head: &mut ResponseHead, status: u16) {
+    head.status = status;
+    head.reason = reason_phrase(status).to_string();
+}
+
 #[cfg(test)]
+// A plan of one range is written as a one-element Vec of ranges on purpose.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use crate::gateway::decision::{PassReason, Refusal};
@@ -282,6 +360,69 @@ mod tests {
             stored,
             "HTTP/1.1 200 OK\r\nETag: \"a\"\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn ranges_turn_a_200_into_206_or_416() {
+        let base = || origin("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"a\"\r\n\r\n");
+        let mut h = base();
+        let (shape, n) = apply_range(&mut h, RangePlan::Partial(vec![10..20]), 100, 1);
+        assert!(matches!(shape, BodyShape::Single(ref r) if *r == (10..20)));
+        assert_eq!(
+            (h.status, h.reason.as_str(), n),
+            (206, "Partial Content", 10)
+        );
+        assert_eq!(h.headers.get_str("content-range"), Some("bytes 10-19/100"));
+        assert_eq!(h.headers.get_str("content-type"), Some("text/plain"));
+        let mut h = base();
+        let (shape, n) = apply_range(&mut h, RangePlan::Partial(vec![0..1, 99..100]), 100, 1);
+        let BodyShape::Multi(m) = shape else {
+            panic!("multipart")
+        };
+        assert_eq!(n, m.body_len());
+        assert!(
+            h.headers
+                .get_str("content-type")
+                .is_some_and(|t| t.starts_with("multipart/byteranges; boundary="))
+        );
+        assert!(
+            String::from_utf8(m.part_head(0))
+                .expect("ascii")
+                .contains("Content-Type: text/plain")
+        );
+        let mut h = base();
+        let (shape, n) = apply_range(&mut h, RangePlan::Unsatisfiable, 100, 1);
+        assert!(matches!(shape, BodyShape::Unsatisfiable));
+        assert_eq!((h.status, n), (416, 0));
+        assert_eq!(h.headers.get_str("content-range"), Some("bytes */100"));
+        assert!(!h.headers.contains("content-type"));
+        let mut h = base();
+        assert!(matches!(
+            apply_range(&mut h, RangePlan::Full, 100, 1),
+            (BodyShape::Whole, 100)
+        ));
+        assert_eq!(h.status, 200);
+    }
+
+    #[test]
+    fn a_streamed_body_carries_one_range_at_most() {
+        let mut h = origin("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(
+            apply_streamed_range(&mut h, RangePlan::Partial(vec![0..1, 5..6]), 10),
+            None
+        );
+        assert_eq!(h.status, 200);
+        assert_eq!(
+            apply_streamed_range(&mut h, RangePlan::Partial(vec![2..4]), 10),
+            Some(2..4)
+        );
+        assert_eq!(h.status, 206);
+        let mut h = origin("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(
+            apply_streamed_range(&mut h, RangePlan::Unsatisfiable, 10),
+            Some(0..0)
+        );
+        assert_eq!(h.status, 416);
     }
 
     #[test]

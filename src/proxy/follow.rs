@@ -11,8 +11,9 @@ use super::{Outcome, ShardCtx};
 use crate::cache::owner::{FillReader, FollowFailure, FollowPiece};
 use crate::cache::policy::{Freshness, from_unix_millis};
 use crate::gateway::decision::{CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{HeadContext, ViewerFraming};
+use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range};
 use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::http::range::{self, Window};
 use crate::http::{Method, RequestHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use std::time::SystemTime;
@@ -50,10 +51,20 @@ pub async fn follow(
         }
     };
     head.headers.set("Age", fresh.age(now).to_string());
-    let framing = match (head_only, info.declared_len) {
-        (true, _) => ViewerFraming::NoBody,
-        (false, Some(n)) => ViewerFraming::Length(n),
-        (false, None) => {
+    // A GET's Range is served from the fill as it grows, when the length is
+    // known up front.
+    let window = match info.declared_len {
+        Some(len) if !head_only => {
+            let plan = range::plan(&req.headers, req.method == Method::Get, &head, len);
+            apply_streamed_range(&mut head, plan, len).map(Window::new)
+        }
+        _ => None,
+    };
+    let framing = match (head_only, &window, info.declared_len) {
+        (true, _, _) => ViewerFraming::NoBody,
+        (false, Some(w), _) => ViewerFraming::Length(w.len()),
+        (false, None, Some(n)) => ViewerFraming::Length(n),
+        (false, None, None) => {
             ViewerFraming::choose(req.version, head.status, crate::http::BodyFraming::Chunked)
         }
     };
@@ -90,7 +101,7 @@ pub async fn follow(
         return Some(outcome);
     }
     let mut body = ViewerBody::new(conn, framing, ctx.settings.io_timeout);
-    let result = stream(&mut body, &mut reader, first, wait).await;
+    let result = stream(&mut body, &mut reader, first, window, wait).await;
     outcome.bytes = body.sent;
     match result {
         Ok(()) => {
@@ -120,11 +131,19 @@ async fn stream(
     body: &mut ViewerBody<'_>,
     reader: &mut FillReader<'_>,
     first: Option<FollowPiece>,
+    mut window: Option<Window>,
     wait: std::time::Duration,
 ) -> Result<(), Stop> {
     let mut piece = first;
     while let Some(p) = piece {
-        body.write(p.data()).await.map_err(|_| Stop::Viewer)?;
+        let data = match &mut window {
+            Some(w) => w.clip(p.data()),
+            None => p.data(),
+        };
+        body.write(data).await.map_err(|_| Stop::Viewer)?;
+        if window.as_ref().is_some_and(Window::done) {
+            return Ok(());
+        }
         piece = reader.next(wait).await.map_err(Stop::Fill)?;
     }
     Ok(())

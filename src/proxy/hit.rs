@@ -1,19 +1,23 @@
 //! The hit path: look the key up at its owner, read and verify the entry,
-//! check freshness, answer conditionals (`http::conditional`), and stream the
-//! body (small objects in one write, large ones chunk by chunk, never whole
-//! in memory). Anything that cannot be served exactly as stored becomes a
-//! miss; a chunk that fails mid-response closes the connection.
+//! check freshness, answer conditionals (`http::conditional`) and ranges
+//! (`http::range`: 206, multipart/byteranges, 416), and stream the body
+//! (small objects in one write, large ones chunk by chunk — only the chunks a
+//! range needs — never whole in memory). Anything that cannot be served
+//! exactly as stored becomes a miss; a chunk that fails mid-response closes
+//! the connection.
 
 use super::respond::{ViewerBody, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
-use crate::cache::owner::{StoredChunk, StoredEntry};
+use crate::cache::owner::{ReadFailure, StoredChunk, StoredEntry};
 use crate::cache::policy::{Freshness, from_unix_millis};
+use crate::cache::store::layout::ChunkRef;
 use crate::cache::store::{Lookup, SegmentId};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{HeadContext, ViewerFraming};
+use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
 use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::http::range;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
@@ -75,9 +79,9 @@ struct Hit {
     head: ResponseHead,
     fresh: Freshness,
     buffered: Vec<SegmentId>,
-    /// A large object's first chunk, read before anything is sent, so that
-    /// an unreadable object is a miss rather than a broken response.
-    first_chunk: Option<StoredChunk>,
+    /// Where the index pointed: a hit that turns out unreadable is a miss
+    /// that saw this copy.
+    seen: Location,
 }
 
 /// Stored heads were written by us; allow them generous limits.
@@ -120,43 +124,36 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
         );
         return Err(Missing::miss(seen));
     };
-    let first_chunk = match entry.chunks() {
-        Some((fill_id, chunks)) => match chunks.first() {
-            Some(c) => Some(
-                ctx.cache
-                    .read_chunk(key, fill_id, 0, c, &buffered)
-                    .await
-                    .map_err(|_| Missing::miss(seen))?,
-            ),
-            None => None,
-        },
-        None => None,
-    };
     Ok(Hit {
         entry,
         head,
         fresh,
         buffered,
-        first_chunk,
+        seen: loc,
     })
 }
 
 pub async fn lookup(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, key: &CacheKey) -> Found {
     match find(ctx, key).await {
-        Ok(hit) => Found::Served(serve(ctx, conn, req, key, hit).await),
+        Ok(hit) => serve(ctx, conn, req, key, hit).await,
         Err(missing) => Found::Nothing(missing),
     }
 }
 
-/// Serves a fresh hit if there is one, without counting a miss otherwise.
-pub async fn serve_if_fresh(
-    ctx: &ShardCtx,
-    conn: &mut Conn,
-    req: &RequestHead,
-    key: &CacheKey,
-) -> Option<Outcome> {
-    let hit = find(ctx, key).await.ok()?;
-    Some(serve(ctx, conn, req, key, hit).await)
+/// Where a stored body's bytes are.
+enum Source {
+    Inline,
+    Chunks {
+        fill_id: u64,
+        chunks: Vec<ChunkRef>,
+        chunk_size: u64,
+    },
+}
+
+/// Why a body stopped early.
+enum Stop {
+    Viewer,
+    Chunk { index: usize, why: ReadFailure },
 }
 
 async fn serve(
@@ -165,15 +162,14 @@ async fn serve(
     req: &RequestHead,
     key: &CacheKey,
     hit: Hit,
-) -> Outcome {
-    ctx.stats.hits.fetch_add(1, Relaxed);
+) -> Found {
     let now = SystemTime::now();
     let Hit {
         entry,
         mut head,
         fresh,
         buffered,
-        first_chunk,
+        seen,
     } = hit;
     let body_len = entry.body_len();
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
@@ -182,16 +178,61 @@ async fn serve(
         head_only = true;
     }
     head.headers.set("Age", fresh.age(now).to_string());
+    let (shape, wire_len) = if head_only {
+        (BodyShape::Whole, body_len)
+    } else {
+        let plan = range::plan(&req.headers, req.method == Method::Get, &head, body_len);
+        apply_range(&mut head, plan, body_len, seed(key, now))
+    };
+    if head.status == 200 && !head.headers.contains("accept-ranges") {
+        head.headers.set("Accept-Ranges", "bytes");
+    }
+    let source = match entry.chunks() {
+        None => Source::Inline,
+        Some((fill_id, chunks)) => Source::Chunks {
+            fill_id,
+            chunks,
+            chunk_size: ctx.cache.store().chunk_size(),
+        },
+    };
+    // A large object's first needed chunk is read before anything is sent,
+    // so that an unreadable object is a miss rather than a broken response.
+    let first = match (&source, head_only, first_offset(&shape)) {
+        (
+            Source::Chunks {
+                fill_id,
+                chunks,
+                chunk_size,
+            },
+            false,
+            Some(at),
+        ) => {
+            let i = (at / chunk_size) as usize;
+            let Some(c) = chunks.get(i) else {
+                return Found::Nothing(Missing::miss(Some(seen)));
+            };
+            match ctx
+                .cache
+                .read_chunk(key, *fill_id, i as u32, c, &buffered)
+                .await
+            {
+                Ok(chunk) => Some(chunk),
+                Err(_) => return Found::Nothing(Missing::miss(Some(seen))),
+            }
+        }
+        _ => None,
+    };
+    ctx.stats.hits.fetch_add(1, Relaxed);
     let framing = if head_only {
         ViewerFraming::NoBody
     } else {
-        ViewerFraming::Length(body_len)
+        ViewerFraming::Length(wire_len)
     };
     let cx = HeadContext {
         node: &ctx.settings.node,
         version: req.version,
         framing,
-        length: Some(body_len),
+        length: Some(wire_len),
         keep_alive: req.keep_alive,
         status: CacheStatus {
             phase: CachePhase::Hit,
@@ -213,64 +254,173 @@ async fn serve(
     };
     if head_only {
         outcome.keep_alive &= conn.write_all(&out, io_timeout).await.is_ok();
-        return outcome;
+        return Found::Served(outcome);
     }
-    if let Some(body) = entry.inline_body() {
+    if let (Source::Inline, Some(stored)) = (&source, entry.inline_body()) {
         // One write for head and body: most hits are small.
-        out.extend_from_slice(body);
+        let before = out.len();
+        inline_body(stored, &shape, &mut out);
         match conn.write_all(&out, io_timeout).await {
-            Ok(()) => outcome.bytes = body.len() as u64,
+            Ok(()) => outcome.bytes = (out.len() - before) as u64,
             Err(_) => outcome.keep_alive = false,
         }
-        return outcome;
+        return Found::Served(outcome);
     }
-    let Some((fill_id, chunks)) = entry.chunks() else {
-        outcome.keep_alive = false;
-        return outcome;
-    };
     if conn.write_all(&out, io_timeout).await.is_err() {
         outcome.keep_alive = false;
-        return outcome;
+        return Found::Served(outcome);
     }
+    let Source::Chunks {
+        fill_id,
+        chunks,
+        chunk_size,
+    } = &source
+    else {
+        outcome.keep_alive = false;
+        return Found::Served(outcome);
+    };
     let mut body = ViewerBody::new(conn, framing, io_timeout);
-    let mut current = first_chunk;
-    for i in 0..chunks.len() {
-        let Some(chunk) = current.take() else { break };
-        // Send this chunk while the next one is read.
-        let next = chunks.get(i + 1).map(|c| {
-            ctx.cache
-                .read_chunk(key, fill_id, i as u32 + 1, c, &buffered)
-        });
-        let (written, next) = match next {
-            Some(read) => {
-                let (w, r) = futures_lite::future::zip(body.write(chunk.data()), read).await;
-                (w, Some(r))
-            }
-            None => (body.write(chunk.data()).await, None),
-        };
-        if written.is_err() {
+    let chunked = ChunkedBody {
+        ctx,
+        key,
+        fill_id: *fill_id,
+        chunks,
+        chunk_size: *chunk_size,
+        buffered: &buffered,
+    };
+    let result = chunked.send(&mut body, &shape, body_len, first).await;
+    outcome.bytes = body.sent;
+    match result {
+        Ok(()) => {}
+        Err(Stop::Viewer) => outcome.keep_alive = false,
+        Err(Stop::Chunk { index, why }) => {
+            // Headers are out; closing early tells the viewer the body is
+            // incomplete. The object is dropped so no one else gets it.
+            crate::warn_limited!(
+                key = key.as_str(),
+                chunk = index,
+                ?why,
+                "stored chunk unreadable; closing"
+            );
+            ctx.cache.remove(key).await;
             outcome.keep_alive = false;
-            break;
-        }
-        match next {
-            None => {}
-            Some(Ok(c)) => current = Some(c),
-            Some(Err(why)) => {
-                // Headers are out; closing early tells the viewer the body is
-                // incomplete. The object is dropped so no one else gets it.
-                crate::warn_limited!(
-                    key = key.as_str(),
-                    chunk = i + 1,
-                    ?why,
-                    "stored chunk unreadable; closing"
-                );
-                ctx.cache.remove(key).await;
-                outcome.keep_alive = false;
-                outcome.detail = Some(Detail::ChunkUnreadable);
-                break;
-            }
+            outcome.detail = Some(Detail::ChunkUnreadable);
         }
     }
-    outcome.bytes = body.sent;
-    outcome
+    Found::Served(outcome)
+}
+
+/// The multipart boundary seed: varies between responses and objects.
+fn seed(key: &CacheKey, now: SystemTime) -> u64 {
+    key.hash() ^ crate::cache::policy::to_unix_millis(now).rotate_left(32)
+}
+
+/// The first body byte a shape sends, if it sends any.
+fn first_offset(shape: &BodyShape) -> Option<u64> {
+    match shape {
+        BodyShape::Whole => Some(0),
+        BodyShape::Single(r) => Some(r.start),
+        BodyShape::Multi(m) => m.ranges().first().map(|r| r.start),
+        BodyShape::Unsatisfiable => None,
+    }
+}
+
+/// Appends a small object's body, shaped, to `out`.
+fn inline_body(stored: &[u8], shape: &BodyShape, out: &mut Vec<u8>) {
+    let slice = |r: &std::ops::Range<u64>| &stored[r.start as usize..r.end as usize];
+    match shape {
+        BodyShape::Whole => out.extend_from_slice(stored),
+        BodyShape::Single(r) => out.extend_from_slice(slice(r)),
+        BodyShape::Multi(m) => {
+            for (i, r) in m.ranges().iter().enumerate() {
+                out.extend_from_slice(&m.part_head(i));
+                out.extend_from_slice(slice(r));
+            }
+            out.extend_from_slice(&m.tail());
+        }
+        BodyShape::Unsatisfiable => {}
+    }
+}
+
+/// A large object's chunks, read on demand.
+struct ChunkedBody<'a> {
+    ctx: &'a ShardCtx,
+    key: &'a CacheKey,
+    fill_id: u64,
+    chunks: &'a [ChunkRef],
+    chunk_size: u64,
+    buffered: &'a [SegmentId],
+}
+
+impl ChunkedBody<'_> {
+    async fn read(&self, index: usize) -> Result<StoredChunk, Stop> {
+        let c = self.chunks.get(index).ok_or(Stop::Chunk {
+            index,
+            why: ReadFailure::Corrupt,
+        })?;
+        self.ctx
+            .cache
+            .read_chunk(self.key, self.fill_id, index as u32, c, self.buffered)
+            .await
+            .map_err(|why| Stop::Chunk { index, why })
+    }
+
+    async fn send(
+        &self,
+        body: &mut ViewerBody<'_>,
+        shape: &BodyShape,
+        len: u64,
+        first: Option<StoredChunk>,
+    ) -> Result<(), Stop> {
+        match shape {
+            BodyShape::Whole => self.copy(body, 0..len, first).await,
+            BodyShape::Single(r) => self.copy(body, r.clone(), first).await,
+            BodyShape::Multi(m) => {
+                let mut first = first;
+                for (i, r) in m.ranges().iter().enumerate() {
+                    body.write(&m.part_head(i))
+                        .await
+                        .map_err(|_| Stop::Viewer)?;
+                    self.copy(body, r.clone(), first.take()).await?;
+                }
+                body.write(&m.tail()).await.map_err(|_| Stop::Viewer)
+            }
+            BodyShape::Unsatisfiable => Ok(()),
+        }
+    }
+
+    /// Sends the bytes of `range`, writing each chunk while the next is read.
+    /// `first`, when given, is the chunk holding `range.start`.
+    async fn copy(
+        &self,
+        body: &mut ViewerBody<'_>,
+        range: std::ops::Range<u64>,
+        first: Option<StoredChunk>,
+    ) -> Result<(), Stop> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let cs = self.chunk_size;
+        let (first_index, last_index) =
+            ((range.start / cs) as usize, ((range.end - 1) / cs) as usize);
+        let mut current = match first {
+            Some(c) => c,
+            None => self.read(first_index).await?,
+        };
+        for i in first_index..=last_index {
+            let start = i as u64 * cs;
+            let data = current.data();
+            let from = range.start.saturating_sub(start).min(data.len() as u64) as usize;
+            let to = (range.end - start).min(data.len() as u64) as usize;
+            let piece = &data[from..to.max(from)];
+            if i == last_index {
+                return body.write(piece).await.map_err(|_| Stop::Viewer);
+            }
+            let (written, next) =
+                futures_lite::future::zip(body.write(piece), self.read(i + 1)).await;
+            written.map_err(|_| Stop::Viewer)?;
+            current = next?;
+        }
+        Ok(())
+    }
 }

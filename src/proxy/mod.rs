@@ -16,7 +16,7 @@ pub mod stats;
 
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, OwnerRouter};
-use crate::gateway::decision::{CachePhase, Detail, Refusal, RequestErrorKind};
+use crate::gateway::decision::{CachePhase, Detail, PassReason, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
 use crate::http::{RequestHead, parse_request};
@@ -201,14 +201,6 @@ async fn handle_request(
             ctx.stats.passes.fetch_add(1, Relaxed);
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }
-        Route::LookupElsePass(reason) => {
-            let key = cache_key(ctx, req);
-            if let Some(outcome) = hit::serve_if_fresh(ctx, conn, req, &key).await {
-                return outcome;
-            }
-            ctx.stats.passes.fetch_add(1, Relaxed);
-            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
-        }
         Route::Lookup => lookup_or_fetch(ctx, conn, req, peer).await,
     }
 }
@@ -262,6 +254,11 @@ async fn lookup_or_fetch(
             Fetch::Retry | Fetch::Stored if looks < MAX_LOOKS => continue,
             Fetch::Alone => {
                 ctx.stats.hit_for_pass.fetch_add(1, Relaxed);
+                // Nothing will be stored: the origin answers a range itself.
+                if req.headers.contains("range") {
+                    let pass = Forward::Pass(PassReason::Range);
+                    return forward::forward(ctx, conn, req, peer, pass).await;
+                }
                 None
             }
             Fetch::Retry | Fetch::Stored | Fetch::TimedOut => None,

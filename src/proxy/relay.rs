@@ -12,7 +12,8 @@ use crate::cache::owner::{FillHandle, LeadTicket};
 use crate::cache::policy::{Freshness, to_unix_millis};
 use crate::cache::store::FillMeta;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{HeadContext, ViewerFraming, stored_head};
+use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range, stored_head};
+use crate::http::range::{self, Window};
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
@@ -50,10 +51,20 @@ pub async fn relay(
 ) -> Outcome {
     let resp = &upstream.head;
     let head_only = req.method == Method::Head;
-    let framing = if head_only {
-        ViewerFraming::NoBody
-    } else {
-        ViewerFraming::choose(req.version, resp.status, resp.framing)
+    let mut viewer_head = resp.clone();
+    // A GET's Range is served from the whole body as it arrives, when its
+    // length is known up front.
+    let window = match resp.framing {
+        BodyFraming::ContentLength(len) if !head_only => {
+            let plan = range::plan(&req.headers, req.method == Method::Get, resp, len);
+            apply_streamed_range(&mut viewer_head, plan, len).map(Window::new)
+        }
+        _ => None,
+    };
+    let framing = match (&window, head_only) {
+        (_, true) => ViewerFraming::NoBody,
+        (Some(w), false) => ViewerFraming::Length(w.len()),
+        (None, false) => ViewerFraming::choose(req.version, resp.status, resp.framing),
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
     let (storing, detail) = match &keep {
@@ -78,10 +89,10 @@ pub async fn relay(
         },
         now,
     };
-    let out = encode_head(&mut resp.clone(), &cx);
-    ctx.stats.count_status(resp.status);
+    let out = encode_head(&mut viewer_head, &cx);
+    ctx.stats.count_status(viewer_head.status);
     let mut outcome = Outcome {
-        status: resp.status,
+        status: viewer_head.status,
         phase,
         bytes: 0,
         keep_alive,
@@ -124,7 +135,7 @@ pub async fn relay(
         }
         Keep::Pass(_) => None,
     };
-    relay_body(ctx, viewer, framing, upstream, sink, &mut outcome).await;
+    relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;
     outcome
 }
 
@@ -134,6 +145,7 @@ async fn relay_body(
     ctx: &ShardCtx,
     viewer: &mut Conn,
     framing: ViewerFraming,
+    mut window: Option<Window>,
     upstream: UpstreamResponse,
     mut sink: Option<FillHandle<'_>>,
     outcome: &mut Outcome,
@@ -166,17 +178,27 @@ async fn relay_body(
                 {
                     s.finish(true).await;
                 }
-                if viewer_ok && body.write(&piece).await.is_err() {
+                let to_viewer = match &mut window {
+                    Some(w) => w.clip(&piece),
+                    None => &piece[..],
+                };
+                if viewer_ok && body.write(to_viewer).await.is_err() {
                     viewer_ok = false;
                     if sink.is_none() {
                         break Ok(());
                     }
+                }
+                // The viewer's range is out and nothing is stored: the rest
+                // of the body is not worth reading.
+                if sink.is_none() && window.as_ref().is_some_and(Window::done) {
+                    break Ok(());
                 }
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
+    let range_sent = window.as_ref().is_some_and(Window::done);
     match result {
         Ok(()) if reader.is_done() => {
             if let Some(s) = sink.take() {
@@ -190,9 +212,13 @@ async fn relay_body(
             }
         }
         Ok(()) => {
-            // The viewer went away and nothing is being stored.
+            // The viewer's range is complete, or the viewer went away, and
+            // nothing is being stored.
             if let Some(s) = sink.take() {
                 s.finish(false).await;
+            }
+            if range_sent && viewer_ok && body.finish().await.is_err() {
+                viewer_ok = false;
             }
         }
         Err(e) => {
