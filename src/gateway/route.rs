@@ -5,12 +5,14 @@
 //! the body ever reaching the origin.
 
 use super::decision::{PassReason, Refusal};
+use crate::http::target::normalise_authority;
 use crate::http::{Method, RequestHead};
 
 /// The host names a node serves and the status for the others.
 #[derive(Clone, Debug)]
 pub struct HostFilter {
-    /// Lower-case names, with or without port; empty serves any host.
+    /// Names in the codec's normal form (`http::target`), with or without
+    /// port; empty serves any host.
     hosts: Vec<String>,
     unknown_status: u16,
 }
@@ -18,7 +20,7 @@ pub struct HostFilter {
 impl HostFilter {
     pub fn new(hosts: &[String], unknown_status: u16) -> HostFilter {
         HostFilter {
-            hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hosts: hosts.iter().map(|h| normalise_authority(h)).collect(),
             unknown_status,
         }
     }
@@ -134,7 +136,16 @@ mod tests {
 
     #[test]
     fn hosts_are_matched_with_or_without_port() {
-        let only = HostFilter::new(&["Example.com".into(), "b.test:8080".into()], 404);
+        let only = HostFilter::new(
+            &[
+                "Example.com".into(),
+                "b.test:8080".into(),
+                "c.test:80".into(),
+            ],
+            404,
+        );
+        // Listed and requested names compare in one normal form.
+        assert!(only.serves(Some("c.test")));
         assert!(only.serves(Some("example.com")));
         assert!(only.serves(Some("example.com:81")));
         assert!(only.serves(Some("b.test:8080")));

@@ -1,7 +1,8 @@
 //! HTTP/1.1 message codec: turns bytes into request/response heads and
 //! framing decisions, and heads back into bytes. This file owns what both
 //! directions share: versions, limits, the body-length rules of RFC 9112 6
-//! and request-target/authority syntax. Nothing in this module may perform
+//! and request-target/authority syntax (their normal form is `target`'s).
+//! Nothing in this module may perform
 //! I/O, block, allocate without a bound set by `Limits`, or know anything
 //! about caching policy, sockets or the runtime.
 
@@ -10,6 +11,7 @@ pub mod conditional;
 pub mod headers;
 pub mod request;
 pub mod response;
+pub mod target;
 
 pub use chunked::{ChunkError, ChunkedDecoder, LAST_CHUNK, encode_chunk_header};
 pub use headers::{Headers, is_hop_by_hop};
@@ -96,8 +98,9 @@ fn with_header_slots<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b
     }
 }
 
-/// Splits a request-target (RFC 9112 3.2) into what is sent upstream and the
-/// authority it names, if any.
+/// Splits a request-target (RFC 9112 3.2) into what is sent upstream — the
+/// normal form of its origin-form part (`target`), also the cache key's —
+/// and the authority it names, if any.
 fn split_target<'t>(
     method: &Method,
     raw: &'t str,
@@ -115,7 +118,7 @@ fn split_target<'t>(
         };
     }
     if raw.starts_with('/') {
-        return Ok((raw.to_owned(), None));
+        return Ok((normalised(raw)?, None));
     }
     if raw == "*" {
         return if *method == Method::Options {
@@ -136,7 +139,14 @@ fn split_target<'t>(
             (path, Some(authority))
         })
     });
-    absolute.ok_or(request::bad("invalid absolute-form target"))
+    let (path, authority) = absolute.ok_or(request::bad("invalid absolute-form target"))?;
+    Ok((normalised(&path)?, authority))
+}
+
+fn normalised(origin_form: &str) -> Result<String, RequestError> {
+    target::normalise_origin_form(origin_form)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|unsafe_target| request::bad(unsafe_target.message()))
 }
 
 /// `uri-host [":" port]` (RFC 9110 4.2.3, 7.2) as found in Host, absolute-form

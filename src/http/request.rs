@@ -5,6 +5,7 @@
 //! `Limits`, and never forward hop-by-hop fields.
 
 use super::headers::{self, Headers, is_tchar};
+use super::target::normalise_authority;
 use super::{
     BodyFraming, Limits, Version, request_framing, split_target, valid_authority, with_header_slots,
 };
@@ -69,13 +70,18 @@ const KNOWN_METHODS: [Method; 9] = [
 #[derive(Clone, Debug)]
 pub struct RequestHead {
     pub method: Method,
-    /// Origin-form target as it must be sent upstream ("/x?y"); "*" for
-    /// asterisk-form; the raw authority for CONNECT.
+    /// Origin-form target as it must be sent upstream ("/x?y"), in its
+    /// normal form (`http::target`), which the cache key is built from
+    /// too; "*" for asterisk-form; the raw authority for CONNECT.
     pub target: String,
+    /// The request-target as received, when it differs from `target`
+    /// (absolute-form, or normalised), for the access log.
+    pub received_target: Option<String>,
     pub version: Version,
     pub headers: Headers,
-    /// Lower-cased authority from an absolute-form target, else from Host.
-    /// None only for HTTP/1.0 requests without Host.
+    /// Authority from an absolute-form target, else from Host, in its
+    /// normal form (lower case, no default port: `http::target`). None
+    /// only for HTTP/1.0 requests without Host.
     pub authority: Option<String>,
     pub framing: BodyFraming,
     pub keep_alive: bool,
@@ -260,8 +266,9 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
             None if version == Version::Http11 => return Err(bad("missing Host header")),
             None => None,
         };
-        target_authority.or(host).map(str::to_ascii_lowercase)
+        target_authority.or(host).map(normalise_authority)
     };
+    let received_target = (raw_target != target).then(|| raw_target.to_owned());
 
     let framing = request_framing(&headers, version)?;
     let close = headers.has_token("connection", "close");
@@ -275,6 +282,7 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
     Ok(RequestHead {
         method,
         target,
+        received_target,
         version,
         headers,
         authority,
@@ -297,6 +305,7 @@ pub(crate) fn head_from(raw: &str) -> RequestHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::target::UnsafeTarget;
 
     fn parse(s: &str) -> Result<Option<(RequestHead, usize)>, RequestError> {
         parse_request(s.as_bytes(), &Limits::default())
@@ -357,6 +366,43 @@ mod tests {
         assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").path(), "*");
         let h = head("CONNECT Proxy.Example:443 HTTP/1.1\r\nHost: proxy.example:443\r\n\r\n");
         assert_eq!(h.authority.as_deref(), Some("proxy.example:443"));
+    }
+
+    /// RFC 3986 6.2.2 and RFC 9110 4.2.3, applied once at parse time: every
+    /// layer above (route, cache key, upstream head) sees one normal form.
+    #[test]
+    fn targets_and_authorities_arrive_normalised() {
+        let h = head("GET /x/../%62?q=%2e HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n");
+        assert_eq!((h.target.as_str(), h.path()), ("/b?q=%2e", "/b"));
+        assert_eq!(h.received_target.as_deref(), Some("/x/../%62?q=%2e"));
+        assert_eq!(h.authority.as_deref(), Some("example.com"));
+        let h = head("GET /b HTTP/1.1\r\nHost: h:8080\r\n\r\n");
+        assert_eq!(h.received_target, None);
+        let h = head("GET http://H:80/a/./b HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (h.target.as_str(), h.authority.as_deref()),
+            ("/a/b", Some("h"))
+        );
+        assert_eq!(h.received_target.as_deref(), Some("http://H:80/a/./b"));
+        let mut out = Vec::new();
+        h.encode_upstream(&[], &mut out);
+        assert!(out.starts_with(b"GET /a/b HTTP/1.1\r\n"));
+        let unsafe_targets = [
+            ("/../x", UnsafeTarget::AboveRoot),
+            ("/a%2F..%2Fb", UnsafeTarget::EncodedSlashAtDotSegment),
+            ("/a%00", UnsafeTarget::EncodedControl),
+            ("/a\\b", UnsafeTarget::Backslash),
+            ("/%FF", UnsafeTarget::InvalidUtf8),
+            ("/%G0", UnsafeTarget::MalformedEscape),
+        ];
+        for (target, why) in unsafe_targets {
+            for form in [target.to_string(), format!("http://h{target}")] {
+                let e = err(&format!("GET {form} HTTP/1.1\r\nHost: h\r\n\r\n"));
+                assert_eq!(e, RequestError::BadRequest(why.message()), "{form}");
+            }
+        }
+        // Forms that are not origin-form stay as they came.
+        assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").target, "*");
     }
 
     #[test]

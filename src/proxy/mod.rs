@@ -180,6 +180,9 @@ fn log_access(
         method = head.map_or("-", |h| h.method.as_str()),
         host = head.and_then(|h| h.authority.as_deref()).unwrap_or("-"),
         target = head.map_or("-", |h| h.target.as_str()),
+        received = head
+            .and_then(|h| h.received_target.as_deref())
+            .unwrap_or("-"),
         status = outcome.status,
         phase = outcome.phase.as_str(),
         detail = outcome.detail.map_or("-", Detail::token),
