@@ -39,6 +39,11 @@ impl HostFilter {
     }
 }
 
+/// The methods this node serves or forwards, for the `Allow` field every
+/// 405 must carry (RFC 9110 15.5.6). CONNECT and TRACE are refused; other
+/// extension methods are forwarded too, but no list could name them all.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// Where a request goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -132,6 +137,17 @@ mod tests {
         assert_eq!(route(&r, &any()), Route::Refuse(Refusal::Method));
         let r = head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(route(&r, &any()), Route::Refuse(Refusal::OptionsAsterisk));
+    }
+
+    #[test]
+    fn the_allow_list_names_exactly_the_methods_not_refused() {
+        for m in ALLOWED_METHODS.split(", ") {
+            let r = head(&format!("{m} /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert!(!matches!(route(&r, &any()), Route::Refuse(_)), "{m}");
+        }
+        for m in ["CONNECT", "TRACE"] {
+            assert!(!ALLOWED_METHODS.contains(m), "{m}");
+        }
     }
 
     #[test]

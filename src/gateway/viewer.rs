@@ -5,6 +5,7 @@
 //! here. A head built here never promises a length the body will not have.
 
 use super::decision::{CachePhase, CacheStatus, Detail, Storing};
+use super::route::ALLOWED_METHODS;
 use crate::http::{BodyFraming, ResponseHead, Version, status_has_no_body};
 use std::time::SystemTime;
 
@@ -110,7 +111,8 @@ pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
     out
 }
 
-/// A response this node writes itself: an error or a refusal.
+/// A response this node writes itself: an error or a refusal. A 405 names
+/// the methods allowed (RFC 9110 15.5.6).
 pub struct Generated<'a> {
     pub status: u16,
     /// One line for the body, after the status and reason.
@@ -134,6 +136,9 @@ pub fn generated_response(
     head.headers
         .set("Content-Type", "text/plain; charset=utf-8");
     head.headers.set("Cache-Control", "no-store");
+    if g.status == 405 {
+        head.headers.set("Allow", ALLOWED_METHODS);
+    }
     let framing = if head_request {
         ViewerFraming::NoBody
     } else {
@@ -301,12 +306,14 @@ mod tests {
             text,
             format!(
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Cache-Control: no-store\r\nContent-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
+                 Cache-Control: no-store\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n\
+                 Content-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
                  Via: 1.1 edge1\r\nCache-Status: edge1; detail=method\r\n\r\n{body}",
                 body.len()
             )
         );
         let g = Generated {
+            status: 502,
             detail: PassReason::Range.detail(),
             phase: CachePhase::PassRequest,
             keep_alive: false,
@@ -316,6 +323,10 @@ mod tests {
         let text = String::from_utf8(bytes).expect("ascii");
         assert_eq!(sent, 0);
         assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
-        assert!(text.contains("Content-Length: 47\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 40\r\n"), "{text}");
+        assert!(
+            !text.contains("Allow:"),
+            "only a 405 names the methods: {text}"
+        );
     }
 }
