@@ -170,7 +170,7 @@ pub fn parse_request(
             Ok(httparse::Status::Complete(n)) => build(&req).map(|head| Some((head, n))),
             Ok(httparse::Status::Partial) => Ok(None),
             Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeaderTooLarge),
-            Err(httparse::Error::Version) => classify_version(window),
+            Err(httparse::Error::Version) => classify_version(window, limits),
             Err(httparse::Error::HeaderName) => Err(bad("invalid header field name or obs-fold")),
             Err(httparse::Error::HeaderValue) => Err(bad("invalid header field value")),
             Err(httparse::Error::NewLine) => Err(bad("invalid line ending")),
@@ -216,12 +216,19 @@ fn target_exceeds(buf: &[u8], max: usize) -> bool {
     len > max
 }
 
-/// httparse only knows 1.0 and 1.1; a well-formed other version deserves 505
-/// rather than 400, and a version still arriving deserves patience.
-fn classify_version(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
+/// httparse only knows 1.0 and 1.1. A higher HTTP/1 minor version is read
+/// as HTTP/1.1, the highest we implement (RFC 9110 2.5, RFC 9112 2.3); any
+/// other well-formed version deserves 505 rather than 400, and a version
+/// still arriving deserves patience.
+fn classify_version(
+    window: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
     const SHAPE: &[u8] = b"HTTP/d.d";
-    let line = request_line(buf);
-    let rest = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+    let line = request_line(window);
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let method_and_target = parts.by_ref().take(2).map(|p| p.len() + 1).sum::<usize>();
+    let rest = parts.next().unwrap_or_default();
     let end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
     let version = &rest[..end.unwrap_or(rest.len())];
     let fits_shape = version.len() <= SHAPE.len()
@@ -230,6 +237,15 @@ fn classify_version(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestE
             _ => b == s,
         });
     match (fits_shape, version.len() == SHAPE.len(), end) {
+        (true, true, _) if version.starts_with(b"HTTP/1.") => {
+            // The same head, saying HTTP/1.1: the same length, so every
+            // offset and limit holds. httparse stops at 1.0 and 1.1, which
+            // never come here, so this parses once more at most.
+            let minor = window.len() - line.len() + method_and_target + SHAPE.len() - 1;
+            let mut as_http11 = window.to_vec();
+            as_http11[minor] = b'1';
+            parse_request(&as_http11, limits)
+        }
         (true, true, _) => Err(RequestError::VersionNotSupported),
         (true, false, None) => Ok(None),
         _ => Err(bad("invalid HTTP version")),
@@ -464,7 +480,9 @@ mod tests {
                 501,
             ),
             ("GET / HTTP/2.0|Host: h||", 505),
-            ("GET / HTTP/1.2|Host: h||", 505),
+            ("GET / HTTP/0.9|Host: h||", 505),
+            ("GET / HTTP/3.1|Host: h||", 505),
+            ("GET / HTTP/1.2||", 400),
             ("GET / HTTP/2.0", 505),
         ];
         for (req, code) in cases {
@@ -481,6 +499,35 @@ mod tests {
         assert_eq!(err("GET / HTTP/2.0"), RequestError::VersionNotSupported);
         assert!(matches!(parse("GET / HTTP/2"), Ok(None)));
         assert!(RequestError::UriTooLong.to_string().starts_with("414 "));
+    }
+
+    /// RFC 9110 2.5 and RFC 9112 2.3: a higher minor version of HTTP/1 is
+    /// processed as HTTP/1.1, the highest this codec implements.
+    #[test]
+    fn higher_http1_minor_versions_are_http11() {
+        for minor in 2..=9 {
+            let raw = format!("\r\nGET /a/../b HTTP/1.{minor}\r\nHost: H\r\n\r\nGET /next");
+            let (h, n) = parse(&raw).expect("valid").expect("complete");
+            assert_eq!(n, raw.len() - "GET /next".len(), "1.{minor}");
+            assert_eq!(h.version, Version::Http11);
+            assert!(h.keep_alive, "persistent by default, as in 1.1");
+            assert_eq!(
+                (h.target.as_str(), h.authority.as_deref()),
+                ("/b", Some("h"))
+            );
+        }
+        // Still arriving: wait for the rest, as for 1.1.
+        assert!(matches!(parse("GET / HTTP/1.2"), Ok(None)));
+        assert!(matches!(parse("GET / HTTP/1.2\r\nHost: h\r\n"), Ok(None)));
+        // Every other rule still applies to what follows the version.
+        let e = err("GET / HTTP/1.2\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let cut = Limits {
+            max_header_bytes: 24,
+            ..Limits::default()
+        };
+        let e = parse_request(b"GET / HTTP/1.2\r\nHost: hhhhhhhhhhh", &cut);
+        assert_eq!(e.expect_err("over the limit"), RequestError::HeaderTooLarge);
     }
 
     #[test]
