@@ -4,6 +4,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use support::*;
 
 fn origin() -> Origin {
@@ -68,4 +72,72 @@ fn higher_http1_minor_versions_are_served_as_http11() {
         let r = c.read_response_to(raw).expect("a response");
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(raw));
     }
+}
+
+/// An origin that answers every request with these exact bytes and closes:
+/// for what the scripted origin never sends (an HTTP/1.0 status line). It
+/// keeps the request heads it read, and stops accepting after 30 s.
+fn raw_origin(response: &'static [u8]) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && matches!(s.read(&mut byte), Ok(1)) {
+                head.push(byte[0]);
+            }
+            seen.lock()
+                .expect("heads")
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let _ = s.write_all(response);
+        }
+    });
+    (addr, heads)
+}
+
+/// RFC 9110 7.6.3: `Via` names the version received — the viewer's toward
+/// the origin, the origin's toward the viewer (also on a hit).
+#[test]
+fn via_carries_the_received_protocol_version() {
+    let origin = origin();
+    let edge = Edge::builder().origin(origin.addr).start();
+    let old = b"GET /from-1.0 HTTP/1.0\r\nHost: test.local\r\n\r\n";
+    let r = request(edge.addr, old);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("via"),
+        Some("1.1 edgeslab"),
+        "the origin spoke 1.1"
+    );
+    let seen = origin.last().expect("the request reached the origin");
+    assert_eq!(seen.header("via"), Some("1.0 edgeslab"));
+    get(edge.addr, "/from-1.1");
+    let seen = origin.last().expect("the request reached the origin");
+    assert_eq!(seen.header("via"), Some("1.1 edgeslab"));
+
+    let (addr, heads) = raw_origin(
+        b"HTTP/1.0 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    let edge = Edge::builder().origin(addr).start();
+    let miss = get(edge.addr, "/old-origin");
+    assert_eq!((miss.status, miss.text().as_str()), (200, "hello"));
+    assert_eq!(miss.version, "HTTP/1.1");
+    assert_eq!(miss.header("via"), Some("1.0 edgeslab"));
+    let hit = get(edge.addr, "/old-origin");
+    assert!(hit.is_hit(), "{}", hit.cache_status());
+    assert_eq!(hit.header("via"), Some("1.0 edgeslab"));
+    let heads = heads.lock().expect("heads");
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(heads[0].contains("Via: 1.1 edgeslab\r\n"), "{}", heads[0]);
 }

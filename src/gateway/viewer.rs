@@ -1,5 +1,6 @@
 //! What a viewer receives: the framing its body travels in, the finished
-//! response head (framing fields, `Date`, `Via`, `Cache-Status`,
+//! response head (framing fields, `Date`, `Via` with the origin's version,
+//! `Cache-Status`,
 //! `Connection`), the head kept in the cache, and the responses this node
 //! writes itself. Pure: the clock is an argument and nothing is written
 //! here. A head built here never promises a length the body will not have.
@@ -77,9 +78,12 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
     if !h.contains("date") {
         h.set("Date", httpdate::fmt_http_date(cx.now));
     }
+    // RFC 9110 7.6.3: the version this node received the response in (a
+    // hit's stored head keeps the origin's).
+    let received = head.version.number();
     let via = match h.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", cx.node),
-        _ => format!("1.1 {}", cx.node),
+        Some(v) if !v.is_empty() => format!("{v}, {received} {}", cx.node),
+        _ => format!("{received} {}", cx.node),
     };
     h.set("Via", via);
     let entry = cx.status.render(cx.node);
@@ -96,7 +100,8 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
 }
 
 /// The head to store: what a later hit serves, minus what is recomputed then
-/// (framing, `Age`, this node's `Via` and `Cache-Status`).
+/// (framing, `Age`, this node's `Via` and `Cache-Status`), with the origin's
+/// version in its status line for the hit's `Via`.
 pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
     let mut h = resp.clone();
     h.headers.strip_hop_by_hop();
@@ -107,7 +112,7 @@ pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
         h.headers.set("Date", httpdate::fmt_http_date(now));
     }
     let mut out = Vec::with_capacity(512);
-    h.encode(&mut out);
+    h.encode_as_received(&mut out);
     out
 }
 
@@ -245,6 +250,29 @@ mod tests {
             "HTTP/1.1 200 OK\r\nDate: Mon, 06 Nov 2023 08:00:00 GMT\r\nVia: 1.1 origin-proxy, 1.1 edge1\r\n\
              Cache-Status: up; hit, edge1; fwd=uri-miss; stored\r\nContent-Length: 5\r\n\r\n"
         );
+    }
+
+    /// RFC 9110 7.6.3: toward the viewer, `Via` names the version the
+    /// origin answered in, also when the answer comes from the cache.
+    #[test]
+    fn via_names_the_version_the_origin_spoke() {
+        let raw = "HTTP/1.0 200 OK\r\nVia: 1.1 up\r\nContent-Length: 5\r\n\r\n";
+        let mut h = origin(raw);
+        finish_head(&mut h, &cx(ViewerFraming::Length(5), Version::Http11, true));
+        let text = encoded(&h);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Via: 1.1 up, 1.0 edge1\r\n"), "{text}");
+        let stored = stored_head(&origin(raw), now());
+        assert!(stored.starts_with(b"HTTP/1.0 200 OK\r\n"));
+        let mut hit = parse_response(&stored, &Limits::default(), false)
+            .expect("valid")
+            .expect("complete")
+            .0;
+        finish_head(
+            &mut hit,
+            &cx(ViewerFraming::Length(5), Version::Http11, true),
+        );
+        assert!(encoded(&hit).contains("Via: 1.0 edge1\r\n"));
     }
 
     #[test]

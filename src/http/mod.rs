@@ -37,6 +37,15 @@ impl Version {
         }
     }
 
+    /// The protocol version alone ("1.1"), as `Via`'s received-protocol
+    /// writes it for HTTP (RFC 9110 7.6.3).
+    pub fn number(&self) -> &'static str {
+        match self {
+            Version::Http10 => "1.0",
+            Version::Http11 => "1.1",
+        }
+    }
+
     /// httparse reports the minor digit only; it never yields anything but 0 or 1.
     fn from_minor(minor: u8) -> Version {
         if minor == 0 {
@@ -332,6 +341,10 @@ mod tests {
     fn version_strings() {
         assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
         assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+        assert_eq!(
+            (Version::Http10.number(), Version::Http11.number()),
+            ("1.0", "1.1")
+        );
         assert_eq!(Version::from_minor(0), Version::Http10);
         assert_eq!(Version::from_minor(1), Version::Http11);
     }

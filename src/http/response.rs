@@ -34,9 +34,20 @@ impl ResponseHead {
     /// "HTTP/1.1 200 OK\r\n" + headers + "\r\n"; viewers always see HTTP/1.1
     /// because that is what we implement, whatever the origin spoke.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_with(Version::Http11, out);
+    }
+
+    /// Like `encode`, but the status line keeps the version the head came
+    /// with: for the cache, whose hits name the origin's version in `Via`.
+    pub fn encode_as_received(&self, out: &mut Vec<u8>) {
+        self.encode_with(self.version, out);
+    }
+
+    fn encode_with(&self, version: Version, out: &mut Vec<u8>) {
         debug_assert!((100..=999).contains(&self.status), "status {}", self.status);
         out.reserve(17 + self.reason.len() + self.headers.encoded_len());
-        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(version.as_str().as_bytes());
+        out.push(b' ');
         let s = self.status;
         out.extend_from_slice(&[
             b'0' + (s / 100 % 10) as u8,
@@ -438,6 +449,9 @@ mod tests {
         let mut out = Vec::new();
         odd.encode(&mut out);
         assert_eq!(out, b"HTTP/1.1 299 a  b\r\n\r\n");
+        let mut out = Vec::new();
+        odd.encode_as_received(&mut out);
+        assert_eq!(out, b"HTTP/1.0 299 a  b\r\n\r\n");
     }
 
     #[test]
