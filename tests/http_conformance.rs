@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::wire;
 use support::*;
 
 fn origin() -> Origin {
@@ -140,4 +141,81 @@ fn via_carries_the_received_protocol_version() {
     let heads = heads.lock().expect("heads");
     assert_eq!(heads.len(), 1, "{heads:?}");
     assert!(heads[0].contains("Via: 1.1 edgeslab\r\n"), "{}", heads[0]);
+}
+
+/// Sends `raw` (which asks to close) and reads everything until the close:
+/// for responses the strict client refuses by design (a transfer coding
+/// other than chunked, which it does not decode).
+fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> (wire::ResponseHead, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    s.write_all(raw).expect("send");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read until the close");
+    let end = wire::head_end(&all, 65536)
+        .expect("a well-formed head")
+        .expect("a whole head");
+    let head = wire::parse_response_head(&all[..end]).expect("a valid head");
+    (head, all[end..].to_vec())
+}
+
+/// RFC 9112 6.1: a transfer coding other than chunked is never dropped.
+/// HTTP/1.1 viewers get it named with the coded bytes re-chunked; HTTP/1.0
+/// viewers, who cannot receive it and for whom this node decodes nothing,
+/// get a 502. Such responses are never stored.
+#[test]
+fn transfer_codings_other_than_chunked_reach_the_viewer_or_502() {
+    let pieces: Vec<Vec<u8>> = (0..3).map(|i| bytes(3000 + i, 40 + i as u64)).collect();
+    let coded: Vec<u8> = pieces.concat();
+    let origin = {
+        let pieces = pieces.clone();
+        Origin::start(move |_| {
+            Script::ok("max-age=60", vec![])
+                .header("Transfer-Encoding", "gzip")
+                .with(Body::Chunked(pieces.clone()))
+        })
+    };
+    let edge = Edge::builder().origin(origin.addr).start();
+    for _ in 0..2 {
+        let (head, body) = raw_exchange(
+            edge.addr,
+            b"GET /coded HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!((head.minor, head.status), (1, 200));
+        let te = wire::values(&head.fields, "transfer-encoding");
+        assert_eq!(te, [&b"gzip, chunked"[..]]);
+        assert!(wire::values(&head.fields, "content-length").is_empty());
+        let status = String::from_utf8_lossy(wire::values(&head.fields, "cache-status")[0]);
+        assert!(
+            status.contains("fwd=uri-miss; detail=transfer-coding"),
+            "{status}"
+        );
+        let mut decoder = wire::ChunkedDecoder::default();
+        let mut got = Vec::new();
+        let used = decoder
+            .decode(&body, &mut |b| got.extend_from_slice(b))
+            .expect("valid chunked framing");
+        assert!(decoder.is_done() && used == body.len());
+        assert!(got == coded, "the coded bytes, unchanged");
+    }
+    assert_eq!(origin.count("/coded"), 2, "never stored");
+
+    let old = b"GET /coded HTTP/1.0\r\nHost: test.local\r\n\r\n";
+    let r = request(edge.addr, old);
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert!(r.text().contains("transfer coding"), "{}", r.text());
+    assert!(
+        r.cache_status()
+            .contains("detail=transfer-coding-for-http10"),
+        "{}",
+        r.cache_status()
+    );
+    // HEAD has no body to code: its head goes out, without the coding.
+    let head = request(
+        edge.addr,
+        b"HEAD /coded HTTP/1.0\r\nHost: test.local\r\n\r\n",
+    );
+    assert_eq!((head.status, head.header("transfer-encoding")), (200, None));
 }

@@ -204,6 +204,9 @@ pub enum Detail {
     OriginBodyTruncated,
     /// A chunk of a stored large object could not be read mid-response.
     ChunkUnreadable,
+    /// The origin's body has a transfer coding the HTTP/1.0 viewer cannot
+    /// receive (502).
+    TransferCodingForHttp10,
 }
 
 impl Detail {
@@ -220,6 +223,7 @@ impl Detail {
             Detail::ViewerBody(ViewerBodyFailure::Malformed) => "bad-request-body",
             Detail::OriginBodyTruncated => "origin-body-truncated",
             Detail::ChunkUnreadable => "chunk-unreadable",
+            Detail::TransferCodingForHttp10 => "transfer-coding-for-http10",
         }
     }
 }

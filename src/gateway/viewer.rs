@@ -22,28 +22,51 @@ pub enum ViewerFraming {
 }
 
 impl ViewerFraming {
-    /// For a body of `upstream` framing, toward a viewer of `version`.
-    pub fn choose(version: Version, status: u16, upstream: BodyFraming) -> ViewerFraming {
-        if status_has_no_body(status) {
-            return ViewerFraming::NoBody;
+    /// For the body of an origin's response `resp`, toward a viewer of
+    /// `version`. Transfer codings other than chunked are never dropped:
+    /// an HTTP/1.1 viewer gets them named again over chunked framing, and
+    /// a body that has them cannot go to an HTTP/1.0 viewer at all (RFC 9112
+    /// 6.1: no Transfer-Encoding toward HTTP/1.0, and this node decodes none).
+    pub fn choose(
+        version: Version,
+        resp: &ResponseHead,
+    ) -> Result<ViewerFraming, TransferCodingForHttp10> {
+        if status_has_no_body(resp.status) {
+            return Ok(ViewerFraming::NoBody);
         }
-        match upstream {
+        Ok(match resp.framing {
             BodyFraming::ContentLength(n) => ViewerFraming::Length(n),
             BodyFraming::None => ViewerFraming::Length(0),
             BodyFraming::Chunked | BodyFraming::CloseDelimited => {
                 if version == Version::Http11 {
                     ViewerFraming::Chunked
+                } else if resp.has_non_chunked_transfer_coding() {
+                    return Err(TransferCodingForHttp10);
                 } else {
                     ViewerFraming::Close
                 }
             }
-        }
+        })
     }
 
     /// Whether the last data write completes the response on the wire,
     /// rather than a terminator (last chunk) or a close written after it.
     pub fn ends_with_data(self) -> bool {
         matches!(self, ViewerFraming::Length(_) | ViewerFraming::NoBody)
+    }
+}
+
+/// An origin's body carries a transfer coding other than chunked (`gzip,
+/// chunked`) and the viewer speaks HTTP/1.0, which has no Transfer-Encoding:
+/// the response cannot be relayed, and is answered 502 instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferCodingForHttp10;
+
+impl TransferCodingForHttp10 {
+    pub const STATUS: u16 = 502;
+
+    pub fn message(self) -> &'static str {
+        "the origin's response has a transfer coding that an HTTP/1.0 client cannot receive"
     }
 }
 
@@ -62,12 +85,23 @@ pub struct HeadContext<'a> {
 
 /// Completes a head for the viewer.
 pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
+    // Codings under chunked stay on the body, so they are named again.
+    let coded = match cx.framing {
+        ViewerFraming::Chunked => head.non_chunked_transfer_codings(),
+        _ => None,
+    };
     let h = &mut head.headers;
     h.strip_hop_by_hop();
     h.remove("content-length");
     match cx.framing {
         ViewerFraming::Length(n) => h.set("Content-Length", n.to_string()),
-        ViewerFraming::Chunked => h.set("Transfer-Encoding", "chunked"),
+        ViewerFraming::Chunked => match coded {
+            Some(mut codings) => {
+                codings.extend_from_slice(b", chunked");
+                h.set("Transfer-Encoding", codings);
+            }
+            None => h.set("Transfer-Encoding", "chunked"),
+        },
         ViewerFraming::NoBody => {
             if let (Some(n), false) = (cx.length, status_has_no_body(head.status)) {
                 h.set("Content-Length", n.to_string());
@@ -219,23 +253,67 @@ mod tests {
         use ViewerFraming as F;
         let v11 = Version::Http11;
         let v10 = Version::Http10;
+        let framed = |status: u16, framing: BodyFraming| {
+            let mut h = ResponseHead::new(status);
+            h.framing = framing;
+            h
+        };
+        let choose = |v, status, framing| F::choose(v, &framed(status, framing));
         assert_eq!(
-            F::choose(v11, 200, BodyFraming::ContentLength(7)),
-            F::Length(7)
+            choose(v11, 200, BodyFraming::ContentLength(7)),
+            Ok(F::Length(7))
         );
-        assert_eq!(F::choose(v11, 200, BodyFraming::None), F::Length(0));
-        assert_eq!(F::choose(v11, 200, BodyFraming::Chunked), F::Chunked);
-        assert_eq!(F::choose(v11, 200, BodyFraming::CloseDelimited), F::Chunked);
-        assert_eq!(F::choose(v10, 200, BodyFraming::Chunked), F::Close);
+        assert_eq!(choose(v11, 200, BodyFraming::None), Ok(F::Length(0)));
+        assert_eq!(choose(v11, 200, BodyFraming::Chunked), Ok(F::Chunked));
         assert_eq!(
-            F::choose(v10, 200, BodyFraming::ContentLength(3)),
-            F::Length(3)
+            choose(v11, 200, BodyFraming::CloseDelimited),
+            Ok(F::Chunked)
+        );
+        assert_eq!(choose(v10, 200, BodyFraming::Chunked), Ok(F::Close));
+        assert_eq!(
+            choose(v10, 200, BodyFraming::ContentLength(3)),
+            Ok(F::Length(3))
         );
         for s in [204, 304, 100] {
-            assert_eq!(F::choose(v11, s, BodyFraming::ContentLength(3)), F::NoBody);
+            assert_eq!(choose(v11, s, BodyFraming::ContentLength(3)), Ok(F::NoBody));
         }
         assert!(F::Length(1).ends_with_data() && F::NoBody.ends_with_data());
         assert!(!F::Chunked.ends_with_data() && !F::Close.ends_with_data());
+    }
+
+    /// RFC 9112 6.1: a transfer coding is never silently dropped. HTTP/1.1
+    /// viewers get it named over chunked; HTTP/1.0 viewers cannot get it.
+    #[test]
+    fn transfer_codings_other_than_chunked_are_kept_or_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            let resp = origin(raw);
+            assert_eq!(
+                ViewerFraming::choose(Version::Http11, &resp),
+                Ok(ViewerFraming::Chunked),
+                "{raw}"
+            );
+            assert_eq!(
+                ViewerFraming::choose(Version::Http10, &resp),
+                Err(TransferCodingForHttp10),
+                "{raw}"
+            );
+            let mut h = resp.clone();
+            finish_head(&mut h, &cx(ViewerFraming::Chunked, Version::Http11, true));
+            let text = encoded(&h);
+            assert!(
+                text.contains("Transfer-Encoding: gzip, chunked\r\n"),
+                "{text}"
+            );
+            assert_eq!(text.matches("Transfer-Encoding").count(), 1, "{text}");
+        }
+        // A HEAD answer has no body to code.
+        let mut h = origin("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        finish_head(&mut h, &cx(ViewerFraming::NoBody, Version::Http10, true));
+        assert!(!encoded(&h).contains("Transfer-Encoding"));
+        assert_eq!(TransferCodingForHttp10::STATUS, 502);
     }
 
     #[test]
