@@ -219,3 +219,56 @@ fn transfer_codings_other_than_chunked_reach_the_viewer_or_502() {
     );
     assert_eq!((head.status, head.header("transfer-encoding")), (200, None));
 }
+
+/// RFC 9111 5.2.1.5 and 3.5: a request whose response may not be stored is
+/// not fetched as a fill. A HEAD then reaches the origin as HEAD, and
+/// `Cache-Status` says why; a fresh stored copy still answers.
+#[test]
+fn requests_whose_response_cannot_be_stored_pass_as_sent() {
+    let origin = origin();
+    let edge = Edge::builder().origin(origin.addr).start();
+    let cases: [(&[u8], &str, &str); 3] = [
+        (
+            b"HEAD /auth HTTP/1.1\r\nHost: test.local\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n",
+            "HEAD",
+            "detail=head-authorization",
+        ),
+        (
+            b"HEAD /nostore HTTP/1.1\r\nHost: test.local\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "HEAD",
+            "detail=request-no-store",
+        ),
+        (
+            b"GET /nostore-get HTTP/1.1\r\nHost: test.local\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "GET",
+            "detail=request-no-store",
+        ),
+    ];
+    for (raw, method, detail) in cases {
+        let shown = String::from_utf8_lossy(raw).into_owned();
+        let r = request(edge.addr, raw);
+        assert_eq!(r.status, 200, "{shown}");
+        let status = r.cache_status();
+        assert!(
+            status.contains(&format!("fwd=request; {detail}")) && !status.contains("stored"),
+            "{shown}: {status}"
+        );
+        let seen = origin.last().expect("the request reached the origin");
+        assert_eq!(seen.method, method, "{shown}");
+        // Nothing was stored: the next plain GET is a miss.
+        let target = seen.target.clone();
+        let next = get(edge.addr, &target);
+        assert!(
+            next.cache_status().contains("fwd=uri-miss; stored"),
+            "{target}: {}",
+            next.cache_status()
+        );
+    }
+    // Now that /auth is stored, a HEAD with Authorization is a hit.
+    let r = request(
+        edge.addr,
+        b"HEAD /auth HTTP/1.1\r\nHost: test.local\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n",
+    );
+    assert!(r.is_hit(), "{}", r.cache_status());
+    assert_eq!(origin.count("/auth"), 2);
+}

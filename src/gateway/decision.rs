@@ -24,7 +24,8 @@ pub enum CachePhase {
     /// The method is never cached (PUT, POST, …): passed to the origin.
     PassMethod,
     /// A cacheable method whose request cannot use the cache (a body, a
-    /// range that missed): passed to the origin.
+    /// range that missed) or whose response will not be stored (request
+    /// `no-store`, HEAD with `Authorization`): passed to the origin.
     PassRequest,
 }
 
@@ -82,13 +83,23 @@ pub enum PassReason {
     RequestBody,
     /// A `Range` request that no complete stored object could answer.
     Range,
+    /// The request says `Cache-Control: no-store` (RFC 9111 5.2.1.5):
+    /// nothing fetched for it may be stored, so it is not fetched as a fill.
+    RequestNoStore,
+    /// A HEAD with `Authorization`: its response may not be stored unless it
+    /// says so (RFC 9111 3.5), so a fill (a whole GET) would likely be
+    /// wasted; the HEAD goes upstream as it is.
+    HeadAuthorization,
 }
 
 impl PassReason {
     pub fn phase(self) -> CachePhase {
         match self {
             PassReason::Method => CachePhase::PassMethod,
-            PassReason::RequestBody | PassReason::Range => CachePhase::PassRequest,
+            PassReason::RequestBody
+            | PassReason::Range
+            | PassReason::RequestNoStore
+            | PassReason::HeadAuthorization => CachePhase::PassRequest,
         }
     }
 
@@ -97,7 +108,10 @@ impl PassReason {
     pub fn detail(self) -> Option<Detail> {
         match self {
             PassReason::Method => None,
-            PassReason::RequestBody | PassReason::Range => Some(Detail::Pass(self)),
+            PassReason::RequestBody
+            | PassReason::Range
+            | PassReason::RequestNoStore
+            | PassReason::HeadAuthorization => Some(Detail::Pass(self)),
         }
     }
 }
@@ -217,6 +231,8 @@ impl Detail {
             Detail::Pass(PassReason::Method) => "method",
             Detail::Pass(PassReason::RequestBody) => "request-body",
             Detail::Pass(PassReason::Range) => "range",
+            Detail::Pass(PassReason::RequestNoStore) => "request-no-store",
+            Detail::Pass(PassReason::HeadAuthorization) => "head-authorization",
             Detail::NotStored(why) => why.token(),
             Detail::Upstream(kind) => kind.token(),
             Detail::ViewerBody(ViewerBodyFailure::Timeout) => "request-body-timeout",
@@ -335,6 +351,13 @@ mod tests {
             PassReason::RequestBody.detail().map(Detail::token),
             Some("request-body")
         );
+        for (reason, token) in [
+            (PassReason::RequestNoStore, "request-no-store"),
+            (PassReason::HeadAuthorization, "head-authorization"),
+        ] {
+            assert_eq!(reason.phase(), CachePhase::PassRequest);
+            assert_eq!(reason.detail().map(Detail::token), Some(token));
+        }
     }
 
     #[test]

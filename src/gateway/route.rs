@@ -2,9 +2,11 @@
 //! in the cache. Pure: the request head and the node's host list in, one
 //! `Route` out, so every rule here is a unit test. It never lets a request
 //! that carries a body use the cache, because the cache would answer without
-//! the body ever reaching the origin.
+//! the body ever reaching the origin, and never fills for a request whose
+//! response may not be stored.
 
 use super::decision::{PassReason, Refusal};
+use crate::cache::policy::CacheControl;
 use crate::http::target::normalise_authority;
 use crate::http::{Method, RequestHead};
 
@@ -83,6 +85,15 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
     if Route::leaves_body_unread(req) {
         return Route::Pass(PassReason::RequestBody);
     }
+    // Nothing fetched for these may be stored: a fill would fetch the whole
+    // object for nothing, so they go upstream as sent. A fresh stored copy
+    // still answers them (storing is what is forbidden, not reuse).
+    if CacheControl::parse(&req.headers).no_store {
+        return Route::LookupElsePass(PassReason::RequestNoStore);
+    }
+    if req.method == Method::Head && req.headers.contains("authorization") {
+        return Route::LookupElsePass(PassReason::HeadAuthorization);
+    }
     // A range can still be answered from a complete stored object.
     if req.headers.contains("range") {
         return Route::LookupElsePass(PassReason::Range);
@@ -126,6 +137,31 @@ mod tests {
         assert_eq!(route(&r, &any()), Route::LookupElsePass(PassReason::Range));
         // A body wins over the range: it must reach the origin.
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nContent-Length: 1\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+    }
+
+    /// RFC 9111 5.2.1.5 (request no-store) and 3.5 (Authorization): what
+    /// may not be stored is not filled; a HEAD then goes upstream as HEAD.
+    #[test]
+    fn requests_whose_response_cannot_be_stored_are_not_filled() {
+        for m in ["GET", "HEAD"] {
+            let r = head(&format!(
+                "{m} /a HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=0, No-Store\r\n\r\n"
+            ));
+            let want = Route::LookupElsePass(PassReason::RequestNoStore);
+            assert_eq!(route(&r, &any()), want, "{m}");
+        }
+        let r = head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
+        let want = Route::LookupElsePass(PassReason::HeadAuthorization);
+        assert_eq!(route(&r, &any()), want);
+        // A GET with Authorization is filled: the response may allow storing.
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nCache-Control: no-cache\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+        // A body still wins: it must reach the origin.
+        let r =
+            head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nContent-Length: 1\r\n\r\n");
         assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
     }
 
