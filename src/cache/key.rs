@@ -32,16 +32,21 @@ pub struct CacheKey {
 impl CacheKey {
     /// `authority` and `target` as the codec normalised them (a request
     /// head's `authority` and `target`): the key adds no normalisation of
-    /// its own, so that it describes exactly the request sent upstream.
+    /// its own, so that it describes exactly the request sent upstream. Its
+    /// text names the port even when it is the scheme's default, as keys
+    /// always have, so that the keys of objects already stored stay valid.
     pub fn new(scheme: &str, authority: &str, target: &str, policy: &KeyPolicy) -> CacheKey {
+        let (host, port) = split_authority(authority, scheme);
         let path = match target.split_once('?') {
             Some((path, _)) if !policy.include_query => path,
             _ => target,
         };
-        let mut text = String::with_capacity(scheme.len() + 3 + authority.len() + path.len());
+        let mut text = String::with_capacity(scheme.len() + authority.len() + path.len() + 9);
         text.push_str(scheme);
         text.push_str("://");
-        text.push_str(authority);
+        text.push_str(host);
+        text.push(':');
+        text.push_str(&port.to_string());
         text.push_str(path);
         CacheKey::from_text(text)
     }
@@ -71,6 +76,21 @@ pub fn owner_of(hash: u64, shards: usize) -> usize {
     (((hash >> 32) * shards as u64) >> 32) as usize
 }
 
+/// "[v6]:port", "[v6]", "host:port" or "host" (as the codec validated it).
+fn split_authority<'a>(authority: &'a str, scheme: &str) -> (&'a str, u16) {
+    let default = if scheme == "https" { 443 } else { 80 };
+    if let Some(rest) = authority.strip_prefix('[')
+        && let Some((h, p)) = rest.split_once(']')
+    {
+        let port = p.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (h, port.unwrap_or(default));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().unwrap_or(default)),
+        _ => (authority, default),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,15 +103,17 @@ mod tests {
 
     #[test]
     fn the_key_is_the_normalised_request() {
-        assert_eq!(key("example.com", "/x?q=1"), "http://example.com/x?q=1");
-        assert_eq!(key("[::1]:8080", "/"), "http://[::1]:8080/");
+        assert_eq!(key("example.com", "/x?q=1"), "http://example.com:80/x?q=1");
+        assert_eq!(key("example.com:81", "/"), "http://example.com:81/");
+        assert_eq!(key("[::1]:8080", "/"), "http://::1:8080/");
+        assert_eq!(key("[::1]", "/"), "http://::1:80/");
         // The codec's normal form, not a second one: what is keyed is what
         // is forwarded.
         let head = crate::http::request::head_from(
             "GET /x/%2e%2e/%62?%7E HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n",
         );
         let authority = head.authority.as_deref().expect("host");
-        assert_eq!(key(authority, &head.target), "http://example.com/b?%7E");
+        assert_eq!(key(authority, &head.target), "http://example.com:80/b?%7E");
     }
 
     #[test]
