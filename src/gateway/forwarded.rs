@@ -1,7 +1,8 @@
 //! The request head a gateway sends upstream (RFC 9110 7.6): the viewer's
 //! request with hop-by-hop fields removed, `Host` chosen, `Via` (with the
-//! version the viewer spoke) and `X-Forwarded-For` extended, and — for a cache fill — made into a plain GET
-//! for the whole representation. Pure: no socket, no clock.
+//! version the viewer spoke) and `X-Forwarded-For` extended, and — for a
+//! cache fill — made into a plain GET for the whole representation. Pure:
+//! no socket, no clock.
 
 use crate::http::{BodyFraming, Method, RequestHead};
 use std::net::IpAddr;

@@ -1,9 +1,9 @@
 //! What a viewer receives: the framing its body travels in, the finished
 //! response head (framing fields, `Date`, `Via` with the origin's version,
-//! `Cache-Status`,
-//! `Connection`), the head kept in the cache, and the responses this node
-//! writes itself. Pure: the clock is an argument and nothing is written
-//! here. A head built here never promises a length the body will not have.
+//! `Cache-Status`, `Connection`), the head kept in the cache, and the
+//! responses this node writes itself. Pure: the clock is an argument and
+//! nothing is written here. A head built here never promises a length the
+//! body will not have, and never drops a transfer coding the body keeps.
 
 use super::decision::{CachePhase, CacheStatus, Detail, Storing};
 use super::route::ALLOWED_METHODS;

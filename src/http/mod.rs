@@ -2,9 +2,9 @@
 //! framing decisions, and heads back into bytes. This file owns what both
 //! directions share: versions, limits, the body-length rules of RFC 9112 6
 //! and request-target/authority syntax (their normal form is `target`'s).
-//! Nothing in this module may perform
-//! I/O, block, allocate without a bound set by `Limits`, or know anything
-//! about caching policy, sockets or the runtime.
+//! Nothing in this module may perform I/O, block, allocate without a bound
+//! set by `Limits`, or know anything about caching policy, sockets or the
+//! runtime.
 
 pub mod chunked;
 pub mod conditional;
