@@ -50,7 +50,9 @@ impl UnsafeTarget {
 /// percent-encoded unreserved characters decoded (RFC 3986 6.2.2.2), the
 /// hex of every other escape in upper case (6.2.2.1) and dot-segments
 /// removed (6.2.2.3, by the algorithm of 5.2.4). Encoded slashes are kept
-/// (RFC 3986 2.2: `/a%2Fb` is not `/a/b`). The query is kept byte for
+/// (RFC 3986 2.2: `/a%2Fb` is not `/a/b`, and names such as npm's
+/// `/@scope%2Fname` depend on it); only one that would make a dot-segment
+/// for an origin decoding it is refused. The query is kept byte for
 /// byte: it is the origin's to interpret, and signed URLs depend on its
 /// exact bytes. Borrowed when already normal.
 pub fn normalise_origin_form(target: &str) -> Result<Cow<'_, str>, UnsafeTarget> {
