@@ -69,6 +69,10 @@ async fn answer(conn: &mut Conn, shards: &[ShardMetrics]) -> std::io::Result<()>
     head.headers.set("Content-Length", body.len().to_string());
     head.headers.set("Cache-Control", "no-store");
     head.headers.set("Connection", "close");
+    if status == 405 {
+        // RFC 9110 15.5.6: a 405 names the methods the resource allows.
+        head.headers.set("Allow", "GET, HEAD");
+    }
     let mut out = Vec::with_capacity(body.len() + 256);
     head.encode(&mut out);
     if req.as_ref().is_none_or(|r| r.method != Method::Head) {

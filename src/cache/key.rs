@@ -1,7 +1,10 @@
 //! Cache keys: which request maps to which stored object, and which shard owns
-//! it. A key is scheme, host, port and normalised path plus whatever else the
-//! key policy names; its 64-bit hash picks the owner shard (top bits) and the
-//! index bucket and tag (low bits), so the two choices stay independent.
+//! it. A key is scheme, authority and target plus whatever else the key
+//! policy names, all in the normal form the codec gave the request
+//! (`http::target`) — the very target that is forwarded upstream, so the key
+//! never names a path other than the one the origin answered for. Its 64-bit
+//! hash picks the owner shard (top bits) and the index bucket and tag (low
+//! bits), so the two choices stay independent.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -27,27 +30,24 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// `authority` is the request's host[:port] (already lower-cased by the
-    /// codec); `target` is the origin-form target.
+    /// `authority` and `target` as the codec normalised them (a request
+    /// head's `authority` and `target`): the key adds no normalisation of
+    /// its own, so that it describes exactly the request sent upstream. Its
+    /// text names the port even when it is the scheme's default, as keys
+    /// always have, so that the keys of objects already stored stay valid.
     pub fn new(scheme: &str, authority: &str, target: &str, policy: &KeyPolicy) -> CacheKey {
         let (host, port) = split_authority(authority, scheme);
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (target, None),
+        let path = match target.split_once('?') {
+            Some((path, _)) if !policy.include_query => path,
+            _ => target,
         };
-        let mut text = String::with_capacity(scheme.len() + authority.len() + target.len() + 8);
+        let mut text = String::with_capacity(scheme.len() + authority.len() + path.len() + 9);
         text.push_str(scheme);
         text.push_str("://");
-        text.push_str(&host.to_ascii_lowercase());
+        text.push_str(host);
         text.push(':');
         text.push_str(&port.to_string());
-        text.push_str(&normalise_path(path));
-        if policy.include_query
-            && let Some(q) = query
-        {
-            text.push('?');
-            text.push_str(q);
-        }
+        text.push_str(path);
         CacheKey::from_text(text)
     }
 
@@ -76,79 +76,19 @@ pub fn owner_of(hash: u64, shards: usize) -> usize {
     (((hash >> 32) * shards as u64) >> 32) as usize
 }
 
+/// "[v6]:port", "[v6]", "host:port" or "host" (as the codec validated it).
 fn split_authority<'a>(authority: &'a str, scheme: &str) -> (&'a str, u16) {
     let default = if scheme == "https" { 443 } else { 80 };
-    // "[v6]:port", "host:port", "host"
     if let Some(rest) = authority.strip_prefix('[')
         && let Some((h, p)) = rest.split_once(']')
     {
-        let port = p
-            .strip_prefix(':')
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(default);
-        return (h, port);
+        let port = p.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (h, port.unwrap_or(default));
     }
     match authority.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (h, p.parse().unwrap_or(default)),
         _ => (authority, default),
     }
-}
-
-/// Removes "." and ".." segments (RFC 3986 5.2.4) and decodes percent-encoded
-/// unreserved characters, so equivalent paths share one object. Never climbs
-/// above the root.
-pub fn normalise_path(path: &str) -> String {
-    let decoded = decode_unreserved(if path.is_empty() { "/" } else { path });
-    let mut out: Vec<&str> = Vec::new();
-    let trailing_slash =
-        decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
-    for seg in decoded.split('/').skip(1) {
-        match seg {
-            "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    // "/a/" splits into ["a", ""]: the empty tail already encodes the slash.
-    if trailing_slash && out.last().is_some_and(|s| !s.is_empty()) {
-        out.push("");
-    }
-    let mut s = String::with_capacity(decoded.len());
-    for seg in &out {
-        s.push('/');
-        s.push_str(seg);
-    }
-    if s.is_empty() {
-        s.push('/');
-    }
-    s
-}
-
-fn decode_unreserved(path: &str) -> String {
-    let b = path.as_bytes();
-    let mut out: Vec<u8> = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                let c = (h * 16 + l) as u8;
-                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                    out.push(c);
-                } else {
-                    // Keep reserved escapes, in one canonical (upper) case.
-                    out.extend_from_slice(format!("%{c:02X}").as_bytes());
-                }
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -162,25 +102,18 @@ mod tests {
     }
 
     #[test]
-    fn equivalent_requests_share_a_key() {
-        assert_eq!(
-            key("Example.com", "/a/b"),
-            key("example.com:80", "/a/./c/../b")
-        );
-        assert_eq!(key("example.com", "/%7Euser"), key("example.com", "/~user"));
-        assert_eq!(key("example.com", "/a%2fb"), key("example.com", "/a%2Fb"));
-        assert_ne!(key("example.com", "/a%2Fb"), key("example.com", "/a/b"));
+    fn the_key_is_the_normalised_request() {
         assert_eq!(key("example.com", "/x?q=1"), "http://example.com:80/x?q=1");
+        assert_eq!(key("example.com:81", "/"), "http://example.com:81/");
         assert_eq!(key("[::1]:8080", "/"), "http://::1:8080/");
-    }
-
-    #[test]
-    fn dot_segments_never_climb_above_root() {
-        assert_eq!(normalise_path("/../../etc"), "/etc");
-        assert_eq!(normalise_path("/a/b/.."), "/a/");
-        assert_eq!(normalise_path("/a/"), "/a/");
-        assert_eq!(normalise_path(""), "/");
-        assert_eq!(normalise_path("/"), "/");
+        assert_eq!(key("[::1]", "/"), "http://::1:80/");
+        // The codec's normal form, not a second one: what is keyed is what
+        // is forwarded.
+        let head = crate::http::request::head_from(
+            "GET /x/%2e%2e/%62?%7E HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n",
+        );
+        let authority = head.authority.as_deref().expect("host");
+        assert_eq!(key(authority, &head.target), "http://example.com:80/b?%7E");
     }
 
     #[test]

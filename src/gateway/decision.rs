@@ -29,7 +29,8 @@ pub enum CachePhase {
     /// The method is never cached (PUT, POST, …): passed to the origin.
     PassMethod,
     /// A cacheable method whose request cannot use the cache (a body, a
-    /// range that missed): passed to the origin.
+    /// range that missed) or whose response will not be stored (request
+    /// `no-store`, HEAD with `Authorization`): passed to the origin.
     PassRequest,
 }
 
@@ -90,13 +91,23 @@ pub enum PassReason {
     /// A `Range` request for a key just found uncacheable: the origin
     /// answers the range itself.
     Range,
+    /// The request says `Cache-Control: no-store` (RFC 9111 5.2.1.5):
+    /// nothing fetched for it may be stored, so it is not fetched as a fill.
+    RequestNoStore,
+    /// A HEAD with `Authorization`: its response may not be stored unless it
+    /// says so (RFC 9111 3.5), so a fill (a whole GET) would likely be
+    /// wasted; the HEAD goes upstream as it is.
+    HeadAuthorization,
 }
 
 impl PassReason {
     pub fn phase(self) -> CachePhase {
         match self {
             PassReason::Method => CachePhase::PassMethod,
-            PassReason::RequestBody | PassReason::Range => CachePhase::PassRequest,
+            PassReason::RequestBody
+            | PassReason::Range
+            | PassReason::RequestNoStore
+            | PassReason::HeadAuthorization => CachePhase::PassRequest,
         }
     }
 
@@ -105,7 +116,10 @@ impl PassReason {
     pub fn detail(self) -> Option<Detail> {
         match self {
             PassReason::Method => None,
-            PassReason::RequestBody | PassReason::Range => Some(Detail::Pass(self)),
+            PassReason::RequestBody
+            | PassReason::Range
+            | PassReason::RequestNoStore
+            | PassReason::HeadAuthorization => Some(Detail::Pass(self)),
         }
     }
 }
@@ -212,6 +226,9 @@ pub enum Detail {
     OriginBodyTruncated,
     /// A chunk of a stored large object could not be read mid-response.
     ChunkUnreadable,
+    /// The origin's body has a transfer coding the HTTP/1.0 viewer cannot
+    /// receive (502).
+    TransferCodingForHttp10,
 }
 
 impl Detail {
@@ -222,12 +239,15 @@ impl Detail {
             Detail::Pass(PassReason::Method) => "method",
             Detail::Pass(PassReason::RequestBody) => "request-body",
             Detail::Pass(PassReason::Range) => "range",
+            Detail::Pass(PassReason::RequestNoStore) => "request-no-store",
+            Detail::Pass(PassReason::HeadAuthorization) => "head-authorization",
             Detail::NotStored(why) => why.token(),
             Detail::Upstream(kind) => kind.token(),
             Detail::ViewerBody(ViewerBodyFailure::Timeout) => "request-body-timeout",
             Detail::ViewerBody(ViewerBodyFailure::Malformed) => "bad-request-body",
             Detail::OriginBodyTruncated => "origin-body-truncated",
             Detail::ChunkUnreadable => "chunk-unreadable",
+            Detail::TransferCodingForHttp10 => "transfer-coding-for-http10",
         }
     }
 }
@@ -359,6 +379,13 @@ mod tests {
             PassReason::RequestBody.detail().map(Detail::token),
             Some("request-body")
         );
+        for (reason, token) in [
+            (PassReason::RequestNoStore, "request-no-store"),
+            (PassReason::HeadAuthorization, "head-authorization"),
+        ] {
+            assert_eq!(reason.phase(), CachePhase::PassRequest);
+            assert_eq!(reason.detail().map(Detail::token), Some(token));
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The request head a gateway sends upstream (RFC 9110 7.6): the viewer's
-//! request with hop-by-hop fields removed, `Host` chosen, `Via` and
-//! `X-Forwarded-For` extended, and — for a cache fill — made into a plain GET
-//! for the whole representation. Pure: no socket, no clock.
+//! request with hop-by-hop fields removed, `Host` chosen, `Via` (with the
+//! version the viewer spoke) and `X-Forwarded-For` extended, and — for a
+//! cache fill — made into a plain GET for the whole representation. Pure:
+//! no socket, no clock.
 
 use crate::http::{BodyFraming, Method, RequestHead};
 use std::net::IpAddr;
@@ -50,9 +51,11 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
     // We answer `Expect: 100-continue` ourselves when the body is wanted.
     up.headers.remove("expect");
     up.headers.set("Host", fwd.host);
+    // RFC 9110 7.6.3: the protocol version this node received the request in.
+    let received = req.version.number();
     let via = match req.headers.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", fwd.node),
-        _ => format!("1.1 {}", fwd.node),
+        Some(v) if !v.is_empty() => format!("{v}, {received} {}", fwd.node),
+        _ => format!("{received} {}", fwd.node),
     };
     up.headers.set("Via", via);
     let xff = match req.headers.get_str("x-forwarded-for") {
@@ -145,6 +148,22 @@ mod tests {
         );
         assert!(
             out.contains("X-Forwarded-For: 198.51.100.1, 192.0.2.7\r\n"),
+            "{out}"
+        );
+    }
+
+    /// RFC 9110 7.6.3: `Via` names the protocol version received, though
+    /// the request goes upstream as HTTP/1.1.
+    #[test]
+    fn via_names_the_version_the_viewer_spoke() {
+        let r = head("GET / HTTP/1.0\r\n\r\n");
+        let out = text(upstream_head(&r, Purpose::Fill, &fwd()));
+        assert!(out.starts_with("GET / HTTP/1.1\r\n"), "{out}");
+        assert!(out.contains("Via: 1.0 edge1\r\n"), "{out}");
+        let r = head("GET / HTTP/1.0\r\nVia: 1.1 viewer-proxy\r\n\r\n");
+        let out = text(upstream_head(&r, Purpose::Pass, &fwd()));
+        assert!(
+            out.contains("Via: 1.1 viewer-proxy, 1.0 edge1\r\n"),
             "{out}"
         );
     }

@@ -2,15 +2,19 @@
 //! in the cache. Pure: the request head and the node's host list in, one
 //! `Route` out, so every rule here is a unit test. It never lets a request
 //! that carries a body use the cache, because the cache would answer without
-//! the body ever reaching the origin.
+//! the body ever reaching the origin, and never fills for a request whose
+//! response may not be stored.
 
 use super::decision::{PassReason, Refusal};
+use crate::cache::policy::CacheControl;
+use crate::http::target::normalise_authority;
 use crate::http::{Method, RequestHead};
 
 /// The host names a node serves and the status for the others.
 #[derive(Clone, Debug)]
 pub struct HostFilter {
-    /// Lower-case names, with or without port; empty serves any host.
+    /// Names in the codec's normal form (`http::target`), with or without
+    /// port; empty serves any host.
     hosts: Vec<String>,
     unknown_status: u16,
 }
@@ -18,7 +22,7 @@ pub struct HostFilter {
 impl HostFilter {
     pub fn new(hosts: &[String], unknown_status: u16) -> HostFilter {
         HostFilter {
-            hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            hosts: hosts.iter().map(|h| normalise_authority(h)).collect(),
             unknown_status,
         }
     }
@@ -37,6 +41,11 @@ impl HostFilter {
     }
 }
 
+/// The methods this node serves or forwards, for the `Allow` field every
+/// 405 must carry (RFC 9110 15.5.6). CONNECT and TRACE are refused; other
+/// extension methods are forwarded too, but no list could name them all.
+pub const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
 /// Where a request goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -47,6 +56,9 @@ pub enum Route {
     /// Look the key up; a miss or a stale copy is fetched and stored. A
     /// `Range` is answered from the stored (or arriving) whole object.
     Lookup,
+    /// Serve a fresh stored object if there is one; otherwise pass (what
+    /// comes back may not be stored, so it is not worth a fill).
+    LookupElsePass(PassReason),
 }
 
 impl Route {
@@ -74,6 +86,15 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
     }
     if Route::leaves_body_unread(req) {
         return Route::Pass(PassReason::RequestBody);
+    }
+    // Nothing fetched for these may be stored: a fill would fetch the whole
+    // object for nothing, so they go upstream as sent. A fresh stored copy
+    // still answers them (storing is what is forbidden, not reuse).
+    if CacheControl::parse(&req.headers).no_store {
+        return Route::LookupElsePass(PassReason::RequestNoStore);
+    }
+    if req.method == Method::Head && req.headers.contains("authorization") {
+        return Route::LookupElsePass(PassReason::HeadAuthorization);
     }
     Route::Lookup
 }
@@ -117,6 +138,31 @@ mod tests {
         assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
     }
 
+    /// RFC 9111 5.2.1.5 (request no-store) and 3.5 (Authorization): what
+    /// may not be stored is not filled; a HEAD then goes upstream as HEAD.
+    #[test]
+    fn requests_whose_response_cannot_be_stored_are_not_filled() {
+        for m in ["GET", "HEAD"] {
+            let r = head(&format!(
+                "{m} /a HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=0, No-Store\r\n\r\n"
+            ));
+            let want = Route::LookupElsePass(PassReason::RequestNoStore);
+            assert_eq!(route(&r, &any()), want, "{m}");
+        }
+        let r = head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
+        let want = Route::LookupElsePass(PassReason::HeadAuthorization);
+        assert_eq!(route(&r, &any()), want);
+        // A GET with Authorization is filled: the response may allow storing.
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+        let r = head("GET /a HTTP/1.1\r\nHost: x\r\nCache-Control: no-cache\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Lookup);
+        // A body still wins: it must reach the origin.
+        let r =
+            head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nContent-Length: 1\r\n\r\n");
+        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+    }
+
     #[test]
     fn refusals() {
         let r = head("TRACE / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -128,8 +174,28 @@ mod tests {
     }
 
     #[test]
+    fn the_allow_list_names_exactly_the_methods_not_refused() {
+        for m in ALLOWED_METHODS.split(", ") {
+            let r = head(&format!("{m} /a HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert!(!matches!(route(&r, &any()), Route::Refuse(_)), "{m}");
+        }
+        for m in ["CONNECT", "TRACE"] {
+            assert!(!ALLOWED_METHODS.contains(m), "{m}");
+        }
+    }
+
+    #[test]
     fn hosts_are_matched_with_or_without_port() {
-        let only = HostFilter::new(&["Example.com".into(), "b.test:8080".into()], 404);
+        let only = HostFilter::new(
+            &[
+                "Example.com".into(),
+                "b.test:8080".into(),
+                "c.test:80".into(),
+            ],
+            404,
+        );
+        // Listed and requested names compare in one normal form.
+        assert!(only.serves(Some("c.test")));
         assert!(only.serves(Some("example.com")));
         assert!(only.serves(Some("example.com:81")));
         assert!(only.serves(Some("b.test:8080")));

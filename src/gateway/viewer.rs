@@ -1,10 +1,12 @@
 //! What a viewer receives: the framing its body travels in, the finished
-//! response head (framing fields, `Date`, `Via`, `Cache-Status`,
-//! `Connection`), the head kept in the cache, and the responses this node
-//! writes itself. Pure: the clock is an argument and nothing is written
-//! here. A head built here never promises a length the body will not have.
+//! response head (framing fields, `Date`, `Via` with the origin's version,
+//! `Cache-Status`, `Connection`), the head kept in the cache, and the
+//! responses this node writes itself. Pure: the clock is an argument and
+//! nothing is written here. A head built here never promises a length the
+//! body will not have, and never drops a transfer coding the body keeps.
 
 use super::decision::{CachePhase, CacheStatus, Detail, Storing};
+use super::route::ALLOWED_METHODS;
 use crate::http::range::{Multipart, RangePlan, content_range, unsatisfied_range};
 use crate::http::{BodyFraming, ResponseHead, Version, reason_phrase, status_has_no_body};
 use std::time::SystemTime;
@@ -21,28 +23,51 @@ pub enum ViewerFraming {
 }
 
 impl ViewerFraming {
-    /// For a body of `upstream` framing, toward a viewer of `version`.
-    pub fn choose(version: Version, status: u16, upstream: BodyFraming) -> ViewerFraming {
-        if status_has_no_body(status) {
-            return ViewerFraming::NoBody;
+    /// For the body of an origin's response `resp`, toward a viewer of
+    /// `version`. Transfer codings other than chunked are never dropped:
+    /// an HTTP/1.1 viewer gets them named again over chunked framing, and
+    /// a body that has them cannot go to an HTTP/1.0 viewer at all (RFC 9112
+    /// 6.1: no Transfer-Encoding toward HTTP/1.0, and this node decodes none).
+    pub fn choose(
+        version: Version,
+        resp: &ResponseHead,
+    ) -> Result<ViewerFraming, TransferCodingForHttp10> {
+        if status_has_no_body(resp.status) {
+            return Ok(ViewerFraming::NoBody);
         }
-        match upstream {
+        Ok(match resp.framing {
             BodyFraming::ContentLength(n) => ViewerFraming::Length(n),
             BodyFraming::None => ViewerFraming::Length(0),
             BodyFraming::Chunked | BodyFraming::CloseDelimited => {
                 if version == Version::Http11 {
                     ViewerFraming::Chunked
+                } else if resp.has_non_chunked_transfer_coding() {
+                    return Err(TransferCodingForHttp10);
                 } else {
                     ViewerFraming::Close
                 }
             }
-        }
+        })
     }
 
     /// Whether the last data write completes the response on the wire,
     /// rather than a terminator (last chunk) or a close written after it.
     pub fn ends_with_data(self) -> bool {
         matches!(self, ViewerFraming::Length(_) | ViewerFraming::NoBody)
+    }
+}
+
+/// An origin's body carries a transfer coding other than chunked (`gzip,
+/// chunked`) and the viewer speaks HTTP/1.0, which has no Transfer-Encoding:
+/// the response cannot be relayed, and is answered 502 instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferCodingForHttp10;
+
+impl TransferCodingForHttp10 {
+    pub const STATUS: u16 = 502;
+
+    pub fn message(self) -> &'static str {
+        "the origin's response has a transfer coding that an HTTP/1.0 client cannot receive"
     }
 }
 
@@ -61,12 +86,23 @@ pub struct HeadContext<'a> {
 
 /// Completes a head for the viewer.
 pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
+    // Codings under chunked stay on the body, so they are named again.
+    let coded = match cx.framing {
+        ViewerFraming::Chunked => head.non_chunked_transfer_codings(),
+        _ => None,
+    };
     let h = &mut head.headers;
     h.strip_hop_by_hop();
     h.remove("content-length");
     match cx.framing {
         ViewerFraming::Length(n) => h.set("Content-Length", n.to_string()),
-        ViewerFraming::Chunked => h.set("Transfer-Encoding", "chunked"),
+        ViewerFraming::Chunked => match coded {
+            Some(mut codings) => {
+                codings.extend_from_slice(b", chunked");
+                h.set("Transfer-Encoding", codings);
+            }
+            None => h.set("Transfer-Encoding", "chunked"),
+        },
         ViewerFraming::NoBody => {
             if let (Some(n), false) = (cx.length, status_has_no_body(head.status)) {
                 h.set("Content-Length", n.to_string());
@@ -77,9 +113,12 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
     if !h.contains("date") {
         h.set("Date", httpdate::fmt_http_date(cx.now));
     }
+    // RFC 9110 7.6.3: the version this node received the response in (a
+    // hit's stored head keeps the origin's).
+    let received = head.version.number();
     let via = match h.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, 1.1 {}", cx.node),
-        _ => format!("1.1 {}", cx.node),
+        Some(v) if !v.is_empty() => format!("{v}, {received} {}", cx.node),
+        _ => format!("{received} {}", cx.node),
     };
     h.set("Via", via);
     let entry = cx.status.render(cx.node);
@@ -96,7 +135,8 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
 }
 
 /// The head to store: what a later hit serves, minus what is recomputed then
-/// (framing, `Age`, this node's `Via` and `Cache-Status`).
+/// (framing, `Age`, this node's `Via` and `Cache-Status`), with the origin's
+/// version in its status line for the hit's `Via`.
 pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
     let mut h = resp.clone();
     h.headers.strip_hop_by_hop();
@@ -107,11 +147,12 @@ pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
         h.headers.set("Date", httpdate::fmt_http_date(now));
     }
     let mut out = Vec::with_capacity(512);
-    h.encode(&mut out);
+    h.encode_as_received(&mut out);
     out
 }
 
-/// A response this node writes itself: an error or a refusal.
+/// A response this node writes itself: an error or a refusal. A 405 names
+/// the methods allowed (RFC 9110 15.5.6).
 pub struct Generated<'a> {
     pub status: u16,
     /// One line for the body, after the status and reason.
@@ -135,6 +176,9 @@ pub fn generated_response(
     head.headers
         .set("Content-Type", "text/plain; charset=utf-8");
     head.headers.set("Cache-Control", "no-store");
+    if g.status == 405 {
+        head.headers.set("Allow", ALLOWED_METHODS);
+    }
     let framing = if head_request {
         ViewerFraming::NoBody
     } else {
@@ -287,23 +331,67 @@ mod tests {
         use ViewerFraming as F;
         let v11 = Version::Http11;
         let v10 = Version::Http10;
+        let framed = |status: u16, framing: BodyFraming| {
+            let mut h = ResponseHead::new(status);
+            h.framing = framing;
+            h
+        };
+        let choose = |v, status, framing| F::choose(v, &framed(status, framing));
         assert_eq!(
-            F::choose(v11, 200, BodyFraming::ContentLength(7)),
-            F::Length(7)
+            choose(v11, 200, BodyFraming::ContentLength(7)),
+            Ok(F::Length(7))
         );
-        assert_eq!(F::choose(v11, 200, BodyFraming::None), F::Length(0));
-        assert_eq!(F::choose(v11, 200, BodyFraming::Chunked), F::Chunked);
-        assert_eq!(F::choose(v11, 200, BodyFraming::CloseDelimited), F::Chunked);
-        assert_eq!(F::choose(v10, 200, BodyFraming::Chunked), F::Close);
+        assert_eq!(choose(v11, 200, BodyFraming::None), Ok(F::Length(0)));
+        assert_eq!(choose(v11, 200, BodyFraming::Chunked), Ok(F::Chunked));
         assert_eq!(
-            F::choose(v10, 200, BodyFraming::ContentLength(3)),
-            F::Length(3)
+            choose(v11, 200, BodyFraming::CloseDelimited),
+            Ok(F::Chunked)
+        );
+        assert_eq!(choose(v10, 200, BodyFraming::Chunked), Ok(F::Close));
+        assert_eq!(
+            choose(v10, 200, BodyFraming::ContentLength(3)),
+            Ok(F::Length(3))
         );
         for s in [204, 304, 100] {
-            assert_eq!(F::choose(v11, s, BodyFraming::ContentLength(3)), F::NoBody);
+            assert_eq!(choose(v11, s, BodyFraming::ContentLength(3)), Ok(F::NoBody));
         }
         assert!(F::Length(1).ends_with_data() && F::NoBody.ends_with_data());
         assert!(!F::Chunked.ends_with_data() && !F::Close.ends_with_data());
+    }
+
+    /// RFC 9112 6.1: a transfer coding is never silently dropped. HTTP/1.1
+    /// viewers get it named over chunked; HTTP/1.0 viewers cannot get it.
+    #[test]
+    fn transfer_codings_other_than_chunked_are_kept_or_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        ] {
+            let resp = origin(raw);
+            assert_eq!(
+                ViewerFraming::choose(Version::Http11, &resp),
+                Ok(ViewerFraming::Chunked),
+                "{raw}"
+            );
+            assert_eq!(
+                ViewerFraming::choose(Version::Http10, &resp),
+                Err(TransferCodingForHttp10),
+                "{raw}"
+            );
+            let mut h = resp.clone();
+            finish_head(&mut h, &cx(ViewerFraming::Chunked, Version::Http11, true));
+            let text = encoded(&h);
+            assert!(
+                text.contains("Transfer-Encoding: gzip, chunked\r\n"),
+                "{text}"
+            );
+            assert_eq!(text.matches("Transfer-Encoding").count(), 1, "{text}");
+        }
+        // A HEAD answer has no body to code.
+        let mut h = origin("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        finish_head(&mut h, &cx(ViewerFraming::NoBody, Version::Http10, true));
+        assert!(!encoded(&h).contains("Transfer-Encoding"));
+        assert_eq!(TransferCodingForHttp10::STATUS, 502);
     }
 
     #[test]
@@ -318,6 +406,29 @@ mod tests {
             "HTTP/1.1 200 OK\r\nDate: Mon, 06 Nov 2023 08:00:00 GMT\r\nVia: 1.1 origin-proxy, 1.1 edge1\r\n\
              Cache-Status: up; hit, edge1; fwd=uri-miss; stored\r\nContent-Length: 5\r\n\r\n"
         );
+    }
+
+    /// RFC 9110 7.6.3: toward the viewer, `Via` names the version the
+    /// origin answered in, also when the answer comes from the cache.
+    #[test]
+    fn via_names_the_version_the_origin_spoke() {
+        let raw = "HTTP/1.0 200 OK\r\nVia: 1.1 up\r\nContent-Length: 5\r\n\r\n";
+        let mut h = origin(raw);
+        finish_head(&mut h, &cx(ViewerFraming::Length(5), Version::Http11, true));
+        let text = encoded(&h);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Via: 1.1 up, 1.0 edge1\r\n"), "{text}");
+        let stored = stored_head(&origin(raw), now());
+        assert!(stored.starts_with(b"HTTP/1.0 200 OK\r\n"));
+        let mut hit = parse_response(&stored, &Limits::default(), false)
+            .expect("valid")
+            .expect("complete")
+            .0;
+        finish_head(
+            &mut hit,
+            &cx(ViewerFraming::Length(5), Version::Http11, true),
+        );
+        assert!(encoded(&hit).contains("Via: 1.0 edge1\r\n"));
     }
 
     #[test]
@@ -442,12 +553,14 @@ mod tests {
             text,
             format!(
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                 Cache-Control: no-store\r\nContent-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
+                 Cache-Control: no-store\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n\
+                 Content-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
                  Via: 1.1 edge1\r\nCache-Status: edge1; detail=method\r\n\r\n{body}",
                 body.len()
             )
         );
         let g = Generated {
+            status: 502,
             detail: PassReason::Range.detail(),
             phase: CachePhase::PassRequest,
             keep_alive: false,
@@ -457,6 +570,10 @@ mod tests {
         let text = String::from_utf8(bytes).expect("ascii");
         assert_eq!(sent, 0);
         assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
-        assert!(text.contains("Content-Length: 47\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 40\r\n"), "{text}");
+        assert!(
+            !text.contains("Allow:"),
+            "only a 405 names the methods: {text}"
+        );
     }
 }

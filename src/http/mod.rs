@@ -1,9 +1,10 @@
 //! HTTP/1.1 message codec: turns bytes into request/response heads and
 //! framing decisions, and heads back into bytes. This file owns what both
 //! directions share: versions, limits, the body-length rules of RFC 9112 6
-//! and request-target/authority syntax. Nothing in this module may perform
-//! I/O, block, allocate without a bound set by `Limits`, or know anything
-//! about caching policy, sockets or the runtime.
+//! and request-target/authority syntax (their normal form is `target`'s).
+//! Nothing in this module may perform I/O, block, allocate without a bound
+//! set by `Limits`, or know anything about caching policy, sockets or the
+//! runtime.
 
 pub mod chunked;
 pub mod conditional;
@@ -11,6 +12,7 @@ pub mod headers;
 pub mod range;
 pub mod request;
 pub mod response;
+pub mod target;
 
 pub use chunked::{ChunkError, ChunkedDecoder, LAST_CHUNK, encode_chunk_header};
 pub use headers::{Headers, is_hop_by_hop};
@@ -33,6 +35,15 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+        }
+    }
+
+    /// The protocol version alone ("1.1"), as `Via`'s received-protocol
+    /// writes it for HTTP (RFC 9110 7.6.3).
+    pub fn number(&self) -> &'static str {
+        match self {
+            Version::Http10 => "1.0",
+            Version::Http11 => "1.1",
         }
     }
 
@@ -97,8 +108,9 @@ fn with_header_slots<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b
     }
 }
 
-/// Splits a request-target (RFC 9112 3.2) into what is sent upstream and the
-/// authority it names, if any.
+/// Splits a request-target (RFC 9112 3.2) into what is sent upstream — the
+/// normal form of its origin-form part (`target`), also the cache key's —
+/// and the authority it names, if any.
 fn split_target<'t>(
     method: &Method,
     raw: &'t str,
@@ -116,7 +128,7 @@ fn split_target<'t>(
         };
     }
     if raw.starts_with('/') {
-        return Ok((raw.to_owned(), None));
+        return Ok((normalised(raw)?, None));
     }
     if raw == "*" {
         return if *method == Method::Options {
@@ -137,7 +149,14 @@ fn split_target<'t>(
             (path, Some(authority))
         })
     });
-    absolute.ok_or(request::bad("invalid absolute-form target"))
+    let (path, authority) = absolute.ok_or(request::bad("invalid absolute-form target"))?;
+    Ok((normalised(&path)?, authority))
+}
+
+fn normalised(origin_form: &str) -> Result<String, RequestError> {
+    target::normalise_origin_form(origin_form)
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|unsafe_target| request::bad(unsafe_target.message()))
 }
 
 /// `uri-host [":" port]` (RFC 9110 4.2.3, 7.2) as found in Host, absolute-form
@@ -323,6 +342,10 @@ mod tests {
     fn version_strings() {
         assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
         assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+        assert_eq!(
+            (Version::Http10.number(), Version::Http11.number()),
+            ("1.0", "1.1")
+        );
         assert_eq!(Version::from_minor(0), Version::Http10);
         assert_eq!(Version::from_minor(1), Version::Http11);
     }

@@ -5,6 +5,7 @@
 //! `Limits`, and never forward hop-by-hop fields.
 
 use super::headers::{self, Headers, is_tchar};
+use super::target::normalise_authority;
 use super::{
     BodyFraming, Limits, Version, request_framing, split_target, valid_authority, with_header_slots,
 };
@@ -69,13 +70,18 @@ const KNOWN_METHODS: [Method; 9] = [
 #[derive(Clone, Debug)]
 pub struct RequestHead {
     pub method: Method,
-    /// Origin-form target as it must be sent upstream ("/x?y"); "*" for
-    /// asterisk-form; the raw authority for CONNECT.
+    /// Origin-form target as it must be sent upstream ("/x?y"), in its
+    /// normal form (`http::target`), which the cache key is built from
+    /// too; "*" for asterisk-form; the raw authority for CONNECT.
     pub target: String,
+    /// The request-target as received, when it differs from `target`
+    /// (absolute-form, or normalised), for the access log.
+    pub received_target: Option<String>,
     pub version: Version,
     pub headers: Headers,
-    /// Lower-cased authority from an absolute-form target, else from Host.
-    /// None only for HTTP/1.0 requests without Host.
+    /// Authority from an absolute-form target, else from Host, in its
+    /// normal form (lower case, no default port: `http::target`). None
+    /// only for HTTP/1.0 requests without Host.
     pub authority: Option<String>,
     pub framing: BodyFraming,
     pub keep_alive: bool,
@@ -164,7 +170,7 @@ pub fn parse_request(
             Ok(httparse::Status::Complete(n)) => build(&req).map(|head| Some((head, n))),
             Ok(httparse::Status::Partial) => Ok(None),
             Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeaderTooLarge),
-            Err(httparse::Error::Version) => classify_version(window),
+            Err(httparse::Error::Version) => classify_version(window, limits),
             Err(httparse::Error::HeaderName) => Err(bad("invalid header field name or obs-fold")),
             Err(httparse::Error::HeaderValue) => Err(bad("invalid header field value")),
             Err(httparse::Error::NewLine) => Err(bad("invalid line ending")),
@@ -210,12 +216,19 @@ fn target_exceeds(buf: &[u8], max: usize) -> bool {
     len > max
 }
 
-/// httparse only knows 1.0 and 1.1; a well-formed other version deserves 505
-/// rather than 400, and a version still arriving deserves patience.
-fn classify_version(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
+/// httparse only knows 1.0 and 1.1. A higher HTTP/1 minor version is read
+/// as HTTP/1.1, the highest we implement (RFC 9110 2.5, RFC 9112 2.3); any
+/// other well-formed version deserves 505 rather than 400, and a version
+/// still arriving deserves patience.
+fn classify_version(
+    window: &[u8],
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, RequestError> {
     const SHAPE: &[u8] = b"HTTP/d.d";
-    let line = request_line(buf);
-    let rest = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+    let line = request_line(window);
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let method_and_target = parts.by_ref().take(2).map(|p| p.len() + 1).sum::<usize>();
+    let rest = parts.next().unwrap_or_default();
     let end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
     let version = &rest[..end.unwrap_or(rest.len())];
     let fits_shape = version.len() <= SHAPE.len()
@@ -224,6 +237,15 @@ fn classify_version(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestE
             _ => b == s,
         });
     match (fits_shape, version.len() == SHAPE.len(), end) {
+        (true, true, _) if version.starts_with(b"HTTP/1.") => {
+            // The same head, saying HTTP/1.1: the same length, so every
+            // offset and limit holds. httparse stops at 1.0 and 1.1, which
+            // never come here, so this parses once more at most.
+            let minor = window.len() - line.len() + method_and_target + SHAPE.len() - 1;
+            let mut as_http11 = window.to_vec();
+            as_http11[minor] = b'1';
+            parse_request(&as_http11, limits)
+        }
         (true, true, _) => Err(RequestError::VersionNotSupported),
         (true, false, None) => Ok(None),
         _ => Err(bad("invalid HTTP version")),
@@ -260,8 +282,9 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
             None if version == Version::Http11 => return Err(bad("missing Host header")),
             None => None,
         };
-        target_authority.or(host).map(str::to_ascii_lowercase)
+        target_authority.or(host).map(normalise_authority)
     };
+    let received_target = (raw_target != target).then(|| raw_target.to_owned());
 
     let framing = request_framing(&headers, version)?;
     let close = headers.has_token("connection", "close");
@@ -275,6 +298,7 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
     Ok(RequestHead {
         method,
         target,
+        received_target,
         version,
         headers,
         authority,
@@ -297,6 +321,7 @@ pub(crate) fn head_from(raw: &str) -> RequestHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::target::UnsafeTarget;
 
     fn parse(s: &str) -> Result<Option<(RequestHead, usize)>, RequestError> {
         parse_request(s.as_bytes(), &Limits::default())
@@ -359,6 +384,43 @@ mod tests {
         assert_eq!(h.authority.as_deref(), Some("proxy.example:443"));
     }
 
+    /// RFC 3986 6.2.2 and RFC 9110 4.2.3, applied once at parse time: every
+    /// layer above (route, cache key, upstream head) sees one normal form.
+    #[test]
+    fn targets_and_authorities_arrive_normalised() {
+        let h = head("GET /x/../%62?q=%2e HTTP/1.1\r\nHost: Example.COM:80\r\n\r\n");
+        assert_eq!((h.target.as_str(), h.path()), ("/b?q=%2e", "/b"));
+        assert_eq!(h.received_target.as_deref(), Some("/x/../%62?q=%2e"));
+        assert_eq!(h.authority.as_deref(), Some("example.com"));
+        let h = head("GET /b HTTP/1.1\r\nHost: h:8080\r\n\r\n");
+        assert_eq!(h.received_target, None);
+        let h = head("GET http://H:80/a/./b HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (h.target.as_str(), h.authority.as_deref()),
+            ("/a/b", Some("h"))
+        );
+        assert_eq!(h.received_target.as_deref(), Some("http://H:80/a/./b"));
+        let mut out = Vec::new();
+        h.encode_upstream(&[], &mut out);
+        assert!(out.starts_with(b"GET /a/b HTTP/1.1\r\n"));
+        let unsafe_targets = [
+            ("/../x", UnsafeTarget::AboveRoot),
+            ("/a%2F..%2Fb", UnsafeTarget::EncodedSlashAtDotSegment),
+            ("/a%00", UnsafeTarget::EncodedControl),
+            ("/a\\b", UnsafeTarget::Backslash),
+            ("/%FF", UnsafeTarget::InvalidUtf8),
+            ("/%G0", UnsafeTarget::MalformedEscape),
+        ];
+        for (target, why) in unsafe_targets {
+            for form in [target.to_string(), format!("http://h{target}")] {
+                let e = err(&format!("GET {form} HTTP/1.1\r\nHost: h\r\n\r\n"));
+                assert_eq!(e, RequestError::BadRequest(why.message()), "{form}");
+            }
+        }
+        // Forms that are not origin-form stay as they came.
+        assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").target, "*");
+    }
+
     #[test]
     fn persistence_and_expect() {
         let h = head("GET / HTTP/1.0\r\n\r\n");
@@ -418,7 +480,9 @@ mod tests {
                 501,
             ),
             ("GET / HTTP/2.0|Host: h||", 505),
-            ("GET / HTTP/1.2|Host: h||", 505),
+            ("GET / HTTP/0.9|Host: h||", 505),
+            ("GET / HTTP/3.1|Host: h||", 505),
+            ("GET / HTTP/1.2||", 400),
             ("GET / HTTP/2.0", 505),
         ];
         for (req, code) in cases {
@@ -435,6 +499,35 @@ mod tests {
         assert_eq!(err("GET / HTTP/2.0"), RequestError::VersionNotSupported);
         assert!(matches!(parse("GET / HTTP/2"), Ok(None)));
         assert!(RequestError::UriTooLong.to_string().starts_with("414 "));
+    }
+
+    /// RFC 9110 2.5 and RFC 9112 2.3: a higher minor version of HTTP/1 is
+    /// processed as HTTP/1.1, the highest this codec implements.
+    #[test]
+    fn higher_http1_minor_versions_are_http11() {
+        for minor in 2..=9 {
+            let raw = format!("\r\nGET /a/../b HTTP/1.{minor}\r\nHost: H\r\n\r\nGET /next");
+            let (h, n) = parse(&raw).expect("valid").expect("complete");
+            assert_eq!(n, raw.len() - "GET /next".len(), "1.{minor}");
+            assert_eq!(h.version, Version::Http11);
+            assert!(h.keep_alive, "persistent by default, as in 1.1");
+            assert_eq!(
+                (h.target.as_str(), h.authority.as_deref()),
+                ("/b", Some("h"))
+            );
+        }
+        // Still arriving: wait for the rest, as for 1.1.
+        assert!(matches!(parse("GET / HTTP/1.2"), Ok(None)));
+        assert!(matches!(parse("GET / HTTP/1.2\r\nHost: h\r\n"), Ok(None)));
+        // Every other rule still applies to what follows the version.
+        let e = err("GET / HTTP/1.2\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let cut = Limits {
+            max_header_bytes: 24,
+            ..Limits::default()
+        };
+        let e = parse_request(b"GET / HTTP/1.2\r\nHost: hhhhhhhhhhh", &cut);
+        assert_eq!(e.expect_err("over the limit"), RequestError::HeaderTooLarge);
     }
 
     #[test]

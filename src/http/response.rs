@@ -4,7 +4,7 @@
 //! must never guess a body length it cannot prove, and never mark a
 //! connection reusable when its framing was doubtful.
 
-use super::headers::Headers;
+use super::headers::{Headers, list_elements, trim_ows};
 use super::{BodyFraming, Limits, Version, response_framing, with_header_slots};
 use std::fmt;
 
@@ -34,9 +34,20 @@ impl ResponseHead {
     /// "HTTP/1.1 200 OK\r\n" + headers + "\r\n"; viewers always see HTTP/1.1
     /// because that is what we implement, whatever the origin spoke.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_with(Version::Http11, out);
+    }
+
+    /// Like `encode`, but the status line keeps the version the head came
+    /// with: for the cache, whose hits name the origin's version in `Via`.
+    pub fn encode_as_received(&self, out: &mut Vec<u8>) {
+        self.encode_with(self.version, out);
+    }
+
+    fn encode_with(&self, version: Version, out: &mut Vec<u8>) {
         debug_assert!((100..=999).contains(&self.status), "status {}", self.status);
         out.reserve(17 + self.reason.len() + self.headers.encoded_len());
-        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(version.as_str().as_bytes());
+        out.push(b' ');
         let s = self.status;
         out.extend_from_slice(&[
             b'0' + (s / 100 % 10) as u8,
@@ -60,6 +71,26 @@ impl ResponseHead {
     /// decode it, so it must not be stored or served as if it were plain.
     pub fn has_non_chunked_transfer_coding(&self) -> bool {
         super::transfer_codings(&self.headers).others > 0
+    }
+
+    /// The transfer codings other than chunked, in the order applied, as a
+    /// list value (`gzip` for `gzip, chunked`); None when there are none. A
+    /// relay that re-frames the body must name them again for its hop.
+    pub fn non_chunked_transfer_codings(&self) -> Option<Vec<u8>> {
+        let mut list = Vec::new();
+        for value in self.headers.get_all("transfer-encoding") {
+            for element in list_elements(value) {
+                let name = element.split(|&b| b == b';').next().map(trim_ows);
+                if name.is_some_and(|n| n.eq_ignore_ascii_case(b"chunked")) {
+                    continue;
+                }
+                if !list.is_empty() {
+                    list.extend_from_slice(b", ");
+                }
+                list.extend_from_slice(element);
+            }
+        }
+        (!list.is_empty()).then_some(list)
     }
 }
 
@@ -280,6 +311,15 @@ mod tests {
         assert_eq!(chunked_last.framing, BodyFraming::Chunked);
         assert!(chunked_last.has_non_chunked_transfer_coding());
         assert!(!ResponseHead::new(200).has_non_chunked_transfer_coding());
+        let codings = |h: &ResponseHead| h.non_chunked_transfer_codings().map(String::from_utf8);
+        assert_eq!(codings(&chunked_last), Some(Ok("gzip".into())));
+        assert_eq!(codings(&gzip), Some(Ok("gzip".into())));
+        let layered = resp(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: deflate;x=1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        );
+        assert_eq!(codings(&layered), Some(Ok("deflate;x=1, gzip".into())));
+        let plain = resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(codings(&plain), None);
         let twice =
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(
@@ -438,6 +478,9 @@ mod tests {
         let mut out = Vec::new();
         odd.encode(&mut out);
         assert_eq!(out, b"HTTP/1.1 299 a  b\r\n\r\n");
+        let mut out = Vec::new();
+        odd.encode_as_received(&mut out);
+        assert_eq!(out, b"HTTP/1.0 299 a  b\r\n\r\n");
     }
 
     #[test]

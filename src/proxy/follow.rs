@@ -64,9 +64,12 @@ pub async fn follow(
         (true, _, _) => ViewerFraming::NoBody,
         (false, Some(w), _) => ViewerFraming::Length(w.len()),
         (false, None, Some(n)) => ViewerFraming::Length(n),
-        (false, None, None) => {
-            ViewerFraming::choose(req.version, head.status, crate::http::BodyFraming::Chunked)
-        }
+        // The stored head names no framing: chunked for HTTP/1.1, close for
+        // HTTP/1.0 (a stored head never keeps a transfer coding).
+        (false, None, None) => match ViewerFraming::choose(req.version, &head) {
+            Ok(framing) => framing,
+            Err(_) => return None,
+        },
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
     let phase = why.collapsed();

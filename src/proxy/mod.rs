@@ -181,6 +181,9 @@ fn log_access(
         method = head.map_or("-", |h| h.method.as_str()),
         host = head.and_then(|h| h.authority.as_deref()).unwrap_or("-"),
         target = head.map_or("-", |h| h.target.as_str()),
+        received = head
+            .and_then(|h| h.received_target.as_deref())
+            .unwrap_or("-"),
         status = outcome.status,
         phase = outcome.phase.as_str(),
         detail = outcome.detail.map_or("-", Detail::token),
@@ -198,6 +201,14 @@ async fn handle_request(
     match route(req, &ctx.settings.hosts) {
         Route::Refuse(refusal) => refuse(ctx, conn, req, refusal).await,
         Route::Pass(reason) => {
+            ctx.stats.passes.fetch_add(1, Relaxed);
+            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
+        }
+        Route::LookupElsePass(reason) => {
+            let key = cache_key(ctx, req);
+            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, &key).await {
+                return outcome;
+            }
             ctx.stats.passes.fetch_add(1, Relaxed);
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }

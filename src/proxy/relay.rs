@@ -3,16 +3,20 @@
 //! as it comes from the origin, while the same pieces go to the cache when
 //! the response is stored. A body that ends early is never stored, and the
 //! viewer's connection is then closed so it cannot mistake a truncated body
-//! for a whole one.
+//! for a whole one. A body whose transfer coding the viewer cannot receive
+//! (HTTP/1.0) is not relayed: the viewer gets a 502 instead.
 
-use super::respond::{ViewerBody, encode_head};
+use super::respond::{ViewerBody, encode_head, send_generated};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{FillHandle, LeadTicket};
 use crate::cache::policy::{Freshness, to_unix_millis};
 use crate::cache::store::FillMeta;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range, stored_head};
+use crate::gateway::viewer::{
+    Generated, HeadContext, TransferCodingForHttp10, ViewerFraming, apply_streamed_range,
+    stored_head,
+};
 use crate::http::range::{self, Window};
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
@@ -64,7 +68,11 @@ pub async fn relay(
     let framing = match (&window, head_only) {
         (_, true) => ViewerFraming::NoBody,
         (Some(w), false) => ViewerFraming::Length(w.len()),
-        (None, false) => ViewerFraming::choose(req.version, resp.status, resp.framing),
+        (None, false) => match ViewerFraming::choose(req.version, resp) {
+            Ok(framing) => framing,
+            // The origin connection goes with its unread body.
+            Err(coded) => return refuse_coded_body(ctx, viewer, req, phase, coded).await,
+        },
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
     let (storing, detail) = match &keep {
@@ -137,6 +145,32 @@ pub async fn relay(
     };
     relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;
     outcome
+}
+
+/// Answers 502 for a body this viewer cannot receive in its coding.
+async fn refuse_coded_body(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    phase: CachePhase,
+    coded: TransferCodingForHttp10,
+) -> Outcome {
+    let detail = Some(Detail::TransferCodingForHttp10);
+    let generated = Generated {
+        status: TransferCodingForHttp10::STATUS,
+        message: coded.message(),
+        keep_alive: req.keep_alive,
+        phase,
+        detail,
+    };
+    let sent = send_generated(ctx, viewer, Some(req), &generated).await;
+    Outcome {
+        status: TransferCodingForHttp10::STATUS,
+        phase,
+        bytes: *sent.as_ref().unwrap_or(&0),
+        keep_alive: req.keep_alive && sent.is_ok(),
+        detail,
+    }
 }
 
 /// Streams the origin's body to the viewer (and the fill), then returns the

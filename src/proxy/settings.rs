@@ -1,13 +1,14 @@
 //! The request pipeline's settings, taken from the configuration once per
 //! shard at start-up. The configuration schema holds every default; this
-//! only reshapes it for the hot path (durations resolved, host names
-//! lower-cased, limits grouped), so nothing here is a second source of truth.
+//! only reshapes it for the hot path (durations resolved, host names in
+//! the codec's normal form, limits grouped), so nothing here is a second source of truth.
 
 use crate::cache::key::KeyPolicy;
 use crate::cache::policy::PolicyConfig;
 use crate::config::Config;
 use crate::gateway::route::HostFilter;
 use crate::http::Limits;
+use crate::http::target::normalise_authority;
 use crate::upstream::OriginSettings;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ impl ProxySettings {
             io_timeout: c.listen.io_timeout.get(),
             origin_idle_timeout: c.origin.idle_timeout.get(),
             hosts: HostFilter::new(&c.listen.hosts, c.listen.unknown_host_status),
-            origin_authority,
+            origin_authority: normalise_authority(&origin_authority),
             host_header: c.origin.host_header.clone(),
             key_policy: KeyPolicy::default(),
             policy: PolicyConfig {
