@@ -58,6 +58,7 @@ impl ProxySettings {
                 default_ttl: c.cache.default_ttl.get(),
                 max_heuristic_ttl: c.cache.max_heuristic_ttl.get(),
                 cache_set_cookie: c.cache.cache_set_cookie,
+                ..PolicyConfig::default()
             },
             access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
