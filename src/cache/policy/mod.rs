@@ -18,8 +18,13 @@
 //!   as [`Freshness`] (`born`, `expires`).
 //! - `storage`: [`assess`] — may this response be stored, how, and fresh
 //!   until when (§3, §3.5, §3.3 for 206).
+//! - `reuse`: [`reuse`] — may this stored response answer this request now:
+//!   [`Reuse::Serve`] (fresh, stale-while-revalidate, max-stale),
+//!   [`Reuse::Revalidate`] (with what may answer if the origin fails), or
+//!   [`Reuse::GatewayTimeout`] (`only-if-cached`); [`on_miss`] for requests
+//!   with nothing stored.
 //!
-//! How the proxy uses it at fill time:
+//! How the proxy uses it:
 //!
 //! ```
 //! use edgeslab::cache::policy::*;
@@ -37,7 +42,15 @@
 //! let exchange = Exchange { method: &Method::Get, request: &viewer, request_time: t0, response_time: t0 };
 //! let storable = assess(&exchange, &origin, &cfg).expect("storable");
 //! storable.strip_unstorable_fields(&mut origin.headers);
-//! assert_eq!(storable.freshness.expires, t0 + Duration::from_secs(60));
+//!
+//! // Hit, 70 s later: stale, inside the stale-while-revalidate window.
+//! let stored = Stored { head: &origin, freshness: storable.freshness };
+//! let Reuse::Serve(serve) = reuse(&viewer, &stored, t0 + Duration::from_secs(70), &cfg) else {
+//!     unreachable!()
+//! };
+//! assert_eq!(serve.kind, ServeKind::StaleWhileRevalidate);
+//! assert!(serve.revalidate_in_background());
+//! assert_eq!((serve.age, serve.ttl), (70, -10));
 //! ```
 //!
 //! `decide` and `storable_body` are the contract of the serving path as it
@@ -46,6 +59,7 @@
 
 mod directives;
 mod freshness;
+mod reuse;
 mod storage;
 mod structured;
 mod targeted;
@@ -56,6 +70,10 @@ pub use directives::{
 };
 pub use freshness::{
     Freshness, Lifetime, LifetimeSource, StaleWindows, age_value, corrected_initial_age, date_value,
+};
+pub use reuse::{
+    ForwardReason, IfError, OnMiss, OriginOutcome, Reuse, Revalidate, RevalidateReason, Serve,
+    ServeKind, Stored, on_miss, reuse,
 };
 pub use storage::{
     ContentRange, Exchange, NotStored, ReuseLimit, Storable, StoredBody, assess, has_validator,
@@ -84,6 +102,9 @@ pub struct PolicyConfig {
     /// `cache.stale_if_error`: the stale-if-error window when the origin
     /// sent none and no directive forbids serving stale.
     pub stale_if_error: Duration,
+    /// `cache.honor_viewer_no_cache`: whether the viewer's `no-cache`,
+    /// `max-age` and `min-fresh` can make this cache revalidate.
+    pub honor_viewer_no_cache: bool,
     /// Who receives this node's responses (from `role`).
     pub downstream: Downstream,
     /// Not a setting: whether the serving path implements storing partial
@@ -99,6 +120,7 @@ impl Default for PolicyConfig {
             cache_set_cookie: false,
             error_ttl: Duration::ZERO,
             stale_if_error: Duration::ZERO,
+            honor_viewer_no_cache: true,
             downstream: Downstream::Viewers,
             store_partial_content: false,
         }
