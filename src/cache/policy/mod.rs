@@ -23,6 +23,8 @@
 //!   [`Reuse::Revalidate`] (with what may answer if the origin fails), or
 //!   [`Reuse::GatewayTimeout`] (`only-if-cached`); [`on_miss`] for requests
 //!   with nothing stored.
+//! - `revalidation`: [`conditional_request`] (§4.3.1), [`not_modified_use`]
+//!   (§4.3.3) and [`freshen`] (§4.3.4 with the field rules of §3.2).
 //!
 //! How the proxy uses it:
 //!
@@ -51,6 +53,10 @@
 //! assert_eq!(serve.kind, ServeKind::StaleWhileRevalidate);
 //! assert!(serve.revalidate_in_background());
 //! assert_eq!((serve.age, serve.ttl), (70, -10));
+//!
+//! // The background revalidation asks with the stored validator.
+//! let conditional = conditional_request(&origin);
+//! assert_eq!(conditional.if_none_match.as_deref(), Some("\"v1\""));
 //! ```
 //!
 //! `decide` and `storable_body` are the contract of the serving path as it
@@ -60,6 +66,7 @@
 mod directives;
 mod freshness;
 mod reuse;
+mod revalidation;
 mod storage;
 mod structured;
 mod targeted;
@@ -74,6 +81,10 @@ pub use freshness::{
 pub use reuse::{
     ForwardReason, IfError, OnMiss, OriginOutcome, Reuse, Revalidate, RevalidateReason, Serve,
     ServeKind, Stored, on_miss, reuse,
+};
+pub use revalidation::{
+    Conditional, EntityTag, Freshened, NotApplicable, NotModifiedUse, conditional_request, freshen,
+    if_range_validator, not_modified_use,
 };
 pub use storage::{
     ContentRange, Exchange, NotStored, ReuseLimit, Storable, StoredBody, assess, has_validator,
