@@ -25,6 +25,7 @@
 //!   with nothing stored.
 //! - `revalidation`: [`conditional_request`] (§4.3.1), [`not_modified_use`]
 //!   (§4.3.3) and [`freshen`] (§4.3.4 with the field rules of §3.2).
+//! - `invalidation`: [`invalidation_targets`] after unsafe methods (§4.4).
 //!
 //! How the proxy uses it:
 //!
@@ -65,6 +66,7 @@
 
 mod directives;
 mod freshness;
+mod invalidation;
 mod reuse;
 mod revalidation;
 mod storage;
@@ -78,6 +80,7 @@ pub use directives::{
 pub use freshness::{
     Freshness, Lifetime, LifetimeSource, StaleWindows, age_value, corrected_initial_age, date_value,
 };
+pub use invalidation::{TargetUri, invalidation_targets, is_safe};
 pub use reuse::{
     ForwardReason, IfError, OnMiss, OriginOutcome, Reuse, Revalidate, RevalidateReason, Serve,
     ServeKind, Stored, on_miss, reuse,
