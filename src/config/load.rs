@@ -7,6 +7,10 @@ use std::fmt;
 use std::path::Path;
 use toml_edit::{ImDocument, Item};
 
+/// The longest lifetime the cache policy represents (RFC 9111 §1.2.2).
+const MAX_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(crate::cache::policy::MAX_DELTA_SECONDS);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// Dotted key path, e.g. "origin.url"; empty for a syntax error.
@@ -201,6 +205,18 @@ pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
     if c.cache.path.as_os_str().is_empty() {
         errs.push(("cache.path", "is required".into()));
     }
+    // RFC 9111 §1.2.2: lifetimes beyond 2^31 seconds are not representable
+    // in delta-seconds; a larger setting is a typo, not a wish.
+    for (key, d) in [
+        ("cache.default_ttl", c.cache.default_ttl),
+        ("cache.max_heuristic_ttl", c.cache.max_heuristic_ttl),
+        ("cache.error_ttl", c.cache.error_ttl),
+        ("cache.stale_if_error", c.cache.stale_if_error),
+    ] {
+        if d.get() > MAX_LIFETIME {
+            errs.push((key, "must be at most 2^31 seconds (about 68 years)".into()));
+        }
+    }
     if c.cache.avg_object_size.get() < 64 {
         errs.push(("cache.avg_object_size", "must be at least 64 bytes".into()));
     }
@@ -336,6 +352,29 @@ segmnt_size = \"8MiB\"
         assert_eq!(errs.errors.len(), 1);
         assert_eq!(errs.errors[0].key, "listen.max_headers");
         assert_eq!(errs.errors[0].line, Some(5));
+    }
+
+    #[test]
+    fn cache_policy_keys_load_and_are_checked() {
+        let text = "[origin]\nurl = \"http://a:1\"\n[cache]\nerror_ttl = \"30s\"\n\
+                    stale_if_error = \"1h\"\nhonor_viewer_no_cache = false\n";
+        let c = load_str(text, "t").unwrap();
+        assert_eq!(c.cache.error_ttl.get().as_secs(), 30);
+        assert_eq!(c.cache.stale_if_error.get().as_secs(), 3600);
+        assert!(!c.cache.honor_viewer_no_cache);
+        let defaults = Config::default();
+        assert!(defaults.cache.error_ttl.get().is_zero());
+        assert!(defaults.cache.stale_if_error.get().is_zero());
+        assert!(defaults.cache.honor_viewer_no_cache);
+        let text = "[origin]\nurl = \"http://a:1\"\n[cache]\nstale_if_error = \"100years\"\n";
+        let errs = load_str(text, "t").unwrap_err();
+        assert_eq!(errs.errors.len(), 1);
+        assert_eq!(errs.errors[0].key, "cache.stale_if_error");
+        assert_eq!(errs.errors[0].line, Some(4));
+        let text = "[origin]\nurl = \"http://a:1\"\n[cache]\nhonor_viewer_no_cache = \"no\"\n";
+        let errs = load_str(text, "t").unwrap_err();
+        assert_eq!(errs.errors[0].key, "cache.honor_viewer_no_cache");
+        assert_eq!(errs.errors[0].line, Some(4));
     }
 
     #[test]

@@ -214,6 +214,22 @@ pub struct CacheConfig {
     pub max_heuristic_ttl: Dur,
     /// Store responses that carry Set-Cookie (the cookie is then shared!).
     pub cache_set_cookie: bool,
+    /// Negative caching: freshness given to cacheable 4xx/5xx responses
+    /// (404, 405, 410, 414, 501, or any marked `public`) that carry no
+    /// explicit lifetime; it comes before the Last-Modified heuristic and
+    /// `default_ttl`. 0 leaves them to those.
+    pub error_ttl: Dur,
+    /// How long past expiry a stored response may answer when revalidating
+    /// it fails (5xx or no answer), for responses whose origin sent no
+    /// `stale-if-error`; never for `no-cache`, `must-revalidate`,
+    /// `proxy-revalidate` or `s-maxage` responses. 0: only the origin's
+    /// own `stale-if-error` applies.
+    pub stale_if_error: Dur,
+    /// Whether a viewer's `Cache-Control: no-cache`, `max-age` and
+    /// `min-fresh` make this cache revalidate with the origin. `false`
+    /// protects the origin from reload storms: those directives are then
+    /// ignored (`max-stale`, `only-if-cached` and `no-store` still count).
+    pub honor_viewer_no_cache: bool,
     /// RAM tier for hot small objects, in all (split evenly between shards).
     pub ram_size: Size,
     /// Largest entry kept in the RAM tier.
@@ -240,6 +256,9 @@ impl Default for CacheConfig {
             default_ttl: Dur::secs(0),
             max_heuristic_ttl: Dur::secs(86_400),
             cache_set_cookie: false,
+            error_ttl: Dur::secs(0),
+            stale_if_error: Dur::secs(0),
+            honor_viewer_no_cache: true,
             ram_size: Size::mib(256),
             ram_max_object: Size(256 << 10),
             hit_for_pass: Dur::secs(10),

@@ -6,7 +6,7 @@
 //! response may not be stored.
 
 use super::decision::{PassReason, Refusal};
-use crate::cache::policy::CacheControl;
+use crate::cache::policy::RequestDirectives;
 use crate::http::target::normalise_authority;
 use crate::http::{Method, RequestHead};
 
@@ -90,7 +90,7 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
     // Nothing fetched for these may be stored: a fill would fetch the whole
     // object for nothing, so they go upstream as sent. A fresh stored copy
     // still answers them (storing is what is forbidden, not reuse).
-    if CacheControl::parse(&req.headers).no_store {
+    if RequestDirectives::parse(&req.headers).no_store {
         return Route::LookupElsePass(PassReason::RequestNoStore);
     }
     if req.method == Method::Head && req.headers.contains("authorization") {

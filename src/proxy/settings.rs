@@ -4,8 +4,8 @@
 //! the codec's normal form, limits grouped), so nothing here is a second source of truth.
 
 use crate::cache::key::KeyPolicy;
-use crate::cache::policy::PolicyConfig;
-use crate::config::Config;
+use crate::cache::policy::{Downstream, PolicyConfig};
+use crate::config::{Config, Role};
 use crate::gateway::route::HostFilter;
 use crate::http::Limits;
 use crate::http::target::normalise_authority;
@@ -69,6 +69,15 @@ impl ProxySettings {
                 default_ttl: c.cache.default_ttl.get(),
                 max_heuristic_ttl: c.cache.max_heuristic_ttl.get(),
                 cache_set_cookie: c.cache.cache_set_cookie,
+                error_ttl: c.cache.error_ttl.get(),
+                stale_if_error: c.cache.stale_if_error.get(),
+                honor_viewer_no_cache: c.cache.honor_viewer_no_cache,
+                downstream: match c.role {
+                    Role::Edge => Downstream::Viewers,
+                    Role::Regional => Downstream::Caches,
+                },
+                // The serving path stores whole responses only.
+                store_partial_content: false,
             },
             access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
@@ -118,5 +127,21 @@ mod tests {
             (100_000, 300)
         );
         assert_eq!(o.max_idle, c.origin.max_idle_per_shard);
+    }
+
+    #[test]
+    fn policy_settings_follow_the_configuration_and_role() {
+        let mut c = Config::default();
+        c.cache.error_ttl = crate::config::Dur::secs(30);
+        c.cache.stale_if_error = crate::config::Dur::secs(600);
+        c.cache.honor_viewer_no_cache = false;
+        let p = ProxySettings::from_config(&c, "o:80".into()).policy;
+        assert_eq!(p.error_ttl, Duration::from_secs(30));
+        assert_eq!(p.stale_if_error, Duration::from_secs(600));
+        assert!(!p.honor_viewer_no_cache);
+        assert_eq!(p.downstream, Downstream::Viewers);
+        let regional = Config::for_role(Role::Regional);
+        let p = ProxySettings::from_config(&regional, "o:80".into()).policy;
+        assert_eq!(p.downstream, Downstream::Caches);
     }
 }
