@@ -5,7 +5,7 @@
 //! and every new reason is a new variant the compiler makes each branch
 //! handle.
 
-use crate::cache::policy::NotStored;
+use crate::cache::policy::{NotStored, RevalidateReason, ServeKind};
 use crate::http::RequestError;
 use crate::upstream::UpstreamErrorKind;
 use std::fmt::Write;
@@ -15,8 +15,16 @@ use std::fmt::Write;
 pub enum CachePhase {
     /// Answered before routing: a malformed or refused request.
     Refused,
-    /// Served from the cache.
+    /// Served from the cache, fresh.
     Hit,
+    /// Served from the cache stale, as a window allows (stale-while-
+    /// revalidate, the viewer's max-stale); the detail says which.
+    HitStale,
+    /// A stored response validated with the origin (304) and served.
+    Revalidated,
+    /// Revalidation met an origin error; the stored response answered
+    /// inside its stale-if-error window.
+    StaleIfError,
     /// Not in the cache: fetched from the origin.
     Miss,
     /// In the cache but no longer fresh: fetched again.
@@ -40,6 +48,9 @@ impl CachePhase {
         match self {
             CachePhase::Refused => "refused",
             CachePhase::Hit => "hit",
+            CachePhase::HitStale => "hit-stale",
+            CachePhase::Revalidated => "revalidated",
+            CachePhase::StaleIfError => "stale-if-error",
             CachePhase::Miss => "miss",
             CachePhase::Stale => "stale",
             CachePhase::CollapsedMiss => "miss-collapsed",
@@ -53,10 +64,13 @@ impl CachePhase {
     pub fn fwd(self) -> Option<Fwd> {
         match self {
             CachePhase::Miss | CachePhase::CollapsedMiss => Some(Fwd::UriMiss),
-            CachePhase::Stale | CachePhase::CollapsedStale => Some(Fwd::Stale),
+            CachePhase::Stale
+            | CachePhase::CollapsedStale
+            | CachePhase::Revalidated
+            | CachePhase::StaleIfError => Some(Fwd::Stale),
             CachePhase::PassMethod => Some(Fwd::Method),
             CachePhase::PassRequest => Some(Fwd::Request),
-            CachePhase::Refused | CachePhase::Hit => None,
+            CachePhase::Refused | CachePhase::Hit | CachePhase::HitStale => None,
         }
     }
 }
@@ -131,6 +145,9 @@ pub enum Refusal {
     UnknownHost { status: u16 },
     /// CONNECT and TRACE are not supported (405).
     Method,
+    /// `only-if-cached` and nothing usable is stored (504, RFC 9111
+    /// §5.2.1.7).
+    OnlyIfCached,
     /// `OPTIONS *` is not supported (501).
     OptionsAsterisk,
     /// The request head did not arrive in time (408).
@@ -166,6 +183,7 @@ impl Refusal {
         match self {
             Refusal::UnknownHost { status } => status,
             Refusal::Method => 405,
+            Refusal::OnlyIfCached => 504,
             Refusal::OptionsAsterisk => 501,
             Refusal::HeaderTimeout => 408,
             Refusal::BadHead(kind) => match kind {
@@ -182,6 +200,7 @@ impl Refusal {
         match self {
             Refusal::UnknownHost { .. } => "unknown-host",
             Refusal::Method | Refusal::OptionsAsterisk => "method",
+            Refusal::OnlyIfCached => "only-if-cached",
             Refusal::HeaderTimeout => "header-timeout",
             Refusal::BadHead(kind) => match kind {
                 RequestErrorKind::BadRequest => "bad-request",
@@ -229,6 +248,13 @@ pub enum Detail {
     /// The origin's body has a transfer coding the HTTP/1.0 viewer cannot
     /// receive (502).
     TransferCodingForHttp10,
+    /// A stored response served stale, and by which allowance.
+    ServedStale(ServeKind),
+    /// Why a stored response went to the origin for validation.
+    Revalidation(RevalidateReason),
+    /// The origin answered 304 to a request without a precondition:
+    /// unusable (RFC 9111 §4.3.3), a 502.
+    Unsolicited304,
 }
 
 impl Detail {
@@ -248,6 +274,9 @@ impl Detail {
             Detail::OriginBodyTruncated => "origin-body-truncated",
             Detail::ChunkUnreadable => "chunk-unreadable",
             Detail::TransferCodingForHttp10 => "transfer-coding-for-http10",
+            Detail::ServedStale(kind) => kind.token(),
+            Detail::Revalidation(reason) => reason.token(),
+            Detail::Unsolicited304 => "unsolicited-304",
         }
     }
 }
@@ -268,10 +297,31 @@ pub enum Storing {
 #[derive(Clone, Copy, Debug)]
 pub struct CacheStatus {
     pub phase: CachePhase,
+    /// Why the request went forward; `phase.fwd()` unless the request
+    /// itself asked for validation (`fwd=request`).
+    pub fwd: Option<Fwd>,
+    /// The status the origin answered a forwarded request with, when it
+    /// differs from the one sent (a 304 that was turned into a hit, an
+    /// error replaced by a stale response).
+    pub fwd_status: Option<u16>,
     pub storing: Storing,
     /// Remaining freshness lifetime in seconds, for hits.
     pub ttl: Option<i64>,
     pub detail: Option<Detail>,
+}
+
+impl CacheStatus {
+    /// The entry of `phase`, with nothing else to say yet.
+    pub fn of(phase: CachePhase) -> CacheStatus {
+        CacheStatus {
+            phase,
+            fwd: phase.fwd(),
+            fwd_status: None,
+            storing: Storing::No,
+            ttl: None,
+            detail: None,
+        }
+    }
 }
 
 impl CachePhase {
@@ -285,10 +335,13 @@ impl CachePhase {
 impl CacheStatus {
     pub fn render(&self, node: &str) -> String {
         let mut s = String::from(node);
-        if self.phase == CachePhase::Hit {
+        if matches!(self.phase, CachePhase::Hit | CachePhase::HitStale) {
             s.push_str("; hit");
-        } else if let Some(fwd) = self.phase.fwd() {
+        } else if let Some(fwd) = self.fwd {
             let _ = write!(s, "; fwd={}", fwd.token());
+        }
+        if let Some(status) = self.fwd_status {
+            let _ = write!(s, "; fwd-status={status}");
         }
         if self.storing == Storing::Yes {
             s.push_str("; stored");
@@ -314,6 +367,8 @@ mod tests {
     fn renders_rfc9211_members() {
         let hit = CacheStatus {
             phase: CachePhase::Hit,
+            fwd: CachePhase::Hit.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: Some(42),
             detail: None,
@@ -321,6 +376,8 @@ mod tests {
         assert_eq!(hit.render("edgeslab"), "edgeslab; hit; ttl=42");
         let miss = CacheStatus {
             phase: CachePhase::Miss,
+            fwd: CachePhase::Miss.fwd(),
+            fwd_status: None,
             storing: Storing::Yes,
             ttl: None,
             detail: None,
@@ -328,6 +385,8 @@ mod tests {
         assert_eq!(miss.render("edgeslab"), "edgeslab; fwd=uri-miss; stored");
         let pass = CacheStatus {
             phase: CachePhase::PassRequest,
+            fwd: CachePhase::PassRequest.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: None,
             detail: PassReason::Range.detail(),
@@ -338,6 +397,8 @@ mod tests {
         );
         let collapsed = CacheStatus {
             phase: CachePhase::CollapsedMiss,
+            fwd: CachePhase::CollapsedMiss.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: None,
             detail: None,
@@ -345,6 +406,8 @@ mod tests {
         assert_eq!(collapsed.render("e"), "e; fwd=uri-miss; collapsed");
         let refused = CacheStatus {
             phase: CachePhase::Refused,
+            fwd: CachePhase::Refused.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: None,
             detail: Some(Detail::Refused(Refusal::Method)),
@@ -359,6 +422,9 @@ mod tests {
             CachePhase::Hit,
             CachePhase::Miss,
             CachePhase::Stale,
+            CachePhase::HitStale,
+            CachePhase::Revalidated,
+            CachePhase::StaleIfError,
             CachePhase::CollapsedMiss,
             CachePhase::CollapsedStale,
             CachePhase::PassMethod,

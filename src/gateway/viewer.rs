@@ -192,6 +192,8 @@ pub fn generated_response(
         keep_alive: g.keep_alive,
         status: CacheStatus {
             phase: g.phase,
+            fwd: g.phase.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: None,
             detail: g.detail,
@@ -312,6 +314,8 @@ mod tests {
             keep_alive,
             status: CacheStatus {
                 phase: CachePhase::Miss,
+                fwd: CachePhase::Miss.fwd(),
+                fwd_status: None,
                 storing: Storing::Yes,
                 ttl: None,
                 detail: None,

@@ -1,8 +1,11 @@
-//! Conditional requests answered from a stored response (RFC 9110 13):
-//! whether a GET/HEAD's `If-None-Match` / `If-Modified-Since` lets a cache
-//! answer 304, and the head of that 304. Pure: the stored head and the
-//! request's fields in, a decision out. It never answers a precondition it
-//! does not understand with 304; when in doubt the full response is sent.
+//! Conditional requests answered from a stored response (RFC 9110 §13,
+//! RFC 9111 §4.3.2): the preconditions of a GET/HEAD evaluated in the order
+//! of RFC 9110 §13.2.2 against the representation the cache would send —
+//! 412 for a failed `If-Match` / `If-Unmodified-Since`, 304 for a matching
+//! `If-None-Match` / `If-Modified-Since` — and the head of that 304. Pure:
+//! the stored head and the request's fields in, a decision out. A date it
+//! cannot parse makes its precondition absent (§13.1.3, §13.1.4), never a
+//! 304 or 412 by accident.
 
 use super::headers::Headers;
 use super::response::ResponseHead;
@@ -29,30 +32,75 @@ pub fn etag_list_matches(list: &str, etag: &str) -> bool {
         .any(|t| t.trim() == "*" || opaque(t) == etag)
 }
 
+/// What the preconditions of a GET/HEAD make of the stored response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// No precondition stops it: send the response.
+    Proceed,
+    /// `If-None-Match` / `If-Modified-Since` hold the viewer's copy current:
+    /// 304 (Not Modified).
+    NotModified,
+    /// `If-Match` / `If-Unmodified-Since` failed: 412 (Precondition Failed).
+    Failed,
+}
+
+/// Strong comparison (RFC 9110 §8.8.3.2) against an If-Match list: `*`
+/// matches any current representation; weak tags never match.
+fn strong_list_matches(list: &str, etag: &str) -> bool {
+    let strong = |t: &str| !t.trim().starts_with("W/");
+    list.split(',')
+        .any(|t| t.trim() == "*" || (strong(t) && strong(etag) && t.trim() == etag.trim()))
+}
+
+fn date(h: &Headers, name: &str) -> Option<std::time::SystemTime> {
+    h.get_str(name)
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+}
+
+/// Evaluates a GET/HEAD's preconditions against `stored`, the response the
+/// cache would send (RFC 9110 §13.2.2 order). Only a stored 2xx is
+/// compared (§13.2.1: a 3xx or error is sent as it is). If-Match and
+/// If-Unmodified-Since are origin preconditions (RFC 9111 §4.3.2); a cache
+/// answering from a fresh stored response stands for the origin's current
+/// representation, so they are evaluated against it.
+pub fn evaluate(request: &Headers, stored: &ResponseHead) -> Precondition {
+    if !(200..300).contains(&stored.status) {
+        return Precondition::Proceed;
+    }
+    let etag = stored.headers.get_str("etag");
+    // Step 1 and 2: If-Match, else If-Unmodified-Since.
+    if let Some(list) = request.get_str("if-match") {
+        if !etag.is_some_and(|e| strong_list_matches(list, e)) {
+            return Precondition::Failed;
+        }
+    } else if let Some(since) = date(request, "if-unmodified-since") {
+        let modified = date(&stored.headers, "last-modified");
+        if modified.is_none_or(|m| m > since) {
+            return Precondition::Failed;
+        }
+    }
+    // Step 3 and 4: If-None-Match, else If-Modified-Since.
+    if let Some(list) = request.get_str("if-none-match") {
+        if etag.is_some_and(|e| etag_list_matches(list, e)) {
+            return Precondition::NotModified;
+        }
+        return Precondition::Proceed;
+    }
+    if let Some(since) = date(request, "if-modified-since") {
+        // RFC 9111 §4.3.2: without Last-Modified, the stored Date stands in.
+        let modified =
+            date(&stored.headers, "last-modified").or_else(|| date(&stored.headers, "date"));
+        if modified.is_some_and(|m| m <= since) {
+            return Precondition::NotModified;
+        }
+    }
+    Precondition::Proceed
+}
+
 /// Whether a GET/HEAD with these request fields may be answered 304 from
-/// `stored` (RFC 9110 13.2.2): If-None-Match decides when present, otherwise
-/// If-Modified-Since against Last-Modified. Only a stored 200 is compared.
+/// `stored` (see `evaluate`).
 pub fn is_not_modified(request: &Headers, stored: &ResponseHead) -> bool {
-    if stored.status != 200 {
-        return false;
-    }
-    if let Some(inm) = request.get_str("if-none-match") {
-        return stored
-            .headers
-            .get_str("etag")
-            .is_some_and(|etag| etag_list_matches(inm, etag));
-    }
-    let date = |h: &Headers, name| {
-        h.get_str(name)
-            .and_then(|v| httpdate::parse_http_date(v).ok())
-    };
-    match (
-        date(request, "if-modified-since"),
-        date(&stored.headers, "last-modified"),
-    ) {
-        (Some(since), Some(modified)) => modified <= since,
-        _ => false,
-    }
+    evaluate(request, stored) == Precondition::NotModified
 }
 
 /// The 304 that stands for `stored`.
@@ -134,9 +182,101 @@ mod tests {
     }
 
     #[test]
-    fn only_a_stored_200_is_compared() {
+    fn only_a_stored_2xx_is_compared() {
         let s = stored(404, &[("ETag", "\"v1\"")]);
         assert!(!is_not_modified(&request(&[("If-None-Match", "*")]), &s));
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "\"x\"")]), &s),
+            Precondition::Proceed
+        );
+    }
+
+    /// RFC 9110 §13.1.1, §13.2.2 step 1.
+    #[test]
+    fn if_match_fails_on_another_or_a_weak_tag() {
+        let s = stored(200, &[("ETag", "\"v1\""), ("Last-Modified", MON)]);
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "\"v1\"")]), &s),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "\"v0\", \"v1\"")]), &s),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "*")]), &s),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "\"v0\"")]), &s),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "W/\"v1\"")]), &s),
+            Precondition::Failed
+        );
+        let weak = stored(200, &[("ETag", "W/\"v1\"")]);
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "W/\"v1\"")]), &weak),
+            Precondition::Failed
+        );
+        let untagged = stored(200, &[]);
+        assert_eq!(
+            evaluate(&request(&[("If-Match", "*")]), &untagged),
+            Precondition::Failed
+        );
+        // If-Match wins over If-Unmodified-Since (step 2 only without it).
+        let both = request(&[
+            ("If-Match", "\"v1\""),
+            ("If-Unmodified-Since", "Sun, 05 Nov 2023 08:00:00 GMT"),
+        ]);
+        assert_eq!(evaluate(&both, &s), Precondition::Proceed);
+    }
+
+    /// RFC 9110 §13.1.4, §13.2.2 step 2.
+    #[test]
+    fn if_unmodified_since_fails_on_a_later_change() {
+        let s = stored(200, &[("Last-Modified", TUE)]);
+        assert_eq!(
+            evaluate(&request(&[("If-Unmodified-Since", TUE)]), &s),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Unmodified-Since", MON)]), &s),
+            Precondition::Failed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Unmodified-Since", "garbage")]), &s),
+            Precondition::Proceed
+        );
+        assert_eq!(
+            evaluate(&request(&[("If-Unmodified-Since", MON)]), &stored(200, &[])),
+            Precondition::Failed
+        );
+    }
+
+    /// RFC 9111 §4.3.2: without Last-Modified, If-Modified-Since compares
+    /// the stored Date.
+    #[test]
+    fn if_modified_since_falls_back_to_the_stored_date() {
+        let s = stored(200, &[("Date", MON)]);
+        assert_eq!(
+            evaluate(&request(&[("If-Modified-Since", TUE)]), &s),
+            Precondition::NotModified
+        );
+        let s = stored(200, &[("Date", TUE)]);
+        assert_eq!(
+            evaluate(&request(&[("If-Modified-Since", MON)]), &s),
+            Precondition::Proceed
+        );
+    }
+
+    /// A failed If-Match is a 412 even when If-None-Match would be a 304.
+    #[test]
+    fn a_failed_precondition_wins_over_not_modified() {
+        let s = stored(200, &[("ETag", "\"v1\"")]);
+        let r = request(&[("If-Match", "\"v0\""), ("If-None-Match", "\"v1\"")]);
+        assert_eq!(evaluate(&r, &s), Precondition::Failed);
     }
 
     #[test]

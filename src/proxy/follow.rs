@@ -81,6 +81,8 @@ pub async fn follow(
         keep_alive,
         status: CacheStatus {
             phase,
+            fwd: phase.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: None,
             detail: None,

@@ -236,6 +236,8 @@ async fn serve(
         keep_alive: req.keep_alive,
         status: CacheStatus {
             phase: CachePhase::Hit,
+            fwd: CachePhase::Hit.fwd(),
+            fwd_status: None,
             storing: Storing::No,
             ttl: Some(fresh.ttl(now)),
             detail: None,

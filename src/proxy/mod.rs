@@ -300,6 +300,7 @@ async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Ref
             _ => "TRACE is not supported",
         },
         Refusal::OptionsAsterisk => "OPTIONS * is not supported",
+        Refusal::OnlyIfCached => "only-if-cached, and nothing usable is stored",
         Refusal::HeaderTimeout | Refusal::BadHead(_) => "the request cannot be served",
     };
     let detail = Some(Detail::Refused(refusal));

@@ -91,6 +91,8 @@ pub async fn relay(
         keep_alive,
         status: CacheStatus {
             phase,
+            fwd: phase.fwd(),
+            fwd_status: None,
             storing,
             ttl: None,
             detail,
