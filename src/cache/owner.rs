@@ -12,7 +12,7 @@ use super::key::CacheKey;
 use super::store::device::{Device, DeviceBytes};
 use super::store::inflight::{FetchRole, FollowInfo, Release};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
-use super::store::{FillId, FillMeta, FillRead, Lookup, SegmentId, ShardStore};
+use super::store::{FillId, FillMeta, FillRead, Lookup, RefreshBody, SegmentId, ShardStore};
 use crate::runtime::mesh::ShardPeers;
 use futures_channel::oneshot;
 use std::cell::Cell;
@@ -55,7 +55,14 @@ pub enum OwnerMsg {
     BeginFetch {
         hash: u64,
         seen: Option<Location>,
+        wait: bool,
         reply: oneshot::Sender<FetchRole>,
+    },
+    Refresh {
+        meta: FillMeta,
+        expect: Location,
+        body: RefreshBody,
+        reply: oneshot::Sender<bool>,
     },
     ReleaseLead {
         hash: u64,
@@ -439,17 +446,42 @@ impl OwnerRouter {
         seen: Option<Location>,
         wait: Duration,
     ) -> Fetch<'_> {
+        self.ask_to_fetch(key, seen, Some(wait)).await
+    }
+
+    /// Leads a fetch of `key` only if none is under way (a background
+    /// revalidation): `Fetch::Busy` otherwise, at once.
+    pub async fn lead_if_idle(&self, key: &CacheKey, seen: Option<Location>) -> Fetch<'_> {
+        self.ask_to_fetch(key, seen, None).await
+    }
+
+    async fn ask_to_fetch(
+        &self,
+        key: &CacheKey,
+        seen: Option<Location>,
+        wait: Option<Duration>,
+    ) -> Fetch<'_> {
         let owner = self.owner(key);
         let hash = key.hash();
         let (reply, rx) = oneshot::channel();
+        let parks = wait.is_some();
         if owner == self.shard {
-            self.store.begin_fetch(hash, seen, reply);
+            self.store.begin_fetch(hash, seen, parks, reply);
         } else if !self
-            .send(owner, OwnerMsg::BeginFetch { hash, seen, reply })
+            .send(
+                owner,
+                OwnerMsg::BeginFetch {
+                    hash,
+                    seen,
+                    wait: parks,
+                    reply,
+                },
+            )
             .await
         {
             return Fetch::Alone;
         }
+        let wait = wait.unwrap_or(Duration::ZERO).max(Duration::from_millis(1));
         let timeout = async {
             crate::runtime::task::sleep(wait).await;
             Err(oneshot::Canceled)
@@ -473,6 +505,7 @@ impl OwnerRouter {
             Ok(FetchRole::Retry) => Fetch::Retry,
             Ok(FetchRole::Stored) => Fetch::Stored,
             Ok(FetchRole::Alone) => Fetch::Alone,
+            Ok(FetchRole::Busy) => Fetch::Busy,
             // The owner did not answer in time (a follow handed out after
             // this is dropped by the owner's idle pruning).
             Err(_) => Fetch::TimedOut,
@@ -490,6 +523,29 @@ impl OwnerRouter {
             return FillRead::Gone;
         }
         rx.await.unwrap_or(FillRead::Gone)
+    }
+
+    /// Stores a revalidated response with the body already stored (see
+    /// `ShardStore::refresh`). Returns whether the stored copy was replaced.
+    pub async fn refresh(
+        &self,
+        key: &CacheKey,
+        meta: FillMeta,
+        expect: Location,
+        body: RefreshBody,
+    ) -> bool {
+        let owner = self.owner(key);
+        if owner == self.shard {
+            return self.store.refresh(meta, expect, body).await;
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = OwnerMsg::Refresh {
+            meta,
+            expect,
+            body,
+            reply,
+        };
+        self.send(owner, msg).await && rx.await.unwrap_or(false)
     }
 
     /// Serves a message from another shard. Fill messages are handled in
@@ -512,7 +568,20 @@ impl OwnerRouter {
             }
             OwnerMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
             OwnerMsg::FillBegin { id, meta, lead } => self.store.fill_begin(id, meta, lead),
-            OwnerMsg::BeginFetch { hash, seen, reply } => self.store.begin_fetch(hash, seen, reply),
+            OwnerMsg::BeginFetch {
+                hash,
+                seen,
+                wait,
+                reply,
+            } => self.store.begin_fetch(hash, seen, wait, reply),
+            OwnerMsg::Refresh {
+                meta,
+                expect,
+                body,
+                reply,
+            } => {
+                let _ = reply.send(self.store.refresh(meta, expect, body).await);
+            }
             OwnerMsg::ReleaseLead { hash, lead, how } => self.store.release_lead(hash, lead, how),
             OwnerMsg::FillRead { id, offset, reply } => self.store.fill_read(id, offset, reply),
             OwnerMsg::FillDetach { id } => self.store.fill_detach(id),
@@ -604,6 +673,8 @@ pub enum Fetch<'a> {
     Alone,
     /// No answer from the owner in time: fetch without coalescing.
     TimedOut,
+    /// A fetch is under way (asked with `lead_if_idle`).
+    Busy,
     /// The leader failed: ask again.
     Retry,
     /// A newer copy was indexed: look it up again.

@@ -4,6 +4,7 @@
 //! cache fill — made into a plain GET for the whole representation. Pure:
 //! no socket, no clock.
 
+use crate::cache::policy::Conditional;
 use crate::http::{BodyFraming, Method, RequestHead};
 use std::net::IpAddr;
 
@@ -37,6 +38,9 @@ pub struct Forwarding<'a> {
     pub node: &'a str,
     /// The viewer's address, appended to `X-Forwarded-For`.
     pub peer: IpAddr,
+    /// For a fill that revalidates a stored response: its validators
+    /// (RFC 9111 §4.3.1), sent instead of the viewer's conditionals.
+    pub validators: Option<&'a Conditional>,
 }
 
 /// Encodes the head to send upstream.
@@ -46,6 +50,9 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
         up.method = Method::Get;
         for h in FILL_DROPS {
             up.headers.remove(h);
+        }
+        if let Some(validators) = fwd.validators {
+            validators.apply(&mut up.headers);
         }
     }
     // We answer `Expect: 100-continue` ourselves when the body is wanted.
@@ -90,6 +97,7 @@ mod tests {
             host: "origin.test",
             node: "edge1",
             peer: "192.0.2.7".parse().expect("ip"),
+            validators: None,
         }
     }
 
@@ -110,6 +118,28 @@ mod tests {
              X-Forwarded-For: 192.0.2.7\r\n\r\n"
         );
         assert!(!sends_body(&r, Purpose::Fill));
+    }
+
+    /// RFC 9111 §4.3.1: a revalidation sends the stored validators, never
+    /// the viewer's own conditionals.
+    #[test]
+    fn a_revalidating_fill_sends_the_stored_validators() {
+        let r = head("GET /a HTTP/1.1\r\nHost: v\r\nIf-None-Match: \"viewer\"\r\n\r\n");
+        let validators = Conditional {
+            if_none_match: Some("\"stored\"".into()),
+            if_modified_since: Some("Mon, 06 Nov 2023 08:00:00 GMT".into()),
+        };
+        let f = Forwarding {
+            validators: Some(&validators),
+            ..fwd()
+        };
+        let out = text(upstream_head(&r, Purpose::Fill, &f));
+        assert!(out.contains("If-None-Match: \"stored\"\r\n"), "{out}");
+        assert!(
+            out.contains("If-Modified-Since: Mon, 06 Nov 2023 08:00:00 GMT\r\n"),
+            "{out}"
+        );
+        assert!(!out.contains("viewer"), "{out}");
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl ViewerFraming {
         })
     }
 
+    /// Whether any body byte goes to the viewer.
+    pub fn carries_body(self) -> bool {
+        !matches!(self, ViewerFraming::NoBody | ViewerFraming::Length(0))
+    }
+
     /// Whether the last data write completes the response on the wire,
     /// rather than a terminator (last chunk) or a close written after it.
     pub fn ends_with_data(self) -> bool {
@@ -82,6 +87,9 @@ pub struct HeadContext<'a> {
     pub keep_alive: bool,
     pub status: CacheStatus,
     pub now: SystemTime,
+    /// Fields meant for caches only that this node removes toward its
+    /// viewers (RFC 9213 targeted fields, see `policy::fields_to_strip`).
+    pub strip: &'a [&'static str],
 }
 
 /// Completes a head for the viewer.
@@ -94,6 +102,9 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
     let h = &mut head.headers;
     h.strip_hop_by_hop();
     h.remove("content-length");
+    for name in cx.strip {
+        h.remove(name);
+    }
     match cx.framing {
         ViewerFraming::Length(n) => h.set("Content-Length", n.to_string()),
         ViewerFraming::Chunked => match coded {
@@ -199,6 +210,7 @@ pub fn generated_response(
             detail: g.detail,
         },
         now,
+        strip: &[],
     };
     finish_head(&mut head, &cx);
     let mut out = Vec::with_capacity(256 + body.len());
@@ -321,6 +333,7 @@ mod tests {
                 detail: None,
             },
             now: now(),
+            strip: &[],
         }
     }
 

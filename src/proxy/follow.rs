@@ -88,6 +88,7 @@ pub async fn follow(
             detail: None,
         },
         now,
+        strip: ctx.settings.downstream_strip,
     };
     let out = encode_head(&mut head, &cx);
     ctx.stats.count_status(head.status);

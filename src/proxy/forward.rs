@@ -1,18 +1,21 @@
 //! Going to the origin, in phases: build the upstream head (`gateway::
 //! forwarded`), exchange it (with the viewer's body, for passes) for a
-//! response head, decide whether the response may be stored
-//! (`cache::policy`), then relay it (`relay`). A failure before the response
-//! head becomes a generated 502/504 (origin) or 400/408 (viewer body); a
-//! reused origin connection found dead is replaced once, and only for a
-//! request whose body was not consumed.
+//! response head, decide what the response is for (`cache::policy`: stored,
+//! relayed, a 304 that freshens a stored copy, an error a stale copy may
+//! answer), then relay it (`relay`). A failure before the response head
+//! becomes a generated 502/504 (origin) or 400/408 (viewer body); a reused
+//! origin connection found dead is replaced once, and only for a request
+//! whose body was not consumed. A successful unsafe request invalidates
+//! what it changed (RFC 9111 §4.4).
 
 use super::hit::FillPhase;
 use super::relay::{self, Keep, UpstreamResponse};
 use super::respond::send_generated;
+use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::LeadTicket;
-use crate::cache::policy;
+use crate::cache::policy::{self, Conditional, Exchange, OriginOutcome, Storable};
 use crate::cache::store::inflight::Release;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, ViewerBodyFailure};
 use crate::gateway::forwarded::{Forwarding, Purpose, sends_body, upstream_head};
@@ -27,18 +30,20 @@ use std::time::SystemTime;
 /// Why a request goes to the origin.
 pub enum Forward<'c> {
     /// A cacheable GET/HEAD: fetch the full object and store it if allowed.
-    /// With a lead, other misses for the key wait on this fetch.
+    /// With a lead, other misses for the key wait on this fetch; with a
+    /// stale copy, the fetch validates it first.
     Fill {
         key: CacheKey,
         phase: FillPhase,
         lead: Option<LeadTicket<'c>>,
+        stale: Option<Box<StaleCopy>>,
     },
     /// Forward as is; never store.
     Pass(PassReason),
 }
 
 /// Which side ended an exchange before the response head.
-enum Failure {
+pub(super) enum Failure {
     Upstream(UpstreamError),
     /// The viewer's request body was bad or did not arrive.
     ViewerBody(ViewerBodyFailure, std::io::Error),
@@ -51,86 +56,248 @@ pub async fn forward(
     peer: SocketAddr,
     mode: Forward<'_>,
 ) -> Outcome {
-    let (purpose, phase) = match &mode {
-        Forward::Fill { phase, .. } => (Purpose::Fill, phase.phase()),
-        Forward::Pass(reason) => (Purpose::Pass, reason.phase()),
-    };
+    match mode {
+        Forward::Pass(reason) => pass(ctx, viewer, req, peer, reason).await,
+        Forward::Fill {
+            key,
+            phase,
+            lead,
+            stale,
+        } => {
+            let fetch = Fetching {
+                key,
+                phase,
+                lead,
+                stale,
+            };
+            fill(ctx, viewer, req, peer, fetch).await
+        }
+    }
+}
+
+/// Who this node is and whom it speaks for, for a request to the origin.
+pub(super) fn forwarding<'a>(
+    ctx: &'a ShardCtx,
+    req: &'a RequestHead,
+    peer: SocketAddr,
+    validators: Option<&'a Conditional>,
+) -> Forwarding<'a> {
     let s = &ctx.settings;
-    let host = s
-        .host_header
-        .as_deref()
-        .or(req.authority.as_deref())
-        .unwrap_or(&s.origin_authority);
-    let forwarding = Forwarding {
-        host,
+    Forwarding {
+        host: s
+            .host_header
+            .as_deref()
+            .or(req.authority.as_deref())
+            .unwrap_or(&s.origin_authority),
         node: &s.node,
         peer: peer.ip(),
-    };
-    let head = upstream_head(req, purpose, &forwarding);
-    let with_body = sends_body(req, purpose);
-    // A fill always fetches with GET; a passed HEAD stays a HEAD.
-    let upstream_is_head = purpose == Purpose::Pass && req.method == Method::Head;
-    let request_time = SystemTime::now();
-    let exchanged = exchange(ctx, viewer, req, &head, with_body, upstream_is_head).await;
-    let (resp, origin) = match exchanged {
+        validators,
+    }
+}
+
+async fn pass(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    peer: SocketAddr,
+    reason: PassReason,
+) -> Outcome {
+    let phase = reason.phase();
+    let head = upstream_head(req, Purpose::Pass, &forwarding(ctx, req, peer, None));
+    let with_body = sends_body(req, Purpose::Pass);
+    let is_head = req.method == Method::Head;
+    let (resp, origin) = match exchange(ctx, Some(viewer), req, &head, with_body, is_head).await {
         Ok(r) => r,
-        // A lead dropped here releases its waiters to ask again.
         Err(failure) => return answer_failure(ctx, viewer, req, phase, failure, with_body).await,
     };
-    let response_time = SystemTime::now();
-    let keep = match mode {
-        Forward::Fill { key, lead, .. } => {
-            match storability(ctx, req, &resp, request_time, response_time) {
-                Ok(freshness) => Keep::Store {
-                    key,
-                    freshness,
-                    lead,
-                },
-                Err(why) => {
-                    // Waiters go to the origin at once, each on its own.
-                    if let Some(lead) = lead {
-                        lead.release(Release::Uncacheable).await;
-                    }
-                    Keep::Pass(Some(Detail::NotStored(why)))
-                }
-            }
-        }
-        Forward::Pass(reason) => Keep::Pass(reason.detail()),
-    };
+    invalidate_after(ctx, req, &resp).await;
     let upstream = UpstreamResponse {
         head: resp,
         conn: origin,
-        was_head: upstream_is_head,
+        was_head: is_head,
+        fetched_whole: false,
     };
-    relay::relay(ctx, viewer, req, phase, upstream, keep).await
+    relay::relay(
+        ctx,
+        viewer,
+        req,
+        phase,
+        None,
+        upstream,
+        Keep::Pass(reason.detail()),
+    )
+    .await
 }
 
-/// Whether a fill's response may be stored, and its freshness if so.
-fn storability(
+/// RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
+/// target URI and the same-origin Location / Content-Location it names.
+async fn invalidate_after(ctx: &ShardCtx, req: &RequestHead, resp: &ResponseHead) {
+    if policy::is_safe(&req.method) {
+        return;
+    }
+    let s = &ctx.settings;
+    let authority = req.authority.as_deref().unwrap_or(&s.origin_authority);
+    let target = policy::TargetUri::new("http", authority, &req.target);
+    for uri in policy::invalidation_targets(&req.method, &target, resp.status, &resp.headers) {
+        let key = CacheKey::new(&uri.scheme, &uri.authority, &uri.target, &s.key_policy);
+        ctx.cache.remove(&key).await;
+    }
+}
+
+/// A cacheable request on its way to the origin.
+struct Fetching<'c> {
+    key: CacheKey,
+    phase: FillPhase,
+    lead: Option<LeadTicket<'c>>,
+    stale: Option<Box<StaleCopy>>,
+}
+
+async fn fill(
     ctx: &ShardCtx,
+    viewer: &mut Conn,
     req: &RequestHead,
+    peer: SocketAddr,
+    f: Fetching<'_>,
+) -> Outcome {
+    let Fetching {
+        key,
+        phase,
+        lead,
+        mut stale,
+    } = f;
+    let phase = phase.phase();
+    loop {
+        let fwd = stale.as_ref().map_or(phase.fwd(), |s| Some(s.fwd()));
+        let validators = stale.as_ref().and_then(|s| s.validators());
+        let head = upstream_head(
+            req,
+            Purpose::Fill,
+            &forwarding(ctx, req, peer, validators.as_ref()),
+        );
+        let request_time = SystemTime::now();
+        let (resp, origin) = match exchange(ctx, Some(viewer), req, &head, false, false).await {
+            Ok(r) => r,
+            Err(failure) => {
+                // A stored copy may answer a failed revalidation.
+                if let Some(s) = stale.take()
+                    && let Some(outcome) = revalidate::serve_if_error(
+                        ctx,
+                        viewer,
+                        req,
+                        &key,
+                        *s,
+                        OriginOutcome::Unreachable,
+                    )
+                    .await
+                {
+                    return outcome;
+                }
+                // A lead dropped here releases its waiters to ask again.
+                return answer_failure(ctx, viewer, req, phase, failure, false).await;
+            }
+        };
+        let exchange = Exchange {
+            method: &req.method,
+            request: &req.headers,
+            request_time,
+            response_time: SystemTime::now(),
+        };
+        if resp.status == 304 {
+            let Some(s) = stale.take().filter(|_| validators.is_some()) else {
+                // RFC 9111 §4.3.3: a 304 nobody asked for is unusable.
+                return answer_unsolicited_304(ctx, viewer, req, phase).await;
+            };
+            match revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange).await {
+                Ok(outcome) => {
+                    if resp.keep_alive {
+                        ctx.origin.checkin(origin);
+                    }
+                    if let Some(lead) = lead {
+                        lead.release(Release::Refreshed).await;
+                    }
+                    return outcome;
+                }
+                // The 304 names another representation: fetch it whole.
+                Err(()) => continue,
+            }
+        }
+        let outcome = OriginOutcome::Status(resp.status);
+        if let Some(s) = stale.take_if(|s| s.answers_error(outcome))
+            && let Some(answered) =
+                revalidate::serve_if_error(ctx, viewer, req, &key, *s, outcome).await
+        {
+            return answered;
+        }
+        let keep = match storability(ctx, &exchange, &resp) {
+            Ok(storable) => Keep::Store {
+                key,
+                storable: Box::new(storable),
+                lead,
+            },
+            Err(why) => {
+                // Waiters go to the origin at once, each on its own.
+                if let Some(lead) = lead {
+                    lead.release(Release::Uncacheable).await;
+                }
+                Keep::Pass(Some(Detail::NotStored(why)))
+            }
+        };
+        let upstream = UpstreamResponse {
+            head: resp,
+            conn: origin,
+            was_head: false,
+            fetched_whole: true,
+        };
+        return relay::relay(ctx, viewer, req, phase, fwd, upstream, keep).await;
+    }
+}
+
+/// Whether a fill's response may be stored (RFC 9111 §3), and how.
+pub(super) fn storability(
+    ctx: &ShardCtx,
+    exchange: &Exchange<'_>,
     resp: &ResponseHead,
-    request_time: SystemTime,
-    response_time: SystemTime,
-) -> Result<policy::Freshness, policy::NotStored> {
-    let freshness = policy::decide(
-        &req.method,
-        &req.headers,
-        resp,
-        request_time,
-        response_time,
-        &ctx.settings.policy,
-    )?;
+) -> Result<Storable, policy::NotStored> {
+    let storable = policy::assess(exchange, resp, &ctx.settings.policy)?;
+    // Partial content is not stored yet.
+    if storable.body != policy::StoredBody::Complete {
+        return Err(policy::NotStored::PartialContent);
+    }
     policy::storable_body(resp, ctx.cache.max_object())?;
-    Ok(freshness)
+    Ok(storable)
+}
+
+/// A 304 to a request without validators: a 502 (RFC 9111 §4.3.3).
+async fn answer_unsolicited_304(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    phase: CachePhase,
+) -> Outcome {
+    let detail = Some(Detail::Unsolicited304);
+    let generated = Generated {
+        status: 502,
+        message: "the origin answered 304 to a request without validators",
+        keep_alive: req.keep_alive,
+        phase,
+        detail,
+    };
+    let bytes = send_generated(ctx, viewer, Some(req), &generated).await;
+    Outcome {
+        status: 502,
+        phase,
+        bytes: bytes.as_ref().copied().unwrap_or(0),
+        keep_alive: req.keep_alive && bytes.is_ok(),
+        detail,
+    }
 }
 
 /// Sends the head (and body) upstream and returns the response head with
 /// its connection. A reused connection that turns out dead is replaced once,
 /// when the request has no body that was already consumed.
-async fn exchange(
+pub(super) async fn exchange(
     ctx: &ShardCtx,
-    viewer: &mut Conn,
+    mut viewer: Option<&mut Conn>,
     req: &RequestHead,
     head: &[u8],
     with_body: bool,
@@ -148,7 +315,7 @@ async fn exchange(
             }
             return Err(Failure::Upstream(e));
         }
-        if with_body {
+        if with_body && let Some(viewer) = viewer.as_deref_mut() {
             relay_request_body(ctx, viewer, &mut origin, req).await?;
         }
         match ctx.origin.read_head(&mut origin, head_request).await {

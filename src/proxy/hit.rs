@@ -1,25 +1,30 @@
 //! The hit path: look the key up at its owner, read and verify the entry,
-//! check freshness, answer conditionals (`http::conditional`) and ranges
+//! ask `cache::policy::reuse` whether it may answer this request now (fresh,
+//! stale inside a window, or only after revalidation), evaluate the
+//! viewer's preconditions (`http::conditional`: 304, 412) and ranges
 //! (`http::range`: 206, multipart/byteranges, 416), and stream the body
 //! (small objects in one write, large ones chunk by chunk — only the chunks a
 //! range needs — never whole in memory). Anything that cannot be served
 //! exactly as stored becomes a miss; a chunk that fails mid-response closes
 //! the connection.
 
-use super::respond::{ViewerBody, encode_head};
+use super::respond::{ViewerBody, encode_head, send_generated};
+use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{ReadFailure, StoredChunk, StoredEntry};
-use crate::cache::policy::{Freshness, from_unix_millis};
+use crate::cache::policy::{self, FieldNames, Freshness, Reuse, Stored, from_unix_millis};
 use crate::cache::store::layout::ChunkRef;
 use crate::cache::store::{Lookup, SegmentId};
-use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
-use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::gateway::decision::{CachePhase, CacheStatus, Detail};
+use crate::gateway::viewer::{BodyShape, Generated, HeadContext, ViewerFraming, apply_range};
+use crate::http::conditional::{Precondition, evaluate, not_modified_head};
 use crate::http::range;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
@@ -28,7 +33,7 @@ use std::time::SystemTime;
 pub enum FillPhase {
     /// Nothing usable is stored.
     Miss,
-    /// A copy is stored but no longer fresh.
+    /// A copy is stored but may not answer without the origin.
     Stale,
 }
 
@@ -68,20 +73,57 @@ impl Missing {
 
 /// What a lookup found.
 pub enum Found {
-    /// A fresh object, already sent to the viewer.
+    /// A stored response, already sent to the viewer.
     Served(Outcome),
     /// Nothing servable: the request goes to the origin.
     Nothing(Missing),
+    /// A stored response that must be validated with the origin first.
+    Stale(Box<StaleCopy>),
+    /// `only-if-cached`, and the stored response may not answer (504).
+    OnlyIfCached,
 }
 
-struct Hit {
-    entry: StoredEntry,
-    head: ResponseHead,
-    fresh: Freshness,
-    buffered: Vec<SegmentId>,
+/// A verified stored response.
+pub struct Hit {
+    pub entry: StoredEntry,
+    pub head: ResponseHead,
+    pub freshness: Freshness,
+    pub buffered: Vec<SegmentId>,
     /// Where the index pointed: a hit that turns out unreadable is a miss
-    /// that saw this copy.
-    seen: Location,
+    /// that saw this copy, and a refresh replaces only this copy.
+    pub seen: Location,
+}
+
+/// How a stored response is answered: what `Cache-Status` says, its `Age`,
+/// and the fields that may not go out.
+pub struct Answer {
+    pub status: CacheStatus,
+    pub age: u64,
+    pub strip: FieldNames,
+}
+
+impl Answer {
+    /// The answer `reuse` allows without going forward.
+    pub fn serve(serve: &policy::Serve) -> Answer {
+        let (phase, detail) = match serve.kind {
+            policy::ServeKind::Fresh => (CachePhase::Hit, None),
+            kind @ (policy::ServeKind::StaleWhileRevalidate | policy::ServeKind::MaxStale) => {
+                (CachePhase::HitStale, Some(Detail::ServedStale(kind)))
+            }
+            kind @ policy::ServeKind::StaleIfError => {
+                (CachePhase::StaleIfError, Some(Detail::ServedStale(kind)))
+            }
+        };
+        Answer {
+            status: CacheStatus {
+                ttl: Some(serve.ttl),
+                detail,
+                ..CacheStatus::of(phase)
+            },
+            age: serve.age,
+            strip: serve.strip_fields.clone(),
+        }
+    }
 }
 
 /// Stored heads were written by us; allow them generous limits.
@@ -91,7 +133,8 @@ pub(super) const STORED_HEAD_LIMITS: Limits = Limits {
     max_headers: 1000,
 };
 
-async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
+/// Finds and verifies the stored response for `key`, fresh or not.
+pub(super) async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
     let Lookup::Found {
         loc,
         seq,
@@ -107,16 +150,10 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
         .read_entry(key, loc, seq, bytes, &buffered)
         .await
         .map_err(|_| Missing::miss(seen))?;
-    let fresh = Freshness {
+    let freshness = Freshness {
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
     };
-    if !fresh.is_fresh(SystemTime::now()) {
-        return Err(Missing {
-            phase: FillPhase::Stale,
-            seen,
-        });
-    }
     let Ok(Some((head, _))) = parse_response(entry.head(), &STORED_HEAD_LIMITS, false) else {
         crate::warn_limited!(
             key = key.as_str(),
@@ -127,16 +164,41 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
     Ok(Hit {
         entry,
         head,
-        fresh,
+        freshness,
         buffered,
         seen: loc,
     })
 }
 
-pub async fn lookup(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, key: &CacheKey) -> Found {
-    match find(ctx, key).await {
-        Ok(hit) => serve(ctx, conn, req, key, hit).await,
-        Err(missing) => Found::Nothing(missing),
+/// Looks `key` up and answers from the cache when the policy allows; a
+/// stale-while-revalidate answer starts one background revalidation.
+pub async fn lookup(
+    ctx: &Rc<ShardCtx>,
+    conn: &mut Conn,
+    req: &RequestHead,
+    peer: SocketAddr,
+    key: &CacheKey,
+) -> Found {
+    let hit = match find(ctx, key).await {
+        Ok(hit) => hit,
+        Err(missing) => return Found::Nothing(missing),
+    };
+    let now = SystemTime::now();
+    let stored = Stored {
+        head: &hit.head,
+        freshness: hit.freshness,
+    };
+    match policy::reuse(&req.headers, &stored, now, &ctx.settings.policy) {
+        Reuse::Serve(serve) => {
+            let seen = hit.seen;
+            let found = serve_stored(ctx, conn, req, key, hit, Answer::serve(&serve)).await;
+            if serve.revalidate_in_background() && matches!(found, Found::Served(_)) {
+                revalidate::in_background(ctx.clone(), req.clone(), peer, key.clone(), seen);
+            }
+            found
+        }
+        Reuse::Revalidate(revalidate) => Found::Stale(Box::new(StaleCopy { hit, revalidate })),
+        Reuse::GatewayTimeout => Found::OnlyIfCached,
     }
 }
 
@@ -156,28 +218,55 @@ enum Stop {
     Chunk { index: usize, why: ReadFailure },
 }
 
-async fn serve(
+/// Sends a stored response to the viewer as `answer` says, after its
+/// preconditions and range. `Found::Nothing` when a large object's first
+/// needed chunk cannot be read (nothing was sent).
+pub async fn serve_stored(
     ctx: &ShardCtx,
     conn: &mut Conn,
     req: &RequestHead,
     key: &CacheKey,
     hit: Hit,
+    answer: Answer,
 ) -> Found {
     let now = SystemTime::now();
     let Hit {
         entry,
         mut head,
-        fresh,
         buffered,
         seen,
+        ..
     } = hit;
     let body_len = entry.body_len();
+    let phase = answer.status.phase;
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
-    if is_not_modified(&req.headers, &head) {
-        head = not_modified_head(&head);
-        head_only = true;
+    match evaluate(&req.headers, &head) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            head = not_modified_head(&head);
+            head_only = true;
+        }
+        Precondition::Failed => {
+            ctx.stats.hits.fetch_add(1, Relaxed);
+            let failed = Generated {
+                status: 412,
+                message: "a precondition of the request does not hold",
+                keep_alive: req.keep_alive,
+                phase,
+                detail: answer.status.detail,
+            };
+            let sent = send_generated(ctx, conn, Some(req), &failed).await;
+            return Found::Served(Outcome {
+                status: 412,
+                phase,
+                bytes: *sent.as_ref().unwrap_or(&0),
+                keep_alive: req.keep_alive && sent.is_ok(),
+                detail: answer.status.detail,
+            });
+        }
     }
-    head.headers.set("Age", fresh.age(now).to_string());
+    answer.strip.strip_from(&mut head.headers);
+    head.headers.set("Age", answer.age.to_string());
     let (shape, wire_len) = if head_only {
         (BodyShape::Whole, body_len)
     } else {
@@ -234,25 +323,19 @@ async fn serve(
         framing,
         length: Some(wire_len),
         keep_alive: req.keep_alive,
-        status: CacheStatus {
-            phase: CachePhase::Hit,
-            fwd: CachePhase::Hit.fwd(),
-            fwd_status: None,
-            storing: Storing::No,
-            ttl: Some(fresh.ttl(now)),
-            detail: None,
-        },
+        status: answer.status,
         now,
+        strip: ctx.settings.downstream_strip,
     };
     let mut out = encode_head(&mut head, &cx);
     let io_timeout = ctx.settings.io_timeout;
     ctx.stats.count_status(head.status);
     let mut outcome = Outcome {
         status: head.status,
-        phase: CachePhase::Hit,
+        phase,
         bytes: 0,
         keep_alive: req.keep_alive,
-        detail: None,
+        detail: answer.status.detail,
     };
     if head_only {
         outcome.keep_alive &= conn.write_all(&out, io_timeout).await.is_ok();

@@ -11,11 +11,13 @@ mod forward;
 mod hit;
 mod relay;
 mod respond;
+mod revalidate;
 pub mod settings;
 pub mod stats;
 
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, OwnerRouter};
+use crate::cache::policy::{self, OnMiss};
 use crate::gateway::decision::{CachePhase, Detail, PassReason, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
@@ -193,7 +195,7 @@ fn log_access(
 }
 
 async fn handle_request(
-    ctx: &ShardCtx,
+    ctx: &Rc<ShardCtx>,
     conn: &mut Conn,
     req: &RequestHead,
     peer: SocketAddr,
@@ -206,9 +208,10 @@ async fn handle_request(
         }
         Route::LookupElsePass(reason) => {
             let key = cache_key(ctx, req);
-            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, &key).await {
+            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, peer, &key).await {
                 return outcome;
             }
+            // Nothing the cache may answer with: the request goes as sent.
             ctx.stats.passes.fetch_add(1, Relaxed);
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }
@@ -219,29 +222,35 @@ async fn handle_request(
 /// Lookups one request makes before it fetches on its own.
 const MAX_LOOKS: u32 = 3;
 
-/// A cacheable request: a hit, or a miss that leads a fetch, follows one
-/// under way, or fetches alone (see `cache::store::inflight`).
+/// A cacheable request: a hit, or a miss (or a stored copy that must be
+/// validated) that leads a fetch, follows one under way, or fetches alone
+/// (see `cache::store::inflight`).
 async fn lookup_or_fetch(
-    ctx: &ShardCtx,
+    ctx: &Rc<ShardCtx>,
     conn: &mut Conn,
     req: &RequestHead,
     peer: SocketAddr,
 ) -> Outcome {
     let key = cache_key(ctx, req);
     let mut counted = false;
-    // A miss looks again when its leader failed or a copy landed meanwhile
-    // (the usual end of a wait: the object is then a hit), a bounded number
-    // of times; after that it fetches on its own.
+    // A miss looks again when its leader failed, refreshed the stored copy,
+    // or a copy landed meanwhile (the usual end of a wait: the object is
+    // then a hit), a bounded number of times; then it fetches on its own.
     let mut looks = 0;
     loop {
         looks += 1;
-        let missing = match hit::lookup(ctx, conn, req, &key).await {
+        let (phase, seen, stale) = match hit::lookup(ctx, conn, req, peer, &key).await {
             hit::Found::Served(outcome) => return outcome,
-            hit::Found::Nothing(missing) => missing,
+            hit::Found::OnlyIfCached => return refuse(ctx, conn, req, Refusal::OnlyIfCached).await,
+            hit::Found::Nothing(_) if policy::on_miss(&req.headers) == OnMiss::GatewayTimeout => {
+                return refuse(ctx, conn, req, Refusal::OnlyIfCached).await;
+            }
+            hit::Found::Nothing(missing) => (missing.phase, missing.seen, None),
+            hit::Found::Stale(copy) => (hit::FillPhase::Stale, Some(copy.hit.seen), Some(copy)),
         };
         if !counted {
             counted = true;
-            let counter = match missing.phase {
+            let counter = match phase {
                 hit::FillPhase::Miss => &ctx.stats.misses,
                 hit::FillPhase::Stale => &ctx.stats.stale,
             };
@@ -249,19 +258,17 @@ async fn lookup_or_fetch(
         }
         let lead = match ctx
             .cache
-            .begin_fetch(&key, missing.seen, ctx.settings.lead_wait)
+            .begin_fetch(&key, seen, ctx.settings.lead_wait)
             .await
         {
             Fetch::Lead(ticket) => Some(ticket),
-            Fetch::Follow(reader) => {
-                match follow::follow(ctx, conn, req, reader, missing.phase).await {
-                    Some(outcome) => {
-                        ctx.stats.collapsed.fetch_add(1, Relaxed);
-                        return outcome;
-                    }
-                    None => None,
+            Fetch::Follow(reader) => match follow::follow(ctx, conn, req, reader, phase).await {
+                Some(outcome) => {
+                    ctx.stats.collapsed.fetch_add(1, Relaxed);
+                    return outcome;
                 }
-            }
+                None => None,
+            },
             Fetch::Retry | Fetch::Stored if looks < MAX_LOOKS => continue,
             Fetch::Alone => {
                 ctx.stats.hit_for_pass.fetch_add(1, Relaxed);
@@ -272,12 +279,13 @@ async fn lookup_or_fetch(
                 }
                 None
             }
-            Fetch::Retry | Fetch::Stored | Fetch::TimedOut => None,
+            Fetch::Retry | Fetch::Stored | Fetch::TimedOut | Fetch::Busy => None,
         };
         let fill = Forward::Fill {
             key,
-            phase: missing.phase,
+            phase,
             lead,
+            stale,
         };
         return forward::forward(ctx, conn, req, peer, fill).await;
     }

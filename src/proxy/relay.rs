@@ -10,13 +10,14 @@ use super::respond::{ViewerBody, encode_head, send_generated};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{FillHandle, LeadTicket};
-use crate::cache::policy::{Freshness, to_unix_millis};
+use crate::cache::policy::{Storable, to_unix_millis};
 use crate::cache::store::FillMeta;
-use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
+use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Fwd, Storing};
 use crate::gateway::viewer::{
     Generated, HeadContext, TransferCodingForHttp10, ViewerFraming, apply_streamed_range,
     stored_head,
 };
+use crate::http::conditional::{Precondition, evaluate, not_modified_head};
 use crate::http::range::{self, Window};
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
@@ -30,13 +31,16 @@ pub struct UpstreamResponse {
     pub conn: Conn,
     /// The request sent was HEAD: no body follows whatever the head says.
     pub was_head: bool,
+    /// The request sent was a fill: a plain GET without the viewer's
+    /// conditionals and range, which are then answered here.
+    pub fetched_whole: bool,
 }
 
 /// Whether the response is stored.
 pub enum Keep<'c> {
     Store {
         key: CacheKey,
-        freshness: Freshness,
+        storable: Box<Storable>,
         /// The coalesced fetch this fill answers, if it led one.
         lead: Option<LeadTicket<'c>>,
     },
@@ -45,34 +49,87 @@ pub enum Keep<'c> {
     Pass(Option<Detail>),
 }
 
-pub async fn relay(
-    ctx: &ShardCtx,
-    viewer: &mut Conn,
+/// What the viewer gets of the origin's response.
+struct ViewerResponse {
+    head: ResponseHead,
+    framing: ViewerFraming,
+    /// The part of the body the viewer asked for, when it asked a range.
+    window: Option<Window>,
+}
+
+/// Shapes the origin's response for this viewer: after the viewer's
+/// preconditions (a fill fetched without them, so they are answered here,
+/// RFC 9110 §13.2.2) and its range (one range at most, as the body arrives).
+fn for_viewer(
     req: &RequestHead,
-    phase: CachePhase,
-    upstream: UpstreamResponse,
-    keep: Keep<'_>,
-) -> Outcome {
-    let resp = &upstream.head;
+    resp: &ResponseHead,
+    fetched_whole: bool,
+) -> Result<ViewerResponse, TransferCodingForHttp10> {
     let head_only = req.method == Method::Head;
-    let mut viewer_head = resp.clone();
+    let precondition = match req.method {
+        Method::Get | Method::Head if fetched_whole => evaluate(&req.headers, resp),
+        _ => Precondition::Proceed,
+    };
+    match precondition {
+        Precondition::NotModified => {
+            return Ok(ViewerResponse {
+                head: not_modified_head(resp),
+                framing: ViewerFraming::NoBody,
+                window: None,
+            });
+        }
+        Precondition::Failed => {
+            return Ok(ViewerResponse {
+                head: ResponseHead::new(412),
+                framing: ViewerFraming::Length(0),
+                window: None,
+            });
+        }
+        Precondition::Proceed => {}
+    }
+    let mut head = resp.clone();
     // A GET's Range is served from the whole body as it arrives, when its
     // length is known up front.
     let window = match resp.framing {
-        BodyFraming::ContentLength(len) if !head_only => {
+        BodyFraming::ContentLength(len) if !head_only && fetched_whole => {
             let plan = range::plan(&req.headers, req.method == Method::Get, resp, len);
-            apply_streamed_range(&mut viewer_head, plan, len).map(Window::new)
+            apply_streamed_range(&mut head, plan, len).map(Window::new)
         }
         _ => None,
     };
     let framing = match (&window, head_only) {
         (_, true) => ViewerFraming::NoBody,
         (Some(w), false) => ViewerFraming::Length(w.len()),
-        (None, false) => match ViewerFraming::choose(req.version, resp) {
-            Ok(framing) => framing,
-            // The origin connection goes with its unread body.
-            Err(coded) => return refuse_coded_body(ctx, viewer, req, phase, coded).await,
-        },
+        (None, false) => ViewerFraming::choose(req.version, resp)?,
+    };
+    Ok(ViewerResponse {
+        head,
+        framing,
+        window,
+    })
+}
+
+/// Relays the origin's response. `fwd` overrides the phase's own reason
+/// (`fwd=request` for a validation the viewer asked for).
+pub async fn relay(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    req: &RequestHead,
+    phase: CachePhase,
+    fwd: Option<Fwd>,
+    upstream: UpstreamResponse,
+    keep: Keep<'_>,
+) -> Outcome {
+    let resp = &upstream.head;
+    let fetched_whole = upstream.fetched_whole;
+    let ViewerResponse {
+        head: mut viewer_head,
+        framing,
+        window,
+    } = match for_viewer(req, resp, fetched_whole) {
+        Ok(v) => v,
+        // The origin connection goes with its unread body.
+        Err(coded) => return refuse_coded_body(ctx, viewer, req, phase, coded).await,
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
     let (storing, detail) = match &keep {
@@ -90,14 +147,13 @@ pub async fn relay(
         },
         keep_alive,
         status: CacheStatus {
-            phase,
-            fwd: phase.fwd(),
-            fwd_status: None,
+            fwd: fwd.or(phase.fwd()),
             storing,
-            ttl: None,
             detail,
+            ..CacheStatus::of(phase)
         },
         now,
+        strip: ctx.settings.downstream_strip,
     };
     let out = encode_head(&mut viewer_head, &cx);
     ctx.stats.count_status(viewer_head.status);
@@ -119,25 +175,16 @@ pub async fn relay(
     let sink = match keep {
         Keep::Store {
             key,
-            freshness,
+            storable,
             lead,
-        } => {
-            let meta = FillMeta {
-                key: key.as_str().to_string(),
-                hash: key.hash(),
-                head: stored_head(resp, now),
-                born_ms: to_unix_millis(freshness.born),
-                expires_ms: to_unix_millis(freshness.expires),
-                declared_len: match resp.framing {
-                    BodyFraming::ContentLength(n) => Some(n),
-                    _ => None,
-                },
-            };
-            Some(ctx.cache.fill(&key, meta, lead).await)
-        }
-        // A HEAD fetched as GET and not stored: the body is not worth
-        // reading, so the origin connection is simply dropped.
-        Keep::Pass(_) if head_only => {
+        } => Some(
+            ctx.cache
+                .fill(&key, fill_meta(&key, resp, &storable, now), lead)
+                .await,
+        ),
+        // The viewer needs no body byte and nothing is stored: the body is
+        // not worth reading, so the origin connection is simply dropped.
+        Keep::Pass(_) if !framing.carries_body() => {
             if upstream.was_head && resp.keep_alive {
                 ctx.origin.checkin(upstream.conn);
             }
@@ -147,6 +194,72 @@ pub async fn relay(
     };
     relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;
     outcome
+}
+
+/// What the store keeps with a fill: the head as served later (minus the
+/// fields the origin said not to store) and its freshness.
+fn fill_meta(
+    key: &CacheKey,
+    resp: &ResponseHead,
+    storable: &Storable,
+    now: SystemTime,
+) -> FillMeta {
+    let mut kept = resp.clone();
+    storable.strip_unstorable_fields(&mut kept.headers);
+    FillMeta {
+        key: key.as_str().to_string(),
+        hash: key.hash(),
+        head: stored_head(&kept, now),
+        born_ms: to_unix_millis(storable.freshness.born),
+        expires_ms: to_unix_millis(storable.freshness.expires),
+        declared_len: match resp.framing {
+            BodyFraming::ContentLength(n) => Some(n),
+            _ => None,
+        },
+    }
+}
+
+/// Stores an origin's response with no viewer waiting for it (a background
+/// revalidation that found a new representation).
+pub async fn fill_only(
+    ctx: &ShardCtx,
+    key: CacheKey,
+    storable: Storable,
+    lead: LeadTicket<'_>,
+    upstream: UpstreamResponse,
+) {
+    let UpstreamResponse {
+        head: resp,
+        conn: mut origin,
+        ..
+    } = upstream;
+    let meta = fill_meta(&key, &resp, &storable, SystemTime::now());
+    let sink = ctx.cache.fill(&key, meta, Some(lead)).await;
+    let mut reader = BodyReader::new(resp.framing);
+    loop {
+        match reader
+            .next(&mut origin, ctx.settings.origin_idle_timeout)
+            .await
+        {
+            Ok(Some(piece)) => {
+                ctx.stats
+                    .origin_bytes
+                    .fetch_add(piece.len() as u64, Relaxed);
+                sink.data(&piece).await;
+            }
+            Ok(None) => {
+                sink.finish(true).await;
+                if resp.keep_alive && resp.framing != BodyFraming::CloseDelimited {
+                    ctx.origin.checkin(origin);
+                }
+                return;
+            }
+            Err(_) => {
+                sink.finish(false).await;
+                return;
+            }
+        }
+    }
 }
 
 /// Answers 502 for a body this viewer cannot receive in its coding.

@@ -4,7 +4,7 @@
 //! the codec's normal form, limits grouped), so nothing here is a second source of truth.
 
 use crate::cache::key::KeyPolicy;
-use crate::cache::policy::{Downstream, PolicyConfig};
+use crate::cache::policy::{Downstream, PolicyConfig, fields_to_strip};
 use crate::config::{Config, Role};
 use crate::gateway::route::HostFilter;
 use crate::http::Limits;
@@ -34,6 +34,9 @@ pub struct ProxySettings {
     pub host_header: Option<String>,
     pub key_policy: KeyPolicy,
     pub policy: PolicyConfig,
+    /// Fields removed from every response toward viewers (targeted cache
+    /// fields an edge keeps to itself).
+    pub downstream_strip: &'static [&'static str],
     pub access_log: bool,
     pub max_connections: usize,
     /// How long a coalesced miss waits for its leader's response head
@@ -79,6 +82,10 @@ impl ProxySettings {
                 // The serving path stores whole responses only.
                 store_partial_content: false,
             },
+            downstream_strip: fields_to_strip(match c.role {
+                Role::Edge => Downstream::Viewers,
+                Role::Regional => Downstream::Caches,
+            }),
             access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
             lead_wait: c.origin.connect_timeout.get()

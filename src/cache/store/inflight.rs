@@ -33,6 +33,8 @@ pub enum FetchRole {
     Retry,
     /// A copy other than the one the lookup saw is now indexed: look again.
     Stored,
+    /// A fetch is under way and the asker would not wait for it.
+    Busy,
 }
 
 /// What a follower needs to answer from a fill.
@@ -67,6 +69,9 @@ pub enum Release {
     Uncacheable,
     /// The fetch failed before a response head: waiters ask again.
     Failed,
+    /// The stored copy was validated and refreshed (a 304): waiters look
+    /// again and find it fresh.
+    Refreshed,
 }
 
 enum KeyState {
@@ -107,6 +112,7 @@ impl InFlight {
         hash: u64,
         indexed: Option<Location>,
         seen: Option<Location>,
+        wait: bool,
         now: Instant,
         reply: oneshot::Sender<FetchRole>,
     ) -> Option<FollowerJoined> {
@@ -122,6 +128,10 @@ impl InFlight {
             self.uncacheable.remove(&hash);
         }
         match self.keys.get_mut(&hash) {
+            Some(KeyState::Filling(_)) | Some(KeyState::Fetching { .. }) if !wait => {
+                let _ = reply.send(FetchRole::Busy);
+                None
+            }
             Some(KeyState::Filling(info)) => {
                 let fill = info.fill;
                 let delivered = reply.send(FetchRole::Follow(info.clone())).is_ok();
@@ -198,7 +208,7 @@ impl InFlight {
                 self.remember_uncacheable(hash, now);
                 || FetchRole::Alone
             }
-            Release::Failed => || FetchRole::Retry,
+            Release::Failed | Release::Refreshed => || FetchRole::Retry,
         };
         for w in waiters {
             let _ = w.send(role());
@@ -255,7 +265,7 @@ mod tests {
 
     fn ask(f: &mut InFlight, hash: u64, now: Instant) -> oneshot::Receiver<FetchRole> {
         let (tx, rx) = oneshot::channel();
-        f.begin(hash, None, None, now, tx);
+        f.begin(hash, None, None, true, now, tx);
         rx
     }
 
@@ -285,7 +295,10 @@ mod tests {
         }
         // A miss arriving during the fill follows at once.
         let (tx, rx) = oneshot::channel();
-        assert_eq!(f.begin(7, None, None, t, tx), Some(FollowerJoined(FILL)));
+        assert_eq!(
+            f.begin(7, None, None, true, t, tx),
+            Some(FollowerJoined(FILL))
+        );
         assert!(matches!(got(rx), Some(FetchRole::Follow(_))));
         f.fill_ended(7, FILL);
         assert_eq!(f.in_flight(), 0);
@@ -361,13 +374,29 @@ mod tests {
             manifest: false,
         };
         let (tx, rx) = oneshot::channel();
-        f.begin(7, Some(loc(2)), Some(loc(1)), Instant::now(), tx);
+        f.begin(7, Some(loc(2)), Some(loc(1)), true, Instant::now(), tx);
         assert!(matches!(got(rx), Some(FetchRole::Stored)));
         let (tx, rx) = oneshot::channel();
-        f.begin(7, Some(loc(1)), Some(loc(1)), Instant::now(), tx);
+        f.begin(7, Some(loc(1)), Some(loc(1)), true, Instant::now(), tx);
         assert!(
             matches!(got(rx), Some(FetchRole::Lead(_))),
             "the stale copy it saw"
+        );
+    }
+
+    #[test]
+    fn a_miss_that_will_not_wait_is_told_the_key_is_busy() {
+        let mut f = InFlight::new(Duration::from_secs(5));
+        let t = Instant::now();
+        assert!(matches!(got(ask(&mut f, 7, t)), Some(FetchRole::Lead(_))));
+        let (tx, rx) = oneshot::channel();
+        assert_eq!(f.begin(7, None, None, false, t, tx), None);
+        assert!(matches!(got(rx), Some(FetchRole::Busy)));
+        let (tx, rx) = oneshot::channel();
+        f.begin(8, None, None, false, t, tx);
+        assert!(
+            matches!(got(rx), Some(FetchRole::Lead(_))),
+            "an idle key is led"
         );
     }
 

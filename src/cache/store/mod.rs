@@ -12,7 +12,7 @@ pub mod device;
 pub mod eviction;
 mod faults;
 mod fill;
-pub use fill::FillRead;
+pub use fill::{FillRead, RefreshBody};
 pub mod geometry;
 pub mod inflight;
 pub mod layout;
