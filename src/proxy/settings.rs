@@ -43,8 +43,10 @@ pub struct ProxySettings {
     /// before fetching on its own: longer than the leader's own bound
     /// (connect, first byte, and one retry on a fresh connection).
     pub lead_wait: Duration,
-    /// How long a follower waits for the next piece of a fill: the
-    /// leader's origin read bound plus room for the owner's segment write.
+    /// How long a follower waits for the next piece of a fill: the leader
+    /// moves on at the pace of its origin and of its own viewer, each bounded
+    /// (origin idle timeout, viewer I/O timeout), plus room for the owner's
+    /// segment write.
     pub follow_wait: Duration,
 }
 
@@ -91,7 +93,8 @@ impl ProxySettings {
             lead_wait: c.origin.connect_timeout.get()
                 + c.origin.first_byte_timeout.get() * 2
                 + COALESCE_SLACK,
-            follow_wait: c.origin.idle_timeout.get() + COALESCE_SLACK,
+            follow_wait: c.origin.idle_timeout.get().max(c.listen.io_timeout.get())
+                + COALESCE_SLACK,
         }
     }
 }
