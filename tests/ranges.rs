@@ -216,7 +216,14 @@ fn head_with_a_range_gets_the_whole_head() {
 fn a_range_on_a_miss_fetches_the_whole_object_once_and_stores_it() {
     let origin = origin();
     let edge = edge(&origin);
-    for (path, len) in [("/obj/1000", 1000), ("/obj/3500000", 3_500_000)] {
+    // The viewer has its range before the fill ends; the later requests
+    // wait for the fill, to be hits rather than followers.
+    let fills = || edge.metric("edgeslab_cache_fills_completed_total");
+    let stored = |n| assert!(eventually(Duration::from_secs(20), || fills() == n));
+    for (n, (path, len)) in [("/obj/1000", 1000), ("/obj/3500000", 3_500_000)]
+        .into_iter()
+        .enumerate()
+    {
         let whole = object(len);
         let r = request(
             edge.addr,
@@ -236,8 +243,7 @@ fn a_range_on_a_miss_fetches_the_whole_object_once_and_stores_it() {
         assert_eq!((seen.method.as_str(), seen.target.as_str()), ("GET", path));
         assert_eq!(seen.header("range"), None, "the whole object is fetched");
         assert_eq!(seen.header("if-range"), None);
-        // The response ended the connection only once the whole object was
-        // stored, so the next request is a hit.
+        stored(n as u64 + 1);
         let full = get(edge.addr, path);
         assert!(full.is_hit(), "{}", full.cache_status());
         assert_whole(&full, &whole, "after a ranged miss");
@@ -248,6 +254,7 @@ fn a_range_on_a_miss_fetches_the_whole_object_once_and_stores_it() {
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), Some("bytes */2000"));
     assert!(r.body.is_empty() && !r.is_hit());
+    stored(3);
     assert!(get(edge.addr, "/obj/2000").is_hit());
     // Several ranges on a miss, or an object of unknown length, get the
     // whole object (as README says), and it is stored too.
@@ -258,18 +265,16 @@ fn a_range_on_a_miss_fetches_the_whole_object_once_and_stores_it() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-range"), None);
     assert!(r.body == whole, "unknown length: the whole body");
+    stored(5);
     let r = ranged(edge.addr, "/unsized/3000", "bytes=0-9");
     assert!(r.is_hit(), "{}", r.cache_status());
     assert_single(&r, &whole, 0, 9);
     assert_eq!(origin.count("/obj/3000") + origin.count("/unsized/3000"), 2);
 }
 
-#[test]
-fn a_range_on_a_miss_is_answered_before_the_origin_finishes() {
-    let len = 3 << 20;
-    let whole = Arc::new(bytes(len, 77));
-    let gate = Gate::default();
-    let first = 1 << 20;
+/// An origin that sends the first `first` bytes of `whole`, then holds the
+/// rest until `gate` opens (or 10 s pass), and an edge that waits for it.
+fn gated(whole: &Arc<Vec<u8>>, first: usize, gate: &Gate) -> (Origin, Edge) {
     let origin = {
         let (whole, gate) = (whole.clone(), gate.clone());
         Origin::start(move |_| {
@@ -280,11 +285,19 @@ fn a_range_on_a_miss_is_answered_before_the_origin_finishes() {
             })
         })
     };
-    // The origin may hold the rest for as long as its gate allows (10 s).
     let edge = Edge::builder()
         .origin(origin.addr)
         .toml("[origin]\nidle_timeout = \"30s\"\n")
         .start();
+    (origin, edge)
+}
+
+#[test]
+fn a_range_on_a_miss_is_answered_before_the_origin_finishes() {
+    let len = 3 << 20;
+    let whole = Arc::new(bytes(len, 77));
+    let gate = Gate::default();
+    let (origin, edge) = gated(&whole, 1 << 20, &gate);
     let fills = || edge.metric("edgeslab_cache_fills_completed_total");
     // The request that fetches: its range lies in what the origin has sent.
     let leader_request = open_ranged("/video", "bytes=1000-1999");
@@ -321,6 +334,38 @@ fn a_range_on_a_miss_is_answered_before_the_origin_finishes() {
     assert!(full.is_hit(), "{}", full.cache_status());
     assert_whole(&full, &whole, "after the gated fill");
     assert_eq!(origin.count("/video"), 1);
+}
+
+#[test]
+fn a_range_on_a_miss_does_not_hold_the_connection_until_the_object_is_stored() {
+    let len = 3 << 20;
+    let whole = Arc::new(bytes(len, 78));
+    let gate = Gate::default();
+    let (origin, edge) = gated(&whole, 1 << 20, &gate);
+    let fills = || edge.metric("edgeslab_cache_fills_completed_total");
+    // A player's probe on a keep-alive connection (Safari asks for
+    // bytes=0-1 first); the origin holds most of the object.
+    let mut c = Client::connect(edge.addr);
+    c.send(&open_ranged("/movie", "bytes=0-1"));
+    let r = c.read_response().expect("a response");
+    assert_single(&r, &whole, 0, 1);
+    // Its next request must not wait for the rest of the object: the
+    // response says the connection ends, and it ends while the fill runs.
+    assert_eq!(r.header("connection"), Some("close"));
+    c.expect_close();
+    assert_eq!(fills(), 0, "the connection was held until the fill ended");
+    // The player's next request, on a new connection, follows the fill.
+    let next = ranged(edge.addr, "/movie", "bytes=2-99999");
+    assert!(
+        next.cache_status().contains("collapsed"),
+        "{}",
+        next.cache_status()
+    );
+    assert_single(&next, &whole, 2, 99_999);
+    gate.open();
+    assert!(eventually(Duration::from_secs(20), || fills() == 1));
+    assert_whole(&get(edge.addr, "/movie"), &whole, "after the fill");
+    assert_eq!(origin.count("/movie"), 1);
 }
 
 #[test]
