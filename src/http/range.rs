@@ -253,6 +253,12 @@ impl Window {
         self.pos >= self.range.end
     }
 
+    /// Where the range ends (exclusive): a body longer than this goes on
+    /// after the window is done.
+    pub fn end(&self) -> u64 {
+        self.range.end
+    }
+
     /// Bytes the window lets through in all.
     pub fn len(&self) -> u64 {
         self.range.end - self.range.start
@@ -455,6 +461,7 @@ mod tests {
         assert!(!w.done());
         assert_eq!(w.clip(b"abcdef"), b"ab");
         assert!(w.done());
+        assert_eq!(w.end(), 12);
         assert_eq!(w.clip(b"zz"), b"");
         let mut whole = Window::new(0..3);
         assert_eq!(whole.clip(b"abc"), b"abc");

@@ -131,7 +131,16 @@ pub async fn relay(
         // The origin connection goes with its unread body.
         Err(coded) => return refuse_coded_body(ctx, viewer, req, phase, coded).await,
     };
-    let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
+    // A range that ends before the body of an object being stored is
+    // complete while the fill still reads the rest: the connection ends
+    // then (and the head says so) rather than hold the viewer's next
+    // request until the whole object is stored.
+    let range_ends_early = matches!(keep, Keep::Store { .. })
+        && match (&window, resp.framing) {
+            (Some(w), BodyFraming::ContentLength(len)) => w.end() < len,
+            _ => false,
+        };
+    let keep_alive = req.keep_alive && framing != ViewerFraming::Close && !range_ends_early;
     let (storing, detail) = match &keep {
         Keep::Store { .. } => (Storing::Yes, None),
         Keep::Pass(detail) => (Storing::No, *detail),
@@ -337,10 +346,17 @@ async fn relay_body(
                         break Ok(());
                     }
                 }
+                let range_sent = window.as_ref().is_some_and(Window::done);
                 // The viewer's range is out and nothing is stored: the rest
                 // of the body is not worth reading.
-                if sink.is_none() && window.as_ref().is_some_and(Window::done) {
+                if sink.is_none() && range_sent {
                     break Ok(());
+                }
+                // The range is out but the fill goes on: the viewer is let
+                // go now, as its head said (`range_ends_early` in `relay`).
+                if viewer_ok && range_sent && !reader.is_done() {
+                    body.conn.shutdown().await;
+                    viewer_ok = false;
                 }
             }
             Ok(None) => break Ok(()),
