@@ -291,3 +291,48 @@ fn when_the_leader_fails_a_waiter_fetches_instead() {
     );
     assert_eq!(origin.count("/flaky"), 2, "the failed fetch and one more");
 }
+
+#[test]
+fn a_follower_that_wants_a_range_reads_the_fill_from_its_range_only() {
+    let body = bytes(20 << 20, 9);
+    let gate = Gate::default();
+    let origin = {
+        let (body, gate) = (body.clone(), gate.clone());
+        Origin::start(move |_| {
+            Script::ok("max-age=600", Vec::new()).with(Body::Gated {
+                data: body.clone(),
+                first: 19 << 20,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let edge = edge(&origin, "[cache]\nram_size = 0\n");
+    let addr = edge.addr;
+    let leader = std::thread::spawn(move || get(addr, "/seek").body.len());
+    // The leader's fill has most of the object before the follower asks.
+    assert!(eventually(Duration::from_secs(20), || {
+        edge.metric("edgeslab_origin_bytes_received_total") >= 19 << 20
+    }));
+    let reads_before = edge.metric("edgeslab_cache_device_reads_total");
+    let follower = std::thread::spawn(move || {
+        let raw = b"GET /seek HTTP/1.1\r\nHost: test.local\r\nRange: bytes=-100\r\nConnection: close\r\n\r\n";
+        request(addr, raw)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    gate.open();
+    let r = follower.join().expect("follower");
+    assert_eq!(r.status, 206);
+    assert!(
+        r.cache_status().contains("collapsed"),
+        "{}",
+        r.cache_status()
+    );
+    assert_eq!(r.body, &body[body.len() - 100..]);
+    assert_eq!(leader.join().expect("leader"), body.len());
+    let reads = edge.metric("edgeslab_cache_device_reads_total") - reads_before;
+    assert!(
+        reads <= 4,
+        "the follower read {reads} chunks to send the last 100 bytes"
+    );
+    assert_eq!(origin.count("/seek"), 1);
+}

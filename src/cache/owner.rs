@@ -769,9 +769,15 @@ impl FillReader<'_> {
         &self.info
     }
 
-    /// Body bytes read so far.
+    /// Where the next read starts (body bytes from the start).
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Starts reading at `offset` instead of where the reader is: a
+    /// follower that wants one range skips what comes before it.
+    pub fn seek(&mut self, offset: u64) {
+        self.offset = offset;
     }
 
     /// The next piece of the body, `None` once it ended whole. Waits for the

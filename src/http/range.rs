@@ -238,6 +238,11 @@ impl Window {
         Window { range, pos: 0 }
     }
 
+    /// A window over a stream whose first piece starts at byte `pos`.
+    pub fn starting_at(range: Range<u64>, pos: u64) -> Window {
+        Window { range, pos }
+    }
+
     /// The bytes of `piece` (which starts where the previous one ended)
     /// inside the range.
     pub fn clip<'p>(&mut self, piece: &'p [u8]) -> &'p [u8] {

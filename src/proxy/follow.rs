@@ -6,13 +6,13 @@
 //! connection, as the leader's own viewer would see.
 
 use super::hit::{FillPhase, STORED_HEAD_LIMITS};
-use super::respond::{ViewerBody, encode_head};
+use super::respond::{ViewerBody, encode_head, send_generated};
 use super::{Outcome, ShardCtx};
 use crate::cache::owner::{FillReader, FollowFailure, FollowPiece};
 use crate::cache::policy::{Freshness, from_unix_millis};
 use crate::gateway::decision::{CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range};
-use crate::http::conditional::{is_not_modified, not_modified_head};
+use crate::gateway::viewer::{Generated, HeadContext, ViewerFraming, apply_streamed_range};
+use crate::http::conditional::{Precondition, evaluate, not_modified_head};
 use crate::http::range::{self, Window};
 use crate::http::{Method, RequestHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
@@ -37,12 +37,47 @@ pub async fn follow(
         expires: from_unix_millis(info.expires_ms),
     };
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
-    if is_not_modified(&req.headers, &head) {
-        head = not_modified_head(&head);
-        head_only = true;
+    let phase = why.collapsed();
+    match evaluate(&req.headers, &head) {
+        Precondition::Proceed => {}
+        Precondition::NotModified => {
+            head = not_modified_head(&head);
+            head_only = true;
+        }
+        Precondition::Failed => {
+            let failed = Generated {
+                status: 412,
+                message: "a precondition of the request does not hold",
+                keep_alive: req.keep_alive,
+                phase,
+                detail: None,
+            };
+            let sent = send_generated(ctx, conn, Some(req), &failed).await;
+            return Some(Outcome {
+                status: 412,
+                phase,
+                bytes: *sent.as_ref().unwrap_or(&0),
+                keep_alive: req.keep_alive && sent.is_ok(),
+                detail: None,
+            });
+        }
     }
+    // A GET's Range is served from the fill as it grows, when the length is
+    // known up front; reading starts at the range, not at the first byte.
+    let window = match info.declared_len {
+        Some(len) if !head_only => {
+            let plan = range::plan(&req.headers, req.method == Method::Get, &head, len);
+            apply_streamed_range(&mut head, plan, len).map(|r| {
+                reader.seek(r.start);
+                Window::starting_at(r.clone(), r.start)
+            })
+        }
+        _ => None,
+    };
     let wait = ctx.settings.follow_wait;
-    let first = if head_only || info.declared_len == Some(0) {
+    let nothing_to_read =
+        head_only || info.declared_len == Some(0) || window.as_ref().is_some_and(|w| w.is_empty());
+    let first = if nothing_to_read {
         None
     } else {
         match reader.next(wait).await {
@@ -51,15 +86,6 @@ pub async fn follow(
         }
     };
     head.headers.set("Age", fresh.age(now).to_string());
-    // A GET's Range is served from the fill as it grows, when the length is
-    // known up front.
-    let window = match info.declared_len {
-        Some(len) if !head_only => {
-            let plan = range::plan(&req.headers, req.method == Method::Get, &head, len);
-            apply_streamed_range(&mut head, plan, len).map(Window::new)
-        }
-        _ => None,
-    };
     let framing = match (head_only, &window, info.declared_len) {
         (true, _, _) => ViewerFraming::NoBody,
         (false, Some(w), _) => ViewerFraming::Length(w.len()),
@@ -72,7 +98,6 @@ pub async fn follow(
         },
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
-    let phase = why.collapsed();
     let cx = HeadContext {
         node: &ctx.settings.node,
         version: req.version,

@@ -267,6 +267,12 @@ async fn lookup_or_fetch(
                     ctx.stats.collapsed.fetch_add(1, Relaxed);
                     return outcome;
                 }
+                // A range the fill did not reach in time is asked of the
+                // origin as sent, rather than fetching the object twice.
+                None if req.headers.contains("range") => {
+                    let pass = Forward::Pass(PassReason::Range);
+                    return forward::forward(ctx, conn, req, peer, pass).await;
+                }
                 None => None,
             },
             Fetch::Retry | Fetch::Stored if looks < MAX_LOOKS => continue,
