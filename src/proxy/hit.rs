@@ -273,7 +273,9 @@ pub async fn serve_stored(
         let plan = range::plan(&req.headers, req.method == Method::Get, &head, body_len);
         apply_range(&mut head, plan, body_len, seed(key, now))
     };
-    if head.status == 200 && !head.headers.contains("accept-ranges") {
+    // This cache answers byte ranges of what it stores, whatever the
+    // origin supports (RFC 9110 §14.3).
+    if head.status == 200 {
         head.headers.set("Accept-Ranges", "bytes");
     }
     let source = match entry.chunks() {

@@ -140,6 +140,10 @@ pub async fn relay(
             (Some(w), BodyFraming::ContentLength(len)) => w.end() < len,
             _ => false,
         };
+    // A response being stored will answer ranges from the cache.
+    if viewer_head.status == 200 && matches!(keep, Keep::Store { .. }) {
+        viewer_head.headers.set("Accept-Ranges", "bytes");
+    }
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close && !range_ends_early;
     let (storing, detail) = match &keep {
         Keep::Store { .. } => (Storing::Yes, None),
