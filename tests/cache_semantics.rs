@@ -403,3 +403,31 @@ fn error_ttl_caches_a_404_for_a_while() {
         );
     }
 }
+
+/// RFC 9110 §7.6.1: connection-specific fields (and those `Connection`
+/// names) are neither forwarded nor stored, in either direction.
+#[test]
+fn hop_by_hop_fields_are_neither_forwarded_nor_stored() {
+    let origin = Origin::start(|_| {
+        Script::ok("max-age=600", b"h".to_vec())
+            .header("Connection", "X-Origin-Hop")
+            .header("X-Origin-Hop", "secret")
+            .header("Keep-Alive", "timeout=5")
+            .header("X-End-To-End", "kept")
+    });
+    let edge = edge(&origin, "");
+    let r = send(
+        edge.addr,
+        "/hop",
+        &[("Connection", "X-Viewer-Hop"), ("X-Viewer-Hop", "mine")],
+    );
+    assert_eq!(r.header("x-origin-hop"), None);
+    assert_eq!(r.header("keep-alive"), None);
+    assert_eq!(r.header("x-end-to-end"), Some("kept"));
+    let seen = origin.last().expect("forwarded");
+    assert_eq!(seen.header("x-viewer-hop"), None, "not forwarded");
+    let hit = get(edge.addr, "/hop");
+    assert!(hit.is_hit());
+    assert_eq!(hit.header("x-origin-hop"), None, "not stored");
+    assert_eq!(hit.header("x-end-to-end"), Some("kept"));
+}
