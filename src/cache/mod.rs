@@ -9,4 +9,5 @@ pub mod owner;
 pub mod policy;
 pub mod ram;
 pub mod store;
+pub mod variants;
 pub mod vary;

@@ -130,6 +130,7 @@ pub async fn relay(
                     BodyFraming::ContentLength(n) => Some(n),
                     _ => None,
                 },
+                variant: None,
             };
             Some(ctx.cache.fill(&key, meta, lead).await)
         }
