@@ -19,6 +19,9 @@ pub enum CachePhase {
     Hit,
     /// Not in the cache: fetched from the origin.
     Miss,
+    /// The URL's responses vary (a Vary marker is stored) and the variant
+    /// this request selects is not in the cache: fetched.
+    VaryMiss,
     /// In the cache but no longer fresh: fetched again.
     Stale,
     /// A miss answered from another request's fetch of the same key, as
@@ -26,6 +29,8 @@ pub enum CachePhase {
     CollapsedMiss,
     /// As `CollapsedMiss`, for a stale copy being fetched again.
     CollapsedStale,
+    /// As `CollapsedMiss`, for a variant that was missing.
+    CollapsedVaryMiss,
     /// The method is never cached (PUT, POST, …): passed to the origin.
     PassMethod,
     /// A cacheable method whose request cannot use the cache (a body, a
@@ -41,9 +46,11 @@ impl CachePhase {
             CachePhase::Refused => "refused",
             CachePhase::Hit => "hit",
             CachePhase::Miss => "miss",
+            CachePhase::VaryMiss => "vary-miss",
             CachePhase::Stale => "stale",
             CachePhase::CollapsedMiss => "miss-collapsed",
             CachePhase::CollapsedStale => "stale-collapsed",
+            CachePhase::CollapsedVaryMiss => "vary-miss-collapsed",
             CachePhase::PassMethod => "pass-method",
             CachePhase::PassRequest => "pass-request",
         }
@@ -53,6 +60,7 @@ impl CachePhase {
     pub fn fwd(self) -> Option<Fwd> {
         match self {
             CachePhase::Miss | CachePhase::CollapsedMiss => Some(Fwd::UriMiss),
+            CachePhase::VaryMiss | CachePhase::CollapsedVaryMiss => Some(Fwd::VaryMiss),
             CachePhase::Stale | CachePhase::CollapsedStale => Some(Fwd::Stale),
             CachePhase::PassMethod => Some(Fwd::Method),
             CachePhase::PassRequest => Some(Fwd::Request),
@@ -65,6 +73,8 @@ impl CachePhase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fwd {
     UriMiss,
+    /// The URL is cached, but not the variant the request selects.
+    VaryMiss,
     Stale,
     Method,
     Request,
@@ -74,6 +84,7 @@ impl Fwd {
     pub fn token(self) -> &'static str {
         match self {
             Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
             Fwd::Stale => "stale",
             Fwd::Method => "method",
             Fwd::Request => "request",
@@ -229,6 +240,9 @@ pub enum Detail {
     /// The origin's body has a transfer coding the HTTP/1.0 viewer cannot
     /// receive (502).
     TransferCodingForHttp10,
+    /// The response is one of its URL's `Vary` variants: served as the one
+    /// this request selects, or being stored as one.
+    Variant,
 }
 
 impl Detail {
@@ -248,6 +262,7 @@ impl Detail {
             Detail::OriginBodyTruncated => "origin-body-truncated",
             Detail::ChunkUnreadable => "chunk-unreadable",
             Detail::TransferCodingForHttp10 => "transfer-coding-for-http10",
+            Detail::Variant => "variant",
         }
     }
 }
@@ -278,7 +293,10 @@ impl CachePhase {
     /// RFC 9211 `collapsed`: the response came from another request's
     /// forward request.
     pub fn collapsed(self) -> bool {
-        matches!(self, CachePhase::CollapsedMiss | CachePhase::CollapsedStale)
+        matches!(
+            self,
+            CachePhase::CollapsedMiss | CachePhase::CollapsedStale | CachePhase::CollapsedVaryMiss
+        )
     }
 }
 
@@ -350,6 +368,33 @@ mod tests {
             detail: Some(Detail::Refused(Refusal::Method)),
         };
         assert_eq!(refused.render("n"), "n; detail=method");
+        let vary_miss = CacheStatus {
+            phase: CachePhase::VaryMiss,
+            storing: Storing::Yes,
+            ttl: None,
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(
+            vary_miss.render("e"),
+            "e; fwd=vary-miss; stored; detail=variant"
+        );
+        let collapsed_vary = CacheStatus {
+            phase: CachePhase::CollapsedVaryMiss,
+            storing: Storing::No,
+            ttl: None,
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(
+            collapsed_vary.render("e"),
+            "e; fwd=vary-miss; collapsed; detail=variant"
+        );
+        let variant_hit = CacheStatus {
+            phase: CachePhase::Hit,
+            storing: Storing::No,
+            ttl: Some(5),
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(variant_hit.render("e"), "e; hit; ttl=5; detail=variant");
     }
 
     #[test]
@@ -361,6 +406,8 @@ mod tests {
             CachePhase::Stale,
             CachePhase::CollapsedMiss,
             CachePhase::CollapsedStale,
+            CachePhase::VaryMiss,
+            CachePhase::CollapsedVaryMiss,
             CachePhase::PassMethod,
             CachePhase::PassRequest,
         ];

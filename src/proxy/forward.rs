@@ -10,10 +10,10 @@ use super::hit::FillPhase;
 use super::relay::{self, Keep, UpstreamResponse};
 use super::respond::send_generated;
 use super::{Outcome, ShardCtx};
-use crate::cache::key::CacheKey;
 use crate::cache::owner::LeadTicket;
 use crate::cache::policy;
 use crate::cache::store::inflight::Release;
+use crate::cache::variants::Selecting;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, ViewerBodyFailure};
 use crate::gateway::forwarded::{Forwarding, Purpose, sends_body, upstream_head};
 use crate::gateway::viewer::Generated;
@@ -29,7 +29,8 @@ pub enum Forward<'c> {
     /// A cacheable GET/HEAD: fetch the full object and store it if allowed.
     /// With a lead, other misses for the key wait on this fetch.
     Fill {
-        key: CacheKey,
+        /// The URL's key, or the variant of it the request selects.
+        selecting: Selecting,
         phase: FillPhase,
         lead: Option<LeadTicket<'c>>,
     },
@@ -79,10 +80,16 @@ pub async fn forward(
     };
     let response_time = SystemTime::now();
     let keep = match mode {
-        Forward::Fill { key, lead, .. } => {
-            match storability(ctx, req, &resp, request_time, response_time) {
-                Ok(freshness) => Keep::Store {
-                    key,
+        Forward::Fill {
+            selecting, lead, ..
+        } => {
+            let stored =
+                storability(ctx, req, &resp, request_time, response_time).and_then(|freshness| {
+                    Ok((freshness, selecting.plan_fill(&resp.headers, &req.headers)?))
+                });
+            match stored {
+                Ok((freshness, target)) => Keep::Store {
+                    target,
                     freshness,
                     lead,
                 },

@@ -1,6 +1,8 @@
-//! The hit path: look the key up at its owner, read and verify the entry,
-//! check freshness, answer conditionals (`http::conditional`) and ranges
-//! (`http::range`: 206, multipart/byteranges, 416), and stream the body
+//! The hit path: look the key up at its owner (through its URL's Vary
+//! marker to the variant the request selects, `cache::variants`), read and
+//! verify the entry, check freshness, answer conditionals
+//! (`http::conditional`) and ranges (`http::range`: 206,
+//! multipart/byteranges, 416), and stream the body
 //! (small objects in one write, large ones chunk by chunk — only the chunks a
 //! range needs — never whole in memory). Anything that cannot be served
 //! exactly as stored becomes a miss; a chunk that fails mid-response closes
@@ -12,8 +14,9 @@ use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{ReadFailure, StoredChunk, StoredEntry};
 use crate::cache::policy::{Freshness, from_unix_millis};
+use crate::cache::store::SegmentId;
 use crate::cache::store::layout::ChunkRef;
-use crate::cache::store::{Lookup, SegmentId};
+use crate::cache::variants::{self, Selecting};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
 use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
 use crate::http::conditional::{is_not_modified, not_modified_head};
@@ -28,6 +31,9 @@ use std::time::SystemTime;
 pub enum FillPhase {
     /// Nothing usable is stored.
     Miss,
+    /// The URL's responses vary and the variant this request selects is
+    /// not stored (RFC 9211 `fwd=vary-miss`).
+    VaryMiss,
     /// A copy is stored but no longer fresh.
     Stale,
 }
@@ -36,6 +42,7 @@ impl FillPhase {
     pub fn phase(self) -> CachePhase {
         match self {
             FillPhase::Miss => CachePhase::Miss,
+            FillPhase::VaryMiss => CachePhase::VaryMiss,
             FillPhase::Stale => CachePhase::Stale,
         }
     }
@@ -44,6 +51,7 @@ impl FillPhase {
     pub fn collapsed(self) -> CachePhase {
         match self {
             FillPhase::Miss => CachePhase::CollapsedMiss,
+            FillPhase::VaryMiss => CachePhase::CollapsedVaryMiss,
             FillPhase::Stale => CachePhase::CollapsedStale,
         }
     }
@@ -58,11 +66,14 @@ pub struct Missing {
 }
 
 impl Missing {
-    fn miss(seen: Option<Location>) -> Missing {
-        Missing {
-            phase: FillPhase::Miss,
-            seen,
-        }
+    /// Nothing servable; `variant` when the request was after one of its
+    /// URL's variants.
+    fn miss(variant: bool, seen: Option<Location>) -> Missing {
+        let phase = match variant {
+            true => FillPhase::VaryMiss,
+            false => FillPhase::Miss,
+        };
+        Missing { phase, seen }
     }
 }
 
@@ -91,22 +102,25 @@ pub(super) const STORED_HEAD_LIMITS: Limits = Limits {
     max_headers: 1000,
 };
 
-async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
-    let Lookup::Found {
-        loc,
-        seq,
-        bytes,
-        buffered,
-    } = ctx.cache.lookup(key).await
-    else {
-        return Err(Missing::miss(None));
+/// Finds what `selecting` is after (the URL's object, or through its Vary
+/// marker the variant `req` selects) and whether it is fresh.
+async fn find(
+    ctx: &ShardCtx,
+    req: &RequestHead,
+    selecting: &mut Selecting,
+) -> Result<Hit, Missing> {
+    let (entry, loc, buffered) = match selecting.find(&ctx.cache, &req.headers).await {
+        variants::Found::Entry {
+            entry,
+            loc,
+            buffered,
+        } => (entry, loc, buffered),
+        variants::Found::Missing { seen } => {
+            return Err(Missing::miss(selecting.is_variant(), seen));
+        }
     };
     let seen = Some(loc);
-    let entry = ctx
-        .cache
-        .read_entry(key, loc, seq, bytes, &buffered)
-        .await
-        .map_err(|_| Missing::miss(seen))?;
+    let key = selecting.key();
     let fresh = Freshness {
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
@@ -122,7 +136,7 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
         );
-        return Err(Missing::miss(seen));
+        return Err(Missing::miss(selecting.is_variant(), seen));
     };
     Ok(Hit {
         entry,
@@ -133,9 +147,19 @@ async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
     })
 }
 
-pub async fn lookup(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, key: &CacheKey) -> Found {
-    match find(ctx, key).await {
-        Ok(hit) => serve(ctx, conn, req, key, hit).await,
+/// Looks up what `selecting` is after and serves it if it may; moves
+/// `selecting` to the request's variant when the URL's responses vary.
+pub async fn lookup(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    req: &RequestHead,
+    selecting: &mut Selecting,
+) -> Found {
+    match find(ctx, req, selecting).await {
+        Ok(hit) => {
+            let variant = selecting.is_variant();
+            serve(ctx, conn, req, selecting.key(), variant, hit).await
+        }
         Err(missing) => Found::Nothing(missing),
     }
 }
@@ -161,6 +185,7 @@ async fn serve(
     conn: &mut Conn,
     req: &RequestHead,
     key: &CacheKey,
+    variant: bool,
     hit: Hit,
 ) -> Found {
     let now = SystemTime::now();
@@ -209,7 +234,7 @@ async fn serve(
         ) => {
             let i = (at / chunk_size) as usize;
             let Some(c) = chunks.get(i) else {
-                return Found::Nothing(Missing::miss(Some(seen)));
+                return Found::Nothing(Missing::miss(variant, Some(seen)));
             };
             match ctx
                 .cache
@@ -217,12 +242,17 @@ async fn serve(
                 .await
             {
                 Ok(chunk) => Some(chunk),
-                Err(_) => return Found::Nothing(Missing::miss(Some(seen))),
+                Err(_) => return Found::Nothing(Missing::miss(variant, Some(seen))),
             }
         }
         _ => None,
     };
     ctx.stats.hits.fetch_add(1, Relaxed);
+    // A hit on a variant says so (RFC 9111 §4.1 selected it).
+    let detail = variant.then_some(Detail::Variant);
+    if variant {
+        ctx.stats.variant_hits.fetch_add(1, Relaxed);
+    }
     let framing = if head_only {
         ViewerFraming::NoBody
     } else {
@@ -238,7 +268,7 @@ async fn serve(
             phase: CachePhase::Hit,
             storing: Storing::No,
             ttl: Some(fresh.ttl(now)),
-            detail: None,
+            detail,
         },
         now,
     };
@@ -250,7 +280,7 @@ async fn serve(
         phase: CachePhase::Hit,
         bytes: 0,
         keep_alive: req.keep_alive,
-        detail: None,
+        detail,
     };
     if head_only {
         outcome.keep_alive &= conn.write_all(&out, io_timeout).await.is_ok();

@@ -16,6 +16,7 @@ pub mod stats;
 
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, OwnerRouter};
+use crate::cache::variants::Selecting;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
@@ -205,8 +206,8 @@ async fn handle_request(
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }
         Route::LookupElsePass(reason) => {
-            let key = cache_key(ctx, req);
-            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, &key).await {
+            let mut selecting = Selecting::new(cache_key(ctx, req));
+            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, &mut selecting).await {
                 return outcome;
             }
             ctx.stats.passes.fetch_add(1, Relaxed);
@@ -227,7 +228,7 @@ async fn lookup_or_fetch(
     req: &RequestHead,
     peer: SocketAddr,
 ) -> Outcome {
-    let key = cache_key(ctx, req);
+    let mut selecting = Selecting::new(cache_key(ctx, req));
     let mut counted = false;
     // A miss looks again when its leader failed or a copy landed meanwhile
     // (the usual end of a wait: the object is then a hit), a bounded number
@@ -235,24 +236,35 @@ async fn lookup_or_fetch(
     let mut looks = 0;
     loop {
         looks += 1;
-        let missing = match hit::lookup(ctx, conn, req, &key).await {
+        let missing = match hit::lookup(ctx, conn, req, &mut selecting).await {
             hit::Found::Served(outcome) => return outcome,
             hit::Found::Nothing(missing) => missing,
         };
         if !counted {
             counted = true;
             let counter = match missing.phase {
-                hit::FillPhase::Miss => &ctx.stats.misses,
+                hit::FillPhase::Miss | hit::FillPhase::VaryMiss => &ctx.stats.misses,
                 hit::FillPhase::Stale => &ctx.stats.stale,
             };
             counter.fetch_add(1, Relaxed);
+            if missing.phase == hit::FillPhase::VaryMiss {
+                ctx.stats.vary_misses.fetch_add(1, Relaxed);
+            }
         }
         let lead = match ctx
             .cache
-            .begin_fetch(&key, missing.seen, ctx.settings.lead_wait)
+            .begin_fetch(selecting.key(), missing.seen, ctx.settings.lead_wait)
             .await
         {
             Fetch::Lead(ticket) => Some(ticket),
+            // Another variant of the URL is being fetched: this request's
+            // own is looked up, and coalesced on, next.
+            Fetch::Follow(reader) if !selecting.accepts(reader.info(), &req.headers) => {
+                match looks < MAX_LOOKS {
+                    true => continue,
+                    false => None,
+                }
+            }
             Fetch::Follow(reader) => {
                 match follow::follow(ctx, conn, req, reader, missing.phase).await {
                     Some(outcome) => {
@@ -275,7 +287,7 @@ async fn lookup_or_fetch(
             Fetch::Retry | Fetch::Stored | Fetch::TimedOut => None,
         };
         let fill = Forward::Fill {
-            key,
+            selecting,
             phase: missing.phase,
             lead,
         };

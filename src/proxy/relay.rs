@@ -8,10 +8,10 @@
 
 use super::respond::{ViewerBody, encode_head, send_generated};
 use super::{Outcome, ShardCtx};
-use crate::cache::key::CacheKey;
 use crate::cache::owner::{FillHandle, LeadTicket};
 use crate::cache::policy::{Freshness, to_unix_millis};
 use crate::cache::store::FillMeta;
+use crate::cache::variants::FillTarget;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Storing};
 use crate::gateway::viewer::{
     Generated, HeadContext, TransferCodingForHttp10, ViewerFraming, apply_streamed_range,
@@ -35,7 +35,8 @@ pub struct UpstreamResponse {
 /// Whether the response is stored.
 pub enum Keep<'c> {
     Store {
-        key: CacheKey,
+        /// The key (and, for a variant, the marker) it is stored under.
+        target: FillTarget,
         freshness: Freshness,
         /// The coalesced fetch this fill answers, if it led one.
         lead: Option<LeadTicket<'c>>,
@@ -76,7 +77,10 @@ pub async fn relay(
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
     let (storing, detail) = match &keep {
-        Keep::Store { .. } => (Storing::Yes, None),
+        Keep::Store { target, .. } => (
+            Storing::Yes,
+            target.variant.as_ref().map(|_| Detail::Variant),
+        ),
         Keep::Pass(detail) => (Storing::No, *detail),
     };
     let now = SystemTime::now();
@@ -116,7 +120,7 @@ pub async fn relay(
     }
     let sink = match keep {
         Keep::Store {
-            key,
+            target: FillTarget { key, variant },
             freshness,
             lead,
         } => {
@@ -130,7 +134,7 @@ pub async fn relay(
                     BodyFraming::ContentLength(n) => Some(n),
                     _ => None,
                 },
-                variant: None,
+                variant,
             };
             Some(ctx.cache.fill(&key, meta, lead).await)
         }
