@@ -25,7 +25,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Clone, Debug)]
 pub struct Selecting {
     url: CacheKey,
-    key: CacheKey,
+    /// The variant's key, once a marker named one (the URL's key until
+    /// then: no copy on the path of objects without Vary).
+    variant_key: Option<CacheKey>,
     known: Option<KnownMarker>,
 }
 
@@ -53,8 +55,8 @@ pub struct FillTarget {
 impl Selecting {
     pub fn new(url: CacheKey) -> Selecting {
         Selecting {
-            key: url.clone(),
             url,
+            variant_key: None,
             known: None,
         }
     }
@@ -67,7 +69,7 @@ impl Selecting {
     /// The key to look up, coalesce on and read from: the URL's, or the
     /// variant's once a marker named one.
     pub fn key(&self) -> &CacheKey {
-        &self.key
+        self.variant_key.as_ref().unwrap_or(&self.url)
     }
 
     /// Whether the URL is known to vary: the request is after a variant.
@@ -78,14 +80,14 @@ impl Selecting {
     /// Looks the request's key up; when the URL's key holds a Vary marker,
     /// looks up the variant `request` selects instead.
     pub async fn find(&mut self, cache: &OwnerRouter, request: &Headers) -> Found {
-        let found = read(cache, &self.key).await;
+        let found = read(cache, self.key()).await;
         let Found::Entry { entry, loc, .. } = &found else {
             return found;
         };
         let Some(marker) = Marker::decode(entry.head()) else {
             return found;
         };
-        if self.key.is_variant() {
+        if self.variant_key.is_some() {
             // Markers are written under URL keys only; anything else here
             // is not servable.
             return Found::Missing { seen: Some(*loc) };
@@ -106,8 +108,9 @@ impl Selecting {
             // Too long to key: fetched, and not stored.
             return Found::Missing { seen };
         };
-        self.key = key;
-        match read(cache, &self.key).await {
+        let found = read(cache, &key).await;
+        self.variant_key = Some(key);
+        match found {
             Found::Entry { entry, loc, .. } if Marker::decode(entry.head()).is_some() => {
                 Found::Missing { seen: Some(loc) }
             }
@@ -129,7 +132,7 @@ impl Selecting {
         }
         let mine = Variant::of(leader.marker.clone(), request);
         if let Some(key) = mine.key(&self.url) {
-            self.key = key;
+            self.variant_key = Some(key);
             let known_already = self
                 .known
                 .as_ref()
@@ -218,4 +221,94 @@ fn new_epoch(url_hash: u64) -> u64 {
     bytes[8..16].copy_from_slice(&n.to_le_bytes());
     bytes[16..].copy_from_slice(&url_hash.to_le_bytes());
     xxhash_rust::xxh3::xxh3_64(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::store::FillId;
+    use crate::cache::vary::VaryField;
+
+    fn headers(fields: &[(&str, &str)]) -> Headers {
+        let mut h = Headers::new();
+        for (n, v) in fields {
+            h.push(n, v.as_bytes().to_vec());
+        }
+        h
+    }
+
+    fn leader(variant: Option<Variant>) -> FollowInfo {
+        FollowInfo {
+            fill: FillId { from: 0, n: 1 },
+            hash: 1,
+            variant,
+            head: Vec::new(),
+            declared_len: None,
+            born_ms: 0,
+            expires_ms: 0,
+        }
+    }
+
+    fn marker(vary: &str, epoch: u64) -> Marker {
+        let VaryField::Names(names) = VaryField::of(&headers(&[("Vary", vary)])) else {
+            panic!("{vary}");
+        };
+        Marker { names, epoch }
+    }
+
+    fn url() -> CacheKey {
+        CacheKey::from_text("http://h:80/x".into())
+    }
+
+    // RFC 9111 §4.1: a stored (or arriving) response answers a request only
+    // if the request selects it.
+    #[test]
+    fn a_miss_follows_only_a_leader_of_its_own_variant() {
+        let gzip = headers(&[("Accept-Encoding", "gzip")]);
+        let mut s = Selecting::new(url());
+        assert!(
+            s.accepts(&leader(None), &gzip),
+            "a response that does not vary"
+        );
+        let led = Variant::of(marker("Accept-Encoding", 4), &gzip);
+        let same = headers(&[("accept-encoding", " GZIP ;q=0.9")]);
+        assert!(s.accepts(&leader(Some(led.clone())), &same));
+        assert_eq!(s.key(), &url());
+        assert!(!s.is_variant());
+
+        let br = headers(&[("Accept-Encoding", "br")]);
+        assert!(!s.accepts(&leader(Some(led.clone())), &br));
+        // Now after its own variant, under the leader's marker.
+        assert!(s.is_variant());
+        let own = Variant::of(marker("Accept-Encoding", 4), &br);
+        assert_eq!(Some(s.key().clone()), own.key(&url()));
+        assert_eq!(s.key().owner(5), url().owner(5));
+        // Its fill goes there, and writes the marker the leader may not
+        // have written yet.
+        let varies = headers(&[("Vary", "accept-encoding")]);
+        let target = s.plan_fill(&varies, &br).expect("stored");
+        assert_eq!(&target.key, s.key());
+        let v = target.variant.expect("a variant");
+        assert!(v.write_marker);
+        assert_eq!(v.variant.marker.epoch, 4);
+        assert_eq!(
+            (v.url_key.as_str(), v.url_hash),
+            (url().as_str(), url().hash())
+        );
+    }
+
+    #[test]
+    fn a_response_that_stopped_varying_is_stored_under_the_url() {
+        let br = headers(&[("Accept-Encoding", "br")]);
+        let mut s = Selecting::new(url());
+        let led = Variant::of(marker("Accept-Encoding", 4), &headers(&[]));
+        assert!(!s.accepts(&leader(Some(led)), &br));
+        let target = s.plan_fill(&headers(&[]), &br).expect("stored");
+        assert_eq!(target.key, url());
+        assert!(target.variant.is_none());
+        assert_eq!(
+            s.plan_fill(&headers(&[("Vary", "*")]), &br).err(),
+            Some(NotStored::Vary)
+        );
+    }
 }
