@@ -43,6 +43,7 @@ async fn put(cache: &OwnerRouter, key: &CacheKey, body: &[u8]) {
         born_ms: 0,
         expires_ms: u64::MAX / 2,
         declared_len: None,
+        variant: None,
     };
     let fill = cache.fill(key, meta, None).await;
     for piece in body.chunks(256 << 10) {

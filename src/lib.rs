@@ -10,8 +10,8 @@
 //! `config` (schema and validation), `runtime` (executors, topology, signals,
 //! and the only task/sync/mesh primitives), `net` (listeners and
 //! connections), `http` (pure HTTP/1.1 codec), `gateway` (the proxy's pure
-//! rules and typed decisions), `cache` (key, policy, index, owner routing,
-//! store), `proxy` (the async request pipeline), `upstream` (origin client,
+//! rules and typed decisions), `cache` (key, policy, Vary variants, index, owner
+//! routing, store), `proxy` (the async request pipeline), `upstream` (origin client,
 //! pool and exchange), `admin` (metrics) and `log_limit` (rate-limited
 //! warnings).
 

@@ -73,6 +73,7 @@ async fn put(cache: &OwnerRouter, k: u32, body: &[u8]) {
         born_ms: 0,
         expires_ms: u64::MAX / 2,
         declared_len: None,
+        variant: None,
     };
     let fill = cache.fill(&key(k), meta, None).await;
     for piece in body.chunks(50_000) {

@@ -61,6 +61,18 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.hit_for_pass.load(Relaxed),
     ),
     (
+        "edgeslab_cache_variant_hits_total",
+        "counter",
+        "Hits on one of a URL's Vary variants (also in hits).",
+        |m| m.viewer.variant_hits.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_vary_misses_total",
+        "counter",
+        "Misses for a varying URL whose selected variant was not stored (also in misses).",
+        |m| m.viewer.vary_misses.load(Relaxed),
+    ),
+    (
         "edgeslab_passes_total",
         "counter",
         "Requests passed to the origin uncached.",

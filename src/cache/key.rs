@@ -5,6 +5,12 @@
 //! never names a path other than the one the origin answered for. Its 64-bit
 //! hash picks the owner shard (top bits) and the index bucket and tag (low
 //! bits), so the two choices stay independent.
+//!
+//! A variant key (one stored response among several for a URL whose
+//! responses carry `Vary`, see `cache::vary`) extends its URL's key with a
+//! suffix: it has a hash of its own (its own index entry, verified against
+//! its own text) but is routed by its URL's hash, so a URL and all its
+//! variants have one owner shard, where their coalescing is decided.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -27,6 +33,9 @@ impl Default for KeyPolicy {
 pub struct CacheKey {
     text: String,
     hash: u64,
+    /// The hash that picks the owner shard: `hash` itself, or for a variant
+    /// key its URL's.
+    route: u64,
 }
 
 impl CacheKey {
@@ -53,7 +62,32 @@ impl CacheKey {
 
     pub fn from_text(text: String) -> CacheKey {
         let hash = xxh3_64(text.as_bytes());
-        CacheKey { text, hash }
+        CacheKey {
+            text,
+            hash,
+            route: hash,
+        }
+    }
+
+    /// The key of one variant of this key's URL: this key's text followed by
+    /// `suffix`, hashed on its own, owned by the same shard as this key.
+    /// The suffix must make the text one no request's own key can have
+    /// (`cache::vary` starts it with a space, which no target contains).
+    pub fn variant(&self, suffix: &str) -> CacheKey {
+        let mut text = String::with_capacity(self.text.len() + suffix.len());
+        text.push_str(&self.text);
+        text.push_str(suffix);
+        let hash = xxh3_64(text.as_bytes());
+        CacheKey {
+            text,
+            hash,
+            route: self.route,
+        }
+    }
+
+    /// Whether this is a variant key (see `variant`).
+    pub fn is_variant(&self) -> bool {
+        self.route != self.hash
     }
 
     pub fn as_str(&self) -> &str {
@@ -64,9 +98,10 @@ impl CacheKey {
         self.hash
     }
 
-    /// The shard that owns this key among `shards`.
+    /// The shard that owns this key among `shards`: for a variant key, its
+    /// URL's owner.
     pub fn owner(&self, shards: usize) -> usize {
-        owner_of(self.hash, shards)
+        owner_of(self.route, shards)
     }
 }
 
@@ -124,6 +159,20 @@ mod tests {
         let a = CacheKey::new("http", "h", "/x?a=1", &p);
         let b = CacheKey::new("http", "h", "/x?a=2", &p);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_variant_has_its_own_hash_and_its_url_s_owner() {
+        let url = CacheKey::from_text("http://h:80/x".into());
+        assert!(!url.is_variant());
+        let v = url.variant(" vary;a");
+        assert_eq!(v.as_str(), "http://h:80/x vary;a");
+        assert_ne!(v.hash(), url.hash());
+        assert!(v.is_variant());
+        for shards in 1..=64 {
+            assert_eq!(v.owner(shards), url.owner(shards));
+        }
+        assert_ne!(v, url.variant(" vary;b"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The cache: keys, the freshness policy (pure), the compact index, the RAM
-//! tier, the slab store on the device, and the per-shard owner router that
-//! sends every lookup, hit read and fill to the key's owner shard.
+//! The cache: keys, the freshness policy (pure), `Vary` variants (pure
+//! rules in `vary`), the compact index, the RAM tier, the slab store on the
+//! device, and the per-shard owner router that sends every lookup, hit read
+//! and fill to the key's owner shard.
 
 pub mod index;
 pub mod key;
@@ -8,3 +9,5 @@ pub mod owner;
 pub mod policy;
 pub mod ram;
 pub mod store;
+pub mod variants;
+pub mod vary;

@@ -10,7 +10,7 @@
 use super::index::Location;
 use super::key::CacheKey;
 use super::store::device::{Device, DeviceBytes};
-use super::store::inflight::{FetchRole, FollowInfo, Release};
+use super::store::inflight::{FetchRole, FollowInfo, LeadRef, Release};
 use super::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
 use super::store::{FillId, FillMeta, FillRead, Lookup, RefreshBody, SegmentId, ShardStore};
 use crate::runtime::mesh::ShardPeers;
@@ -50,7 +50,7 @@ pub enum OwnerMsg {
         id: FillId,
         meta: FillMeta,
         /// The lead this fill answers, when the fetch led.
-        lead: Option<u64>,
+        lead: Option<LeadRef>,
     },
     BeginFetch {
         hash: u64,
@@ -379,6 +379,21 @@ impl OwnerRouter {
         buffered: &[SegmentId],
     ) -> Result<StoredChunk, ReadFailure> {
         let owner = self.owner(key);
+        self.read_chunk_of(owner, key.hash(), fill_id, index, c, buffered)
+            .await
+    }
+
+    /// Reads and verifies one chunk of the object stored under `hash` at
+    /// `owner`.
+    async fn read_chunk_of(
+        &self,
+        owner: u32,
+        hash: u64,
+        fill_id: u64,
+        index: u32,
+        c: &ChunkRef,
+        buffered: &[SegmentId],
+    ) -> Result<StoredChunk, ReadFailure> {
         let raw = self
             .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
             .await?;
@@ -388,7 +403,7 @@ impl OwnerRouter {
                 return Err(ReadFailure::Overwritten);
             }
             let mine = h.kind == EntryKind::Chunk
-                && h.key_hash == key.hash()
+                && h.key_hash == hash
                 && h.born_ms == fill_id
                 && h.chunk_index == index
                 && h.body_len == c.data_len as u64;
@@ -407,7 +422,9 @@ impl OwnerRouter {
     }
 
     /// Starts storing a response; the handle carries its body to the owner.
-    /// With the lead of a coalesced fetch, the misses waiting on it follow.
+    /// With the lead of a coalesced fetch, the misses waiting on it follow,
+    /// also when the lead was given for another key of the same URL (its
+    /// variant, or its own key): such keys share their owner.
     pub async fn fill(
         &self,
         key: &CacheKey,
@@ -421,6 +438,7 @@ impl OwnerRouter {
             n,
         };
         let owner = self.owner(key);
+        debug_assert!(lead.as_ref().is_none_or(|l| l.owner == owner));
         let lead = lead.map(LeadTicket::into_filled);
         if owner == self.shard {
             self.store.fill_begin(id, meta, lead);
@@ -498,7 +516,6 @@ impl OwnerRouter {
             Ok(FetchRole::Follow(info)) => Fetch::Follow(FillReader {
                 router: self,
                 owner,
-                key: key.clone(),
                 offset: 0,
                 info,
             }),
@@ -693,10 +710,13 @@ pub struct LeadTicket<'a> {
 }
 
 impl LeadTicket<'_> {
-    /// The lead number a fill carries to its owner.
-    fn into_filled(mut self) -> u64 {
+    /// The lead a fill carries to its owner.
+    fn into_filled(mut self) -> LeadRef {
         self.done = true;
-        self.lead
+        LeadRef {
+            hash: self.hash,
+            lead: self.lead,
+        }
     }
 
     /// Ends the lead without a fill.
@@ -758,7 +778,6 @@ impl FollowPiece {
 pub struct FillReader<'a> {
     router: &'a OwnerRouter,
     owner: u32,
-    key: CacheKey,
     offset: u64,
     info: FollowInfo,
 }
@@ -801,7 +820,7 @@ impl FillReader<'_> {
                 let start = index as u64 * self.router.store.chunk_size();
                 let stored = self
                     .router
-                    .read_chunk(&self.key, nonce, index, &chunk, &buffered)
+                    .read_chunk_of(self.owner, self.info.hash, nonce, index, &chunk, &buffered)
                     .await
                     .map_err(|_| FollowFailure::Unreadable)?;
                 let skip = (self.offset - start) as usize;

@@ -27,6 +27,9 @@ pub enum CachePhase {
     StaleIfError,
     /// Not in the cache: fetched from the origin.
     Miss,
+    /// The URL's responses vary (a Vary marker is stored) and the variant
+    /// this request selects is not in the cache: fetched.
+    VaryMiss,
     /// In the cache but no longer fresh: fetched again.
     Stale,
     /// A miss answered from another request's fetch of the same key, as
@@ -34,6 +37,8 @@ pub enum CachePhase {
     CollapsedMiss,
     /// As `CollapsedMiss`, for a stale copy being fetched again.
     CollapsedStale,
+    /// As `CollapsedMiss`, for a variant that was missing.
+    CollapsedVaryMiss,
     /// The method is never cached (PUT, POST, …): passed to the origin.
     PassMethod,
     /// A cacheable method whose request cannot use the cache (a body, a
@@ -52,9 +57,11 @@ impl CachePhase {
             CachePhase::Revalidated => "revalidated",
             CachePhase::StaleIfError => "stale-if-error",
             CachePhase::Miss => "miss",
+            CachePhase::VaryMiss => "vary-miss",
             CachePhase::Stale => "stale",
             CachePhase::CollapsedMiss => "miss-collapsed",
             CachePhase::CollapsedStale => "stale-collapsed",
+            CachePhase::CollapsedVaryMiss => "vary-miss-collapsed",
             CachePhase::PassMethod => "pass-method",
             CachePhase::PassRequest => "pass-request",
         }
@@ -64,6 +71,7 @@ impl CachePhase {
     pub fn fwd(self) -> Option<Fwd> {
         match self {
             CachePhase::Miss | CachePhase::CollapsedMiss => Some(Fwd::UriMiss),
+            CachePhase::VaryMiss | CachePhase::CollapsedVaryMiss => Some(Fwd::VaryMiss),
             CachePhase::Stale
             | CachePhase::CollapsedStale
             | CachePhase::Revalidated
@@ -79,6 +87,8 @@ impl CachePhase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fwd {
     UriMiss,
+    /// The URL is cached, but not the variant the request selects.
+    VaryMiss,
     Stale,
     Method,
     Request,
@@ -88,6 +98,7 @@ impl Fwd {
     pub fn token(self) -> &'static str {
         match self {
             Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
             Fwd::Stale => "stale",
             Fwd::Method => "method",
             Fwd::Request => "request",
@@ -255,6 +266,9 @@ pub enum Detail {
     /// The origin answered 304 to a request without a precondition:
     /// unusable (RFC 9111 §4.3.3), a 502.
     Unsolicited304,
+    /// The response is one of its URL's `Vary` variants: served as the one
+    /// this request selects, or being stored as one.
+    Variant,
 }
 
 impl Detail {
@@ -277,6 +291,7 @@ impl Detail {
             Detail::ServedStale(kind) => kind.token(),
             Detail::Revalidation(reason) => reason.token(),
             Detail::Unsolicited304 => "unsolicited-304",
+            Detail::Variant => "variant",
         }
     }
 }
@@ -328,7 +343,10 @@ impl CachePhase {
     /// RFC 9211 `collapsed`: the response came from another request's
     /// forward request.
     pub fn collapsed(self) -> bool {
-        matches!(self, CachePhase::CollapsedMiss | CachePhase::CollapsedStale)
+        matches!(
+            self,
+            CachePhase::CollapsedMiss | CachePhase::CollapsedStale | CachePhase::CollapsedVaryMiss
+        )
     }
 }
 
@@ -413,6 +431,39 @@ mod tests {
             detail: Some(Detail::Refused(Refusal::Method)),
         };
         assert_eq!(refused.render("n"), "n; detail=method");
+        let vary_miss = CacheStatus {
+            phase: CachePhase::VaryMiss,
+            fwd: CachePhase::VaryMiss.fwd(),
+            fwd_status: None,
+            storing: Storing::Yes,
+            ttl: None,
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(
+            vary_miss.render("e"),
+            "e; fwd=vary-miss; stored; detail=variant"
+        );
+        let collapsed_vary = CacheStatus {
+            phase: CachePhase::CollapsedVaryMiss,
+            fwd: CachePhase::CollapsedVaryMiss.fwd(),
+            fwd_status: None,
+            storing: Storing::No,
+            ttl: None,
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(
+            collapsed_vary.render("e"),
+            "e; fwd=vary-miss; collapsed; detail=variant"
+        );
+        let variant_hit = CacheStatus {
+            phase: CachePhase::Hit,
+            fwd: CachePhase::Hit.fwd(),
+            fwd_status: None,
+            storing: Storing::No,
+            ttl: Some(5),
+            detail: Some(Detail::Variant),
+        };
+        assert_eq!(variant_hit.render("e"), "e; hit; ttl=5; detail=variant");
     }
 
     #[test]
@@ -427,6 +478,8 @@ mod tests {
             CachePhase::StaleIfError,
             CachePhase::CollapsedMiss,
             CachePhase::CollapsedStale,
+            CachePhase::VaryMiss,
+            CachePhase::CollapsedVaryMiss,
             CachePhase::PassMethod,
             CachePhase::PassRequest,
         ];

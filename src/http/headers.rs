@@ -178,7 +178,7 @@ pub(super) fn write_field(name: &str, value: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-pub(super) fn is_tchar(b: u8) -> bool {
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -195,7 +195,7 @@ pub(super) fn trim_ows(s: &[u8]) -> &[u8] {
 /// Elements of a `#rule` list value, trimmed, empty ones skipped (RFC 9110
 /// 5.6.1). Commas inside quoted strings do not split, so a parameter such as
 /// `no-cache="a, b"` stays one element.
-pub(super) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = value;
     std::iter::from_fn(move || {
         loop {

@@ -1,9 +1,11 @@
 //! Answering a miss from another request's fetch of the same key (request
-//! coalescing): the stored head of the leader's response, then its body as
-//! the fill grows, each piece as soon as the owner has it. The first piece
-//! is read before anything is sent, so a fill that fails at once leaves this
-//! viewer free to fetch on its own; a fill cut short later closes the
-//! connection, as the leader's own viewer would see.
+//! coalescing; for a URL whose responses vary, only of the variant the
+//! request selects, which the caller checks with `cache::variants`): the
+//! stored head of the leader's response, then its body as the fill grows,
+//! each piece as soon as the owner has it. The first piece is read before
+//! anything is sent, so a fill that fails at once leaves this viewer free
+//! to fetch on its own; a fill cut short later closes the connection, as
+//! the leader's own viewer would see.
 
 use super::hit::{FillPhase, STORED_HEAD_LIMITS};
 use super::respond::{ViewerBody, encode_head, send_generated};
@@ -98,6 +100,8 @@ pub async fn follow(
         },
     };
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close;
+    // The leader's response is the variant this request selects.
+    let detail = info.variant.as_ref().map(|_| Detail::Variant);
     let cx = HeadContext {
         node: &ctx.settings.node,
         version: req.version,
@@ -110,7 +114,7 @@ pub async fn follow(
             fwd_status: None,
             storing: Storing::No,
             ttl: None,
-            detail: None,
+            detail,
         },
         now,
         strip: ctx.settings.downstream_strip,
@@ -122,7 +126,7 @@ pub async fn follow(
         phase,
         bytes: 0,
         keep_alive,
-        detail: None,
+        detail,
     };
     if conn.write_all(&out, ctx.settings.io_timeout).await.is_err() {
         outcome.keep_alive = false;

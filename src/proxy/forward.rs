@@ -17,6 +17,7 @@ use crate::cache::key::CacheKey;
 use crate::cache::owner::LeadTicket;
 use crate::cache::policy::{self, Conditional, Exchange, OriginOutcome, Storable};
 use crate::cache::store::inflight::Release;
+use crate::cache::variants::Selecting;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, ViewerBodyFailure};
 use crate::gateway::forwarded::{Forwarding, Purpose, sends_body, upstream_head};
 use crate::gateway::viewer::Generated;
@@ -33,7 +34,8 @@ pub enum Forward<'c> {
     /// With a lead, other misses for the key wait on this fetch; with a
     /// stale copy, the fetch validates it first.
     Fill {
-        key: CacheKey,
+        /// The URL's key, or the variant of it the request selects.
+        selecting: Selecting,
         phase: FillPhase,
         lead: Option<LeadTicket<'c>>,
         stale: Option<Box<StaleCopy>>,
@@ -59,13 +61,13 @@ pub async fn forward(
     match mode {
         Forward::Pass(reason) => pass(ctx, viewer, req, peer, reason).await,
         Forward::Fill {
-            key,
+            selecting,
             phase,
             lead,
             stale,
         } => {
             let fetch = Fetching {
-                key,
+                selecting,
                 phase,
                 lead,
                 stale,
@@ -146,7 +148,7 @@ async fn invalidate_after(ctx: &ShardCtx, req: &RequestHead, resp: &ResponseHead
 
 /// A cacheable request on its way to the origin.
 struct Fetching<'c> {
-    key: CacheKey,
+    selecting: Selecting,
     phase: FillPhase,
     lead: Option<LeadTicket<'c>>,
     stale: Option<Box<StaleCopy>>,
@@ -160,12 +162,14 @@ async fn fill(
     f: Fetching<'_>,
 ) -> Outcome {
     let Fetching {
-        key,
+        selecting,
         phase,
         lead,
         mut stale,
     } = f;
     let phase = phase.phase();
+    // Validation and stale answers concern the entry the request is after.
+    let key = selecting.key().clone();
     loop {
         let fwd = stale.as_ref().map_or(phase.fwd(), |s| Some(s.fwd()));
         let validators = stale.as_ref().and_then(|s| s.validators());
@@ -228,9 +232,11 @@ async fn fill(
         {
             return answered;
         }
-        let keep = match storability(ctx, &exchange, &resp) {
-            Ok(storable) => Keep::Store {
-                key,
+        let stored = storability(ctx, &exchange, &resp)
+            .and_then(|storable| Ok((storable, selecting.plan_fill(&resp.headers, &req.headers)?)));
+        let keep = match stored {
+            Ok((storable, target)) => Keep::Store {
+                target,
                 storable: Box::new(storable),
                 lead,
             },

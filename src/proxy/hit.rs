@@ -15,8 +15,9 @@ use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{ReadFailure, StoredChunk, StoredEntry};
 use crate::cache::policy::{self, FieldNames, Freshness, Reuse, Stored, from_unix_millis};
+use crate::cache::store::SegmentId;
 use crate::cache::store::layout::ChunkRef;
-use crate::cache::store::{Lookup, SegmentId};
+use crate::cache::variants::{self, Selecting};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail};
 use crate::gateway::viewer::{BodyShape, Generated, HeadContext, ViewerFraming, apply_range};
 use crate::http::conditional::{Precondition, evaluate, not_modified_head};
@@ -33,6 +34,9 @@ use std::time::SystemTime;
 pub enum FillPhase {
     /// Nothing usable is stored.
     Miss,
+    /// The URL's responses vary and the variant this request selects is
+    /// not stored (RFC 9211 `fwd=vary-miss`).
+    VaryMiss,
     /// A copy is stored but may not answer without the origin.
     Stale,
 }
@@ -41,6 +45,7 @@ impl FillPhase {
     pub fn phase(self) -> CachePhase {
         match self {
             FillPhase::Miss => CachePhase::Miss,
+            FillPhase::VaryMiss => CachePhase::VaryMiss,
             FillPhase::Stale => CachePhase::Stale,
         }
     }
@@ -49,6 +54,7 @@ impl FillPhase {
     pub fn collapsed(self) -> CachePhase {
         match self {
             FillPhase::Miss => CachePhase::CollapsedMiss,
+            FillPhase::VaryMiss => CachePhase::CollapsedVaryMiss,
             FillPhase::Stale => CachePhase::CollapsedStale,
         }
     }
@@ -63,11 +69,14 @@ pub struct Missing {
 }
 
 impl Missing {
-    fn miss(seen: Option<Location>) -> Missing {
-        Missing {
-            phase: FillPhase::Miss,
-            seen,
-        }
+    /// Nothing servable; `variant` when the request was after one of its
+    /// URL's variants.
+    fn miss(variant: bool, seen: Option<Location>) -> Missing {
+        let phase = match variant {
+            true => FillPhase::VaryMiss,
+            false => FillPhase::Miss,
+        };
+        Missing { phase, seen }
     }
 }
 
@@ -133,23 +142,26 @@ pub(super) const STORED_HEAD_LIMITS: Limits = Limits {
     max_headers: 1000,
 };
 
-/// Finds and verifies the stored response for `key`, fresh or not.
-pub(super) async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing> {
-    let Lookup::Found {
-        loc,
-        seq,
-        bytes,
-        buffered,
-    } = ctx.cache.lookup(key).await
-    else {
-        return Err(Missing::miss(None));
+/// Finds and verifies the stored response `selecting` is after (the URL's
+/// object, or through its Vary marker the variant `req` selects), fresh or
+/// not.
+pub(super) async fn find(
+    ctx: &ShardCtx,
+    req: &RequestHead,
+    selecting: &mut Selecting,
+) -> Result<Hit, Missing> {
+    let (entry, loc, buffered) = match selecting.find(&ctx.cache, &req.headers).await {
+        variants::Found::Entry {
+            entry,
+            loc,
+            buffered,
+        } => (entry, loc, buffered),
+        variants::Found::Missing { seen } => {
+            return Err(Missing::miss(selecting.is_variant(), seen));
+        }
     };
     let seen = Some(loc);
-    let entry = ctx
-        .cache
-        .read_entry(key, loc, seq, bytes, &buffered)
-        .await
-        .map_err(|_| Missing::miss(seen))?;
+    let key = selecting.key();
     let freshness = Freshness {
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
@@ -159,7 +171,7 @@ pub(super) async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing>
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
         );
-        return Err(Missing::miss(seen));
+        return Err(Missing::miss(selecting.is_variant(), seen));
     };
     Ok(Hit {
         entry,
@@ -170,19 +182,23 @@ pub(super) async fn find(ctx: &ShardCtx, key: &CacheKey) -> Result<Hit, Missing>
     })
 }
 
-/// Looks `key` up and answers from the cache when the policy allows; a
-/// stale-while-revalidate answer starts one background revalidation.
+/// Looks up what `selecting` is after (moving it to the request's variant
+/// when the URL's responses vary) and answers from the cache when the
+/// policy allows; a stale-while-revalidate answer starts one background
+/// revalidation.
 pub async fn lookup(
     ctx: &Rc<ShardCtx>,
     conn: &mut Conn,
     req: &RequestHead,
     peer: SocketAddr,
-    key: &CacheKey,
+    selecting: &mut Selecting,
 ) -> Found {
-    let hit = match find(ctx, key).await {
+    let hit = match find(ctx, req, selecting).await {
         Ok(hit) => hit,
         Err(missing) => return Found::Nothing(missing),
     };
+    let key = selecting.key();
+    let variant = selecting.is_variant();
     let now = SystemTime::now();
     let stored = Stored {
         head: &hit.head,
@@ -191,9 +207,17 @@ pub async fn lookup(
     match policy::reuse(&req.headers, &stored, now, &ctx.settings.policy) {
         Reuse::Serve(serve) => {
             let seen = hit.seen;
-            let found = serve_stored(ctx, conn, req, key, hit, Answer::serve(&serve)).await;
+            let mut answer = Answer::serve(&serve);
+            if variant && answer.status.detail.is_none() {
+                answer.status.detail = Some(Detail::Variant);
+            }
+            let found = serve_stored(ctx, conn, req, key, hit, answer).await;
+            if variant && matches!(found, Found::Served(_)) {
+                ctx.stats.variant_hits.fetch_add(1, Relaxed);
+            }
             if serve.revalidate_in_background() && matches!(found, Found::Served(_)) {
-                revalidate::in_background(ctx.clone(), req.clone(), peer, key.clone(), seen);
+                let selecting = selecting.clone();
+                revalidate::in_background(ctx.clone(), req.clone(), peer, selecting, seen);
             }
             found
         }
@@ -300,7 +324,7 @@ pub async fn serve_stored(
         ) => {
             let i = (at / chunk_size) as usize;
             let Some(c) = chunks.get(i) else {
-                return Found::Nothing(Missing::miss(Some(seen)));
+                return Found::Nothing(Missing::miss(false, Some(seen)));
             };
             match ctx
                 .cache
@@ -308,7 +332,7 @@ pub async fn serve_stored(
                 .await
             {
                 Ok(chunk) => Some(chunk),
-                Err(_) => return Found::Nothing(Missing::miss(Some(seen))),
+                Err(_) => return Found::Nothing(Missing::miss(false, Some(seen))),
             }
         }
         _ => None,

@@ -18,6 +18,7 @@ pub mod stats;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, OwnerRouter};
 use crate::cache::policy::{self, OnMiss};
+use crate::cache::variants::Selecting;
 use crate::gateway::decision::{CachePhase, Detail, PassReason, Refusal, RequestErrorKind};
 use crate::gateway::route::{Route, route};
 use crate::gateway::viewer::Generated;
@@ -207,8 +208,10 @@ async fn handle_request(
             forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
         }
         Route::LookupElsePass(reason) => {
-            let key = cache_key(ctx, req);
-            if let hit::Found::Served(outcome) = hit::lookup(ctx, conn, req, peer, &key).await {
+            let mut selecting = Selecting::new(cache_key(ctx, req));
+            if let hit::Found::Served(outcome) =
+                hit::lookup(ctx, conn, req, peer, &mut selecting).await
+            {
                 return outcome;
             }
             // Nothing the cache may answer with: the request goes as sent.
@@ -231,7 +234,7 @@ async fn lookup_or_fetch(
     req: &RequestHead,
     peer: SocketAddr,
 ) -> Outcome {
-    let key = cache_key(ctx, req);
+    let mut selecting = Selecting::new(cache_key(ctx, req));
     let mut counted = false;
     // A miss looks again when its leader failed, refreshed the stored copy,
     // or a copy landed meanwhile (the usual end of a wait: the object is
@@ -239,7 +242,7 @@ async fn lookup_or_fetch(
     let mut looks = 0;
     loop {
         looks += 1;
-        let (phase, seen, stale) = match hit::lookup(ctx, conn, req, peer, &key).await {
+        let (phase, seen, stale) = match hit::lookup(ctx, conn, req, peer, &mut selecting).await {
             hit::Found::Served(outcome) => return outcome,
             hit::Found::OnlyIfCached => return refuse(ctx, conn, req, Refusal::OnlyIfCached).await,
             hit::Found::Nothing(_) if policy::on_miss(&req.headers) == OnMiss::GatewayTimeout => {
@@ -251,17 +254,28 @@ async fn lookup_or_fetch(
         if !counted {
             counted = true;
             let counter = match phase {
-                hit::FillPhase::Miss => &ctx.stats.misses,
+                hit::FillPhase::Miss | hit::FillPhase::VaryMiss => &ctx.stats.misses,
                 hit::FillPhase::Stale => &ctx.stats.stale,
             };
             counter.fetch_add(1, Relaxed);
+            if phase == hit::FillPhase::VaryMiss {
+                ctx.stats.vary_misses.fetch_add(1, Relaxed);
+            }
         }
         let lead = match ctx
             .cache
-            .begin_fetch(&key, seen, ctx.settings.lead_wait)
+            .begin_fetch(selecting.key(), seen, ctx.settings.lead_wait)
             .await
         {
             Fetch::Lead(ticket) => Some(ticket),
+            // Another variant of the URL is being fetched: this request's
+            // own is looked up, and coalesced on, next.
+            Fetch::Follow(reader) if !selecting.accepts(reader.info(), &req.headers) => {
+                match looks < MAX_LOOKS {
+                    true => continue,
+                    false => None,
+                }
+            }
             Fetch::Follow(reader) => match follow::follow(ctx, conn, req, reader, phase).await {
                 Some(outcome) => {
                     ctx.stats.collapsed.fetch_add(1, Relaxed);
@@ -288,7 +302,7 @@ async fn lookup_or_fetch(
             Fetch::Retry | Fetch::Stored | Fetch::TimedOut | Fetch::Busy => None,
         };
         let fill = Forward::Fill {
-            key,
+            selecting,
             phase,
             lead,
             stale,

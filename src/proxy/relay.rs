@@ -8,10 +8,10 @@
 
 use super::respond::{ViewerBody, encode_head, send_generated};
 use super::{Outcome, ShardCtx};
-use crate::cache::key::CacheKey;
 use crate::cache::owner::{FillHandle, LeadTicket};
 use crate::cache::policy::{Storable, to_unix_millis};
 use crate::cache::store::FillMeta;
+use crate::cache::variants::FillTarget;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Fwd, Storing};
 use crate::gateway::viewer::{
     Generated, HeadContext, TransferCodingForHttp10, ViewerFraming, apply_streamed_range,
@@ -39,7 +39,8 @@ pub struct UpstreamResponse {
 /// Whether the response is stored.
 pub enum Keep<'c> {
     Store {
-        key: CacheKey,
+        /// The key (and, for a variant, the marker) it is stored under.
+        target: FillTarget,
         storable: Box<Storable>,
         /// The coalesced fetch this fill answers, if it led one.
         lead: Option<LeadTicket<'c>>,
@@ -146,7 +147,10 @@ pub async fn relay(
     }
     let keep_alive = req.keep_alive && framing != ViewerFraming::Close && !range_ends_early;
     let (storing, detail) = match &keep {
-        Keep::Store { .. } => (Storing::Yes, None),
+        Keep::Store { target, .. } => (
+            Storing::Yes,
+            target.variant.as_ref().map(|_| Detail::Variant),
+        ),
         Keep::Pass(detail) => (Storing::No, *detail),
     };
     let now = SystemTime::now();
@@ -187,14 +191,13 @@ pub async fn relay(
     }
     let sink = match keep {
         Keep::Store {
-            key,
+            target,
             storable,
             lead,
-        } => Some(
-            ctx.cache
-                .fill(&key, fill_meta(&key, resp, &storable, now), lead)
-                .await,
-        ),
+        } => {
+            let meta = fill_meta(&target, resp, &storable, now);
+            Some(ctx.cache.fill(&target.key, meta, lead).await)
+        }
         // The viewer needs no body byte and nothing is stored: the body is
         // not worth reading, so the origin connection is simply dropped.
         Keep::Pass(_) if !framing.carries_body() => {
@@ -212,13 +215,14 @@ pub async fn relay(
 /// What the store keeps with a fill: the head as served later (minus the
 /// fields the origin said not to store) and its freshness.
 fn fill_meta(
-    key: &CacheKey,
+    target: &FillTarget,
     resp: &ResponseHead,
     storable: &Storable,
     now: SystemTime,
 ) -> FillMeta {
     let mut kept = resp.clone();
     storable.strip_unstorable_fields(&mut kept.headers);
+    let key = &target.key;
     FillMeta {
         key: key.as_str().to_string(),
         hash: key.hash(),
@@ -229,6 +233,7 @@ fn fill_meta(
             BodyFraming::ContentLength(n) => Some(n),
             _ => None,
         },
+        variant: target.variant.clone(),
     }
 }
 
@@ -236,7 +241,7 @@ fn fill_meta(
 /// revalidation that found a new representation).
 pub async fn fill_only(
     ctx: &ShardCtx,
-    key: CacheKey,
+    target: FillTarget,
     storable: Storable,
     lead: LeadTicket<'_>,
     upstream: UpstreamResponse,
@@ -246,8 +251,8 @@ pub async fn fill_only(
         conn: mut origin,
         ..
     } = upstream;
-    let meta = fill_meta(&key, &resp, &storable, SystemTime::now());
-    let sink = ctx.cache.fill(&key, meta, Some(lead)).await;
+    let meta = fill_meta(&target, &resp, &storable, SystemTime::now());
+    let sink = ctx.cache.fill(&target.key, meta, Some(lead)).await;
     let mut reader = BodyReader::new(resp.framing);
     loop {
         match reader

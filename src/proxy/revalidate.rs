@@ -19,6 +19,7 @@ use crate::cache::policy::{
 };
 use crate::cache::store::inflight::Release;
 use crate::cache::store::{FillMeta, RefreshBody};
+use crate::cache::variants::Selecting;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, Fwd, Storing};
 use crate::gateway::forwarded::{Purpose, upstream_head};
 use crate::gateway::viewer::stored_head;
@@ -151,6 +152,8 @@ async fn keep_freshened(
         born_ms: policy::to_unix_millis(storable.freshness.born),
         expires_ms: policy::to_unix_millis(storable.freshness.expires),
         declared_len: Some(hit.entry.body_len()),
+        // The URL's marker, if any, already names this entry.
+        variant: None,
     };
     let body = match (hit.entry.inline_body(), hit.entry.chunks()) {
         (Some(bytes), _) => RefreshBody::Inline(bytes.to_vec()),
@@ -174,24 +177,26 @@ pub fn in_background(
     ctx: Rc<ShardCtx>,
     req: RequestHead,
     peer: SocketAddr,
-    key: CacheKey,
+    selecting: Selecting,
     seen: Location,
 ) {
-    task::spawn_detached(async move { revalidate_alone(&ctx, &req, peer, &key, seen).await });
+    task::spawn_detached(async move { revalidate_alone(&ctx, &req, peer, selecting, seen).await });
 }
 
 async fn revalidate_alone(
     ctx: &ShardCtx,
     req: &RequestHead,
     peer: SocketAddr,
-    key: &CacheKey,
+    mut selecting: Selecting,
     seen: Location,
 ) {
+    let key = selecting.key().clone();
+    let key = &key;
     let Fetch::Lead(lead) = ctx.cache.lead_if_idle(key, Some(seen)).await else {
         return;
     };
     // The lead, dropped on any early return, lets waiters ask again.
-    let Ok(hit) = hit::find(ctx, key).await else {
+    let Ok(hit) = hit::find(ctx, req, &mut selecting).await else {
         return;
     };
     let validators = policy::conditional_request(&hit.head);
@@ -223,15 +228,17 @@ async fn revalidate_alone(
         lead.release(Release::Refreshed).await;
         return;
     }
-    match forward::storability(ctx, &exchange, &resp) {
-        Ok(storable) => {
+    let stored = forward::storability(ctx, &exchange, &resp)
+        .and_then(|storable| Ok((storable, selecting.plan_fill(&resp.headers, &req.headers)?)));
+    match stored {
+        Ok((storable, target)) => {
             let upstream = UpstreamResponse {
                 head: resp,
                 conn: origin,
                 was_head: false,
                 fetched_whole: true,
             };
-            relay::fill_only(ctx, key.clone(), storable, lead, upstream).await;
+            relay::fill_only(ctx, target, storable, lead, upstream).await;
         }
         Err(_) => lead.release(Release::Uncacheable).await,
     }

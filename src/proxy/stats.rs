@@ -20,6 +20,11 @@ pub struct ViewerCounters {
     /// Misses that fetched alone because their key was just found
     /// uncacheable.
     pub hit_for_pass: AtomicU64,
+    /// Hits on one of a URL's `Vary` variants (also counted in `hits`).
+    pub variant_hits: AtomicU64,
+    /// Misses for a URL whose responses vary, whose variant was not stored
+    /// (also counted in `misses`).
+    pub vary_misses: AtomicU64,
     pub responses_2xx: AtomicU64,
     pub responses_3xx: AtomicU64,
     pub responses_4xx: AtomicU64,

@@ -62,10 +62,7 @@ fn refusals() {
             NotStored::SetCookie,
         ),
         (
-            resp(
-                200,
-                &[("Cache-Control", "max-age=9"), ("Vary", "Accept-Encoding")],
-            ),
+            resp(200, &[("Cache-Control", "max-age=9"), ("Vary", "*")]),
             NotStored::Vary,
         ),
         (resp(200, &[]), NotStored::NoFreshness),

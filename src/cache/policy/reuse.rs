@@ -224,8 +224,8 @@ fn origin_allows_stale(d: &ResponseDirectives) -> bool {
 }
 
 /// Decides whether `stored` may answer `request` at `now` (RFC 9111 §4).
-/// The caller has already matched the key (URI, method; Vary is not stored
-/// yet). The viewer's `no-cache`, `max-age` and `min-fresh` are honoured
+/// The caller has already matched the key (URI, method, and the variant
+/// the request selects: `cache::vary`). The viewer's `no-cache`, `max-age` and `min-fresh` are honoured
 /// only with `cfg.honor_viewer_no_cache`; `max-stale`, `only-if-cached` and
 /// `stale-if-error` always are.
 pub fn reuse(request: &Headers, stored: &Stored<'_>, now: SystemTime, cfg: &PolicyConfig) -> Reuse {

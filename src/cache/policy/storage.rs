@@ -13,6 +13,7 @@ use super::freshness::{
     explicit_lifetime, freshness, heuristic_lifetime, http_date,
 };
 use super::targeted::{ControllingField, Controls};
+use crate::cache::vary::VaryField;
 use crate::http::{Headers, Method, ResponseHead};
 use std::time::{Duration, SystemTime};
 
@@ -27,6 +28,8 @@ pub enum NotStored {
     NoCache,
     SetCookie,
     Authorization,
+    /// `Vary: *` (or a member that is not a field name): it never matches
+    /// (§4.1). Also a variant whose request values are too long to key.
     Vary,
     NoFreshness,
     Stale,
@@ -200,7 +203,7 @@ pub fn has_validator(headers: &Headers) -> bool {
 /// Decides whether a response may be stored by this shared cache and with
 /// what freshness (RFC 9111 §3). Checks, in order: method, status,
 /// must-understand, no-store (response and request), private, Authorization
-/// (§3.5), Set-Cookie (config), Vary, partial content (§3.3), then the
+/// (§3.5), Set-Cookie (config), `Vary: *`, partial content (§3.3), then the
 /// freshness lifetime (§4.2.1, §4.2.2) and whether the stored copy could
 /// ever be reused.
 pub fn assess(
@@ -250,12 +253,10 @@ pub fn assess(
     {
         return Err(NotStored::SetCookie);
     }
-    // Variants come with the cache key's Vary support; until then a
-    // response that varies is not stored (RFC 9111 §4.1).
-    if headers
-        .get_all("vary")
-        .any(|v| !v.iter().all(|b| b.is_ascii_whitespace()))
-    {
+    // RFC 9111 §4.1: a Vary of "*" always fails to match, so a response
+    // carrying it could never be reused. Other Vary lists are stored as
+    // variants (`cache::vary`).
+    if VaryField::of(headers) == VaryField::Unmatchable {
         return Err(NotStored::Vary);
     }
     let body = match status {

@@ -1,7 +1,8 @@
 //! Fills: a response body arriving in pieces (from this shard or, by
 //! message, from another) becomes one entry, or for a large object a run of
-//! chunk entries and a manifest. Only a complete body is ever indexed, and a
-//! fill never holds more than one chunk of its body in memory (plus the one
+//! chunk entries and a manifest; a `Vary` variant is followed by its URL's
+//! marker when asked. Only a complete body is ever indexed, and a fill
+//! never holds more than one chunk of its body in memory (plus the one
 //! being written).
 //!
 //! While a fill grows, followers — misses for the same key that did not
@@ -10,9 +11,9 @@
 //! reads them itself, and a follower asking past the end waits for the next
 //! piece. A fill stays readable after it ends until its last follower leaves.
 
-use super::inflight::{FetchRole, FollowInfo, FollowerJoined, Release};
+use super::inflight::{FetchRole, FollowInfo, FollowerJoined, LeadRef, Release};
 use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
-use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError};
+use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError, VariantMeta};
 use crate::cache::index::Location;
 use futures_channel::oneshot;
 use std::rc::Rc;
@@ -61,6 +62,9 @@ pub enum FillRead {
 
 pub(super) struct FillState {
     meta: FillMeta,
+    /// The key hash of the lead this fill answers, when it is not the
+    /// fill's own (see `inflight::LeadRef`).
+    lead_hash: Option<u64>,
     nonce: u64,
     /// Bytes after the last chunk; shared (not copied) with the write of
     /// the final entry.
@@ -131,15 +135,20 @@ impl FillState {
 impl ShardStore {
     /// Starts a fill. With `lead`, the fill answers the misses that waited
     /// for that lead: they become its followers.
-    pub fn fill_begin(&self, id: FillId, meta: FillMeta, lead: Option<u64>) {
+    pub fn fill_begin(&self, id: FillId, meta: FillMeta, lead: Option<LeadRef>) {
         let nonce = self.next_nonce.get();
         self.next_nonce.set(nonce.wrapping_add(1));
         let failed = meta.head.len() > MAX_HEAD || meta.key.len() > MAX_KEY;
         self.prune_fills();
+        let lead_hash = lead.map(|l| l.hash).filter(|&h| h != meta.hash);
         let followers = match lead {
             Some(lead) => {
                 let info = FollowInfo::of(id, &meta);
-                self.inflight.borrow_mut().filling(meta.hash, lead, info)
+                let mut inflight = self.inflight.borrow_mut();
+                if lead_hash.is_some() {
+                    inflight.adopt(meta.hash, info.clone());
+                }
+                inflight.filling(lead.hash, lead.lead, info)
             }
             None => 0,
         };
@@ -147,6 +156,7 @@ impl ShardStore {
             id,
             FillState {
                 meta,
+                lead_hash,
                 nonce,
                 staged: Rc::new(Vec::new()),
                 writing: None,
@@ -172,13 +182,16 @@ impl ShardStore {
                 Some(_) => idle < ENDED_LINGER,
             };
             if !keep && f.ended.is_none() {
-                gone.push((f.meta.hash, id));
+                gone.push((f.meta.hash, f.lead_hash, id));
             }
             keep
         });
         let mut inflight = self.inflight.borrow_mut();
-        for (hash, id) in gone {
+        for (hash, lead_hash, id) in gone {
             inflight.fill_ended(hash, id);
+            if let Some(h) = lead_hash {
+                inflight.fill_ended(h, id);
+            }
         }
     }
 
@@ -280,13 +293,18 @@ impl ShardStore {
             self.stats.fills_completed.fetch_add(1, Relaxed);
             self.publish_region_stats();
         }
-        let hash = {
+        let (hash, lead_hash) = {
             let mut fills = self.fills.borrow_mut();
             let Some(st) = fills.get_mut(&id) else { return };
             st.ended = Some(whole);
-            st.meta.hash
+            (st.meta.hash, st.lead_hash)
         };
-        self.inflight.borrow_mut().fill_ended(hash, id);
+        let mut inflight = self.inflight.borrow_mut();
+        inflight.fill_ended(hash, id);
+        if let Some(h) = lead_hash {
+            inflight.fill_ended(h, id);
+        }
+        drop(inflight);
         self.wake_followers(id);
         self.drop_if_unread(id);
     }
@@ -328,12 +346,47 @@ impl ShardStore {
             Ok(loc) => {
                 self.region.borrow_mut().insert(hash, loc);
                 self.keep_in_ram(hash, loc);
+                if let Some(v) = meta.variant.as_ref().filter(|v| v.write_marker) {
+                    self.write_marker(v, &meta).await;
+                }
                 true
             }
             Err(e) => {
                 crate::warn_limited!(shard = self.shard, "cache write failed: {e}");
                 self.stats.fills_abandoned.fetch_add(1, Relaxed);
                 false
+            }
+        }
+    }
+
+    /// Writes a URL's Vary marker: an ordinary small object under the URL's
+    /// key whose head is the encoded marker (see `cache::vary`), with the
+    /// variant's freshness. It replaces whatever the key held. A marker that
+    /// cannot be written leaves the variant unreachable, never wrong.
+    async fn write_marker(&self, v: &VariantMeta, meta: &FillMeta) {
+        let head = v.variant.marker.encode();
+        let header = EntryHeader {
+            kind: EntryKind::Object,
+            key_len: v.url_key.len() as u16,
+            head_len: head.len() as u32,
+            chunk_index: 0,
+            body_len: 0,
+            key_hash: v.url_hash,
+            seq: 0,
+            born_ms: meta.born_ms,
+            expires_ms: meta.expires_ms,
+        };
+        let queue = self.region.borrow_mut().queue_for_new(v.url_hash);
+        match self
+            .write_entry(queue, header, &[v.url_key.as_bytes(), &head])
+            .await
+        {
+            Ok(loc) => {
+                self.region.borrow_mut().insert(v.url_hash, loc);
+                self.keep_in_ram(v.url_hash, loc);
+            }
+            Err(e) => {
+                crate::warn_limited!(shard = self.shard, "cache marker write failed: {e}");
             }
         }
     }
@@ -590,7 +643,9 @@ mod tests {
                 born_ms: 0,
                 expires_ms: 0,
                 declared_len: None,
+                variant: None,
             },
+            lead_hash: None,
             nonce: 5,
             staged: Rc::new(staged.to_vec()),
             writing: None,

@@ -2,12 +2,16 @@
 //! waits for them, and which were just found uncacheable. The first miss for
 //! a key leads (it fetches); later misses wait until the leader's response
 //! head is known, then follow its fill as it grows, or fetch on their own
-//! when the response is not stored. Pure bookkeeping: no I/O, no clock reads
-//! (`now` is an argument). A waiter is never left hanging: every lead ends
-//! in a fill, a release, or its age passing `LEAD_TIMEOUT`.
+//! when the response is not stored. The leader's response may be stored
+//! under another key of its URL (a `Vary` variant): the fill then answers
+//! both keys, and followers check that they select the same variant. Pure
+//! bookkeeping: no I/O, no clock reads (`now` is an argument). A waiter is
+//! never left hanging: every lead ends in a fill, a release, or its age
+//! passing `LEAD_TIMEOUT`.
 
 use super::{FillId, FillMeta};
 use crate::cache::index::Location;
+use crate::cache::vary::Variant;
 use futures_channel::oneshot;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -41,6 +45,12 @@ pub enum FetchRole {
 #[derive(Clone, Debug)]
 pub struct FollowInfo {
     pub fill: FillId,
+    /// The hash of the key the fill is stored under (its chunks carry it):
+    /// the followed key's, or the variant's the leader's response selected.
+    pub hash: u64,
+    /// When the response varies: the variant it is, so that a follower can
+    /// check that its own request selects the same (RFC 9111 §4.1).
+    pub variant: Option<Variant>,
     /// The response head as it is stored (and served to hits).
     pub head: Vec<u8>,
     /// The body length the origin declared, when it did.
@@ -53,12 +63,24 @@ impl FollowInfo {
     pub fn of(fill: FillId, meta: &FillMeta) -> FollowInfo {
         FollowInfo {
             fill,
+            hash: meta.hash,
+            variant: meta.variant.as_ref().map(|v| v.variant.clone()),
             head: meta.head.clone(),
             declared_len: meta.declared_len,
             born_ms: meta.born_ms,
             expires_ms: meta.expires_ms,
         }
     }
+}
+
+/// A lead as a fill names it: the key hash it was given for and its number.
+/// The fill may be stored under another key of the same URL (a variant, or
+/// the URL itself when a variant's response no longer varies); the misses
+/// waiting on the lead follow it all the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeadRef {
+    pub hash: u64,
+    pub lead: u64,
 }
 
 /// How a lead ended without a fill.
@@ -215,6 +237,15 @@ impl InFlight {
         }
     }
 
+    /// A fill stored under `hash` answers a lead given for another key of
+    /// its URL: misses for `hash` follow it too, unless that key is in
+    /// flight already.
+    pub fn adopt(&mut self, hash: u64, info: FollowInfo) {
+        self.keys
+            .entry(hash)
+            .or_insert_with(|| KeyState::Filling(info));
+    }
+
     /// The fill ended (stored or not): later misses look again or lead.
     pub fn fill_ended(&mut self, hash: u64, fill: FillId) {
         if matches!(self.keys.get(&hash), Some(KeyState::Filling(info)) if info.fill == fill) {
@@ -260,6 +291,7 @@ mod tests {
             declared_len: Some(3),
             born_ms: 1,
             expires_ms: 2,
+            variant: None,
         }
     }
 
@@ -398,6 +430,28 @@ mod tests {
             matches!(got(rx), Some(FetchRole::Lead(_))),
             "an idle key is led"
         );
+    }
+
+    #[test]
+    fn a_fill_under_another_key_of_the_url_is_followed_from_both() {
+        let mut f = InFlight::new(Duration::from_secs(5));
+        let t = Instant::now();
+        let Some(FetchRole::Lead(lead)) = got(ask(&mut f, 7, t)) else {
+            panic!("leads");
+        };
+        let waiting = ask(&mut f, 7, t);
+        // The leader's response is stored under key 8 (a variant of 7's URL).
+        let info = FollowInfo {
+            hash: 8,
+            ..FollowInfo::of(FILL, &meta())
+        };
+        assert_eq!(f.filling(7, lead, info.clone()), 1);
+        f.adopt(8, info);
+        assert!(matches!(got(waiting), Some(FetchRole::Follow(i)) if i.hash == 8));
+        assert!(matches!(got(ask(&mut f, 8, t)), Some(FetchRole::Follow(_))));
+        f.fill_ended(7, FILL);
+        f.fill_ended(8, FILL);
+        assert_eq!(f.in_flight(), 0);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod writer;
 
 use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
 use crate::cache::ram::RamTier;
+use crate::cache::vary::Variant;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
 use device::{Device, DeviceError, IoBuffer, PreparedDevice};
@@ -98,6 +99,23 @@ pub struct FillMeta {
     /// The body length the origin declared (for followers' framing); not
     /// stored.
     pub declared_len: Option<u64>,
+    /// Set when the response is one variant of a URL (`cache::vary`).
+    pub variant: Option<VariantMeta>,
+}
+
+/// A fill that stores one variant of a URL. Variant keys are owned by
+/// their URL's shard, so the variant and the URL's marker are written by
+/// the same owner: the variant first, then (when asked) the marker, so a
+/// marker never names a variant that was not indexed before it.
+#[derive(Clone, Debug)]
+pub struct VariantMeta {
+    /// The URL's own key, where the marker goes.
+    pub url_key: String,
+    pub url_hash: u64,
+    pub variant: Variant,
+    /// Whether the URL's key gets this variant's marker (a new one, or one
+    /// to freshen).
+    pub write_marker: bool,
 }
 
 /// The answer to a lookup, as the owner gives it.
