@@ -6,6 +6,7 @@
 pub mod index;
 pub mod key;
 pub mod owner;
+pub mod parts;
 pub mod policy;
 pub mod ram;
 pub mod store;

@@ -25,6 +25,9 @@ pub enum CachePhase {
     /// Revalidation met an origin error; the stored response answered
     /// inside its stale-if-error window.
     StaleIfError,
+    /// An object kept in parts: some of the parts the request needed were
+    /// stored, the rest fetched (RFC 9211 `fwd=partial`).
+    Partial,
     /// Not in the cache: fetched from the origin.
     Miss,
     /// The URL's responses vary (a Vary marker is stored) and the variant
@@ -56,6 +59,7 @@ impl CachePhase {
             CachePhase::HitStale => "hit-stale",
             CachePhase::Revalidated => "revalidated",
             CachePhase::StaleIfError => "stale-if-error",
+            CachePhase::Partial => "partial",
             CachePhase::Miss => "miss",
             CachePhase::VaryMiss => "vary-miss",
             CachePhase::Stale => "stale",
@@ -72,6 +76,7 @@ impl CachePhase {
         match self {
             CachePhase::Miss | CachePhase::CollapsedMiss => Some(Fwd::UriMiss),
             CachePhase::VaryMiss | CachePhase::CollapsedVaryMiss => Some(Fwd::VaryMiss),
+            CachePhase::Partial => Some(Fwd::Partial),
             CachePhase::Stale
             | CachePhase::CollapsedStale
             | CachePhase::Revalidated
@@ -92,6 +97,8 @@ pub enum Fwd {
     Stale,
     Method,
     Request,
+    /// Part of the response was stored, the rest fetched.
+    Partial,
 }
 
 impl Fwd {
@@ -102,6 +109,7 @@ impl Fwd {
             Fwd::Stale => "stale",
             Fwd::Method => "method",
             Fwd::Request => "request",
+            Fwd::Partial => "partial",
         }
     }
 }
@@ -123,6 +131,10 @@ pub enum PassReason {
     /// says so (RFC 9111 3.5), so a fill (a whole GET) would likely be
     /// wasted; the HEAD goes upstream as it is.
     HeadAuthorization,
+    /// An object kept in parts whose parts could not be had (its origin
+    /// stopped answering ranges of it, or it changed): the request goes
+    /// upstream as sent.
+    PartsUnavailable,
 }
 
 impl PassReason {
@@ -132,7 +144,8 @@ impl PassReason {
             PassReason::RequestBody
             | PassReason::Range
             | PassReason::RequestNoStore
-            | PassReason::HeadAuthorization => CachePhase::PassRequest,
+            | PassReason::HeadAuthorization
+            | PassReason::PartsUnavailable => CachePhase::PassRequest,
         }
     }
 
@@ -144,7 +157,8 @@ impl PassReason {
             PassReason::RequestBody
             | PassReason::Range
             | PassReason::RequestNoStore
-            | PassReason::HeadAuthorization => Some(Detail::Pass(self)),
+            | PassReason::HeadAuthorization
+            | PassReason::PartsUnavailable => Some(Detail::Pass(self)),
         }
     }
 }
@@ -269,6 +283,9 @@ pub enum Detail {
     /// The response is one of its URL's `Vary` variants: served as the one
     /// this request selects, or being stored as one.
     Variant,
+    /// The object is too large to store whole (or its origin serves it in
+    /// ranges only): it is kept, and served, in parts.
+    Parts,
 }
 
 impl Detail {
@@ -281,6 +298,7 @@ impl Detail {
             Detail::Pass(PassReason::Range) => "range",
             Detail::Pass(PassReason::RequestNoStore) => "request-no-store",
             Detail::Pass(PassReason::HeadAuthorization) => "head-authorization",
+            Detail::Pass(PassReason::PartsUnavailable) => "parts-unavailable",
             Detail::NotStored(why) => why.token(),
             Detail::Upstream(kind) => kind.token(),
             Detail::ViewerBody(ViewerBodyFailure::Timeout) => "request-body-timeout",
@@ -292,6 +310,7 @@ impl Detail {
             Detail::Revalidation(reason) => reason.token(),
             Detail::Unsolicited304 => "unsolicited-304",
             Detail::Variant => "variant",
+            Detail::Parts => "parts",
         }
     }
 }
@@ -476,6 +495,7 @@ mod tests {
             CachePhase::HitStale,
             CachePhase::Revalidated,
             CachePhase::StaleIfError,
+            CachePhase::Partial,
             CachePhase::CollapsedMiss,
             CachePhase::CollapsedStale,
             CachePhase::VaryMiss,
@@ -501,6 +521,7 @@ mod tests {
         for (reason, token) in [
             (PassReason::RequestNoStore, "request-no-store"),
             (PassReason::HeadAuthorization, "head-authorization"),
+            (PassReason::PartsUnavailable, "parts-unavailable"),
         ] {
             assert_eq!(reason.phase(), CachePhase::PassRequest);
             assert_eq!(reason.detail().map(Detail::token), Some(token));

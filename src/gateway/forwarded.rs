@@ -41,6 +41,9 @@ pub struct Forwarding<'a> {
     /// For a fill that revalidates a stored response: its validators
     /// (RFC 9111 §4.3.1), sent instead of the viewer's conditionals.
     pub validators: Option<&'a Conditional>,
+    /// For a fill of one part of an object kept in parts: the bytes asked
+    /// of the origin (`Range`, RFC 9110 §14.2), instead of the viewer's.
+    pub part: Option<std::ops::Range<u64>>,
 }
 
 /// Encodes the head to send upstream.
@@ -53,6 +56,10 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
         }
         if let Some(validators) = fwd.validators {
             validators.apply(&mut up.headers);
+        }
+        if let Some(part) = &fwd.part {
+            up.headers
+                .set("Range", format!("bytes={}-{}", part.start, part.end - 1));
         }
     }
     // We answer `Expect: 100-continue` ourselves when the body is wanted.
@@ -98,6 +105,7 @@ mod tests {
             node: "edge1",
             peer: "192.0.2.7".parse().expect("ip"),
             validators: None,
+            part: None,
         }
     }
 
@@ -140,6 +148,20 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("viewer"), "{out}");
+    }
+
+    /// A part of an object kept in parts is asked for by its byte range.
+    #[test]
+    fn a_part_fill_asks_for_its_bytes_only() {
+        let r = head("GET /big HTTP/1.1\r\nHost: v\r\nRange: bytes=0-\r\nIf-Range: \"x\"\r\n\r\n");
+        let f = Forwarding {
+            part: Some(100..200),
+            ..fwd()
+        };
+        let out = text(upstream_head(&r, Purpose::Fill, &f));
+        assert!(out.contains("Range: bytes=100-199\r\n"), "{out}");
+        assert_eq!(out.matches("Range:").count(), 1, "{out}");
+        assert!(!out.contains("If-Range"), "{out}");
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //! what it changed (RFC 9111 §4.4).
 
 use super::hit::FillPhase;
+use super::parts::{self, PartsObject};
 use super::relay::{self, Keep, UpstreamResponse};
 use super::respond::send_generated;
 use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::LeadTicket;
+use crate::cache::parts::{PartsMarker, Validator, parse_content_range};
 use crate::cache::policy::{self, Conditional, Exchange, OriginOutcome, Storable};
 use crate::cache::store::inflight::Release;
 use crate::cache::variants::Selecting;
@@ -94,6 +96,7 @@ pub(super) fn forwarding<'a>(
         node: &s.node,
         peer: peer.ip(),
         validators,
+        part: None,
     }
 }
 
@@ -232,6 +235,36 @@ async fn fill(
         {
             return answered;
         }
+        // Too large to store whole, or served in ranges only: kept in parts.
+        if let Some((marker, freshness)) = in_parts(ctx, req, &exchange, &resp)
+            && let Ok(target) = selecting.plan_fill(&resp.headers, &req.headers)
+        {
+            let head = parts::whole_head(&resp);
+            parts::keep_marker(ctx, &target, &marker, &head, freshness).await;
+            // Waiters look again and find the marker.
+            if let Some(lead) = lead {
+                lead.release(Release::Refreshed).await;
+            }
+            let ranged = resp.status == 206 || req.headers.contains("range");
+            if ranged && req.method == Method::Get {
+                // The origin connection goes with its unread body.
+                let object = PartsObject {
+                    key: target.key,
+                    head,
+                    marker,
+                    freshness,
+                };
+                return parts::serve(ctx, viewer, req, peer, object).await;
+            }
+            let upstream = UpstreamResponse {
+                head: resp,
+                conn: origin,
+                was_head: false,
+                fetched_whole: true,
+            };
+            let keep = Keep::Pass(Some(Detail::Parts));
+            return relay::relay(ctx, viewer, req, phase, fwd, upstream, keep).await;
+        }
         let stored = storability(ctx, &exchange, &resp)
             .and_then(|storable| Ok((storable, selecting.plan_fill(&resp.headers, &req.headers)?)));
         let keep = match stored {
@@ -256,6 +289,35 @@ async fn fill(
         };
         return relay::relay(ctx, viewer, req, phase, fwd, upstream, keep).await;
     }
+}
+
+/// Whether a fill's response is for keeping in parts: a cacheable 200 too
+/// large to store whole, or a 206 the origin sent to a plain GET (it serves
+/// ranges only) — either with a strong validator, so that parts fetched
+/// later can be shown to be the same representation.
+fn in_parts(
+    ctx: &ShardCtx,
+    req: &RequestHead,
+    exchange: &Exchange<'_>,
+    resp: &ResponseHead,
+) -> Option<(PartsMarker, policy::Freshness)> {
+    if !matches!(req.method, Method::Get | Method::Head) || resp.has_non_chunked_transfer_coding() {
+        return None;
+    }
+    let total = match (resp.status, resp.framing) {
+        (200, BodyFraming::ContentLength(n)) if n > ctx.cache.max_object() => n,
+        (206, _) => parse_content_range(resp.headers.get_str("content-range")?)?.2,
+        _ => return None,
+    };
+    let validator = Validator::of(&resp.headers)?;
+    // The whole representation's head decides whether it may be stored.
+    let storable = policy::assess(exchange, &parts::whole_head(resp), &ctx.settings.policy).ok()?;
+    let marker = PartsMarker {
+        total,
+        part_size: ctx.cache.store().chunk_size(),
+        validator,
+    };
+    (total > 0).then_some((marker, storable.freshness))
 }
 
 /// Whether a fill's response may be stored (RFC 9111 §3), and how.

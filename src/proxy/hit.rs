@@ -8,12 +8,14 @@
 //! exactly as stored becomes a miss; a chunk that fails mid-response closes
 //! the connection.
 
+use super::parts::{self, PartsObject};
 use super::respond::{ViewerBody, encode_head, send_generated};
 use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{ReadFailure, StoredChunk, StoredEntry};
+use crate::cache::parts::PartsMarker;
 use crate::cache::policy::{self, FieldNames, Freshness, Reuse, Stored, from_unix_millis};
 use crate::cache::store::SegmentId;
 use crate::cache::store::layout::ChunkRef;
@@ -101,6 +103,9 @@ pub struct Hit {
     /// Where the index pointed: a hit that turns out unreadable is a miss
     /// that saw this copy, and a refresh replaces only this copy.
     pub seen: Location,
+    /// Set when the entry is the marker of an object kept in parts: `head`
+    /// is then the origin's head it keeps, and the body is in the parts.
+    pub parts: Option<PartsMarker>,
 }
 
 /// How a stored response is answered: what `Cache-Status` says, its `Age`,
@@ -166,7 +171,14 @@ pub(super) async fn find(
         born: from_unix_millis(entry.header.born_ms),
         expires: from_unix_millis(entry.header.expires_ms),
     };
-    let Ok(Some((head, _))) = parse_response(entry.head(), &STORED_HEAD_LIMITS, false) else {
+    // A parts marker keeps the origin's head as its body.
+    let parts = PartsMarker::decode(entry.head());
+    let head_bytes = match (&parts, entry.inline_body()) {
+        (Some(_), Some(origin_head)) => origin_head,
+        (Some(_), None) => return Err(Missing::miss(selecting.is_variant(), seen)),
+        (None, _) => entry.head(),
+    };
+    let Ok(Some((head, _))) = parse_response(head_bytes, &STORED_HEAD_LIMITS, false) else {
         crate::warn_limited!(
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
@@ -179,6 +191,7 @@ pub(super) async fn find(
         freshness,
         buffered,
         seen: loc,
+        parts,
     })
 }
 
@@ -204,8 +217,26 @@ pub async fn lookup(
         head: &hit.head,
         freshness: hit.freshness,
     };
-    match policy::reuse(&req.headers, &stored, now, &ctx.settings.policy) {
-        Reuse::Serve(serve) => {
+    let reuse = policy::reuse(&req.headers, &stored, now, &ctx.settings.policy);
+    let mut hit = hit;
+    match (reuse, hit.parts.take()) {
+        (Reuse::GatewayTimeout, _) => Found::OnlyIfCached,
+        (Reuse::Serve(_), Some(marker)) => {
+            let object = PartsObject {
+                key: key.clone(),
+                head: hit.head,
+                marker,
+                freshness: hit.freshness,
+            };
+            Found::Served(parts::serve(ctx, conn, req, peer, object).await)
+        }
+        // A stale parts marker is not validated: the object's head is
+        // fetched again, which keeps or replaces the marker.
+        (Reuse::Revalidate(_), Some(_)) => Found::Nothing(Missing {
+            phase: FillPhase::Stale,
+            seen: Some(hit.seen),
+        }),
+        (Reuse::Serve(serve), None) => {
             let seen = hit.seen;
             let mut answer = Answer::serve(&serve);
             if variant && answer.status.detail.is_none() {
@@ -221,8 +252,9 @@ pub async fn lookup(
             }
             found
         }
-        Reuse::Revalidate(revalidate) => Found::Stale(Box::new(StaleCopy { hit, revalidate })),
-        Reuse::GatewayTimeout => Found::OnlyIfCached,
+        (Reuse::Revalidate(revalidate), None) => {
+            Found::Stale(Box::new(StaleCopy { hit, revalidate }))
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 mod follow;
 mod forward;
 mod hit;
+mod parts;
 mod relay;
 mod respond;
 mod revalidate;
