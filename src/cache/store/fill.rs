@@ -5,13 +5,12 @@
 //! never holds more than one chunk of its body in memory (plus the one
 //! being written).
 //!
-//! While a fill grows, followers — misses for the same key that did not
-//! fetch (see `inflight`) — read it: bytes still in memory are copied to
-//! them, bytes already in the log are named by their chunk so the follower
-//! reads them itself, and a follower asking past the end waits for the next
-//! piece. A fill stays readable after it ends until its last follower leaves.
+//! While a fill grows, followers read it (`follow`); a fill therefore keeps
+//! its state — staged bytes, the chunk being written, the chunks written —
+//! where they can see it, and stays until its last follower leaves.
 
-use super::inflight::{FetchRole, FollowInfo, FollowerJoined, LeadRef, Release};
+use super::follow::FillRead;
+use super::inflight::{FollowInfo, LeadRef};
 use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
 use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError, VariantMeta};
 use crate::cache::index::Location;
@@ -27,63 +26,31 @@ const FILL_IDLE_LIMIT: Duration = Duration::from_secs(300);
 /// if a follower never said it left.
 const ENDED_LINGER: Duration = Duration::from_secs(30);
 
-/// The body a refreshed entry keeps.
-#[derive(Clone, Debug)]
-pub enum RefreshBody {
-    /// A small object's whole body, written again with the new head.
-    Inline(Vec<u8>),
-    /// A large object's chunks, listed again by a new manifest.
-    Chunks {
-        nonce: u64,
-        chunks: Vec<ChunkRef>,
-        total: u64,
-    },
-}
-
-/// What a follower gets for the offset it asked.
-#[derive(Debug)]
-pub enum FillRead {
-    /// Body bytes starting at the offset asked for.
-    Bytes(Vec<u8>),
-    /// The offset lies in a chunk already in the log: read it there (the
-    /// chunk's header carries `nonce`).
-    Chunk {
-        index: u32,
-        chunk: ChunkRef,
-        nonce: u64,
-        buffered: Vec<SegmentId>,
-    },
-    /// No byte at or past the offset will come. `complete`: the body ended
-    /// whole at `total` bytes; otherwise it was cut short or not kept.
-    End { complete: bool, total: u64 },
-    /// The fill is unknown (it never existed here, or was dropped).
-    Gone,
-}
-
+/// A fill in progress (or ended and still read by followers).
 pub(super) struct FillState {
-    meta: FillMeta,
+    pub(super) meta: FillMeta,
     /// The key hash of the lead this fill answers, when it is not the
     /// fill's own (see `inflight::LeadRef`).
-    lead_hash: Option<u64>,
-    nonce: u64,
+    pub(super) lead_hash: Option<u64>,
+    pub(super) nonce: u64,
     /// Bytes after the last chunk; shared (not copied) with the write of
     /// the final entry.
-    staged: Rc<Vec<u8>>,
+    pub(super) staged: Rc<Vec<u8>>,
     /// A full chunk on its way to the log; read from here until listed.
-    writing: Option<Rc<Vec<u8>>>,
-    chunks: Vec<ChunkRef>,
-    total: u64,
+    pub(super) writing: Option<Rc<Vec<u8>>>,
+    pub(super) chunks: Vec<ChunkRef>,
+    pub(super) total: u64,
     /// The body exceeded what may be stored, or a write failed: nothing
     /// more is kept and followers are cut off.
-    failed: bool,
+    pub(super) failed: bool,
     /// Set when the fill ended: whether its body arrived whole and is
     /// readable in full.
-    ended: Option<bool>,
-    followers: u32,
+    pub(super) ended: Option<bool>,
+    pub(super) followers: u32,
     /// Followers waiting for bytes past the end: (offset, reply).
-    waiters: Vec<(u64, oneshot::Sender<FillRead>)>,
+    pub(super) waiters: Vec<(u64, oneshot::Sender<FillRead>)>,
     /// Last time a piece arrived or a follower read.
-    touched: Instant,
+    pub(super) touched: Instant,
 }
 
 impl FillState {
@@ -93,7 +60,7 @@ impl FillState {
     }
 
     /// The answer for `offset`, or None when the follower must wait.
-    fn read_at(
+    pub(super) fn read_at(
         &self,
         offset: u64,
         chunk: u64,
@@ -439,7 +406,7 @@ impl ShardStore {
 
     /// A small object just written also goes to the RAM tier; anything else
     /// stored under this key leaves it.
-    fn keep_in_ram(&self, hash: u64, loc: Location) {
+    pub(super) fn keep_in_ram(&self, hash: u64, loc: Location) {
         let seq = self.region.borrow().seg(loc.slot).seq;
         let segment = SegmentId {
             slot: loc.slot,
@@ -459,174 +426,6 @@ impl ShardStore {
         }
         drop(ram);
         self.publish_ram_stats();
-    }
-
-    /// Stores a revalidated response (RFC 9111 §4.3.4): the updated head and
-    /// freshness with the body already stored. A large object gets a new
-    /// manifest listing the same chunks (no body byte is written again); a
-    /// small one is one entry, written again whole. Nothing is written if
-    /// the index no longer points at `expect` (a newer copy won).
-    pub async fn refresh(&self, meta: FillMeta, expect: Location, body: RefreshBody) -> bool {
-        let current = self
-            .region
-            .borrow()
-            .index
-            .peek(meta.hash)
-            .is_some_and(|(loc, _)| loc == expect);
-        if !current || meta.head.len() > MAX_HEAD || meta.key.len() > MAX_KEY {
-            return false;
-        }
-        let hash = meta.hash;
-        let written = match body {
-            RefreshBody::Inline(bytes) => {
-                let header = EntryHeader {
-                    kind: EntryKind::Object,
-                    key_len: meta.key.len() as u16,
-                    head_len: meta.head.len() as u32,
-                    chunk_index: 0,
-                    body_len: bytes.len() as u64,
-                    key_hash: hash,
-                    seq: 0,
-                    born_ms: meta.born_ms,
-                    expires_ms: meta.expires_ms,
-                };
-                let queue = self.region.borrow_mut().queue_for_new(hash);
-                self.write_entry(queue, header, &[meta.key.as_bytes(), &meta.head, &bytes])
-                    .await
-            }
-            RefreshBody::Chunks {
-                nonce,
-                chunks,
-                total,
-            } => {
-                let mut table = Vec::with_capacity(16 + chunks.len() * layout::CHUNK_REF_SIZE);
-                ChunkRef::encode(&chunks, nonce, &mut table);
-                let header = EntryHeader {
-                    kind: EntryKind::Manifest,
-                    key_len: meta.key.len() as u16,
-                    head_len: meta.head.len() as u32,
-                    chunk_index: chunks.len() as u32,
-                    body_len: total,
-                    key_hash: hash,
-                    seq: 0,
-                    born_ms: meta.born_ms,
-                    expires_ms: meta.expires_ms,
-                };
-                self.write_entry(
-                    Queue::Main,
-                    header,
-                    &[meta.key.as_bytes(), &meta.head, &table],
-                )
-                .await
-            }
-        };
-        // The write may have waited: only a copy still current is replaced.
-        let still_current = self
-            .region
-            .borrow()
-            .index
-            .peek(hash)
-            .is_some_and(|(loc, _)| loc == expect);
-        match written {
-            Ok(loc) if still_current => {
-                self.region.borrow_mut().insert(hash, loc);
-                self.keep_in_ram(hash, loc);
-                self.publish_region_stats();
-                true
-            }
-            Ok(_) => false,
-            Err(e) => {
-                crate::warn_limited!(shard = self.shard, "cache refresh write failed: {e}");
-                false
-            }
-        }
-    }
-
-    // ---- Coalescing: misses that lead, wait or follow ----
-
-    /// A miss for `hash` asks what to do (see `inflight`). `seen` is where
-    /// the index pointed when the miss was decided (a stale copy), if anywhere.
-    /// Without `wait`, a fetch already under way answers `Busy` at once
-    /// instead of parking the miss (a background revalidation needs no
-    /// second fetch).
-    pub fn begin_fetch(
-        &self,
-        hash: u64,
-        seen: Option<Location>,
-        wait: bool,
-        reply: oneshot::Sender<FetchRole>,
-    ) {
-        let indexed = self.region.borrow().index.peek(hash).map(|(loc, _)| loc);
-        let joined =
-            self.inflight
-                .borrow_mut()
-                .begin(hash, indexed, seen, wait, Instant::now(), reply);
-        if let Some(FollowerJoined(fill)) = joined
-            && let Some(st) = self.fills.borrow_mut().get_mut(&fill)
-        {
-            st.followers += 1;
-        }
-    }
-
-    /// A lead ended without a fill.
-    pub fn release_lead(&self, hash: u64, lead: u64, how: Release) {
-        self.inflight
-            .borrow_mut()
-            .release(hash, lead, how, Instant::now());
-    }
-
-    /// A follower asks for the fill's bytes from `offset`: answered now, or
-    /// when the next piece arrives or the fill ends.
-    pub fn fill_read(&self, id: FillId, offset: u64, reply: oneshot::Sender<FillRead>) {
-        let mut fills = self.fills.borrow_mut();
-        let Some(st) = fills.get_mut(&id) else {
-            let _ = reply.send(FillRead::Gone);
-            return;
-        };
-        st.touched = Instant::now();
-        match st.read_at(offset, self.chunk as u64, &|| self.buffered_segments()) {
-            Some(answer) => {
-                let _ = reply.send(answer);
-            }
-            None => st.waiters.push((offset, reply)),
-        }
-    }
-
-    /// A follower is done with the fill.
-    pub fn fill_detach(&self, id: FillId) {
-        if let Some(st) = self.fills.borrow_mut().get_mut(&id) {
-            st.followers = st.followers.saturating_sub(1);
-        }
-        self.drop_if_unread(id);
-    }
-
-    fn drop_if_unread(&self, id: FillId) {
-        let mut fills = self.fills.borrow_mut();
-        if fills
-            .get(&id)
-            .is_some_and(|st| st.ended.is_some() && st.followers == 0)
-        {
-            fills.remove(&id);
-        }
-    }
-
-    /// Answers the followers waiting on a fill that has moved on.
-    fn wake_followers(&self, id: FillId) {
-        let mut fills = self.fills.borrow_mut();
-        let Some(st) = fills.get_mut(&id) else { return };
-        if st.waiters.is_empty() {
-            return;
-        }
-        let waiting = std::mem::take(&mut st.waiters);
-        let chunk = self.chunk as u64;
-        for (offset, reply) in waiting {
-            match st.read_at(offset, chunk, &|| self.buffered_segments()) {
-                Some(answer) => {
-                    let _ = reply.send(answer);
-                }
-                None => st.waiters.push((offset, reply)),
-            }
-        }
     }
 }
 

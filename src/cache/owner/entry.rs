@@ -1,0 +1,260 @@
+//! Reading cache entries for a key, wherever its owner is: the entry's
+//! bytes come from a segment buffer (asked of the owner) or from the device
+//! through this shard's own handle, and are verified — sequence, checksum,
+//! full key — before anything is served. A failure is a `ReadFailure`, which
+//! callers turn into a miss.
+
+use super::{OwnerMsg, OwnerRouter};
+use crate::cache::index::Location;
+use crate::cache::key::CacheKey;
+use crate::cache::store::SegmentId;
+use crate::cache::store::device::DeviceBytes;
+use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
+use futures_channel::oneshot;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Tries of a device read before it counts as failed.
+const READ_ATTEMPTS: u32 = 3;
+
+/// Bytes of an entry: copied from a segment buffer or read from the device.
+pub enum EntryBytes {
+    Mem(Vec<u8>),
+    Dev(DeviceBytes),
+}
+
+impl std::ops::Deref for EntryBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            EntryBytes::Mem(v) => v,
+            EntryBytes::Dev(r) => r,
+        }
+    }
+}
+
+/// Why a hit could not be served; each becomes a miss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFailure {
+    /// I/O error from the device.
+    Io,
+    /// Checksum, magic or length wrong: torn or corrupt bytes.
+    Corrupt,
+    /// The segment was rewritten since the lookup.
+    Overwritten,
+    /// Same hash, different key.
+    OtherKey,
+}
+
+/// A verified object or manifest entry.
+pub struct StoredEntry {
+    pub header: EntryHeader,
+    bytes: EntryBytes,
+}
+
+impl StoredEntry {
+    fn parse(bytes: EntryBytes, seq: u64, key: &CacheKey) -> Result<StoredEntry, ReadFailure> {
+        let Some(header) = EntryHeader::verify(&bytes) else {
+            return Err(match EntryHeader::decode_header(&bytes) {
+                Some(h) if h.seq != seq => ReadFailure::Overwritten,
+                _ => ReadFailure::Corrupt,
+            });
+        };
+        if header.seq != seq {
+            return Err(ReadFailure::Overwritten);
+        }
+        if header.kind == EntryKind::Chunk {
+            return Err(ReadFailure::Corrupt);
+        }
+        let key_end = ENTRY_HEADER_SIZE + header.key_len as usize;
+        if header.key_hash != key.hash()
+            || &bytes[ENTRY_HEADER_SIZE..key_end] != key.as_str().as_bytes()
+        {
+            return Err(ReadFailure::OtherKey);
+        }
+        Ok(StoredEntry { header, bytes })
+    }
+
+    fn head_range(&self) -> std::ops::Range<usize> {
+        let start = ENTRY_HEADER_SIZE + self.header.key_len as usize;
+        start..start + self.header.head_len as usize
+    }
+
+    /// The stored response head, encoded as it is served.
+    pub fn head(&self) -> &[u8] {
+        &self.bytes[self.head_range()]
+    }
+
+    /// The whole body of a small object; None for a manifest.
+    pub fn inline_body(&self) -> Option<&[u8]> {
+        (self.header.kind == EntryKind::Object).then(|| {
+            let start = self.head_range().end;
+            &self.bytes[start..start + self.header.body_len as usize]
+        })
+    }
+
+    /// A manifest's fill id and chunk list.
+    pub fn chunks(&self) -> Option<(u64, Vec<ChunkRef>)> {
+        if self.header.kind != EntryKind::Manifest {
+            return None;
+        }
+        let start = self.head_range().end;
+        ChunkRef::decode(&self.bytes[start..self.header.total_len() as usize])
+    }
+
+    pub fn body_len(&self) -> u64 {
+        self.header.body_len
+    }
+}
+
+/// A verified chunk of a large object.
+pub struct StoredChunk {
+    bytes: EntryBytes,
+    len: usize,
+}
+
+impl StoredChunk {
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[ENTRY_HEADER_SIZE..ENTRY_HEADER_SIZE + self.len]
+    }
+}
+
+impl OwnerRouter {
+    async fn read_buffered(
+        &self,
+        owner: u32,
+        segment: SegmentId,
+        offset: u32,
+        len: u32,
+    ) -> Option<Vec<u8>> {
+        if owner == self.shard {
+            return self.store.read_buffered(segment, offset, len);
+        }
+        let (reply, rx) = oneshot::channel();
+        let msg = OwnerMsg::ReadBuffered {
+            segment,
+            offset,
+            len,
+            reply,
+        };
+        if !self.send(owner, msg).await {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+
+    pub(super) async fn read_bytes(
+        &self,
+        owner: u32,
+        segment: SegmentId,
+        offset: u32,
+        len: u32,
+        buffered: &[SegmentId],
+    ) -> Result<EntryBytes, ReadFailure> {
+        if buffered.contains(&segment)
+            && let Some(b) = self.read_buffered(owner, segment, offset, len).await
+        {
+            return Ok(EntryBytes::Mem(b));
+        }
+        let pos = self.store.geometry().segment_offset(owner, segment.slot) + offset as u64;
+        // An I/O error is tried again (it may pass); one that persists makes
+        // the read fail, which callers turn into a miss.
+        for attempt in 0..READ_ATTEMPTS {
+            self.stats.device_reads.fetch_add(1, Relaxed);
+            match self.device.read(pos, len as usize).await {
+                Ok(r) => return Ok(EntryBytes::Dev(r)),
+                Err(e) => {
+                    crate::warn_limited!(
+                        shard = self.shard,
+                        attempt,
+                        "cache read failed at {pos}: {e}"
+                    );
+                    self.stats.read_failures.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        Err(ReadFailure::Io)
+    }
+
+    fn note_failure(&self, f: ReadFailure) {
+        self.stats.read_failures.fetch_add(1, Relaxed);
+        if f == ReadFailure::Corrupt {
+            crate::warn_limited!(shard = self.shard, "corrupt cache entry ignored");
+        }
+    }
+
+    /// Reads and verifies the entry a lookup found.
+    pub async fn read_entry(
+        &self,
+        key: &CacheKey,
+        loc: Location,
+        seq: u64,
+        bytes: Option<Vec<u8>>,
+        buffered: &[SegmentId],
+    ) -> Result<StoredEntry, ReadFailure> {
+        let owner = self.owner(key);
+        let segment = SegmentId {
+            slot: loc.slot,
+            seq,
+        };
+        let raw = match bytes {
+            Some(b) => EntryBytes::Mem(b),
+            None => {
+                self.read_bytes(owner, segment, loc.offset, loc.len, buffered)
+                    .await?
+            }
+        };
+        StoredEntry::parse(raw, seq, key).inspect_err(|&f| self.note_failure(f))
+    }
+
+    /// Reads and verifies one chunk of a large object.
+    pub async fn read_chunk(
+        &self,
+        key: &CacheKey,
+        fill_id: u64,
+        index: u32,
+        c: &ChunkRef,
+        buffered: &[SegmentId],
+    ) -> Result<StoredChunk, ReadFailure> {
+        let owner = self.owner(key);
+        self.read_chunk_of(owner, key.hash(), fill_id, index, c, buffered)
+            .await
+    }
+
+    /// Reads and verifies one chunk of the object stored under `hash` at
+    /// `owner`.
+    pub(super) async fn read_chunk_of(
+        &self,
+        owner: u32,
+        hash: u64,
+        fill_id: u64,
+        index: u32,
+        c: &ChunkRef,
+        buffered: &[SegmentId],
+    ) -> Result<StoredChunk, ReadFailure> {
+        let raw = self
+            .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
+            .await?;
+        let check = || {
+            let h = EntryHeader::verify(&raw).ok_or(ReadFailure::Corrupt)?;
+            if h.seq != c.seq {
+                return Err(ReadFailure::Overwritten);
+            }
+            let mine = h.kind == EntryKind::Chunk
+                && h.key_hash == hash
+                && h.born_ms == fill_id
+                && h.chunk_index == index
+                && h.body_len == c.data_len as u64;
+            if !mine {
+                return Err(ReadFailure::OtherKey);
+            }
+            Ok(h.body_len as usize)
+        };
+        match check() {
+            Ok(len) => Ok(StoredChunk { bytes: raw, len }),
+            Err(f) => {
+                self.note_failure(f);
+                Err(f)
+            }
+        }
+    }
+}
