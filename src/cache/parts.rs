@@ -39,7 +39,7 @@ impl Validator {
                 .then(|| Validator::ETag(tag.to_string()));
         }
         let modified = headers.get_str("last-modified")?;
-        let date = |v: &str| httpdate::parse_http_date(v).ok();
+        let date = crate::http::date::parse_http_date;
         let strong = match headers.get_str("date").and_then(date) {
             Some(d) => d
                 .duration_since(date(modified)?)

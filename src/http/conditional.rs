@@ -23,13 +23,85 @@ const NOT_MODIFIED_FIELDS: &[&str] = &[
     "last-modified",
 ];
 
-/// Weak comparison of entity tags (RFC 9110 8.8.3.2): `W/"a"` matches `"a"`.
-/// `list` is an If-None-Match value: `*` or a comma-separated list.
-pub fn etag_list_matches(list: &str, etag: &str) -> bool {
-    let opaque = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    let etag = opaque(etag);
-    list.split(',')
-        .any(|t| t.trim() == "*" || opaque(t) == etag)
+/// An entity-tag (RFC 9110 §8.8.3), read as bytes: its opaque part may
+/// hold obs-text, which is valid and must still compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tag<'a> {
+    weak: bool,
+    opaque: &'a [u8],
+}
+
+fn trim_ows(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+/// One entity-tag from the start of `b`; returns it and the rest.
+fn tag(b: &[u8]) -> Option<(Tag<'_>, &[u8])> {
+    let (weak, rest) = match b.strip_prefix(b"W/") {
+        Some(rest) => (true, rest),
+        None => (false, b),
+    };
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&c| c == b'"')?;
+    Some((
+        Tag {
+            weak,
+            opaque: &rest[..end],
+        },
+        &rest[end + 1..],
+    ))
+}
+
+/// The tags of an If-Match / If-None-Match list; None for `*`, and the
+/// tags read before anything that is not one.
+fn tag_list(value: &[u8]) -> Option<Vec<Tag<'_>>> {
+    if trim_ows(value) == b"*" {
+        return None;
+    }
+    let mut tags = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = trim_ows(rest);
+        rest = rest.strip_prefix(b",").map_or(rest, trim_ows);
+        let Some((t, after)) = tag(rest) else { break };
+        tags.push(t);
+        rest = after;
+    }
+    Some(tags)
+}
+
+/// Weak comparison of entity tags (RFC 9110 §8.8.3.2): `W/"a"` matches
+/// `"a"`. `list` is an If-None-Match value: `*` or a list of tags. Tags
+/// that are not well-formed (unquoted, `w/`) match only their exact
+/// spelling, as an origin that sends them would compare them.
+pub fn etag_list_matches(list: &[u8], etag: &[u8]) -> bool {
+    if let Some((parsed, _)) = tag(trim_ows(etag))
+        && let Some(tags) = tag_list(list)
+        && tags.iter().any(|t| t.opaque == parsed.opaque)
+    {
+        return true;
+    }
+    tag_list(list).is_none() || as_written(list).any(|t| weakless(t) == weakless(trim_ows(etag)))
+}
+
+/// The comma-separated members of a list, trimmed, for tags that do not
+/// parse.
+fn as_written(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    list.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
+}
+
+fn weakless(t: &[u8]) -> &[u8] {
+    t.strip_prefix(b"W/").unwrap_or(t)
 }
 
 /// What the preconditions of a GET/HEAD make of the stored response.
@@ -46,15 +118,24 @@ pub enum Precondition {
 
 /// Strong comparison (RFC 9110 §8.8.3.2) against an If-Match list: `*`
 /// matches any current representation; weak tags never match.
-fn strong_list_matches(list: &str, etag: &str) -> bool {
-    let strong = |t: &str| !t.trim().starts_with("W/");
-    list.split(',')
-        .any(|t| t.trim() == "*" || (strong(t) && strong(etag) && t.trim() == etag.trim()))
+fn strong_list_matches(list: &[u8], etag: &[u8]) -> bool {
+    let Some(tags) = tag_list(list) else {
+        return true;
+    };
+    match tag(trim_ows(etag)) {
+        Some((etag, _)) => tags
+            .iter()
+            .any(|t| !t.weak && !etag.weak && t.opaque == etag.opaque),
+        // A tag that does not parse matches only its exact spelling.
+        None => {
+            let etag = trim_ows(etag);
+            !etag.starts_with(b"W/") && as_written(list).any(|t| t == etag)
+        }
+    }
 }
 
 fn date(h: &Headers, name: &str) -> Option<std::time::SystemTime> {
-    h.get_str(name)
-        .and_then(|v| httpdate::parse_http_date(v).ok())
+    h.get_str(name).and_then(super::date::parse_http_date)
 }
 
 /// Evaluates a GET/HEAD's preconditions against `stored`, the response the
@@ -67,9 +148,9 @@ pub fn evaluate(request: &Headers, stored: &ResponseHead) -> Precondition {
     if !(200..300).contains(&stored.status) {
         return Precondition::Proceed;
     }
-    let etag = stored.headers.get_str("etag");
+    let etag = stored.headers.get("etag");
     // Step 1 and 2: If-Match, else If-Unmodified-Since.
-    if let Some(list) = request.get_str("if-match") {
+    if let Some(list) = request.get("if-match") {
         if !etag.is_some_and(|e| strong_list_matches(list, e)) {
             return Precondition::Failed;
         }
@@ -80,7 +161,7 @@ pub fn evaluate(request: &Headers, stored: &ResponseHead) -> Precondition {
         }
     }
     // Step 3 and 4: If-None-Match, else If-Modified-Since.
-    if let Some(list) = request.get_str("if-none-match") {
+    if let Some(list) = request.get("if-none-match") {
         if etag.is_some_and(|e| etag_list_matches(list, e)) {
             return Precondition::NotModified;
         }
@@ -139,11 +220,15 @@ mod tests {
 
     #[test]
     fn entity_tags_compare_weakly() {
-        assert!(etag_list_matches("\"a\", W/\"b\"", "\"b\""));
-        assert!(etag_list_matches("\"b\"", "W/\"b\""));
-        assert!(etag_list_matches("*", "\"x\""));
-        assert!(!etag_list_matches("\"a\"", "\"b\""));
-        assert!(!etag_list_matches("", "\"b\""));
+        assert!(etag_list_matches(b"\"a\", W/\"b\"", b"\"b\""));
+        assert!(etag_list_matches(b"\"b\"", b"W/\"b\""));
+        assert!(etag_list_matches(b"*", b"\"x\""));
+        assert!(!etag_list_matches(b"\"a\"", b"\"b\""));
+        assert!(!etag_list_matches(b"", b"\"b\""));
+        // A comma inside a tag is part of it; obs-text compares as bytes.
+        assert!(etag_list_matches(b"\"a,b\"", b"\"a,b\""));
+        assert!(!etag_list_matches(b"\"a,b\"", b"\"a\""));
+        assert!(etag_list_matches(b"\"abc\xFC\"", b"\"abc\xFC\""));
     }
 
     #[test]

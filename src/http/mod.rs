@@ -8,6 +8,7 @@
 
 pub mod chunked;
 pub mod conditional;
+pub mod date;
 pub mod headers;
 pub mod range;
 pub mod request;

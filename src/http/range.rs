@@ -133,7 +133,7 @@ pub fn if_range_holds(request: &Headers, response: &ResponseHead) -> bool {
         let etag = response.headers.get_str("etag");
         return !cond.starts_with("W/") && etag.is_some_and(|e| !e.starts_with("W/") && e == cond);
     }
-    let date = |v: &str| httpdate::parse_http_date(v).ok();
+    let date = super::date::parse_http_date;
     let (Some(asked), Some(modified)) = (
         date(cond),
         response.headers.get_str("last-modified").and_then(date),

@@ -325,7 +325,12 @@ fn cache_control_members(headers: &Headers) -> Vec<(String, Arg)> {
         let value = String::from_utf8_lossy(value);
         for member in list_members(&value) {
             let (name, arg) = match member.split_once('=') {
-                Some((n, a)) => (n, parse_arg(a.trim_matches([' ', '\t']))),
+                // RFC 9111 §5.2: no whitespace around "=" — such an
+                // argument is invalid (an invalid max-age is stale).
+                Some((n, a)) if n.ends_with([' ', '\t']) || a.starts_with([' ', '\t']) => {
+                    (n, Arg::Unusable)
+                }
+                Some((n, a)) => (n, parse_arg(a.trim_end_matches([' ', '\t']))),
                 None => (member, Arg::None),
             };
             let name = name.trim_matches([' ', '\t']).to_ascii_lowercase();

@@ -283,8 +283,7 @@ pub(super) fn http_date(headers: &Headers, name: &str) -> Option<SystemTime> {
 }
 
 fn http_date_bytes(value: &[u8]) -> Option<SystemTime> {
-    let text = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
-    httpdate::parse_http_date(text).ok()
+    crate::http::date::parse_http_date(std::str::from_utf8(value).ok()?)
 }
 
 #[cfg(test)]

@@ -190,13 +190,14 @@ pub struct Freshened {
 /// as first received); fields processed per message (Content-Range, Age —
 /// the 304's Age feeds the new freshness instead); the proxy's own fields
 /// (§3.1). Hop-by-hop and Connection-nominated fields are excluded too.
-const NOT_UPDATED: [&str; 6] = [
+const NOT_UPDATED: [&str; 7] = [
     "content-length",
     "content-encoding",
     "content-range",
     "age",
     "proxy-authenticate",
     "proxy-authentication-info",
+    "proxy-authorization",
 ];
 
 /// Applies a 304 to a stored response (RFC 9111 §4.3.4): checks that its
@@ -235,8 +236,11 @@ pub fn freshen(
 /// RFC 9111 §4.3.4, for the one stored response a key holds: a strong
 /// ETag in the 304 must equal the stored one strongly; a weak one must
 /// match weakly; without an ETag a Last-Modified must equal the stored
-/// one; with no validator at all, the stored response must have none
-/// either.
+/// one. A 304 with no validator at all answers the conditional request
+/// this cache sent for that very response (§4.3.3: the stored response
+/// "can be updated and reused"), so it selects it; origins that leave the
+/// validators out of a 304 (RFC 9110 §15.4.5 says they should not) still
+/// save the transfer.
 fn selects(stored: &Headers, not_modified: &Headers) -> bool {
     let stored_tag = etag(stored);
     if let Some(new) = etag(not_modified) {
@@ -249,7 +253,7 @@ fn selects(stored: &Headers, not_modified: &Headers) -> bool {
     if let Some(new) = http_date(not_modified, "last-modified") {
         return http_date(stored, "last-modified") == Some(new);
     }
-    stored_tag.is_none() && http_date(stored, "last-modified").is_none()
+    true
 }
 
 /// RFC 9111 §3.2: each field of the 304 replaces the stored values of that

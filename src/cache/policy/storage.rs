@@ -154,7 +154,11 @@ pub struct Storable {
 }
 
 /// Proxy-specific fields never stored (RFC 9111 §3.1).
-const PROXY_FIELDS: [&str; 2] = ["proxy-authenticate", "proxy-authentication-info"];
+const PROXY_FIELDS: [&str; 3] = [
+    "proxy-authenticate",
+    "proxy-authentication-info",
+    "proxy-authorization",
+];
 
 impl Storable {
     /// Removes what must not be stored from the head about to be stored.
