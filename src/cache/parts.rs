@@ -174,11 +174,7 @@ mod tests {
     }
 
     fn head(status: u16, fields: &[(&str, &str)]) -> ResponseHead {
-        let mut h = ResponseHead::new(status);
-        for (n, v) in fields {
-            h.headers.push(n, *v);
-        }
-        h
+        ResponseHead::with_fields(status, fields)
     }
 
     #[test]

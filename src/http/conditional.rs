@@ -200,19 +200,11 @@ mod tests {
     use super::*;
 
     fn stored(status: u16, fields: &[(&str, &str)]) -> ResponseHead {
-        let mut h = ResponseHead::new(status);
-        for (n, v) in fields {
-            h.headers.push(n, *v);
-        }
-        h
+        ResponseHead::with_fields(status, fields)
     }
 
     fn request(fields: &[(&str, &str)]) -> Headers {
-        let mut h = Headers::new();
-        for (n, v) in fields {
-            h.push(n, *v);
-        }
-        h
+        Headers::from_fields(fields)
     }
 
     const MON: &str = "Mon, 06 Nov 2023 08:00:00 GMT";

@@ -35,6 +35,15 @@ impl Headers {
         Self::default()
     }
 
+    /// A list of the given fields, in order (names and values as written).
+    pub fn from_fields(fields: &[(&str, &str)]) -> Self {
+        let mut h = Self::new();
+        for (name, value) in fields {
+            h.push(name, *value);
+        }
+        h
+    }
+
     pub fn push(&mut self, name: &str, value: impl Into<Vec<u8>>) {
         self.fields.push((name.to_owned(), value.into()));
     }

@@ -389,19 +389,11 @@ mod tests {
     }
 
     fn response(fields: &[(&str, &str)]) -> ResponseHead {
-        let mut h = ResponseHead::new(200);
-        for (n, v) in fields {
-            h.headers.push(n, *v);
-        }
-        h
+        ResponseHead::with_fields(200, fields)
     }
 
     fn request(fields: &[(&str, &str)]) -> Headers {
-        let mut h = Headers::new();
-        for (n, v) in fields {
-            h.push(n, *v);
-        }
-        h
+        Headers::from_fields(fields)
     }
 
     const LM: &str = "Mon, 06 Nov 2023 08:00:00 GMT";

@@ -31,6 +31,13 @@ impl ResponseHead {
         }
     }
 
+    /// A head with `status` and the given fields, in order; no body framing.
+    pub fn with_fields(status: u16, fields: &[(&str, &str)]) -> Self {
+        let mut head = Self::new(status);
+        head.headers = Headers::from_fields(fields);
+        head
+    }
+
     /// "HTTP/1.1 200 OK\r\n" + headers + "\r\n"; viewers always see HTTP/1.1
     /// because that is what we implement, whatever the origin spoke.
     pub fn encode(&self, out: &mut Vec<u8>) {

@@ -8,13 +8,12 @@
 //! the leader's own viewer would see.
 
 use super::hit::{FillPhase, STORED_HEAD_LIMITS};
-use super::respond::{ViewerBody, encode_head, send_generated};
+use super::respond::{ViewerBody, answer_preconditions, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::owner::{FillReader, FollowFailure, FollowPiece};
 use crate::cache::policy::{Freshness, from_unix_millis};
 use crate::gateway::decision::{CacheStatus, Detail, Storing};
-use crate::gateway::viewer::{Generated, HeadContext, ViewerFraming, apply_streamed_range};
-use crate::http::conditional::{Precondition, evaluate, not_modified_head};
+use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range};
 use crate::http::range::{self, Window};
 use crate::http::{Method, RequestHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
@@ -40,29 +39,10 @@ pub async fn follow(
     };
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
     let phase = why.collapsed();
-    match evaluate(&req.headers, &head) {
-        Precondition::Proceed => {}
-        Precondition::NotModified => {
-            head = not_modified_head(&head);
-            head_only = true;
-        }
-        Precondition::Failed => {
-            let failed = Generated {
-                status: 412,
-                message: "a precondition of the request does not hold",
-                keep_alive: req.keep_alive,
-                phase,
-                detail: None,
-            };
-            let sent = send_generated(ctx, conn, Some(req), &failed).await;
-            return Some(Outcome {
-                status: 412,
-                phase,
-                bytes: *sent.as_ref().unwrap_or(&0),
-                keep_alive: req.keep_alive && sent.is_ok(),
-                detail: None,
-            });
-        }
+    if let Some(answered) =
+        answer_preconditions(ctx, conn, req, &mut head, &mut head_only, phase, None).await
+    {
+        return Some(answered);
     }
     // A GET's Range is served from the fill as it grows, when the length is
     // known up front; reading starts at the range, not at the first byte.

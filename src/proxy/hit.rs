@@ -9,7 +9,7 @@
 //! the connection.
 
 use super::parts::{self, PartsObject};
-use super::respond::{ViewerBody, encode_head, send_generated};
+use super::respond::{ViewerBody, answer_preconditions, encode_head};
 use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::index::Location;
@@ -21,8 +21,7 @@ use crate::cache::store::SegmentId;
 use crate::cache::store::layout::ChunkRef;
 use crate::cache::variants::{self, Selecting};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail};
-use crate::gateway::viewer::{BodyShape, Generated, HeadContext, ViewerFraming, apply_range};
-use crate::http::conditional::{Precondition, evaluate, not_modified_head};
+use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
 use crate::http::range;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
@@ -296,30 +295,12 @@ pub async fn serve_stored(
     let body_len = entry.body_len();
     let phase = answer.status.phase;
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
-    match evaluate(&req.headers, &head) {
-        Precondition::Proceed => {}
-        Precondition::NotModified => {
-            head = not_modified_head(&head);
-            head_only = true;
-        }
-        Precondition::Failed => {
-            ctx.stats.hits.fetch_add(1, Relaxed);
-            let failed = Generated {
-                status: 412,
-                message: "a precondition of the request does not hold",
-                keep_alive: req.keep_alive,
-                phase,
-                detail: answer.status.detail,
-            };
-            let sent = send_generated(ctx, conn, Some(req), &failed).await;
-            return Found::Served(Outcome {
-                status: 412,
-                phase,
-                bytes: *sent.as_ref().unwrap_or(&0),
-                keep_alive: req.keep_alive && sent.is_ok(),
-                detail: answer.status.detail,
-            });
-        }
+    let detail = answer.status.detail;
+    if let Some(answered) =
+        answer_preconditions(ctx, conn, req, &mut head, &mut head_only, phase, detail).await
+    {
+        ctx.stats.hits.fetch_add(1, Relaxed);
+        return Found::Served(answered);
     }
     answer.strip.strip_from(&mut head.headers);
     head.headers.set("Age", answer.age.to_string());

@@ -10,7 +10,7 @@
 
 use super::forward::{self, Forward};
 use super::hit::STORED_HEAD_LIMITS;
-use super::respond::{ViewerBody, encode_head, send_generated};
+use super::respond::{ViewerBody, answer_preconditions, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, FillReader, StoredEntry};
@@ -20,8 +20,7 @@ use crate::cache::store::{FillMeta, Lookup};
 use crate::cache::variants::FillTarget;
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail, PassReason};
 use crate::gateway::forwarded::{Purpose, upstream_head};
-use crate::gateway::viewer::{Generated, HeadContext, ViewerFraming, stored_head};
-use crate::http::conditional::{Precondition, evaluate, not_modified_head};
+use crate::gateway::viewer::{HeadContext, ViewerFraming, stored_head};
 use crate::http::range::{self, RangePlan, content_range, unsatisfied_range};
 use crate::http::{Method, RequestHead, ResponseHead, parse_response, reason_phrase};
 use crate::net::body::BodyReader;
@@ -116,29 +115,18 @@ pub async fn serve(
     let now = SystemTime::now();
     let total = marker.total;
     let mut head_only = req.method == Method::Head;
-    match evaluate(&req.headers, &head) {
-        Precondition::Proceed => {}
-        Precondition::NotModified => {
-            head = not_modified_head(&head);
-            head_only = true;
-        }
-        Precondition::Failed => {
-            let failed = Generated {
-                status: 412,
-                message: "a precondition of the request does not hold",
-                keep_alive: req.keep_alive,
-                phase: CachePhase::Hit,
-                detail: Some(Detail::Parts),
-            };
-            let sent = send_generated(ctx, conn, Some(req), &failed).await;
-            return Outcome {
-                status: 412,
-                phase: CachePhase::Hit,
-                bytes: *sent.as_ref().unwrap_or(&0),
-                keep_alive: req.keep_alive && sent.is_ok(),
-                detail: Some(Detail::Parts),
-            };
-        }
+    if let Some(answered) = answer_preconditions(
+        ctx,
+        conn,
+        req,
+        &mut head,
+        &mut head_only,
+        CachePhase::Hit,
+        Some(Detail::Parts),
+    )
+    .await
+    {
+        return answered;
     }
     let plan = if head_only {
         RangePlan::Full

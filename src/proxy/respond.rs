@@ -3,10 +3,12 @@
 //! generates itself. Every write is bounded by the viewer I/O timeout, and
 //! every response written is counted by status class.
 
-use super::ShardCtx;
+use super::{Outcome, ShardCtx};
+use crate::gateway::decision::{CachePhase, Detail};
 use crate::gateway::viewer::{
     Generated, HeadContext, ViewerFraming, finish_head, generated_response,
 };
+use crate::http::conditional::{Precondition, evaluate, not_modified_head};
 use crate::http::{LAST_CHUNK, Method, RequestHead, ResponseHead, Version, encode_chunk_header};
 use crate::net::conn::Conn;
 use std::io;
@@ -41,6 +43,46 @@ pub async fn send_generated(
     conn.write_all(&bytes, ctx.settings.io_timeout).await?;
     ctx.stats.count_status(g.status);
     Ok(body_len)
+}
+
+/// Answers the viewer's preconditions (RFC 9110 §13.2.2) against a response
+/// this node serves from its cache. When they make it a 304, `head` becomes
+/// the 304's head and `head_only` is set; when one fails, the 412 is sent
+/// here and its outcome returned, so the caller serves nothing more.
+pub async fn answer_preconditions(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    req: &RequestHead,
+    head: &mut ResponseHead,
+    head_only: &mut bool,
+    phase: CachePhase,
+    detail: Option<Detail>,
+) -> Option<Outcome> {
+    match evaluate(&req.headers, head) {
+        Precondition::Proceed => None,
+        Precondition::NotModified => {
+            *head = not_modified_head(head);
+            *head_only = true;
+            None
+        }
+        Precondition::Failed => {
+            let failed = Generated {
+                status: 412,
+                message: "a precondition of the request does not hold",
+                keep_alive: req.keep_alive,
+                phase,
+                detail,
+            };
+            let sent = send_generated(ctx, conn, Some(req), &failed).await;
+            Some(Outcome {
+                status: 412,
+                phase,
+                bytes: *sent.as_ref().unwrap_or(&0),
+                keep_alive: req.keep_alive && sent.is_ok(),
+                detail,
+            })
+        }
+    }
 }
 
 /// Streams a body to the viewer in its framing.

@@ -4,7 +4,7 @@
 //! and is killed on drop; every wait for it is bounded.
 
 use super::client::get;
-use super::process::{TempDir, bin, next_id};
+use super::process::{TempDir, bin, dies_with_test, next_id};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -213,7 +213,7 @@ fn launch(
 ) -> Result<Edge, String> {
     let stderr_path = dir.join(format!("{}{}.log", Edge::STDERR_PREFIX, next_id()));
     let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-    let mut child = Command::new(bin())
+    let mut child = dies_with_test(&mut Command::new(bin()))
         .args(argv)
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -42,12 +42,32 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgeslab")
 }
 
+/// Makes the child `cmd` starts receive SIGKILL when the thread that
+/// started it ends: a test process killed from outside (a CI timeout, a
+/// Ctrl-C) leaves no edgeslab running, since `Drop` does not run then.
+/// The kernel ties this to the starting thread, so an edge must be started
+/// on the test's own thread (each test runs on one), not on a helper thread
+/// that ends before the test does.
+pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the
+    // parent; it is all the closure does between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs the edgeslab binary with `args` to completion and returns what it
 /// printed. A run still going after `max` is killed and fails the test, so
 /// a command that should exit at once (a config check, a refused start)
 /// cannot hang the suite when it does not.
 pub fn run_bin(args: &[&str], max: Duration) -> Output {
-    let mut child = Command::new(bin())
+    let mut child = dies_with_test(&mut Command::new(bin()))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -2,22 +2,7 @@
 //! checks it made before the policy layer grew, run through `assess`.
 
 use super::*;
-
-fn resp(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
-    let mut r = ResponseHead::new(status);
-    for (n, v) in headers {
-        r.headers.push(n, v.as_bytes().to_vec());
-    }
-    r
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
-
-fn date(secs: u64) -> String {
-    httpdate::fmt_http_date(at(secs))
-}
+use crate::cache::policy::fixtures::{at, date, resp};
 
 fn run(r: &ResponseHead) -> Result<Freshness, NotStored> {
     decide(

@@ -1,21 +1,10 @@
 //! Unit tests of lifetimes and ages: RFC 9111 §4.2.1, §4.2.2, §4.2.3 and
 //! §5.1, each test citing its section.
 use super::*;
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
-
-fn date(secs: u64) -> String {
-    httpdate::fmt_http_date(at(secs))
-}
+use crate::cache::policy::fixtures::{at, date};
 
 fn headers(fields: &[(&str, &str)]) -> Headers {
-    let mut h = Headers::new();
-    for (n, v) in fields {
-        h.push(n, *v);
-    }
-    h
+    Headers::from_fields(fields)
 }
 
 fn explicit(fields: &[(&str, &str)]) -> Option<Lifetime> {

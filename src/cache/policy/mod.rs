@@ -65,6 +65,8 @@
 //! through `assess` and refuse what that path cannot honour.
 
 mod directives;
+#[cfg(test)]
+mod fixtures;
 mod freshness;
 mod invalidation;
 mod reuse;

@@ -3,11 +3,7 @@
 //! RFC 8246 it covers.
 
 use super::*;
-use std::time::UNIX_EPOCH;
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
+use crate::cache::policy::fixtures::at;
 
 fn head(cache_control: &str) -> ResponseHead {
     let mut r = ResponseHead::new(200);

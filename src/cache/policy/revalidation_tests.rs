@@ -2,25 +2,9 @@
 //! §13.1.5), what a 304 is for (§4.3.3), and freshening (§4.3.4, §3.2).
 
 use super::*;
+use crate::cache::policy::fixtures::{at, date, resp};
 use crate::cache::policy::{LifetimeSource, ReuseLimit};
 use crate::http::Method;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
-
-fn date(secs: u64) -> String {
-    httpdate::fmt_http_date(at(secs))
-}
-
-fn resp(status: u16, fields: &[(&str, &str)]) -> ResponseHead {
-    let mut r = ResponseHead::new(status);
-    for (n, v) in fields {
-        r.headers.push(n, *v);
-    }
-    r
-}
 
 fn freshen_at(
     stored: &ResponseHead,

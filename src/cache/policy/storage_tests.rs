@@ -3,30 +3,10 @@
 
 use super::*;
 use crate::cache::policy::LifetimeSource;
-use std::time::UNIX_EPOCH;
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
-}
-
-fn date(secs: u64) -> String {
-    httpdate::fmt_http_date(at(secs))
-}
-
-fn resp(status: u16, fields: &[(&str, &str)]) -> ResponseHead {
-    let mut r = ResponseHead::new(status);
-    for (n, v) in fields {
-        r.headers.push(n, *v);
-    }
-    r
-}
+use crate::cache::policy::fixtures::{at, date, resp};
 
 fn headers(fields: &[(&str, &str)]) -> Headers {
-    let mut h = Headers::new();
-    for (n, v) in fields {
-        h.push(n, *v);
-    }
-    h
+    Headers::from_fields(fields)
 }
 
 fn assess_with(

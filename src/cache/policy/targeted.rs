@@ -144,11 +144,7 @@ mod tests {
     use super::*;
 
     fn headers(fields: &[(&str, &str)]) -> Headers {
-        let mut h = Headers::new();
-        for (n, v) in fields {
-            h.push(n, *v);
-        }
-        h
+        Headers::from_fields(fields)
     }
 
     // RFC 9213 §2.2: the first valid field on the target list wins, and

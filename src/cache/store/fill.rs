@@ -292,20 +292,7 @@ impl ShardStore {
         };
         let hash = meta.hash;
         let result = if chunks.is_empty() {
-            let header = EntryHeader {
-                kind: EntryKind::Object,
-                key_len: meta.key.len() as u16,
-                head_len: meta.head.len() as u32,
-                chunk_index: 0,
-                body_len: body.len() as u64,
-                key_hash: hash,
-                seq: 0,
-                born_ms: meta.born_ms,
-                expires_ms: meta.expires_ms,
-            };
-            let queue = self.region.borrow_mut().queue_for_new(hash);
-            self.write_entry(queue, header, &[meta.key.as_bytes(), &meta.head, &body])
-                .await
+            self.write_object(&meta, &body).await
         } else {
             self.write_manifest(id, &meta, nonce, body).await
         };
@@ -383,8 +370,43 @@ impl ShardStore {
             .get(&id)
             .map(|st| (st.chunks.clone(), st.total))
             .unwrap_or_default();
+        self.write_manifest_entry(meta, nonce, &chunks, total).await
+    }
+
+    /// Writes a small object as one entry: key, head and the whole body,
+    /// in the queue the placement policy picks for a new key.
+    pub(super) async fn write_object(
+        &self,
+        meta: &FillMeta,
+        body: &[u8],
+    ) -> Result<Location, StoreError> {
+        let header = EntryHeader {
+            kind: EntryKind::Object,
+            key_len: meta.key.len() as u16,
+            head_len: meta.head.len() as u32,
+            chunk_index: 0,
+            body_len: body.len() as u64,
+            key_hash: meta.hash,
+            seq: 0,
+            born_ms: meta.born_ms,
+            expires_ms: meta.expires_ms,
+        };
+        let queue = self.region.borrow_mut().queue_for_new(meta.hash);
+        self.write_entry(queue, header, &[meta.key.as_bytes(), &meta.head, body])
+            .await
+    }
+
+    /// Writes the manifest of a large object: key, head and the table of
+    /// its `chunks` (already on the device), `total` body bytes in all.
+    pub(super) async fn write_manifest_entry(
+        &self,
+        meta: &FillMeta,
+        nonce: u64,
+        chunks: &[ChunkRef],
+        total: u64,
+    ) -> Result<Location, StoreError> {
         let mut table = Vec::with_capacity(16 + chunks.len() * layout::CHUNK_REF_SIZE);
-        ChunkRef::encode(&chunks, nonce, &mut table);
+        ChunkRef::encode(chunks, nonce, &mut table);
         let header = EntryHeader {
             kind: EntryKind::Manifest,
             key_len: meta.key.len() as u16,

@@ -4,7 +4,7 @@
 //! is written again; a small one is a single entry and is written again
 //! whole. Nothing is written over a newer copy.
 
-use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
+use super::layout::ChunkRef;
 use super::{FillMeta, MAX_HEAD, MAX_KEY, ShardStore};
 use crate::cache::index::Location;
 
@@ -39,46 +39,14 @@ impl ShardStore {
         }
         let hash = meta.hash;
         let written = match body {
-            RefreshBody::Inline(bytes) => {
-                let header = EntryHeader {
-                    kind: EntryKind::Object,
-                    key_len: meta.key.len() as u16,
-                    head_len: meta.head.len() as u32,
-                    chunk_index: 0,
-                    body_len: bytes.len() as u64,
-                    key_hash: hash,
-                    seq: 0,
-                    born_ms: meta.born_ms,
-                    expires_ms: meta.expires_ms,
-                };
-                let queue = self.region.borrow_mut().queue_for_new(hash);
-                self.write_entry(queue, header, &[meta.key.as_bytes(), &meta.head, &bytes])
-                    .await
-            }
+            RefreshBody::Inline(bytes) => self.write_object(&meta, &bytes).await,
             RefreshBody::Chunks {
                 nonce,
                 chunks,
                 total,
             } => {
-                let mut table = Vec::with_capacity(16 + chunks.len() * layout::CHUNK_REF_SIZE);
-                ChunkRef::encode(&chunks, nonce, &mut table);
-                let header = EntryHeader {
-                    kind: EntryKind::Manifest,
-                    key_len: meta.key.len() as u16,
-                    head_len: meta.head.len() as u32,
-                    chunk_index: chunks.len() as u32,
-                    body_len: total,
-                    key_hash: hash,
-                    seq: 0,
-                    born_ms: meta.born_ms,
-                    expires_ms: meta.expires_ms,
-                };
-                self.write_entry(
-                    Queue::Main,
-                    header,
-                    &[meta.key.as_bytes(), &meta.head, &table],
-                )
-                .await
+                self.write_manifest_entry(&meta, nonce, &chunks, total)
+                    .await
             }
         };
         // The write may have waited: only a copy still current is replaced.
