@@ -12,6 +12,11 @@ use crate::cache::store::{FillId, FillRead};
 use futures_channel::oneshot;
 use std::time::Duration;
 
+/// How long an ask waits for the owner's answer when it does not park
+/// (and at least, when it does). An answer that comes too late is not
+/// lost: a lead the asker never received is taken back by the owner.
+const OWNER_ANSWER: Duration = Duration::from_secs(2);
+
 impl OwnerRouter {
     /// A miss for `key` asks its owner what to do: lead the fetch, follow
     /// one under way, or fetch alone. `seen` is where the lookup found the
@@ -40,7 +45,7 @@ impl OwnerRouter {
     ) -> Fetch<'_> {
         let owner = self.owner(key);
         let hash = key.hash();
-        let (reply, rx) = oneshot::channel();
+        let (reply, mut rx) = oneshot::channel();
         let parks = wait.is_some();
         if owner == self.shard {
             self.store.begin_fetch(hash, seen, parks, reply);
@@ -58,12 +63,24 @@ impl OwnerRouter {
         {
             return Fetch::Alone;
         }
-        let wait = wait.unwrap_or(Duration::ZERO).max(Duration::from_millis(1));
+        // The owner answers a non-parking ask at once, but "at once" is a
+        // trip through its queue, which a busy machine can stretch well past
+        // a millisecond; only an owner that never answers is given up on.
+        let wait = wait.unwrap_or(Duration::ZERO).max(OWNER_ANSWER);
         let timeout = async {
             crate::runtime::task::sleep(wait).await;
             Err(oneshot::Canceled)
         };
-        let role = futures_lite::future::or(rx, timeout).await;
+        let role = match futures_lite::future::or(&mut rx, timeout).await {
+            Ok(role) => Ok(role),
+            // Closing first makes the race with a late answer exact: either
+            // it is already here and is used, or the owner's send fails and
+            // the owner takes back what it would have handed out.
+            Err(gave_up) => {
+                rx.close();
+                rx.try_recv().ok().flatten().ok_or(gave_up)
+            }
+        };
         match role {
             Ok(FetchRole::Lead(lead)) => Fetch::Lead(LeadTicket {
                 router: self,

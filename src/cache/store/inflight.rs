@@ -182,7 +182,11 @@ impl InFlight {
                         let _ = w.send(FetchRole::Retry);
                     }
                 }
-                let _ = reply.send(FetchRole::Lead(lead));
+                if reply.send(FetchRole::Lead(lead)).is_err() {
+                    // The asker stopped waiting before the answer came: no
+                    // one leads, so no one may hold the key as if it did.
+                    self.keys.remove(&hash);
+                }
                 None
             }
         }
@@ -355,6 +359,19 @@ mod tests {
             got(ask(&mut f, 7, t + Duration::from_secs(5))),
             Some(FetchRole::Lead(_))
         ));
+    }
+
+    #[test]
+    fn a_lead_nobody_received_leaves_the_key_free() {
+        let mut f = InFlight::new(Duration::from_secs(5));
+        let t = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        drop(rx);
+        f.begin(7, None, None, false, t, tx);
+        assert!(
+            matches!(got(ask(&mut f, 7, t)), Some(FetchRole::Lead(_))),
+            "the next miss leads at once instead of waiting for a lost lead"
+        );
     }
 
     #[test]
