@@ -388,22 +388,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A large body that is cheap to make and to check: 64 KiB blocks of one
-/// random pattern, each stamped with its index.
-fn big_body(len: usize) -> Vec<u8> {
-    let block = bytes(65_536, 99);
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0u64;
-    while out.len() < len {
-        let mut b = block.clone();
-        b[..8].copy_from_slice(&i.to_le_bytes());
-        out.extend_from_slice(&b);
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 #[test]
 fn a_large_object_is_never_held_in_memory() {
     const SIZE: usize = 2 << 30;

@@ -2,16 +2,15 @@
 //! random operations checked against a model (with crashes and clean stops
 //! in the middle), and a read that races the overwrite of its segment.
 
+mod store_support;
 mod support;
 
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::owner::{OwnerRouter, ReadFailure};
-use edgeslab::cache::store::device::{self, DeviceSpec, PreparedDevice};
-use edgeslab::cache::store::eviction::EvictionParams;
-use edgeslab::cache::store::{FillMeta, Lookup, ShardStore, StoreOptions, StoreStats};
+use edgeslab::cache::store::{FillMeta, Lookup};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
+use store_support::{open, prepare, run};
 
 struct Dir(PathBuf);
 impl Drop for Dir {
@@ -25,36 +24,6 @@ fn temp_dir(tag: &str) -> Dir {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     Dir(p)
-}
-
-fn prepare(path: &Path) -> PreparedDevice {
-    device::prepare(&DeviceSpec {
-        path,
-        size: 24 << 20,
-        segment_size: 1 << 20,
-        shards: 1,
-        avg_object_size: 8 << 10,
-        reformat: false,
-        reformat_if_corrupt: false,
-    })
-    .unwrap()
-}
-
-fn options(ram: usize) -> StoreOptions {
-    StoreOptions {
-        max_object: 8 << 20,
-        ram_bytes: ram,
-        ram_max_object: 64 << 10,
-        eviction: EvictionParams::default(),
-        hit_for_pass: std::time::Duration::ZERO,
-    }
-}
-
-async fn open(dev: &PreparedDevice, ram: usize) -> OwnerRouter {
-    let store = ShardStore::open(dev, 0, &options(ram), Arc::new(StoreStats::default()))
-        .await
-        .unwrap();
-    OwnerRouter::new(store, None, 0, 1, Default::default())
 }
 
 fn body_of(key: u32, version: u32, len: usize) -> Vec<u8> {
@@ -110,14 +79,6 @@ async fn get(cache: &OwnerRouter, k: u32) -> Option<Vec<u8>> {
         out.extend_from_slice(chunk.data());
     }
     (out.len() as u64 == entry.body_len()).then_some(out)
-}
-
-fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
 }
 
 #[test]

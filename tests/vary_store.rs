@@ -4,52 +4,15 @@
 //! hides the variants stored before, for good, and a marker and its variants
 //! come back after a clean stop.
 
+mod store_support;
 mod support;
 
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::owner::OwnerRouter;
-use edgeslab::cache::store::device::{self, DeviceSpec, PreparedDevice};
-use edgeslab::cache::store::eviction::EvictionParams;
-use edgeslab::cache::store::{FillMeta, ShardStore, StoreOptions, StoreStats};
+use edgeslab::cache::store::FillMeta;
 use edgeslab::cache::variants::{Found, Selecting};
 use edgeslab::http::Headers;
-use std::path::Path;
-use std::sync::Arc;
-
-fn prepare(path: &Path) -> PreparedDevice {
-    device::prepare(&DeviceSpec {
-        path,
-        size: 24 << 20,
-        segment_size: 1 << 20,
-        shards: 1,
-        avg_object_size: 8 << 10,
-        reformat: false,
-        reformat_if_corrupt: false,
-    })
-    .unwrap()
-}
-
-async fn open(dev: &PreparedDevice) -> OwnerRouter {
-    let opts = StoreOptions {
-        max_object: 8 << 20,
-        ram_bytes: 1 << 20,
-        ram_max_object: 64 << 10,
-        eviction: EvictionParams::default(),
-        hit_for_pass: std::time::Duration::ZERO,
-    };
-    let store = ShardStore::open(dev, 0, &opts, Arc::new(StoreStats::default()))
-        .await
-        .unwrap();
-    OwnerRouter::new(store, None, 0, 1, Default::default())
-}
-
-fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
-}
+use store_support::{open, prepare, run};
 
 fn accept(coding: &str) -> Headers {
     let mut h = Headers::new();
@@ -109,7 +72,7 @@ fn a_variant_is_reachable_only_through_its_url_s_marker() {
     run(|| async {
         let dir = support::TempDir::new("vary-store-marker");
         let dev = prepare(&dir.path().join("c.slab"));
-        let cache = open(&dev).await;
+        let cache = open(&dev, 1 << 20).await;
         let (gzip, br) = (accept("gzip"), accept("br"));
 
         // A variant stored without its marker is never found.
@@ -139,7 +102,7 @@ fn a_variant_is_reachable_only_through_its_url_s_marker() {
         cache.store().checkpoint().await.unwrap();
         drop(cache);
         let dev = prepare(&dir.path().join("c.slab"));
-        let cache = open(&dev).await;
+        let cache = open(&dev, 1 << 20).await;
         assert_eq!(find(&cache, &gzip).await.0.as_deref(), Some(&b"gzip 2"[..]));
         assert_eq!(find(&cache, &br).await.0.as_deref(), Some(&b"br 1"[..]));
     });
@@ -150,7 +113,7 @@ fn removing_a_url_hides_its_variants_for_good() {
     run(|| async {
         let dir = support::TempDir::new("vary-store-remove");
         let dev = prepare(&dir.path().join("c.slab"));
-        let cache = open(&dev).await;
+        let cache = open(&dev, 1 << 20).await;
         let (gzip, br) = (accept("gzip"), accept("br"));
         store(
             &cache,

@@ -100,22 +100,6 @@ pub fn assert_whole(r: &Response, whole: &[u8], why: &str) {
     assert!(r.body == whole, "{why}: the bytes differ");
 }
 
-/// A large body that is cheap to make and to check: 64 KiB blocks of one
-/// pattern, each stamped with its index, so that every block differs.
-pub fn big_body(len: usize) -> Vec<u8> {
-    let block = bytes(65_536, 99);
-    let mut out = Vec::with_capacity(len);
-    let mut i = 0u64;
-    while out.len() < len {
-        let mut b = block.clone();
-        b[..8].copy_from_slice(&i.to_le_bytes());
-        out.extend_from_slice(&b);
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 /// Whether `tool` runs here; prints why a test is skipped when not.
 pub fn installed(tool: &str) -> bool {
     match Command::new(tool).arg("--version").output() {

@@ -33,7 +33,8 @@ pub use client::{Client, Response, get, request};
 pub use edge::{Edge, EdgeBuilder, merge_toml, metric_of_shard, metric_sum};
 pub use origin::{Body, Gate, Origin, Script, Seen};
 pub use process::{
-    TempDir, bin, eventually, fd_flags, next_id, online_cpus, pin_this_thread, run_bin, threads,
+    TempDir, bin, dies_with_test, eventually, fd_flags, next_id, online_cpus, pin_this_thread,
+    run_bin, threads,
 };
 pub use wire::{Framing, Violation};
 
@@ -48,4 +49,21 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// A large body that is cheap to make and to check: 64 KiB blocks of one
+/// pseudo-random pattern, each stamped with its index, so every block
+/// differs.
+pub fn big_body(len: usize) -> Vec<u8> {
+    let block = bytes(65_536, 99);
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0u64;
+    while out.len() < len {
+        let mut b = block.clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(&b);
+        i += 1;
+    }
+    out.truncate(len);
+    out
 }
