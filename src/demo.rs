@@ -9,6 +9,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+/// The Last-Modified of the demo's validated pages.
+const DEMO_LAST_MODIFIED: &str = "Mon, 02 Nov 2026 08:00:00 GMT";
+
 /// Starts the demo origin on `addr` (port 0 picks one) in background threads.
 pub fn start_origin(addr: &str) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
@@ -94,10 +97,10 @@ pub fn big_byte(i: u64) -> u8 {
 fn respond(s: &mut TcpStream, req: &RequestHead, body_len: u64) -> std::io::Result<()> {
     let head_only = req.method == Method::Head;
     let date = httpdate::fmt_http_date(SystemTime::now());
-    let simple = |status: &str, cc: &str, ctype: &str, body: &[u8]| {
+    let page = |status: &str, cc: &str, extra: &str, body: &[u8]| {
         let mut out = format!(
             "HTTP/1.1 {status}\r\nDate: {date}\r\nServer: edgeslab-demo-origin\r\nCache-Control: {cc}\r\n\
-             Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+             Content-Type: text/plain\r\n{extra}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
@@ -106,34 +109,75 @@ fn respond(s: &mut TcpStream, req: &RequestHead, body_len: u64) -> std::io::Resu
         }
         out
     };
+    let simple = |status: &str, cc: &str, body: &[u8]| page(status, cc, "", body);
+    // A page with a validator answers a matching If-None-Match with 304,
+    // as a real origin does when the cache revalidates.
+    let validated = |cc: &str, etag: &str, body: &[u8]| {
+        let fields = format!("ETag: {etag}\r\nLast-Modified: {DEMO_LAST_MODIFIED}\r\n");
+        let matches = req
+            .headers
+            .get_all("if-none-match")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().trim_start_matches("W/") == etag);
+        if matches {
+            format!(
+                "HTTP/1.1 304 Not Modified\r\nDate: {date}\r\nServer: edgeslab-demo-origin\r\n\
+                 Cache-Control: {cc}\r\n{fields}\r\n"
+            )
+            .into_bytes()
+        } else {
+            page("200 OK", cc, &fields, body)
+        }
+    };
     let path = req.path();
     if !req.method.is_cacheable_method() {
         let body = format!("received {body_len} bytes via {}\n", req.method.as_str());
-        return s.write_all(&simple("200 OK", "no-store", "text/plain", body.as_bytes()));
+        return s.write_all(&simple("200 OK", "no-store", body.as_bytes()));
     }
     if path == "/" {
-        let body = "edgeslab demo origin\n\n/hello         cacheable for 60 s\n/time          never cached (no-store)\n\
-                    /big/N         N deterministic bytes, cacheable for 5 min\n/chunked       a chunked response\n\
-                    /slow          a body that trickles in over 2 s\nPOST /echo     passes through the edge\n";
-        return s.write_all(&simple(
-            "200 OK",
-            "max-age=30",
-            "text/plain",
-            body.as_bytes(),
-        ));
+        let body = "edgeslab demo origin\n\n/hello         cacheable for 60 s, with an ETag and Last-Modified\n\
+                    /stale         fresh for 5 s, then served stale while it is revalidated (60 s)\n\
+                    /vary          one variant per Accept-Encoding (Vary)\n\
+                    /time          never cached (no-store)\n\
+                    /big/N         N deterministic bytes, cacheable for 5 min (try a Range)\n\
+                    /chunked       a chunked response\n/slow          a body that trickles in over 2 s\n\
+                    POST /echo     passes through the edge\n";
+        return s.write_all(&simple("200 OK", "max-age=30", body.as_bytes()));
     }
     if path == "/hello" {
         let body = "Hello from the edgeslab demo origin!\n";
-        return s.write_all(&simple(
-            "200 OK",
+        return s.write_all(&validated(
             "public, max-age=60",
-            "text/plain",
+            "\"hello-v1\"",
+            body.as_bytes(),
+        ));
+    }
+    if path == "/stale" {
+        let body = "This page is fresh for 5 s; after that the edge serves it stale at once and revalidates it in the background.\n";
+        return s.write_all(&validated(
+            "max-age=5, stale-while-revalidate=60",
+            "\"stale-v1\"",
+            body.as_bytes(),
+        ));
+    }
+    if path == "/vary" {
+        let coding = req
+            .headers
+            .get_str("accept-encoding")
+            .filter(|v| !v.is_empty())
+            .unwrap_or("(none)");
+        let body = format!("the variant for Accept-Encoding: {coding}\n");
+        return s.write_all(&page(
+            "200 OK",
+            "max-age=60",
+            "Vary: Accept-Encoding\r\n",
             body.as_bytes(),
         ));
     }
     if path == "/time" {
         let body = format!("origin time: {date}\n");
-        return s.write_all(&simple("200 OK", "no-store", "text/plain", body.as_bytes()));
+        return s.write_all(&simple("200 OK", "no-store", body.as_bytes()));
     }
     if let Some(n) = path
         .strip_prefix("/big/")
@@ -182,7 +226,6 @@ fn respond(s: &mut TcpStream, req: &RequestHead, body_len: u64) -> std::io::Resu
     s.write_all(&simple(
         "404 Not Found",
         "max-age=10",
-        "text/plain",
         b"no such demo page\n",
     ))
 }
@@ -197,10 +240,16 @@ fn loopback_port(preferred: u16) -> SocketAddr {
 }
 
 /// The configuration of the demo edge.
-pub fn demo_config(origin: SocketAddr, cache_dir: PathBuf) -> Config {
+/// `listen` and `admin` default to ports 8080 and 9090 on loopback when free.
+pub fn demo_config(
+    origin: SocketAddr,
+    cache_dir: PathBuf,
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+) -> Config {
     let mut c = Config::default();
-    c.listen.addr = loopback_port(8080);
-    c.admin.addr = loopback_port(9090);
+    c.listen.addr = listen.unwrap_or_else(|| loopback_port(8080));
+    c.admin.addr = admin.unwrap_or_else(|| loopback_port(9090));
     c.origin.url = format!("http://{origin}");
     c.cache.path = cache_dir.join("cache.slab");
     c.cache.size = Size::mib(256);
@@ -221,10 +270,12 @@ pub enum DemoError {
     Edge(#[from] crate::runtime::StartError),
 }
 
-pub fn run() -> Result<(), DemoError> {
+/// Runs the demo until the process is stopped: the origin, the edge, and
+/// the lines to try printed once the edge is ready.
+pub fn run(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), DemoError> {
     let origin = start_origin("127.0.0.1:0").map_err(DemoError::Origin)?;
     let dir = std::env::temp_dir().join("edgeslab-demo");
-    let config = demo_config(origin, dir);
+    let config = demo_config(origin, dir, listen, admin);
     let server = crate::runtime::start(config)?;
     let edge = server.ready.listen;
     let admin = server
@@ -240,6 +291,10 @@ pub fn run() -> Result<(), DemoError> {
          \x20 curl -s -o /dev/null -D - http://{edge}/hello\n\
          \x20 curl -s -o /dev/null -D - http://{edge}/hello\n\
          \x20 curl -s http://{edge}/big/10485760 | wc -c\n\
+         \x20 curl -s -r 1000-1999 http://{edge}/big/10485760 | wc -c   # a range from the cache: 1000\n\
+         \x20 curl -s -o /dev/null -D - -H 'If-None-Match: \"hello-v1\"' http://{edge}/hello   # 304\n\
+         \x20 curl -s -H 'Accept-Encoding: gzip' http://{edge}/vary     # one variant per Accept-Encoding\n\
+         \x20 curl -s -o /dev/null -D - http://{edge}/stale             # after 5 s: stale, revalidated behind\n\
          \x20 curl -s -o /dev/null -D - http://{edge}/time           # no-store: never cached\n\
          \x20 curl -s -X POST --data 'hi' http://{edge}/echo         # passes to the origin\n\
          \x20 curl -s http://{admin}/metrics | grep -E 'hits|misses'\n\n\

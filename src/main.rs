@@ -25,12 +25,22 @@ enum Command {
     /// Serve viewers: from a config file, or from flags alone (flags override the file).
     Serve(ServeArgs),
     /// Start a demo origin and an edge in front of it on loopback.
-    Demo,
+    Demo(DemoArgs),
     /// Check a config file; print every error with its key and line.
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Where the edge listens [default: 127.0.0.1:8080, or a free port if taken].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Where /metrics is served [default: 127.0.0.1:9090, or a free port if taken].
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -124,9 +134,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Demo => {
+        Command::Demo(args) => {
             init_logging("info");
-            match edgeslab::demo::run() {
+            match edgeslab::demo::run(args.listen, args.admin) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("edgeslab demo: {e}");

@@ -187,9 +187,13 @@ pub fn is_not_modified(request: &Headers, stored: &ResponseHead) -> bool {
 /// The 304 that stands for `stored`.
 pub fn not_modified_head(stored: &ResponseHead) -> ResponseHead {
     let mut head = ResponseHead::new(304);
-    for name in NOT_MODIFIED_FIELDS {
-        for v in stored.headers.get_all(name) {
-            head.headers.push(name, v.to_vec());
+    // In the stored order and spelling: only the selection is this rule's.
+    for (name, value) in stored.headers.iter() {
+        if NOT_MODIFIED_FIELDS
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name))
+        {
+            head.headers.push(name, value.to_vec());
         }
     }
     head

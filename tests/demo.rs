@@ -1,0 +1,153 @@
+//! `edgeslab demo`, as the README tells a new user to run it: what its
+//! printed curl lines promise (a miss then a hit, a range, a 304 from the
+//! cache, one variant per Accept-Encoding, a stale page revalidated behind
+//! the viewer) holds against the running demo.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// The demo process, killed when the test ends.
+struct Demo {
+    child: Child,
+    edge: SocketAddr,
+    printed: String,
+    _dir: TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let dir = TempDir::new("demo");
+    let mut child = dies_with_test(&mut Command::new(bin()))
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .env("TMPDIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start edgeslab demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut printed = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                let _ = tx.send(printed.clone());
+            }
+        }
+    });
+    let printed = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(p) => p,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the demo printed no lines to try within 30 s");
+        }
+    };
+    let edge = printed
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("edge")?
+                .trim()
+                .strip_prefix("http://")
+        })
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no edge address in:\n{printed}"));
+    Demo {
+        child,
+        edge,
+        printed,
+        _dir: dir,
+    }
+}
+
+fn get_with(addr: SocketAddr, path: &str, field: &str) -> Response {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n{field}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+#[test]
+fn the_demo_does_what_its_printed_lines_promise() {
+    let demo = start_demo();
+    let edge = demo.edge;
+    for path in [
+        "/hello",
+        "/big/",
+        "/vary",
+        "/stale",
+        "If-None-Match",
+        "-r 1000-1999",
+    ] {
+        assert!(
+            demo.printed.contains(path),
+            "the demo suggests {path}:\n{}",
+            demo.printed
+        );
+    }
+
+    let first = get(edge, "/hello");
+    assert_eq!(first.status, 200);
+    assert!(
+        first.cache_status().contains("fwd=uri-miss; stored"),
+        "{}",
+        first.cache_status()
+    );
+    let second = get(edge, "/hello");
+    assert!(second.is_hit(), "{}", second.cache_status());
+    assert_eq!(second.body, first.body);
+
+    let etag = first
+        .header("etag")
+        .expect("the demo's /hello has an ETag")
+        .to_string();
+    let not_modified = get_with(edge, "/hello", &format!("If-None-Match: {etag}"));
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.is_hit(), "{}", not_modified.cache_status());
+
+    let whole = get(edge, "/big/65536");
+    let range = get_with(edge, "/big/65536", "Range: bytes=1000-1999");
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, whole.body[1000..2000]);
+
+    let gzip = get_with(edge, "/vary", "Accept-Encoding: gzip");
+    let br = get_with(edge, "/vary", "Accept-Encoding: br");
+    assert_ne!(gzip.body, br.body, "one variant per Accept-Encoding");
+    let gzip_again = get_with(edge, "/vary", "Accept-Encoding: gzip");
+    assert!(gzip_again.is_hit(), "{}", gzip_again.cache_status());
+    assert_eq!(gzip_again.body, gzip.body);
+
+    // /stale is fresh for 5 s; then it is served stale at once and
+    // revalidated (the demo origin answers 304), so it is fresh again.
+    assert_eq!(get(edge, "/stale").status, 200);
+    std::thread::sleep(Duration::from_millis(5_500));
+    let stale = get(edge, "/stale");
+    assert!(
+        stale
+            .cache_status()
+            .contains("detail=stale-while-revalidate"),
+        "{}",
+        stale.cache_status()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let r = get(edge, "/stale");
+            r.is_hit() && !r.cache_status().contains("stale")
+        }),
+        "the background revalidation made /stale fresh again"
+    );
+}
