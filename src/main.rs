@@ -1,7 +1,7 @@
 //! The `edgeslab` command: serve, demo, check-config.
 
 use clap::{Parser, Subcommand};
-use edgeslab::config::{self, Config, Cores, Size};
+use edgeslab::config::{self, Config, Cores, Role, Size};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve viewers: from a config file, or from flags alone (flags override the file).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a demo origin and an edge in front of it on loopback.
     Demo(DemoArgs),
     /// Check a config file; print every error with its key and line.
@@ -48,6 +48,22 @@ struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// "edge" or "regional" (role); without a file, the role's defaults apply.
+    #[arg(long, value_parser = ["edge", "regional"])]
+    role: Option<String>,
+    /// This node's name in Via, Cache-Status and invalidation reports (name).
+    #[arg(long)]
+    name: Option<String>,
+    /// A regional parent, HOST:PORT; repeat for several (parents.addrs).
+    #[arg(long = "parent", value_name = "HOST:PORT")]
+    parents: Vec<String>,
+    /// Token the admin invalidation API requires (admin.token).
+    #[arg(long, value_name = "T")]
+    admin_token: Option<String>,
+    /// Admin URL of a node invalidations are passed on to; repeat for
+    /// several (invalidation.peers).
+    #[arg(long = "peer-admin", value_name = "URL")]
+    peer_admins: Vec<String>,
     /// Viewer address, e.g. 0.0.0.0:80 (listen.addr).
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -81,10 +97,30 @@ fn init_logging(level: &str) {
 
 /// Applies the flags on top of the file's (or the default) config.
 fn build_config(args: &ServeArgs) -> Result<Config, String> {
+    let role = match args.role.as_deref() {
+        Some("regional") => Some(Role::Regional),
+        Some(_) => Some(Role::Edge),
+        None => None,
+    };
     let mut c = match &args.config {
         Some(path) => config::load_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+        None => Config::for_role(role.unwrap_or_default()),
     };
+    if let Some(r) = role {
+        c.role = r;
+    }
+    if let Some(n) = &args.name {
+        c.name = Some(n.clone());
+    }
+    if !args.parents.is_empty() {
+        c.parents.addrs = args.parents.clone();
+    }
+    if let Some(t) = &args.admin_token {
+        c.admin.token = Some(t.clone());
+    }
+    if !args.peer_admins.is_empty() {
+        c.invalidation.peers = args.peer_admins.clone();
+    }
     if let Some(a) = args.listen {
         c.listen.addr = a;
     }

@@ -118,8 +118,8 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigErrors> {
         .collect();
     for (key, message) in validate(&config) {
         errors.push(ConfigError {
-            line: line_of_key(&doc, text, key),
-            key: key.to_string(),
+            line: line_of_key(&doc, text, &key),
+            key,
             message,
         });
     }
@@ -144,16 +144,119 @@ fn apply_role_defaults(config: &mut Config, doc: &ImDocument<&str>) {
 }
 
 /// Semantic checks that the types alone do not express. Returns (key, message).
-pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
-    let mut errs = Vec::new();
+pub fn validate(c: &Config) -> Vec<(String, String)> {
+    let mut errs: Vec<(String, String)> = Vec::new();
+    validate_fixed(c, &mut errs);
+    validate_tiers(c, &mut errs);
+    errs
+}
+
+/// Origins, groups, parents, peers and the node's name.
+fn validate_tiers(c: &Config, errs: &mut Vec<(String, String)>) {
+    use crate::upstream::OriginAddr;
+    let has_default_group = c
+        .origin_groups
+        .iter()
+        .any(|g| g.name == super::DEFAULT_GROUP);
     if c.origin.url.is_empty() {
-        errs.push((
-            "origin.url",
-            "is required (e.g. \"http://10.0.0.5:80\")".into(),
-        ));
-    } else if let Err(e) = crate::upstream::OriginAddr::parse(&c.origin.url) {
-        errs.push(("origin.url", e));
+        if !has_default_group {
+            errs.push((
+                "origin.url".into(),
+                "is required (e.g. \"http://10.0.0.5:80\"), unless an [[origin_group]] named \"default\" is given".into(),
+            ));
+        }
+    } else if let Err(e) = OriginAddr::parse(&c.origin.url) {
+        errs.push(("origin.url".into(), e));
     }
+    if let Some(url) = &c.origin.failover_url
+        && let Err(e) = OriginAddr::parse(url)
+    {
+        errs.push(("origin.failover_url".into(), e));
+    }
+    if c.origin.dns_ttl.get().is_zero() {
+        errs.push(("origin.dns_ttl".into(), "must be greater than zero".into()));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, g) in c.origin_groups.iter().enumerate() {
+        let at = |k: &str| format!("origin_group[{i}].{k}");
+        if g.name.is_empty() {
+            errs.push((at("name"), "is required".into()));
+        } else if !names.insert(g.name.as_str()) {
+            errs.push((at("name"), format!("{:?} names two groups", g.name)));
+        }
+        if g.origins.is_empty() {
+            errs.push((at("origins"), "must list at least one origin URL".into()));
+        }
+        for (j, url) in g.origins.iter().enumerate() {
+            if let Err(e) = OriginAddr::parse(url) {
+                errs.push((format!("origin_group[{i}].origins[{j}]"), e));
+            }
+        }
+        if let Some(s) = g
+            .failover_statuses
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            errs.push((
+                at("failover_statuses"),
+                format!("{s} is not an HTTP status"),
+            ));
+        }
+        if let Some(h) = &g.health_check {
+            if !h.path.starts_with('/') {
+                errs.push((at("health_check.path"), "must start with \"/\"".into()));
+            }
+            if h.interval.get().is_zero() || h.timeout.get().is_zero() {
+                errs.push((
+                    at("health_check.interval"),
+                    "interval and timeout must be greater than zero".into(),
+                ));
+            }
+            if h.healthy_threshold == 0 || h.unhealthy_threshold == 0 {
+                errs.push((
+                    at("health_check.healthy_threshold"),
+                    "thresholds must be at least 1".into(),
+                ));
+            }
+        }
+    }
+    for (i, p) in c.parents.addrs.iter().enumerate() {
+        if let Err(e) = OriginAddr::parse_host_port(p) {
+            errs.push((format!("parents.addrs[{i}]"), e));
+        }
+    }
+    for (i, p) in c.invalidation.peers.iter().enumerate() {
+        if let Err(e) = OriginAddr::parse_host_port(p) {
+            errs.push((format!("invalidation.peers[{i}]"), e));
+        }
+    }
+    if c.admin
+        .token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty() || t.contains(char::is_whitespace))
+    {
+        errs.push((
+            "admin.token".into(),
+            "must be non-empty and contain no whitespace".into(),
+        ));
+    }
+    let name = c.node_name();
+    if name.is_empty() || !name.bytes().all(crate::http::headers::is_tchar) {
+        errs.push((
+            "name".into(),
+            "must be a non-empty token (letters, digits and !#$%&'*+-.^_`|~)".into(),
+        ));
+    }
+    if c.invalidation.peer_timeout.get().is_zero() {
+        errs.push((
+            "invalidation.peer_timeout".into(),
+            "must be greater than zero".into(),
+        ));
+    }
+}
+
+fn validate_fixed(c: &Config, out: &mut Vec<(String, String)>) {
+    let mut errs: Vec<(&'static str, String)> = Vec::new();
     if let Cores::List(list) = &c.cores {
         let mut sorted = list.clone();
         sorted.sort_unstable();
@@ -226,7 +329,7 @@ pub fn validate(c: &Config) -> Vec<(&'static str, String)> {
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
         errs.push(("log.level", format!("invalid filter: {e}")));
     }
-    errs
+    out.extend(errs.into_iter().map(|(k, m)| (k.to_string(), m)));
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -251,10 +354,35 @@ fn line_of_key(doc: &ImDocument<&str>, text: &str, path: &str) -> Option<usize> 
     let mut table = doc.as_table() as &dyn toml_edit::TableLike;
     let mut line = None;
     for part in path.split('.') {
-        let (key, item) = table.get_key_value(part)?;
+        // "behavior[2]": the third table of an array of tables (or the
+        // third value of an array).
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let (key, item) = table.get_key_value(name)?;
         if let Some(span) = key.span().or_else(|| item.span()) {
             line = Some(line_of(text, span.start));
         }
+        let item = match (index, item) {
+            (Some(i), Item::ArrayOfTables(a)) => match a.get(i) {
+                Some(t) => {
+                    if let Some(span) = t.span() {
+                        line = Some(line_of(text, span.start));
+                    }
+                    table = t;
+                    continue;
+                }
+                None => break,
+            },
+            (Some(i), Item::Value(toml_edit::Value::Array(a))) => {
+                if let Some(span) = a.get(i).and_then(|v| v.span()) {
+                    line = Some(line_of(text, span.start));
+                }
+                break;
+            }
+            _ => item,
+        };
         match item.as_table_like() {
             Some(t) => table = t,
             None => break,
@@ -276,6 +404,13 @@ fn key_at(doc: &ImDocument<&str>, offset: usize) -> Option<String> {
                 && let Some(found) = walk(t, offset, &path)
             {
                 return Some(found);
+            }
+            if let Item::ArrayOfTables(tables) = item {
+                for (i, t) in tables.iter().enumerate() {
+                    if let Some(found) = walk(t, offset, &format!("{path}[{i}]")) {
+                        return Some(found);
+                    }
+                }
             }
             let key_span = table.get_key_value(name).and_then(|(k, _)| k.span());
             let value_span = item.span();

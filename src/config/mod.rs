@@ -80,11 +80,20 @@ impl std::str::FromStr for Cores {
 #[serde(default)]
 pub struct Config {
     pub role: Role,
+    /// This node's name in `Via`, `Cache-Status` and invalidation reports.
+    /// Default: "edgeslab" on an edge, "edgeslab-regional" on a regional.
+    pub name: Option<String>,
     pub cores: Cores,
     pub listen: ListenConfig,
     pub origin: OriginConfig,
+    /// `[[origin_group]]` tables: named origins with failover. The group
+    /// "default" is `origin.url` unless a table of that name is given.
+    #[serde(rename = "origin_group")]
+    pub origin_groups: Vec<OriginGroupConfig>,
+    pub parents: ParentsConfig,
     pub cache: CacheConfig,
     pub admin: AdminConfig,
+    pub invalidation: InvalidationConfig,
     pub log: LogConfig,
 }
 
@@ -100,11 +109,15 @@ impl Config {
     pub fn for_role(role: Role) -> Self {
         let mut c = Config {
             role,
+            name: None,
             cores: Cores::All,
             listen: ListenConfig::default(),
             origin: OriginConfig::default(),
+            origin_groups: Vec::new(),
+            parents: ParentsConfig::default(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
+            invalidation: InvalidationConfig::default(),
             log: LogConfig::default(),
         };
         if role == Role::Regional {
@@ -112,6 +125,160 @@ impl Config {
             c.cache.avg_object_size = Size(256 << 10);
         }
         c
+    }
+
+    /// This node's name (see `name`).
+    pub fn node_name(&self) -> &str {
+        match (&self.name, self.role) {
+            (Some(n), _) => n,
+            (None, Role::Edge) => "edgeslab",
+            (None, Role::Regional) => "edgeslab-regional",
+        }
+    }
+
+    /// Every origin group: the configured ones, plus "default" from
+    /// `origin.url` when no table of that name exists.
+    pub fn effective_origin_groups(&self) -> Vec<OriginGroupConfig> {
+        let mut groups = self.origin_groups.clone();
+        if !groups.iter().any(|g| g.name == DEFAULT_GROUP) && !self.origin.url.is_empty() {
+            let mut urls = vec![self.origin.url.clone()];
+            urls.extend(self.origin.failover_url.iter().cloned());
+            groups.insert(
+                0,
+                OriginGroupConfig {
+                    name: DEFAULT_GROUP.into(),
+                    origins: urls,
+                    ..OriginGroupConfig::default()
+                },
+            );
+        }
+        groups
+    }
+}
+
+/// The origin group a behaviour uses unless it names another.
+pub const DEFAULT_GROUP: &str = "default";
+
+/// `[[origin_group]]`: origins tried in order (primary, then secondary…).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OriginGroupConfig {
+    pub name: String,
+    /// `http://host:port` URLs, primary first. A host name is re-resolved
+    /// every `origin.dns_ttl`, and each of its addresses is tried.
+    pub origins: Vec<String>,
+    /// Statuses from one origin after which the next one is asked.
+    pub failover_statuses: Vec<u16>,
+    /// Active health checks; absent: origins are judged by requests only.
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+impl Default for OriginGroupConfig {
+    fn default() -> Self {
+        OriginGroupConfig {
+            name: String::new(),
+            origins: Vec::new(),
+            failover_statuses: vec![500, 502, 503, 504],
+            health_check: None,
+        }
+    }
+}
+
+/// `[origin_group.health_check]`: a GET of `path` on every origin of the
+/// group each `interval`; 2xx/3xx within `timeout` is a success.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    pub path: String,
+    pub interval: Dur,
+    pub timeout: Dur,
+    /// Successes in a row that bring an unhealthy origin back.
+    pub healthy_threshold: u32,
+    /// Failures in a row that take a healthy origin out.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: "/".into(),
+            interval: Dur::secs(5),
+            timeout: Dur::secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+/// `[parents]`: the regional tier above an edge. Cacheable misses go to
+/// the parent that rendezvous hashing of the cache key picks, so each
+/// object lives on one regional node.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParentsConfig {
+    /// `host:port` (or `http://host:port`) of each regional node.
+    pub addrs: Vec<String>,
+    /// How long a parent that refused, timed out or answered 5xx is skipped.
+    pub down_time: Dur,
+}
+
+impl Default for ParentsConfig {
+    fn default() -> Self {
+        ParentsConfig {
+            addrs: Vec::new(),
+            down_time: Dur::secs(10),
+        }
+    }
+}
+
+/// `[invalidation]`: how invalidations are kept and spread.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InvalidationConfig {
+    /// The journal of invalidations (synced before one is acknowledged).
+    /// Default: beside a cache file (`<cache.path>.invalidations`), or
+    /// /var/lib/edgeslab/invalidations.log for a block device.
+    pub journal: Option<PathBuf>,
+    /// How long an invalidation rule is kept; an object older than the
+    /// newest rule dropped is fetched again once.
+    pub retain: Dur,
+    /// Response fields whose values tag an object for `{"tags": [...]}`.
+    pub tag_headers: Vec<String>,
+    /// Admin URLs of the nodes an invalidation is passed on to: an edge's
+    /// parents, a regional's edges and peers.
+    pub peers: Vec<String>,
+    /// How long a peer that does not acknowledge is retried before it is
+    /// reported unreachable.
+    pub peer_timeout: Dur,
+}
+
+impl Default for InvalidationConfig {
+    fn default() -> Self {
+        InvalidationConfig {
+            journal: None,
+            retain: Dur::secs(7 * 86_400),
+            tag_headers: vec!["surrogate-key".into(), "cache-tag".into()],
+            peers: Vec::new(),
+            peer_timeout: Dur::secs(60),
+        }
+    }
+}
+
+impl InvalidationConfig {
+    pub fn journal_path(&self, cache_path: &std::path::Path) -> PathBuf {
+        if let Some(p) = &self.journal {
+            return p.clone();
+        }
+        let is_device = std::fs::metadata(cache_path)
+            .map(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()))
+            .unwrap_or(false);
+        if is_device {
+            PathBuf::from("/var/lib/edgeslab/invalidations.log")
+        } else {
+            let mut name = cache_path.as_os_str().to_owned();
+            name.push(".invalidations");
+            PathBuf::from(name)
+        }
     }
 }
 
@@ -160,8 +327,13 @@ impl Default for ListenConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct OriginConfig {
-    /// `http://host:port` of the origin. Required.
+    /// `http://host:port` of the origin: the "default" origin group.
+    /// Required unless an `[[origin_group]]` named "default" is given.
     pub url: String,
+    /// A secondary origin for the "default" group, asked when `url` fails.
+    pub failover_url: Option<String>,
+    /// How often origin and parent host names are resolved again.
+    pub dns_ttl: Dur,
     /// Host header sent to the origin; by default the viewer's Host is kept.
     pub host_header: Option<String>,
     pub connect_timeout: Dur,
@@ -182,6 +354,8 @@ impl Default for OriginConfig {
     fn default() -> Self {
         OriginConfig {
             url: String::new(),
+            failover_url: None,
+            dns_ttl: Dur::secs(30),
             host_header: None,
             connect_timeout: Dur::secs(3),
             first_byte_timeout: Dur::secs(30),
@@ -274,6 +448,9 @@ pub struct AdminConfig {
     /// Admin API (metrics); loopback by default. Set `enabled = false` to turn it off.
     pub addr: SocketAddr,
     pub enabled: bool,
+    /// Bearer token the invalidation API requires (`Authorization: Bearer
+    /// T`). Unset: the invalidation API answers 403 to everyone.
+    pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -281,6 +458,7 @@ impl Default for AdminConfig {
         AdminConfig {
             addr: "127.0.0.1:9090".parse().expect("valid literal"),
             enabled: true,
+            token: None,
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    /// The address this side connected to (None for accepted connections):
+    /// an upstream connection goes back to that address's pool.
+    remote: Option<SocketAddr>,
 }
 
 /// Runs `fut` but gives up with `TimedOut` after `d`.
@@ -37,7 +40,9 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
     let stream = TcpStream::connect_timeout(addr, timeout)
         .await
         .map_err(io::Error::from)?;
-    Ok(Conn::new(stream))
+    let mut conn = Conn::new(stream);
+    conn.remote = Some(addr);
+    Ok(conn)
 }
 
 impl Conn {
@@ -47,7 +52,13 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
             start: 0,
+            remote: None,
         }
+    }
+
+    /// The address `connect` dialled, for a connection this side opened.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.remote
     }
 
     /// The address of the other end.

@@ -26,7 +26,7 @@ use crate::gateway::viewer::Generated;
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
-use crate::upstream::{UpstreamError, UpstreamErrorKind};
+use crate::upstream::{Hop, UpstreamError, UpstreamErrorKind, UpstreamRoute};
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
@@ -111,7 +111,10 @@ async fn pass(
     let head = upstream_head(req, Purpose::Pass, &forwarding(ctx, req, peer, None));
     let with_body = sends_body(req, Purpose::Pass);
     let is_head = req.method == Method::Head;
-    let (resp, origin) = match exchange(ctx, Some(viewer), req, &head, with_body, is_head).await {
+    let route = ctx.pass_route(req);
+    let (resp, origin) = match exchange(ctx, Some(viewer), req, &head, with_body, is_head, route)
+        .await
+    {
         Ok(r) => r,
         Err(failure) => return answer_failure(ctx, viewer, req, phase, failure, with_body).await,
     };
@@ -182,27 +185,29 @@ async fn fill(
             &forwarding(ctx, req, peer, validators.as_ref()),
         );
         let request_time = SystemTime::now();
-        let (resp, origin) = match exchange(ctx, Some(viewer), req, &head, false, false).await {
-            Ok(r) => r,
-            Err(failure) => {
-                // A stored copy may answer a failed revalidation.
-                if let Some(s) = stale.take()
-                    && let Some(outcome) = revalidate::serve_if_error(
-                        ctx,
-                        viewer,
-                        req,
-                        &key,
-                        *s,
-                        OriginOutcome::Unreachable,
-                    )
-                    .await
-                {
-                    return outcome;
+        let route = ctx.fill_route(req);
+        let (resp, origin) =
+            match exchange(ctx, Some(viewer), req, &head, false, false, route).await {
+                Ok(r) => r,
+                Err(failure) => {
+                    // A stored copy may answer a failed revalidation.
+                    if let Some(s) = stale.take()
+                        && let Some(outcome) = revalidate::serve_if_error(
+                            ctx,
+                            viewer,
+                            req,
+                            &key,
+                            *s,
+                            OriginOutcome::Unreachable,
+                        )
+                        .await
+                    {
+                        return outcome;
+                    }
+                    // A lead dropped here releases its waiters to ask again.
+                    return answer_failure(ctx, viewer, req, phase, failure, false).await;
                 }
-                // A lead dropped here releases its waiters to ask again.
-                return answer_failure(ctx, viewer, req, phase, failure, false).await;
-            }
-        };
+            };
         let exchange = Exchange {
             method: &req.method,
             request: &req.headers,
@@ -217,7 +222,7 @@ async fn fill(
             match revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange).await {
                 Ok(outcome) => {
                     if resp.keep_alive {
-                        ctx.origin.checkin(origin);
+                        ctx.upstream.checkin(origin);
                     }
                     if let Some(lead) = lead {
                         lead.release(Release::Refreshed).await;
@@ -361,8 +366,11 @@ async fn answer_unsolicited_304(
 }
 
 /// Sends the head (and body) upstream and returns the response head with
-/// its connection. A reused connection that turns out dead is replaced once,
-/// when the request has no body that was already consumed.
+/// its connection, asking the hops of `route`'s plan in turn: a hop that
+/// cannot be reached, times out, or answers a status it fails over on is
+/// marked and the next one asked (a request whose body is under way only
+/// moves on when nothing was sent). A reused connection that turns out dead
+/// is replaced once, when the request has no body that was already consumed.
 pub(super) async fn exchange(
     ctx: &ShardCtx,
     mut viewer: Option<&mut Conn>,
@@ -370,13 +378,58 @@ pub(super) async fn exchange(
     head: &[u8],
     with_body: bool,
     head_request: bool,
+    route: UpstreamRoute,
+) -> Result<(ResponseHead, Conn), Failure> {
+    let hops = ctx.upstream.plan(route);
+    let mut last = UpstreamError::new(UpstreamErrorKind::ConnectRefused, "no upstream to ask");
+    for (i, &hop) in hops.iter().enumerate() {
+        let more = i + 1 < hops.len();
+        let viewer = viewer.as_deref_mut();
+        match exchange_with(ctx, viewer, req, head, with_body, head_request, hop).await {
+            Ok((resp, conn)) => {
+                if more && !with_body && ctx.upstream.fails_over(hop, route, resp.status) {
+                    ctx.upstream.mark_failed(hop);
+                    continue;
+                }
+                return Ok((resp, conn));
+            }
+            Err(Failure::Upstream(e)) => {
+                ctx.upstream.mark_failed(hop);
+                let nothing_sent = matches!(
+                    e.kind,
+                    UpstreamErrorKind::ConnectRefused | UpstreamErrorKind::ConnectTimeout
+                );
+                if !more || (with_body && !nothing_sent) {
+                    return Err(Failure::Upstream(e));
+                }
+                last = e;
+            }
+            Err(viewer_failed) => return Err(viewer_failed),
+        }
+    }
+    Err(Failure::Upstream(last))
+}
+
+/// One hop of `exchange`.
+async fn exchange_with(
+    ctx: &ShardCtx,
+    mut viewer: Option<&mut Conn>,
+    req: &RequestHead,
+    head: &[u8],
+    with_body: bool,
+    head_request: bool,
+    hop: Hop,
 ) -> Result<(ResponseHead, Conn), Failure> {
     let mut retried = false;
     loop {
-        let checkout = ctx.origin.checkout().await.map_err(Failure::Upstream)?;
+        let checkout = ctx
+            .upstream
+            .checkout(hop)
+            .await
+            .map_err(Failure::Upstream)?;
         let (mut origin, reused) = (checkout.conn, checkout.reused);
         let retry_ok = reused && !retried && !with_body;
-        if let Err(e) = ctx.origin.send(&mut origin, head).await {
+        if let Err(e) = ctx.upstream.send(&mut origin, head).await {
             if retry_ok {
                 retried = true;
                 continue;
@@ -386,7 +439,7 @@ pub(super) async fn exchange(
         if with_body && let Some(viewer) = viewer.as_deref_mut() {
             relay_request_body(ctx, viewer, &mut origin, req).await?;
         }
-        match ctx.origin.read_head(&mut origin, head_request).await {
+        match ctx.upstream.read_head(&mut origin, head_request).await {
             Ok(h) => return Ok((h, origin)),
             Err(e) if retry_ok && e.kind == UpstreamErrorKind::Closed => {
                 retried = true;
@@ -426,12 +479,12 @@ async fn relay_request_body(
         .await
         .map_err(viewer_failed)?
     {
-        ctx.origin
+        ctx.upstream
             .send_body_piece(origin, &piece, chunked, &mut scratch)
             .await
             .map_err(Failure::Upstream)?;
     }
-    ctx.origin
+    ctx.upstream
         .end_body(origin, chunked)
         .await
         .map_err(Failure::Upstream)

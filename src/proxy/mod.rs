@@ -26,7 +26,7 @@ use crate::gateway::viewer::Generated;
 use crate::http::{RequestHead, parse_request};
 use crate::net::conn::Conn;
 use crate::runtime::sync::StopSignal;
-use crate::upstream::OriginClient;
+use crate::upstream::{UpstreamClient, UpstreamRoute};
 use forward::Forward;
 use settings::ProxySettings;
 use stats::ViewerStats;
@@ -40,7 +40,7 @@ pub struct ShardCtx {
     pub shard: u32,
     pub settings: ProxySettings,
     pub cache: OwnerRouter,
-    pub origin: OriginClient,
+    pub upstream: UpstreamClient,
     pub stats: ViewerStats,
     /// Set when the shard starts stopping: idle connections close, busy ones
     /// finish their request and close.
@@ -309,6 +309,28 @@ async fn lookup_or_fetch(
             stale,
         };
         return forward::forward(ctx, conn, req, peer, fill).await;
+    }
+}
+
+impl ShardCtx {
+    /// Where a cacheable request's fill goes: through the parent that
+    /// holds its key (if this node has parents), else its origin group.
+    pub(crate) fn fill_route(&self, req: &RequestHead) -> UpstreamRoute {
+        UpstreamRoute {
+            fill_key: Some(cache_key(self, req).hash()),
+            group: self.settings.default_group,
+        }
+    }
+
+    /// Where a request that is not filled goes: a safe request without a
+    /// body may still be answered by a parent's cache; anything else
+    /// (unsafe methods, bodies) goes straight to the origin group.
+    pub(crate) fn pass_route(&self, req: &RequestHead) -> UpstreamRoute {
+        let via_parent = req.method.is_cacheable_method() && req.framing.is_empty();
+        UpstreamRoute {
+            fill_key: via_parent.then(|| cache_key(self, req).hash()),
+            group: self.settings.default_group,
+        }
     }
 }
 

@@ -366,9 +366,17 @@ impl Obtaining<'_> {
         let mut forwarding = forward::forwarding(ctx, self.req, self.peer, None);
         forwarding.part = Some(range.clone());
         let head = upstream_head(self.req, Purpose::Fill, &forwarding);
-        let (resp, mut origin) = forward::exchange(ctx, None, self.req, &head, false, false)
-            .await
-            .map_err(|_| PartFailure::Origin)?;
+        let (resp, mut origin) = forward::exchange(
+            ctx,
+            None,
+            self.req,
+            &head,
+            false,
+            false,
+            ctx.fill_route(self.req),
+        )
+        .await
+        .map_err(|_| PartFailure::Origin)?;
         if !self.marker.is_part(i, &resp) {
             return Err(PartFailure::Changed);
         }
@@ -390,7 +398,7 @@ impl Obtaining<'_> {
         }
         ctx.stats.origin_bytes.fetch_add(want as u64, Relaxed);
         if resp.keep_alive {
-            ctx.origin.checkin(origin);
+            ctx.upstream.checkin(origin);
         }
         let meta = FillMeta {
             key: pkey.as_str().to_string(),

@@ -202,7 +202,7 @@ pub async fn relay(
         // not worth reading, so the origin connection is simply dropped.
         Keep::Pass(_) if !framing.carries_body() => {
             if upstream.was_head && resp.keep_alive {
-                ctx.origin.checkin(upstream.conn);
+                ctx.upstream.checkin(upstream.conn);
             }
             return outcome;
         }
@@ -268,7 +268,7 @@ pub async fn fill_only(
             Ok(None) => {
                 sink.finish(true).await;
                 if resp.keep_alive && resp.framing != BodyFraming::CloseDelimited {
-                    ctx.origin.checkin(origin);
+                    ctx.upstream.checkin(origin);
                 }
                 return;
             }
@@ -382,7 +382,7 @@ async fn relay_body(
                 viewer_ok = false;
             }
             if resp.keep_alive && resp.framing != BodyFraming::CloseDelimited {
-                ctx.origin.checkin(origin);
+                ctx.upstream.checkin(origin);
             }
         }
         Ok(()) => {

@@ -204,7 +204,9 @@ async fn revalidate_alone(
     let forwarding = forward::forwarding(ctx, req, peer, validators.as_ref());
     let head = upstream_head(req, Purpose::Fill, &forwarding);
     let request_time = SystemTime::now();
-    let Ok((resp, origin)) = forward::exchange(ctx, None, req, &head, false, false).await else {
+    let Ok((resp, origin)) =
+        forward::exchange(ctx, None, req, &head, false, false, ctx.fill_route(req)).await
+    else {
         return;
     };
     let exchange = Exchange {
@@ -223,7 +225,7 @@ async fn revalidate_alone(
         };
         keep_freshened(ctx, key, &hit, &freshened.head, &freshened.storage).await;
         if resp.keep_alive {
-            ctx.origin.checkin(origin);
+            ctx.upstream.checkin(origin);
         }
         lead.release(Release::Refreshed).await;
         return;

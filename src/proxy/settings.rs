@@ -12,9 +12,6 @@ use crate::http::target::normalise_authority;
 use crate::upstream::OriginSettings;
 use std::time::Duration;
 
-/// This node's name in `Via` and `Cache-Status`.
-pub const NODE_NAME: &str = "edgeslab";
-
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
     pub node: String,
@@ -39,6 +36,8 @@ pub struct ProxySettings {
     pub downstream_strip: &'static [&'static str],
     pub access_log: bool,
     pub max_connections: usize,
+    /// The origin group behaviours use unless they name another.
+    pub default_group: usize,
     /// How long a coalesced miss waits for its leader's response head
     /// before fetching on its own: longer than the leader's own bound
     /// (connect, first byte, and one retry on a fresh connection).
@@ -56,7 +55,7 @@ const COALESCE_SLACK: Duration = Duration::from_secs(5);
 impl ProxySettings {
     pub fn from_config(c: &Config, origin_authority: String) -> ProxySettings {
         ProxySettings {
-            node: NODE_NAME.to_string(),
+            node: c.node_name().to_string(),
             limits: Limits {
                 max_header_bytes: c.listen.max_header_bytes,
                 max_uri_bytes: c.listen.max_uri_bytes,
@@ -90,6 +89,11 @@ impl ProxySettings {
             }),
             access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
+            default_group: c
+                .effective_origin_groups()
+                .iter()
+                .position(|g| g.name == crate::config::DEFAULT_GROUP)
+                .unwrap_or(0),
             lead_wait: c.origin.connect_timeout.get()
                 + c.origin.first_byte_timeout.get() * 2
                 + COALESCE_SLACK,
@@ -130,7 +134,10 @@ mod tests {
         assert!(s.hosts.serves(Some("example.com")));
         assert!(!s.hosts.serves(Some("other.test")));
         assert_eq!(s.limits.max_header_bytes, 4096);
-        assert_eq!(s.node, NODE_NAME);
+        assert_eq!(s.node, "edgeslab");
+        let regional = Config::for_role(Role::Regional);
+        let r = ProxySettings::from_config(&regional, "o:80".into());
+        assert_eq!(r.node, "edgeslab-regional");
         let o = origin_settings(&c);
         assert_eq!(
             (o.limits.max_header_bytes, o.limits.max_headers),

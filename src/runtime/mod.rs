@@ -15,7 +15,7 @@ use crate::admin::metrics::ShardMetrics;
 use crate::cache::store::device::{self, DeviceError};
 use crate::config::{Config, Cores};
 use crate::net::listener::{self, BoundListener};
-use crate::upstream::OriginAddr;
+use crate::upstream::UpstreamMap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use shard::ShardSeed;
@@ -36,7 +36,7 @@ const MESH_QUEUE: usize = 1024;
 pub enum StartError {
     #[error("cores: {0}")]
     Cores(String),
-    #[error("origin.url: {0}")]
+    #[error("upstreams: {0}")]
     Origin(String),
     #[error(transparent)]
     Device(#[from] DeviceError),
@@ -121,8 +121,7 @@ pub fn start(config: Config) -> Result<Server, StartError> {
         shards = ?cores,
         "topology"
     );
-    let origin_addr = OriginAddr::parse(&config.origin.url).map_err(StartError::Origin)?;
-    let origin = origin_addr.resolve().map_err(StartError::Origin)?;
+    let upstreams = UpstreamMap::from_config(&config).map_err(StartError::Origin)?;
     let shards = cores.len() as u32;
     let device = device::prepare(&device::DeviceSpec {
         path: &config.cache.path,
@@ -164,8 +163,7 @@ pub fn start(config: Config) -> Result<Server, StartError> {
             admin: if i == 0 { admin.take() } else { None },
             device: device.clone(),
             config: config.clone(),
-            origin,
-            origin_authority: origin_addr.authority(),
+            upstreams: upstreams.clone(),
             metrics: all_metrics[i].clone(),
             all_metrics: all_metrics.clone(),
             mesh: mesh.clone(),

@@ -16,10 +16,9 @@ use crate::config::Config;
 use crate::net::listener::{BoundListener, Listener};
 use crate::proxy::settings::{ProxySettings, origin_settings};
 use crate::proxy::{ShardCtx, serve_conn};
-use crate::upstream::OriginClient;
+use crate::upstream::{UpstreamClient, UpstreamMap};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -51,8 +50,7 @@ pub(super) struct ShardSeed {
     pub admin: Option<BoundListener>,
     pub device: PreparedDevice,
     pub config: Arc<Config>,
-    pub origin: SocketAddr,
-    pub origin_authority: String,
+    pub upstreams: Arc<UpstreamMap>,
     pub metrics: ShardMetrics,
     pub all_metrics: Arc<Vec<ShardMetrics>>,
     pub mesh: MeshBuilder<OwnerMsg, Full>,
@@ -74,6 +72,9 @@ pub(super) async fn run(seed: ShardSeed) {
     };
     serve_peers(&ctx, receivers);
     let listener = seed.listener.into_listener();
+    if index == 0 {
+        crate::upstream::health::spawn_checks(seed.upstreams.clone());
+    }
     if let Some(admin) = seed.admin {
         task::spawn_detached(crate::admin::serve(
             admin.into_listener(),
@@ -145,16 +146,16 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         seed.shards,
         seed.metrics.cache.clone(),
     );
-    let origin = OriginClient::new(
-        seed.origin,
+    let upstream = UpstreamClient::new(
+        seed.upstreams.clone(),
         origin_settings(c),
         seed.metrics.upstream.clone(),
     );
     let ctx = Rc::new(ShardCtx {
         shard: seed.index,
-        settings: ProxySettings::from_config(c, seed.origin_authority.clone()),
+        settings: ProxySettings::from_config(c, seed.upstreams.default_authority()),
         cache,
-        origin,
+        upstream,
         stats: seed.metrics.viewer.clone(),
         stop: StopSignal::new(),
     });

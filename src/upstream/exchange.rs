@@ -4,14 +4,14 @@
 //! never accepts a protocol switch and never reads past the response head:
 //! the body is the caller's to read with the framing the head declares.
 
-use super::client::OriginClient;
+use super::client::UpstreamClient;
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::http::{LAST_CHUNK, ResponseHead, encode_chunk_header, parse_response};
 use crate::net::conn::Conn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-impl OriginClient {
+impl UpstreamClient {
     /// Sends a request head (or any bytes already framed).
     pub async fn send(&self, conn: &mut Conn, bytes: &[u8]) -> Result<(), UpstreamError> {
         conn.write_all(bytes, self.settings.idle_timeout)

@@ -1,17 +1,24 @@
-//! Upstreams: the origin (and, in a later issue, regional parents). Owns
-//! address parsing (here), the per-shard client with its timeouts (`client`),
-//! the pool of persistent connections (`pool`, no HTTP) and the HTTP/1.1
-//! exchange of a request for a response head (`exchange`). Errors say what
-//! failed on the upstream side so the proxy can pick 502 or 504.
+//! Upstreams: origin groups and regional parents. Owns address parsing
+//! (here), what every shard shares (`map`: endpoints, groups, parents;
+//! `resolve`: their addresses kept current; `health`: active checks), the
+//! order parents are asked in (`rendezvous`), the per-shard client with its
+//! plans, pools and passive failure marks (`client`), the pool of persistent
+//! connections (`pool`, no HTTP) and the HTTP/1.1 exchange of a request for
+//! a response head (`exchange`). Errors say what failed on the upstream side
+//! so the proxy can pick 502 or 504.
 
 mod client;
 mod exchange;
+pub mod health;
+pub mod map;
 mod pool;
+pub mod rendezvous;
+pub mod resolve;
 
-pub use client::{Checkout, OriginClient, OriginSettings, UpstreamStats};
+pub use client::{Checkout, Hop, OriginSettings, UpstreamClient, UpstreamRoute, UpstreamStats};
+pub use map::{EndpointKind, UpstreamMap};
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Where the origin is: from `http://host[:port][/]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,13 +81,13 @@ impl OriginAddr {
         }
     }
 
-    /// Resolves the host once, at start-up (DNS must never block a shard).
-    pub fn resolve(&self) -> Result<SocketAddr, String> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve origin host {:?}: {e}", self.host))?
-            .next()
-            .ok_or_else(|| format!("origin host {:?} has no address", self.host))
+    /// A parent's address: `host:port` or `http://host:port`.
+    pub fn parse_host_port(spec: &str) -> Result<OriginAddr, String> {
+        if spec.contains("://") {
+            OriginAddr::parse(spec)
+        } else {
+            OriginAddr::parse(&format!("http://{spec}"))
+        }
     }
 }
 

@@ -77,10 +77,15 @@ impl Response {
     /// Whether this edge's own `Cache-Status` member (the last in the list,
     /// RFC 9211) has the `hit` parameter.
     pub fn is_hit(&self) -> bool {
+        self.is_hit_at("edgeslab")
+    }
+
+    /// Whether the last `Cache-Status` member is `node`'s and says `hit`.
+    pub fn is_hit_at(&self, node: &str) -> bool {
         let status = self.cache_status();
         let member = status.rsplit(',').next().unwrap_or_default();
         let mut params = member.split(';').map(str::trim);
-        assert_eq!(params.next(), Some("edgeslab"), "Cache-Status {status:?}");
+        assert_eq!(params.next(), Some(node), "Cache-Status {status:?}");
         params.any(|p| p == "hit")
     }
 

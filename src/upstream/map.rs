@@ -1,0 +1,112 @@
+//! Every upstream a node may ask, built once from the configuration and
+//! shared by all shards: the regional parents (in configured order, with
+//! their rendezvous identities) and the origin groups (primary first), each
+//! member an endpoint whose addresses the `Resolver` keeps current and whose
+//! health the active checks (`health`) publish.
+
+use super::OriginAddr;
+use super::health::HealthBoard;
+use super::rendezvous::parent_id;
+use super::resolve::Resolver;
+use crate::config::{Config, HealthCheckConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Whether an endpoint is a regional parent or an origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointKind {
+    Parent,
+    Origin,
+}
+
+pub struct Endpoint {
+    pub addr: OriginAddr,
+    pub kind: EndpointKind,
+}
+
+pub struct Group {
+    pub name: String,
+    /// Endpoint indexes, primary first.
+    pub members: Vec<usize>,
+    pub failover_statuses: Vec<u16>,
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+pub struct UpstreamMap {
+    pub endpoints: Vec<Endpoint>,
+    /// Endpoint indexes of the parents, in configured order.
+    pub parents: Vec<usize>,
+    /// `rendezvous::parent_id` of each parent, in the same order.
+    pub parent_ids: Vec<u64>,
+    pub groups: Vec<Group>,
+    pub parent_down_time: Duration,
+    pub resolver: Arc<Resolver>,
+    pub health: HealthBoard,
+}
+
+impl UpstreamMap {
+    /// Resolves every upstream host once; an error names the host.
+    pub fn from_config(c: &Config) -> Result<Arc<UpstreamMap>, String> {
+        let mut endpoints = Vec::new();
+        let mut parents = Vec::new();
+        let mut parent_ids = Vec::new();
+        for p in &c.parents.addrs {
+            let addr = OriginAddr::parse_host_port(p).map_err(|e| format!("parents.addrs: {e}"))?;
+            parent_ids.push(parent_id(&addr.authority()));
+            parents.push(endpoints.len());
+            endpoints.push(Endpoint {
+                addr,
+                kind: EndpointKind::Parent,
+            });
+        }
+        let mut groups = Vec::new();
+        for g in c.effective_origin_groups() {
+            let mut members = Vec::new();
+            for url in &g.origins {
+                let addr =
+                    OriginAddr::parse(url).map_err(|e| format!("origin group {}: {e}", g.name))?;
+                members.push(endpoints.len());
+                endpoints.push(Endpoint {
+                    addr,
+                    kind: EndpointKind::Origin,
+                });
+            }
+            groups.push(Group {
+                name: g.name,
+                members,
+                failover_statuses: g.failover_statuses,
+                health_check: g.health_check,
+            });
+        }
+        let hosts: Vec<OriginAddr> = endpoints.iter().map(|e| e.addr.clone()).collect();
+        let resolver = Resolver::start(&hosts, c.origin.dns_ttl.get())?;
+        Ok(Arc::new(UpstreamMap {
+            health: HealthBoard::new(endpoints.len()),
+            endpoints,
+            parents,
+            parent_ids,
+            groups,
+            parent_down_time: c.parents.down_time.get(),
+            resolver,
+        }))
+    }
+
+    /// The index of the group named `name`.
+    pub fn group(&self, name: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    /// The default group's primary origin's authority: the `Host` of a
+    /// request that named none (HTTP/1.0).
+    pub fn default_authority(&self) -> String {
+        self.group(crate::config::DEFAULT_GROUP)
+            .or(if self.groups.is_empty() {
+                None
+            } else {
+                Some(0)
+            })
+            .and_then(|g| self.groups[g].members.first())
+            .map(|&e| self.endpoints[e].addr.authority())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,169 @@
+//! The tiers on loopback: one scripted origin that counts its requests, a
+//! regional node and two edges that list it as their parent — all the real
+//! binary. What an operator checks first: where a response came from
+//! (`Cache-Status` per tier, `Via` per hop), that the regional shields the
+//! origin, and that unsafe methods skip the regional tier.
+
+mod support;
+
+use std::net::SocketAddr;
+use support::*;
+
+fn counting_origin() -> Origin {
+    Origin::start(|seen| {
+        let t = seen.target.as_str();
+        if seen.method == "POST" {
+            return Script::new(201, b"created".to_vec()).header("Cache-Control", "no-store");
+        }
+        if let Some(n) = t
+            .strip_prefix("/size/")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            return Script::ok("max-age=300", bytes(n, n as u64));
+        }
+        Script::ok("max-age=300", format!("object at {t}").into_bytes())
+    })
+}
+
+fn regional(origin: SocketAddr, name: &str) -> Edge {
+    Edge::builder()
+        .origin(origin)
+        .toml(&format!("role = \"regional\"\nname = \"{name}\""))
+        .start()
+}
+
+fn edge(origin: SocketAddr, name: &str, parents: &[SocketAddr]) -> Edge {
+    let list: Vec<String> = parents.iter().map(|p| format!("\"{p}\"")).collect();
+    Edge::builder()
+        .origin(origin)
+        .toml(&format!(
+            "name = \"{name}\"\n[parents]\naddrs = [{}]\ndown_time = \"30s\"",
+            list.join(", ")
+        ))
+        .start()
+}
+
+#[test]
+fn the_regional_shields_the_origin_and_each_tier_says_what_it_did() {
+    let origin = counting_origin();
+    let regional = regional(origin.addr, "regional-1");
+    let edge1 = edge(origin.addr, "edge-1", &[regional.addr]);
+    let edge2 = edge(origin.addr, "edge-2", &[regional.addr]);
+
+    let first = get(edge1.addr, "/obj");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text(), "object at /obj");
+    assert_eq!(origin.count("/obj"), 1);
+    assert_eq!(
+        first.cache_status(),
+        "regional-1; fwd=uri-miss; stored, edge-1; fwd=uri-miss; stored"
+    );
+    assert_eq!(first.header("via"), Some("1.1 regional-1, 1.1 edge-1"));
+    // The origin saw the request through both tiers.
+    let seen = origin.last().expect("a request");
+    assert_eq!(seen.header("via"), Some("1.1 edge-1, 1.1 regional-1"));
+
+    // Edge 2 has never seen the object: the regional has.
+    let second = get(edge2.addr, "/obj");
+    assert_eq!(second.text(), "object at /obj");
+    assert_eq!(origin.count("/obj"), 1, "the regional answered");
+    let status = second.cache_status();
+    assert!(
+        status.starts_with("regional-1; hit; ttl=")
+            && status.ends_with(", edge-2; fwd=uri-miss; stored"),
+        "{status}"
+    );
+    // And now each edge has it.
+    let third = get(edge2.addr, "/obj");
+    assert!(third.is_hit_at("edge-2"), "{}", third.cache_status());
+    assert_eq!(origin.count("/obj"), 1);
+
+    // Large objects stream through both tiers intact.
+    let big = get(edge1.addr, "/size/3000000");
+    assert_eq!(big.body, bytes(3_000_000, 3_000_000));
+    let again = get(edge2.addr, "/size/3000000");
+    assert_eq!(again.body, bytes(3_000_000, 3_000_000));
+    assert_eq!(origin.count("/size/3000000"), 1);
+}
+
+#[test]
+fn unsafe_methods_go_straight_to_the_origin() {
+    let origin = counting_origin();
+    let regional = regional(origin.addr, "regional-1");
+    let edge1 = edge(origin.addr, "edge-1", &[regional.addr]);
+    let before = regional.metric("edgeslab_requests_total");
+    let r = request(
+        edge1.addr,
+        b"POST /form HTTP/1.1\r\nHost: site.test\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert_eq!(r.status, 201);
+    let seen = origin.last().expect("the POST");
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.body, b"hello");
+    assert_eq!(seen.header("via"), Some("1.1 edge-1"), "one hop");
+    assert_eq!(regional.metric("edgeslab_requests_total"), before);
+}
+
+#[test]
+fn edges_serve_from_the_origin_when_the_regional_is_gone() {
+    let origin = counting_origin();
+    let mut regional = regional(origin.addr, "regional-1");
+    let edge1 = edge(origin.addr, "edge-1", &[regional.addr]);
+    assert_eq!(get(edge1.addr, "/before").status, 200);
+    regional.kill9();
+    let r = get(edge1.addr, "/after");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "object at /after");
+    assert_eq!(r.cache_status(), "edge-1; fwd=uri-miss; stored");
+    let seen = origin.last().expect("a request");
+    assert_eq!(seen.header("via"), Some("1.1 edge-1"));
+    // The dead parent is skipped for a while: no more connect attempts.
+    let r = get(edge1.addr, "/after2");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_failed_parent_hands_its_keys_to_the_next_parent() {
+    let origin = counting_origin();
+    let r1 = regional(origin.addr, "regional-1");
+    let mut r2 = regional(origin.addr, "regional-2");
+    let edge1 = edge(origin.addr, "edge-1", &[r1.addr, r2.addr]);
+    // Find objects each regional holds.
+    let mut on = [Vec::new(), Vec::new()];
+    for i in 0..40 {
+        let path = format!("/spread/{i}");
+        let r = get(edge1.addr, &path);
+        let status = r.cache_status().to_string();
+        let which = if status.starts_with("regional-1;") {
+            0
+        } else {
+            1
+        };
+        assert!(
+            status.starts_with(["regional-1;", "regional-2;"][which]),
+            "{status}"
+        );
+        on[which].push(path);
+    }
+    assert!(
+        !on[0].is_empty() && !on[1].is_empty(),
+        "both parents hold keys: {on:?}"
+    );
+    r2.kill9();
+    // A key that lived on regional 2 now goes to regional 1.
+    let edge2 = edge(origin.addr, "edge-2", &[r1.addr, r2.addr]);
+    let r = get(edge2.addr, &on[1][0]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.cache_status().starts_with("regional-1; fwd=uri-miss"),
+        "{}",
+        r.cache_status()
+    );
+    // A key of regional 1 is still a regional hit there.
+    let r = get(edge2.addr, &on[0][0]);
+    assert!(
+        r.cache_status().starts_with("regional-1; hit"),
+        "{}",
+        r.cache_status()
+    );
+}
