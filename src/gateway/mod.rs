@@ -6,6 +6,7 @@
 //! drives these with sockets; everything here is a fast unit test and must
 //! never touch a socket, a file, the runtime or the clock.
 
+pub mod behavior;
 pub mod decision;
 pub mod forwarded;
 pub mod route;
