@@ -1,8 +1,10 @@
 //! The cache: keys, the freshness policy (pure), `Vary` variants (pure
 //! rules in `vary`), the compact index, the RAM tier, the slab store on the
 //! device, and the per-shard owner router that sends every lookup, hit read
-//! and fill to the key's owner shard.
+//! and fill to the key's owner shard; and the invalidations (`bans`) checked
+//! against each entry a lookup finds.
 
+pub mod bans;
 pub mod index;
 pub mod key;
 pub mod owner;
