@@ -1,12 +1,12 @@
-//! `edgeslab demo`: a small built-in origin and an edge in front of it, on
-//! loopback, with the curl lines that show a miss, then a hit. The demo origin
-//! uses plain threads; it is a toy for trying edgeslab, not part of serving.
+//! `edgeslab demo`: a small built-in origin, a regional cache in front of it
+//! and two edges below that, on loopback — each node a real `edgeslab serve`
+//! process — with the curl lines that show an origin fetch, an edge hit, a
+//! regional hit and an invalidation. The demo origin uses plain threads; it
+//! is a toy for trying edgeslab, not part of serving.
 
-use crate::config::{Config, Dur, Size};
 use crate::http::{BodyFraming, ChunkedDecoder, Limits, Method, RequestHead, parse_request};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// The Last-Modified of the demo's validated pages.
@@ -230,35 +230,124 @@ fn respond(s: &mut TcpStream, req: &RequestHead, body_len: u64) -> std::io::Resu
     ))
 }
 
-/// Port `preferred` on loopback if it is free, else any free port.
-fn loopback_port(preferred: u16) -> SocketAddr {
-    let want = SocketAddr::from(([127, 0, 0, 1], preferred));
-    match TcpListener::bind(want) {
-        Ok(_) => want,
-        Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
+/// One node of the demo: an `edgeslab serve` child process.
+struct Node {
+    name: &'static str,
+    child: std::process::Child,
+    listen: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child, not yet reaped (wait below).
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// The configuration of the demo edge.
-/// `listen` and `admin` default to ports 8080 and 9090 on loopback when free.
-pub fn demo_config(
+/// The token the demo's nodes require for invalidations.
+pub const DEMO_TOKEN: &str = "demo-token";
+
+/// How one demo node is started.
+struct NodeSpec<'a> {
+    name: &'static str,
+    role: &'static str,
+    listen: SocketAddr,
+    admin: SocketAddr,
     origin: SocketAddr,
-    cache_dir: PathBuf,
-    listen: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-) -> Config {
-    let mut c = Config::default();
-    c.listen.addr = listen.unwrap_or_else(|| loopback_port(8080));
-    c.admin.addr = admin.unwrap_or_else(|| loopback_port(9090));
-    c.origin.url = format!("http://{origin}");
-    c.cache.path = cache_dir.join("cache.slab");
-    c.cache.size = Size::mib(256);
-    c.cache.segment_size = Size::mib(8);
-    // The demo's cache is scratch space: each run starts empty, so the first
-    // request is always the miss the printed curl lines promise.
-    c.cache.reformat = true;
-    c.origin.first_byte_timeout = Dur::secs(10);
-    c
+    parents: &'a [SocketAddr],
+    peers: &'a [SocketAddr],
+    dir: &'a std::path::Path,
+}
+
+/// Starts `edgeslab serve` for a node and waits for its ready line.
+fn start_node(spec: &NodeSpec<'_>) -> Result<Node, DemoError> {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(DemoError::Node)?;
+    let log = std::fs::File::create(spec.dir.join(format!("{}.log", spec.name)))
+        .map_err(DemoError::Node)?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["serve", "--role", spec.role, "--name", spec.name])
+        .arg("--listen")
+        .arg(spec.listen.to_string())
+        .arg("--origin")
+        .arg(format!("http://{}", spec.origin))
+        .arg("--cache")
+        .arg(format!(
+            "{}:128MiB",
+            spec.dir.join(format!("{}.slab", spec.name)).display()
+        ))
+        .arg("--admin")
+        .arg(spec.admin.to_string())
+        .args(["--admin-token", DEMO_TOKEN, "--reformat"]);
+    for p in spec.parents {
+        cmd.arg("--parent").arg(p.to_string());
+    }
+    for p in spec.peers {
+        cmd.arg("--peer-admin").arg(format!("http://{p}"));
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: prctl in the forked child before exec touches no memory of
+    // the parent; the node dies with the demo even if the demo is killed.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(DemoError::Node)?;
+    let stdout = child.stdout.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("ready ") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(60));
+    let field = |line: &str, name: &str| -> Option<SocketAddr> {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))?
+            .parse()
+            .ok()
+    };
+    match ready
+        .ok()
+        .and_then(|l| Some((field(&l, "listen")?, field(&l, "admin")?)))
+    {
+        Some((listen, admin)) => Ok(Node {
+            name: spec.name,
+            child,
+            listen,
+            admin,
+        }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(spec.dir.join(format!("{}.log", spec.name)))
+                .unwrap_or_default();
+            Err(DemoError::NotReady(spec.name, log))
+        }
+    }
 }
 
 /// Why the demo could not run.
@@ -266,40 +355,105 @@ pub fn demo_config(
 pub enum DemoError {
     #[error("cannot start the demo origin: {0}")]
     Origin(#[source] std::io::Error),
-    #[error(transparent)]
-    Edge(#[from] crate::runtime::StartError),
+    #[error("cannot start a demo node: {0}")]
+    Node(#[source] std::io::Error),
+    #[error("the demo's {0} did not start:\n{1}")]
+    NotReady(&'static str, String),
+    #[error("cannot install the signal handler: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
-/// Runs the demo until the process is stopped: the origin, the edge, and
-/// the lines to try printed once the edge is ready.
+/// Runs the demo until it is stopped: the origin, a regional and two edges
+/// (each an `edgeslab serve` process), and the lines to try, printed once
+/// every node is ready.
 pub fn run(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), DemoError> {
     let origin = start_origin("127.0.0.1:0").map_err(DemoError::Origin)?;
     let dir = std::env::temp_dir().join("edgeslab-demo");
-    let config = demo_config(origin, dir, listen, admin);
-    let server = crate::runtime::start(config)?;
-    let edge = server.ready.listen;
-    let admin = server
-        .ready
-        .admin
-        .map_or("(disabled)".to_string(), |a| a.to_string());
+    std::fs::create_dir_all(&dir).map_err(DemoError::Node)?;
+    // Every node must know its peers' admin addresses before it starts.
+    let pick = |preferred: Option<SocketAddr>, port: u16| preferred.unwrap_or_else(|| free(port));
+    let (e1_listen, e1_admin) = (pick(listen, 8080), pick(admin, 9090));
+    let (e2_listen, e2_admin) = (free(8081), free(9091));
+    let (r_listen, r_admin) = (free(8082), free(9092));
+    let regional = start_node(&NodeSpec {
+        name: "regional",
+        role: "regional",
+        listen: r_listen,
+        admin: r_admin,
+        origin,
+        parents: &[],
+        peers: &[e1_admin, e2_admin],
+        dir: &dir,
+    })?;
+    let edge = |name, listen, admin| {
+        start_node(&NodeSpec {
+            name,
+            role: "edge",
+            listen,
+            admin,
+            origin,
+            parents: &[regional.listen],
+            peers: &[regional.admin],
+            dir: &dir,
+        })
+    };
+    let edge1 = edge("edge-1", e1_listen, e1_admin)?;
+    let edge2 = edge("edge-2", e2_listen, e2_admin)?;
+    let (e1, e2, a1) = (edge1.listen, edge2.listen, edge1.admin);
     println!(
-        "\nedgeslab demo is running on {} core(s)\n\
-         \x20 origin   http://{origin}   (built-in demo origin)\n\
-         \x20 edge     http://{edge}\n\
-         \x20 metrics  http://{admin}/metrics\n\n\
-         Try (the first request is a MISS that is stored, the second a HIT):\n\
-         \x20 curl -s -o /dev/null -D - http://{edge}/hello\n\
-         \x20 curl -s -o /dev/null -D - http://{edge}/hello\n\
-         \x20 curl -s http://{edge}/big/10485760 | wc -c\n\
-         \x20 curl -s -r 1000-1999 http://{edge}/big/10485760 | wc -c   # a range from the cache: 1000\n\
-         \x20 curl -s -o /dev/null -D - -H 'If-None-Match: \"hello-v1\"' http://{edge}/hello   # 304\n\
-         \x20 curl -s -H 'Accept-Encoding: gzip' http://{edge}/vary     # one variant per Accept-Encoding\n\
-         \x20 curl -s -o /dev/null -D - http://{edge}/stale             # after 5 s: stale, revalidated behind\n\
-         \x20 curl -s -o /dev/null -D - http://{edge}/time           # no-store: never cached\n\
-         \x20 curl -s -X POST --data 'hi' http://{edge}/echo         # passes to the origin\n\
-         \x20 curl -s http://{admin}/metrics | grep -E 'hits|misses'\n\n\
+        "\nedgeslab demo: an origin, a regional cache and two edges on loopback\n\
+         \x20 origin    http://{origin}   (built-in demo origin)\n\
+         \x20 regional  http://{}   admin http://{}\n\
+         \x20 edge-1    http://{e1}   admin http://{a1}\n\
+         \x20 edge-2    http://{e2}   admin http://{}\n\
+         \x20 logs      {}/*.log\n\n\
+         Try (watch Cache-Status: one entry per tier, regional first):\n\
+         \x20 curl -s -o /dev/null -D - http://{e1}/hello   # origin fetch: both tiers miss and store\n\
+         \x20 curl -s -o /dev/null -D - http://{e1}/hello   # edge hit\n\
+         \x20 curl -s -o /dev/null -D - http://{e2}/hello   # regional hit: edge-2 never had it\n\
+         \x20 ./target/release/edgeslab invalidate --admin http://{a1} --token {DEMO_TOKEN} /hello\n\
+         \x20 curl -s -o /dev/null -D - http://{e2}/hello   # after the invalidation: origin fetch again\n\
+         \x20 curl -s -X POST -H 'Authorization: Bearer {DEMO_TOKEN}' -d '{{\"paths\": [\"/big/*\"]}}' http://{a1}/invalidations\n\
+         \x20 curl -s http://{e1}/big/10485760 | wc -c\n\
+         \x20 curl -s -r 1000-1999 http://{e1}/big/10485760 | wc -c   # a range from the cache: 1000\n\
+         \x20 curl -s -o /dev/null -D - -H 'If-None-Match: \"hello-v1\"' http://{e1}/hello   # 304\n\
+         \x20 curl -s -H 'Accept-Encoding: gzip' http://{e1}/vary     # one variant per Accept-Encoding\n\
+         \x20 curl -s -o /dev/null -D - http://{e1}/stale             # after 5 s: stale, revalidated behind\n\
+         \x20 curl -s -o /dev/null -D - http://{e1}/time              # no-store: never cached\n\
+         \x20 curl -s -X POST --data 'hi' http://{e1}/echo            # straight to the origin\n\
+         \x20 curl -s http://{a1}/metrics | grep -E 'hits|misses'\n\n\
          Press Ctrl-C to stop.",
-        server.ready.cores.len()
+        regional.listen,
+        regional.admin,
+        edge2.admin,
+        dir.display(),
     );
-    Ok(server.join()?)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(DemoError::Signals)?;
+    }
+    let mut nodes = [regional, edge1, edge2];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for n in &mut nodes {
+            if let Ok(Some(status)) = n.child.try_wait() {
+                eprintln!(
+                    "edgeslab demo: {} exited ({status}); see {}/{}.log",
+                    n.name,
+                    dir.display(),
+                    n.name
+                );
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Port `preferred` on loopback if it is free, else any free port (known
+/// now, since the nodes must be told each other's addresses).
+fn free(preferred: u16) -> SocketAddr {
+    let want = SocketAddr::from(([127, 0, 0, 1], preferred));
+    let bound = TcpListener::bind(want).or_else(|_| TcpListener::bind("127.0.0.1:0"));
+    bound.and_then(|l| l.local_addr()).unwrap_or(want)
 }

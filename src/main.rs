@@ -26,11 +26,32 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Start a demo origin and an edge in front of it on loopback.
     Demo(DemoArgs),
+    /// Invalidate paths or tags on every tier, through one node's admin API,
+    /// and follow it until every node has applied it.
+    Invalidate(InvalidateArgs),
     /// Check a config file; print every error with its key and line.
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct InvalidateArgs {
+    /// The admin URL of any node, e.g. http://127.0.0.1:9090.
+    #[arg(long, value_name = "URL")]
+    admin: String,
+    /// The admin token (admin.token on the node).
+    #[arg(long, value_name = "T", env = "EDGESLAB_ADMIN_TOKEN")]
+    token: String,
+    /// A tag to invalidate (Surrogate-Key / Cache-Tag); repeat for several.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// How long to follow the invalidation, e.g. 60s.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    wait: std::time::Duration,
+    /// Paths: "/a.jpg" exactly, "/images/*" for every path under /images/.
+    paths: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -170,6 +191,34 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Invalidate(args) => {
+            let run = edgeslab::admin::cli::InvalidateArgs {
+                admin: &args.admin,
+                token: &args.token,
+                paths: &args.paths,
+                tags: &args.tags,
+                wait: args.wait,
+            };
+            use edgeslab::admin::cli::Finished;
+            match edgeslab::admin::cli::invalidate(&run, &mut std::io::stdout()) {
+                Ok(Finished::Complete) => ExitCode::SUCCESS,
+                Ok(Finished::Unreachable(nodes)) => {
+                    eprintln!("edgeslab invalidate: unreachable: {}", nodes.join(", "));
+                    ExitCode::from(1)
+                }
+                Ok(Finished::StillPending(nodes)) => {
+                    eprintln!(
+                        "edgeslab invalidate: still pending after the wait: {}",
+                        nodes.join(", ")
+                    );
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("edgeslab invalidate: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Demo(args) => {
             init_logging("info");
             match edgeslab::demo::run(args.listen, args.admin) {

@@ -15,6 +15,8 @@ use support::*;
 struct Demo {
     child: Child,
     edge: SocketAddr,
+    edge2: SocketAddr,
+    admin: SocketAddr,
     printed: String,
     _dir: TempDir,
 }
@@ -55,19 +57,26 @@ fn start_demo() -> Demo {
             panic!("the demo printed no lines to try within 30 s");
         }
     };
-    let edge = printed
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("edge")?
-                .trim()
-                .strip_prefix("http://")
-        })
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no edge address in:\n{printed}"));
+    // "  edge-1    http://ADDR   admin http://ADDR"
+    let node = |name: &str| -> (SocketAddr, SocketAddr) {
+        let line = printed
+            .lines()
+            .find(|l| l.trim().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} line in:\n{printed}"));
+        let addrs: Vec<SocketAddr> = line
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix("http://")?.parse().ok())
+            .collect();
+        assert_eq!(addrs.len(), 2, "{line}");
+        (addrs[0], addrs[1])
+    };
+    let (edge, admin) = node("edge-1");
+    let (edge2, _) = node("edge-2");
     Demo {
         child,
         edge,
+        edge2,
+        admin,
         printed,
         _dir: dir,
     }
@@ -102,14 +111,54 @@ fn the_demo_does_what_its_printed_lines_promise() {
 
     let first = get(edge, "/hello");
     assert_eq!(first.status, 200);
-    assert!(
-        first.cache_status().contains("fwd=uri-miss; stored"),
-        "{}",
-        first.cache_status()
+    assert_eq!(
+        first.cache_status(),
+        "regional; fwd=uri-miss; stored, edge-1; fwd=uri-miss; stored"
     );
     let second = get(edge, "/hello");
-    assert!(second.is_hit(), "{}", second.cache_status());
+    assert!(second.is_hit_at("edge-1"), "{}", second.cache_status());
     assert_eq!(second.body, first.body);
+    let other = get(demo.edge2, "/hello");
+    assert!(
+        other.cache_status().starts_with("regional; hit"),
+        "{}",
+        other.cache_status()
+    );
+    assert!(
+        other
+            .cache_status()
+            .ends_with("edge-2; fwd=uri-miss; stored")
+    );
+
+    // The invalidation line, as printed.
+    assert!(
+        demo.printed.contains("edgeslab invalidate --admin"),
+        "{}",
+        demo.printed
+    );
+    let url = format!("http://{}", demo.admin);
+    let out = run_bin(
+        &[
+            "invalidate",
+            "--admin",
+            &url,
+            "--token",
+            "demo-token",
+            "/hello",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = get(demo.edge2, "/hello");
+    assert!(
+        after.cache_status().starts_with("regional; fwd=uri-miss"),
+        "{}",
+        after.cache_status()
+    );
 
     let etag = first
         .header("etag")
@@ -117,7 +166,11 @@ fn the_demo_does_what_its_printed_lines_promise() {
         .to_string();
     let not_modified = get_with(edge, "/hello", &format!("If-None-Match: {etag}"));
     assert_eq!(not_modified.status, 304);
-    assert!(not_modified.is_hit(), "{}", not_modified.cache_status());
+    assert!(
+        not_modified.is_hit_at("edge-1"),
+        "{}",
+        not_modified.cache_status()
+    );
 
     let whole = get(edge, "/big/65536");
     let range = get_with(edge, "/big/65536", "Range: bytes=1000-1999");
@@ -128,7 +181,11 @@ fn the_demo_does_what_its_printed_lines_promise() {
     let br = get_with(edge, "/vary", "Accept-Encoding: br");
     assert_ne!(gzip.body, br.body, "one variant per Accept-Encoding");
     let gzip_again = get_with(edge, "/vary", "Accept-Encoding: gzip");
-    assert!(gzip_again.is_hit(), "{}", gzip_again.cache_status());
+    assert!(
+        gzip_again.is_hit_at("edge-1"),
+        "{}",
+        gzip_again.cache_status()
+    );
     assert_eq!(gzip_again.body, gzip.body);
 
     // /stale is fresh for 5 s; then it is served stale at once and
@@ -146,7 +203,7 @@ fn the_demo_does_what_its_printed_lines_promise() {
     assert!(
         eventually(Duration::from_secs(10), || {
             let r = get(edge, "/stale");
-            r.is_hit() && !r.cache_status().contains("stale")
+            r.is_hit_at("edge-1") && !r.cache_status().contains("stale")
         }),
         "the background revalidation made /stale fresh again"
     );

@@ -12,6 +12,12 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use support::*;
 
+/// These tests are about `Vary`: Accept-Encoding stays as viewers send it
+/// (out of the key, forwarded as is), so its variants are Vary variants of
+/// one URL rather than keys of their own (the default behaviour).
+const RAW_ACCEPT_ENCODING: &str = "[[behavior]]\npath = \"*\"\n[behavior.origin_request]\n\
+    headers = [\"*\"]\n[behavior.cache]\nnormalize_accept_encoding = false\n";
+
 /// A GET of `path` with these extra fields, on its own connection.
 fn raw(path: &str, fields: &[(&str, &str)]) -> Vec<u8> {
     let mut r = format!("GET {path} HTTP/1.1\r\nHost: test.local\r\nConnection: close\r\n");
@@ -74,7 +80,10 @@ fn status(r: &Response) -> String {
 #[test]
 fn two_variants_are_stored_and_each_is_served_to_the_viewers_that_select_it() {
     let origin = vary_origin();
-    let edge = Edge::builder().origin(origin.addr).start();
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(RAW_ACCEPT_ENCODING)
+        .start();
     let gzip = [("Accept-Encoding", "gzip")];
     let br = [("Accept-Encoding", "br")];
 
@@ -157,7 +166,10 @@ fn two_variants_are_stored_and_each_is_served_to_the_viewers_that_select_it() {
 #[test]
 fn vary_star_is_never_stored() {
     let origin = vary_origin();
-    let edge = Edge::builder().origin(origin.addr).start();
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(RAW_ACCEPT_ENCODING)
+        .start();
     for _ in 0..2 {
         let r = get_with(&edge, "/star", &[("Accept-Encoding", "gzip")]);
         assert_eq!(r.body, b"anything");
@@ -169,7 +181,10 @@ fn vary_star_is_never_stored() {
 #[test]
 fn variants_of_many_urls_are_stored_and_served_on_both_shards() {
     let origin = vary_origin();
-    let edge = Edge::builder().origin(origin.addr).start();
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(RAW_ACCEPT_ENCODING)
+        .start();
     let cpus = online_cpus();
     let paths: Vec<String> = (0..24).map(|i| format!("/v/many/{i}")).collect();
     // First the gzip variants from one CPU and the br ones from the other,
@@ -234,7 +249,10 @@ fn concurrent_misses_make_one_origin_request_per_variant() {
                 })
         })
     };
-    let edge = Edge::builder().origin(origin.addr).start();
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(RAW_ACCEPT_ENCODING)
+        .start();
     let n = 12;
     let sent = Arc::new(Barrier::new(n + 1));
     let early = Arc::new(AtomicUsize::new(0));
@@ -318,6 +336,7 @@ fn marker_and_variants_survive_a_clean_stop_and_a_crash() {
     // the device before the crash.
     let config = "[cache]\nsize = \"256MiB\"\nsegment_size = \"1MiB\"\nram_size = 0\n";
     let builder = Edge::builder()
+        .toml(RAW_ACCEPT_ENCODING)
         .origin(origin.addr)
         .toml(config)
         .dir(dir.path());

@@ -61,6 +61,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.hit_for_pass.load(Relaxed),
     ),
     (
+        "edgeslab_cache_invalidated_total",
+        "counter",
+        "Stored entries found but covered by an invalidation (served as misses).",
+        |m| m.viewer.invalidated_hits.load(Relaxed),
+    ),
+    (
         "edgeslab_cache_variant_hits_total",
         "counter",
         "Hits on one of a URL's Vary variants (also in hits).",
@@ -115,6 +121,24 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.header_timeouts.load(Relaxed),
     ),
     (
+        "edgeslab_upstream_requests_total",
+        "counter",
+        "Requests sent to parents and origins (each hop and retry).",
+        |m| m.upstream.requests.load(Relaxed),
+    ),
+    (
+        "edgeslab_parent_requests_total",
+        "counter",
+        "Requests sent to a regional parent.",
+        |m| m.upstream.parent_requests.load(Relaxed),
+    ),
+    (
+        "edgeslab_upstream_failovers_total",
+        "counter",
+        "Times a request moved on to the next parent or origin.",
+        |m| m.upstream.failovers.load(Relaxed),
+    ),
+    (
         "edgeslab_origin_connections_opened_total",
         "counter",
         "Origin connections opened.",
@@ -123,7 +147,7 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
     (
         "edgeslab_origin_connections_reused_total",
         "counter",
-        "Requests sent on a pooled origin connection.",
+        "Upstream requests sent on a pooled connection (reuse ratio: this over edgeslab_upstream_requests_total).",
         |m| m.upstream.reused.load(Relaxed),
     ),
     (

@@ -1,3 +1,6 @@
+//! Unit tests of `cache::bans`: invalidation bodies, rule matching on key
+//! texts and tags, the born-before and floor rules, and the journal.
+
 use super::*;
 use crate::cache::store::device::random_u64;
 use crate::http::{Headers, ResponseHead};

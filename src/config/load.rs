@@ -148,7 +148,25 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     let mut errs: Vec<(String, String)> = Vec::new();
     validate_fixed(c, &mut errs);
     validate_tiers(c, &mut errs);
+    validate_behaviors(c, &mut errs);
     errs
+}
+
+/// `[[behavior]]` tables, and the origin groups they name.
+fn validate_behaviors(c: &Config, errs: &mut Vec<(String, String)>) {
+    use crate::gateway::behavior::Behaviors;
+    if let Err(found) = Behaviors::new(&c.behaviors, c.cache.default_ttl.get()) {
+        errs.extend(found);
+    }
+    let groups = c.effective_origin_groups();
+    for (i, b) in c.behaviors.iter().enumerate() {
+        if !groups.iter().any(|g| g.name == b.origin_group) {
+            errs.push((
+                format!("behavior[{i}].origin_group"),
+                format!("no origin group is named {:?}", b.origin_group),
+            ));
+        }
+    }
 }
 
 /// Origins, groups, parents, peers and the node's name.

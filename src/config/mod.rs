@@ -91,6 +91,11 @@ pub struct Config {
     #[serde(rename = "origin_group")]
     pub origin_groups: Vec<OriginGroupConfig>,
     pub parents: ParentsConfig,
+    /// `[[behavior]]` tables: per path pattern, the origin group, the cache
+    /// and origin request policies, `dynamic`, the methods allowed. The
+    /// first whose `path` matches wins; none: every default.
+    #[serde(rename = "behavior")]
+    pub behaviors: Vec<crate::gateway::behavior::BehaviorConfig>,
     pub cache: CacheConfig,
     pub admin: AdminConfig,
     pub invalidation: InvalidationConfig,
@@ -115,6 +120,7 @@ impl Config {
             origin: OriginConfig::default(),
             origin_groups: Vec::new(),
             parents: ParentsConfig::default(),
+            behaviors: Vec::new(),
             cache: CacheConfig::default(),
             admin: AdminConfig::default(),
             invalidation: InvalidationConfig::default(),

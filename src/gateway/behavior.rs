@@ -125,11 +125,16 @@ impl Default for CachePolicyConfig {
     }
 }
 
-/// `[behavior.origin_request]`: what the origin sees beyond the key.
+/// `[behavior.origin_request]`: what the origin sees beyond the key. A
+/// name `"*"` in `headers` or `cookies` forwards every viewer field or
+/// cookie (CloudFront's "all viewer" policy): only for origins that never
+/// vary on a field without saying so in `Vary`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OriginRequestConfig {
     pub query: QuerySelection,
+    /// Default: `Accept` and `Accept-Language`, the negotiation fields an
+    /// origin names in `Vary` when it varies on them.
     pub headers: Vec<String>,
     pub cookies: Vec<String>,
 }
@@ -138,7 +143,7 @@ impl Default for OriginRequestConfig {
     fn default() -> Self {
         OriginRequestConfig {
             query: QuerySelection::None,
-            headers: Vec::new(),
+            headers: vec!["accept".into(), "accept-language".into()],
             cookies: Vec::new(),
         }
     }
@@ -521,15 +526,17 @@ impl Behavior {
     pub fn filter_for_origin(&self, headers: &Headers) -> Headers {
         let mut out = Headers::new();
         let mut cookie_done = false;
+        let all = self.origin_headers.iter().any(|h| h == "*");
         for (name, value) in headers.iter() {
             if name.eq_ignore_ascii_case("cookie") {
                 if !cookie_done {
                     cookie_done = true;
                     self.push_origin_cookie(headers, &mut out);
                 }
-            } else if ORIGIN_BASE_FIELDS
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(name))
+            } else if all
+                || ORIGIN_BASE_FIELDS
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(name))
                 || self
                     .origin_headers
                     .iter()
@@ -546,8 +553,9 @@ impl Behavior {
 
     fn push_origin_cookie(&self, headers: &Headers, out: &mut Headers) {
         let mut cookie = Vec::new();
+        let all = self.origin_cookies.iter().any(|c| c == "*");
         for (name, value) in cookie_pairs(headers) {
-            if self.origin_cookies.iter().any(|c| c.as_bytes() == name) {
+            if all || self.origin_cookies.iter().any(|c| c.as_bytes() == name) {
                 if !cookie.is_empty() {
                     cookie.extend_from_slice(b"; ");
                 }
@@ -783,6 +791,21 @@ impl Behaviors {
             Ok(Behaviors { listed, implicit })
         } else {
             Err(problems)
+        }
+    }
+
+    /// The implicit default alone, as `new` would compile it (whatever
+    /// problems it found are already reported by validation).
+    pub fn only_default(fallback_default_ttl: Duration) -> Behaviors {
+        let mut ignored = Vec::new();
+        Behaviors {
+            listed: Vec::new(),
+            implicit: Behavior::compile(
+                &BehaviorConfig::default(),
+                fallback_default_ttl,
+                "behavior[default]",
+                &mut ignored,
+            ),
         }
     }
 

@@ -1,3 +1,6 @@
+//! Unit tests of `gateway::behavior`: globs, selection order, methods,
+//! TTLs, cache keys and what reaches the origin.
+
 use super::*;
 use crate::http::request::head_from;
 

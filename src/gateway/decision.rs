@@ -131,6 +131,9 @@ pub enum PassReason {
     /// says so (RFC 9111 3.5), so a fill (a whole GET) would likely be
     /// wasted; the HEAD goes upstream as it is.
     HeadAuthorization,
+    /// The request's behaviour is dynamic: never cached, never sent
+    /// through the regional tier.
+    Dynamic,
     /// An object kept in parts whose parts could not be had (its origin
     /// stopped answering ranges of it, or it changed): the request goes
     /// upstream as sent.
@@ -145,7 +148,8 @@ impl PassReason {
             | PassReason::Range
             | PassReason::RequestNoStore
             | PassReason::HeadAuthorization
-            | PassReason::PartsUnavailable => CachePhase::PassRequest,
+            | PassReason::PartsUnavailable
+            | PassReason::Dynamic => CachePhase::PassRequest,
         }
     }
 
@@ -158,7 +162,8 @@ impl PassReason {
             | PassReason::Range
             | PassReason::RequestNoStore
             | PassReason::HeadAuthorization
-            | PassReason::PartsUnavailable => Some(Detail::Pass(self)),
+            | PassReason::PartsUnavailable
+            | PassReason::Dynamic => Some(Detail::Pass(self)),
         }
     }
 }
@@ -170,6 +175,9 @@ pub enum Refusal {
     UnknownHost { status: u16 },
     /// CONNECT and TRACE are not supported (405).
     Method,
+    /// The request's behaviour does not allow its method (405, with the
+    /// behaviour's `Allow`).
+    MethodNotAllowed,
     /// `only-if-cached` and nothing usable is stored (504, RFC 9111
     /// §5.2.1.7).
     OnlyIfCached,
@@ -207,7 +215,7 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::UnknownHost { status } => status,
-            Refusal::Method => 405,
+            Refusal::Method | Refusal::MethodNotAllowed => 405,
             Refusal::OnlyIfCached => 504,
             Refusal::OptionsAsterisk => 501,
             Refusal::HeaderTimeout => 408,
@@ -225,6 +233,7 @@ impl Refusal {
         match self {
             Refusal::UnknownHost { .. } => "unknown-host",
             Refusal::Method | Refusal::OptionsAsterisk => "method",
+            Refusal::MethodNotAllowed => "method-not-allowed",
             Refusal::OnlyIfCached => "only-if-cached",
             Refusal::HeaderTimeout => "header-timeout",
             Refusal::BadHead(kind) => match kind {
@@ -299,6 +308,7 @@ impl Detail {
             Detail::Pass(PassReason::RequestNoStore) => "request-no-store",
             Detail::Pass(PassReason::HeadAuthorization) => "head-authorization",
             Detail::Pass(PassReason::PartsUnavailable) => "parts-unavailable",
+            Detail::Pass(PassReason::Dynamic) => "dynamic",
             Detail::NotStored(why) => why.token(),
             Detail::Upstream(kind) => kind.token(),
             Detail::ViewerBody(ViewerBodyFailure::Timeout) => "request-body-timeout",
@@ -522,6 +532,7 @@ mod tests {
             (PassReason::RequestNoStore, "request-no-store"),
             (PassReason::HeadAuthorization, "head-authorization"),
             (PassReason::PartsUnavailable, "parts-unavailable"),
+            (PassReason::Dynamic, "dynamic"),
         ] {
             assert_eq!(reason.phase(), CachePhase::PassRequest);
             assert_eq!(reason.detail().map(Detail::token), Some(token));

@@ -4,6 +4,7 @@
 //! cache fill — made into a plain GET for the whole representation. Pure:
 //! no socket, no clock.
 
+use super::behavior::Behavior;
 use crate::cache::policy::Conditional;
 use crate::http::{BodyFraming, Method, RequestHead};
 use std::net::IpAddr;
@@ -44,11 +45,20 @@ pub struct Forwarding<'a> {
     /// For a fill of one part of an object kept in parts: the bytes asked
     /// of the origin (`Range`, RFC 9110 §14.2), instead of the viewer's.
     pub part: Option<std::ops::Range<u64>>,
+    /// For a request that may be answered from a cache: its behaviour,
+    /// whose policies decide which fields and query parameters go upstream
+    /// (a field in neither the key nor the origin request policy could
+    /// change a response other viewers share). None: forwarded whole.
+    pub policy: Option<&'a Behavior>,
 }
 
 /// Encodes the head to send upstream.
 pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) -> Vec<u8> {
     let mut up = req.clone();
+    if let Some(b) = fwd.policy {
+        up.headers = b.filter_for_origin(&up.headers);
+        up.target = b.origin_target(&up.target);
+    }
     if purpose == Purpose::Fill {
         up.method = Method::Get;
         for h in FILL_DROPS {
@@ -106,6 +116,7 @@ mod tests {
             peer: "192.0.2.7".parse().expect("ip"),
             validators: None,
             part: None,
+            policy: None,
         }
     }
 

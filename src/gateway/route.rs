@@ -5,6 +5,7 @@
 //! the body ever reaching the origin, and never fills for a request whose
 //! response may not be stored.
 
+use super::behavior::Behavior;
 use super::decision::{PassReason, Refusal};
 use crate::cache::policy::RequestDirectives;
 use crate::http::target::normalise_authority;
@@ -69,8 +70,8 @@ impl Route {
     }
 }
 
-/// Routes a request head.
-pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
+/// Routes a request head under its behaviour.
+pub fn route(req: &RequestHead, hosts: &HostFilter, behavior: &Behavior) -> Route {
     if !hosts.serves(req.authority.as_deref()) {
         return Route::Refuse(Refusal::UnknownHost {
             status: hosts.unknown_status,
@@ -80,6 +81,13 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
         Method::Connect | Method::Trace => return Route::Refuse(Refusal::Method),
         Method::Options if req.target == "*" => return Route::Refuse(Refusal::OptionsAsterisk),
         _ => {}
+    }
+    // Extension methods are no behaviour's to allow: they pass.
+    if !matches!(req.method, Method::Other(_)) && !behavior.allows(&req.method) {
+        return Route::Refuse(Refusal::MethodNotAllowed);
+    }
+    if behavior.dynamic() {
+        return Route::Pass(PassReason::Dynamic);
     }
     if !req.method.is_cacheable_method() {
         return Route::Pass(PassReason::Method);
@@ -103,6 +111,14 @@ pub fn route(req: &RequestHead, hosts: &HostFilter) -> Route {
 mod tests {
     use super::*;
     use crate::http::request::head_from as head;
+    use std::time::Duration;
+
+    fn every() -> Behavior {
+        crate::gateway::behavior::Behaviors::new(&[], Duration::ZERO)
+            .expect("the default behaviour")
+            .select("/")
+            .clone()
+    }
 
     fn any() -> HostFilter {
         HostFilter::new(&[], 421)
@@ -111,31 +127,44 @@ mod tests {
     #[test]
     fn cacheable_requests_are_looked_up() {
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Lookup);
+        assert_eq!(route(&r, &any(), &every()), Route::Lookup);
         let r = head("HEAD /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Lookup);
+        assert_eq!(route(&r, &any(), &every()), Route::Lookup);
     }
 
     #[test]
     fn other_methods_and_bodies_pass() {
         for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"] {
             let r = head(&format!("{m} /a HTTP/1.1\r\nHost: x\r\n\r\n"));
-            assert_eq!(route(&r, &any()), Route::Pass(PassReason::Method), "{m}");
+            assert_eq!(
+                route(&r, &any(), &every()),
+                Route::Pass(PassReason::Method),
+                "{m}"
+            );
         }
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        assert_eq!(
+            route(&r, &any(), &every()),
+            Route::Pass(PassReason::RequestBody)
+        );
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        assert_eq!(
+            route(&r, &any(), &every()),
+            Route::Pass(PassReason::RequestBody)
+        );
         assert!(Route::leaves_body_unread(&r));
     }
 
     #[test]
     fn a_range_is_answered_from_the_cache() {
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Lookup);
+        assert_eq!(route(&r, &any(), &every()), Route::Lookup);
         // A body wins over the range: it must reach the origin.
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\nContent-Length: 1\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        assert_eq!(
+            route(&r, &any(), &every()),
+            Route::Pass(PassReason::RequestBody)
+        );
     }
 
     /// RFC 9111 5.2.1.5 (request no-store) and 3.5 (Authorization): what
@@ -147,37 +176,46 @@ mod tests {
                 "{m} /a HTTP/1.1\r\nHost: x\r\nCache-Control: max-age=0, No-Store\r\n\r\n"
             ));
             let want = Route::LookupElsePass(PassReason::RequestNoStore);
-            assert_eq!(route(&r, &any()), want, "{m}");
+            assert_eq!(route(&r, &any(), &every()), want, "{m}");
         }
         let r = head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
         let want = Route::LookupElsePass(PassReason::HeadAuthorization);
-        assert_eq!(route(&r, &any()), want);
+        assert_eq!(route(&r, &any(), &every()), want);
         // A GET with Authorization is filled: the response may allow storing.
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Lookup);
+        assert_eq!(route(&r, &any(), &every()), Route::Lookup);
         let r = head("GET /a HTTP/1.1\r\nHost: x\r\nCache-Control: no-cache\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Lookup);
+        assert_eq!(route(&r, &any(), &every()), Route::Lookup);
         // A body still wins: it must reach the origin.
         let r =
             head("HEAD /a HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nContent-Length: 1\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Pass(PassReason::RequestBody));
+        assert_eq!(
+            route(&r, &any(), &every()),
+            Route::Pass(PassReason::RequestBody)
+        );
     }
 
     #[test]
     fn refusals() {
         let r = head("TRACE / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::Method));
+        assert_eq!(route(&r, &any(), &every()), Route::Refuse(Refusal::Method));
         let r = head("CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::Method));
+        assert_eq!(route(&r, &any(), &every()), Route::Refuse(Refusal::Method));
         let r = head("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(route(&r, &any()), Route::Refuse(Refusal::OptionsAsterisk));
+        assert_eq!(
+            route(&r, &any(), &every()),
+            Route::Refuse(Refusal::OptionsAsterisk)
+        );
     }
 
     #[test]
     fn the_allow_list_names_exactly_the_methods_not_refused() {
         for m in ALLOWED_METHODS.split(", ") {
             let r = head(&format!("{m} /a HTTP/1.1\r\nHost: x\r\n\r\n"));
-            assert!(!matches!(route(&r, &any()), Route::Refuse(_)), "{m}");
+            assert!(
+                !matches!(route(&r, &any(), &every()), Route::Refuse(_)),
+                "{m}"
+            );
         }
         for m in ["CONNECT", "TRACE"] {
             assert!(!ALLOWED_METHODS.contains(m), "{m}");
@@ -205,7 +243,7 @@ mod tests {
         assert!(only.serves(Some("[::1]:80")) == only.serves(Some("[::1]")));
         let r = head("GET / HTTP/1.1\r\nHost: evil.com\r\n\r\n");
         assert_eq!(
-            route(&r, &only),
+            route(&r, &only, &every()),
             Route::Refuse(Refusal::UnknownHost { status: 404 })
         );
         assert!(any().serves(None));

@@ -171,6 +171,9 @@ pub struct Generated<'a> {
     pub keep_alive: bool,
     pub phase: CachePhase,
     pub detail: Option<Detail>,
+    /// For a 405: the methods allowed (default: every method this node
+    /// serves or forwards).
+    pub allow: Option<&'a str>,
 }
 
 /// Encodes a generated response; returns the bytes and the body length sent
@@ -188,7 +191,8 @@ pub fn generated_response(
         .set("Content-Type", "text/plain; charset=utf-8");
     head.headers.set("Cache-Control", "no-store");
     if g.status == 405 {
-        head.headers.set("Allow", ALLOWED_METHODS);
+        head.headers
+            .set("Allow", g.allow.unwrap_or(ALLOWED_METHODS));
     }
     let framing = if head_request {
         ViewerFraming::NoBody
@@ -556,6 +560,7 @@ mod tests {
     #[test]
     fn generated_responses() {
         let g = Generated {
+            allow: None,
             status: 405,
             message: "TRACE is not supported",
             keep_alive: true,
@@ -577,6 +582,7 @@ mod tests {
             )
         );
         let g = Generated {
+            allow: None,
             status: 502,
             detail: PassReason::Range.detail(),
             phase: CachePhase::PassRequest,

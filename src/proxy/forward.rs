@@ -14,7 +14,6 @@ use super::relay::{self, Keep, UpstreamResponse};
 use super::respond::send_generated;
 use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
-use crate::cache::key::CacheKey;
 use crate::cache::owner::LeadTicket;
 use crate::cache::parts::{PartsMarker, Validator, parse_content_range};
 use crate::cache::policy::{self, Conditional, Exchange, OriginOutcome, Storable};
@@ -97,6 +96,7 @@ pub(super) fn forwarding<'a>(
         peer: peer.ip(),
         validators,
         part: None,
+        policy: ctx.cacheable(req).then(|| ctx.behavior(req)),
     }
 }
 
@@ -147,7 +147,13 @@ async fn invalidate_after(ctx: &ShardCtx, req: &RequestHead, resp: &ResponseHead
     let authority = req.authority.as_deref().unwrap_or(&s.origin_authority);
     let target = policy::TargetUri::new("http", authority, &req.target);
     for uri in policy::invalidation_targets(&req.method, &target, resp.status, &resp.headers) {
-        let key = CacheKey::new(&uri.scheme, &uri.authority, &uri.target, &s.key_policy);
+        // The key as this viewer's request for the URI would make it (its
+        // keyed fields, e.g. its Accept-Encoding, included).
+        let mut as_get = req.clone();
+        as_get.target = uri.target.clone();
+        let key = ctx
+            .behavior(&as_get)
+            .cache_key(&uri.scheme, &uri.authority, &as_get);
         ctx.cache.remove(&key).await;
     }
 }
@@ -270,7 +276,7 @@ async fn fill(
             let keep = Keep::Pass(Some(Detail::Parts));
             return relay::relay(ctx, viewer, req, phase, fwd, upstream, keep).await;
         }
-        let stored = storability(ctx, &exchange, &resp)
+        let stored = storability(ctx, req, &exchange, &resp)
             .and_then(|storable| Ok((storable, selecting.plan_fill(&resp.headers, &req.headers)?)));
         let keep = match stored {
             Ok((storable, target)) => Keep::Store {
@@ -328,10 +334,22 @@ fn in_parts(
 /// Whether a fill's response may be stored (RFC 9111 §3), and how.
 pub(super) fn storability(
     ctx: &ShardCtx,
+    req: &RequestHead,
     exchange: &Exchange<'_>,
     resp: &ResponseHead,
 ) -> Result<Storable, policy::NotStored> {
-    let storable = policy::assess(exchange, resp, &ctx.settings.policy)?;
+    // The behaviour's TTLs: its default for responses without a lifetime,
+    // and every lifetime kept within its minimum and maximum.
+    let behavior = ctx.behavior(req);
+    let mut config = ctx.settings.policy.clone();
+    config.default_ttl = behavior.clamp_ttl(None).unwrap_or_default();
+    let mut storable = policy::assess(exchange, resp, &config)?;
+    let f = &mut storable.freshness;
+    if let Ok(lifetime) = f.expires.duration_since(f.born)
+        && let Some(clamped) = behavior.clamp_ttl(Some(lifetime))
+    {
+        f.expires = f.born + clamped;
+    }
     // Partial content is not stored yet.
     if storable.body != policy::StoredBody::Complete {
         return Err(policy::NotStored::PartialContent);
@@ -349,6 +367,7 @@ async fn answer_unsolicited_304(
 ) -> Outcome {
     let detail = Some(Detail::Unsolicited304);
     let generated = Generated {
+        allow: None,
         status: 502,
         message: "the origin answered 304 to a request without validators",
         keep_alive: req.keep_alive,
@@ -514,6 +533,7 @@ async fn answer_failure(
         ),
     };
     let generated = Generated {
+        allow: None,
         status,
         message: &message,
         keep_alive,

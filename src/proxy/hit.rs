@@ -184,6 +184,12 @@ pub(super) async fn find(
         );
         return Err(Missing::miss(selecting.is_variant(), seen));
     };
+    // An invalidation newer than the entry makes it a miss; the fill that
+    // follows replaces it.
+    if ctx.banned(key, &head, entry.header.born_ms) {
+        ctx.stats.invalidated_hits.fetch_add(1, Relaxed);
+        return Err(Missing::miss(selecting.is_variant(), seen));
+    }
     Ok(Hit {
         entry,
         head,

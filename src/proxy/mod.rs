@@ -16,6 +16,7 @@ mod revalidate;
 pub mod settings;
 pub mod stats;
 
+use crate::cache::bans::{BanReader, TagFields};
 use crate::cache::key::CacheKey;
 use crate::cache::owner::{Fetch, OwnerRouter};
 use crate::cache::policy::{self, OnMiss};
@@ -38,6 +39,10 @@ use std::time::Instant;
 /// Everything a shard's request handlers share. Shard-local: no locks.
 pub struct ShardCtx {
     pub shard: u32,
+    /// The invalidations in force (`cache::bans`), as this shard last saw them.
+    pub bans: std::cell::RefCell<BanReader>,
+    /// The response fields that tag objects for invalidation.
+    pub tags: TagFields,
     pub settings: ProxySettings,
     pub cache: OwnerRouter,
     pub upstream: UpstreamClient,
@@ -146,6 +151,7 @@ async fn refuse_unparsed(
     started: Instant,
 ) {
     let generated = Generated {
+        allow: None,
         status: refusal.status(),
         message,
         keep_alive: false,
@@ -202,7 +208,7 @@ async fn handle_request(
     req: &RequestHead,
     peer: SocketAddr,
 ) -> Outcome {
-    match route(req, &ctx.settings.hosts) {
+    match route(req, &ctx.settings.hosts, ctx.behavior(req)) {
         Route::Refuse(refusal) => refuse(ctx, conn, req, refusal).await,
         Route::Pass(reason) => {
             ctx.stats.passes.fetch_add(1, Relaxed);
@@ -313,12 +319,46 @@ async fn lookup_or_fetch(
 }
 
 impl ShardCtx {
+    /// The behaviour that governs a request.
+    pub(crate) fn behavior(&self, req: &RequestHead) -> &crate::gateway::behavior::Behavior {
+        self.settings.behaviors.select(req.path())
+    }
+
+    /// Whether a response to this request may come from a cache (a parent's
+    /// included): a GET or HEAD without a body, under a behaviour that is
+    /// not dynamic.
+    pub(crate) fn cacheable(&self, req: &RequestHead) -> bool {
+        req.method.is_cacheable_method() && req.framing.is_empty() && !self.behavior(req).dynamic()
+    }
+
+    /// The origin group of a request's behaviour.
+    fn group(&self, req: &RequestHead) -> usize {
+        let name = self.behavior(req).origin_group();
+        self.upstream
+            .map()
+            .group(name)
+            .unwrap_or(self.settings.default_group)
+    }
+
+    /// Whether an invalidation covers the entry stored under `key` with
+    /// this head, born (age zero) at `born_ms`.
+    pub(crate) fn banned(
+        &self,
+        key: &CacheKey,
+        head: &crate::http::ResponseHead,
+        born_ms: u64,
+    ) -> bool {
+        let mut bans = self.bans.borrow_mut();
+        bans.current()
+            .bans(key.as_str(), || self.tags.of_response(head), born_ms)
+    }
+
     /// Where a cacheable request's fill goes: through the parent that
     /// holds its key (if this node has parents), else its origin group.
     pub(crate) fn fill_route(&self, req: &RequestHead) -> UpstreamRoute {
         UpstreamRoute {
             fill_key: Some(cache_key(self, req).hash()),
-            group: self.settings.default_group,
+            group: self.group(req),
         }
     }
 
@@ -326,10 +366,10 @@ impl ShardCtx {
     /// body may still be answered by a parent's cache; anything else
     /// (unsafe methods, bodies) goes straight to the origin group.
     pub(crate) fn pass_route(&self, req: &RequestHead) -> UpstreamRoute {
-        let via_parent = req.method.is_cacheable_method() && req.framing.is_empty();
+        let via_parent = self.cacheable(req);
         UpstreamRoute {
             fill_key: via_parent.then(|| cache_key(self, req).hash()),
-            group: self.settings.default_group,
+            group: self.group(req),
         }
     }
 }
@@ -337,7 +377,7 @@ impl ShardCtx {
 fn cache_key(ctx: &ShardCtx, req: &RequestHead) -> CacheKey {
     let s = &ctx.settings;
     let authority = req.authority.as_deref().unwrap_or(&s.origin_authority);
-    CacheKey::new("http", authority, &req.target, &s.key_policy)
+    ctx.behavior(req).cache_key("http", authority, req)
 }
 
 /// Answers a routed request that is refused. Its body was not read, so the
@@ -346,6 +386,7 @@ async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Ref
     let keep_alive = req.keep_alive && !Route::leaves_body_unread(req);
     let message = match refusal {
         Refusal::UnknownHost { .. } => "this server does not serve the requested host",
+        Refusal::MethodNotAllowed => "this method is not allowed for this path",
         Refusal::Method => match req.method {
             crate::http::Method::Connect => "CONNECT is not supported",
             _ => "TRACE is not supported",
@@ -356,6 +397,7 @@ async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Ref
     };
     let detail = Some(Detail::Refused(refusal));
     let generated = Generated {
+        allow: (refusal == Refusal::MethodNotAllowed).then(|| ctx.behavior(req).allow_header()),
         status: refusal.status(),
         message,
         keep_alive,

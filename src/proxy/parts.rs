@@ -334,6 +334,9 @@ impl Obtaining<'_> {
             .await
             .ok()?;
         let (head, _) = parse_response(entry.head(), &STORED_HEAD_LIMITS, false).ok()??;
+        if self.ctx.banned(pkey, &head, entry.header.born_ms) {
+            return None;
+        }
         let want = self.marker.part(i);
         let len = want.end - want.start;
         if !self.marker.is_part(i, &head) || entry.body_len() != len {

@@ -290,6 +290,7 @@ async fn refuse_coded_body(
 ) -> Outcome {
     let detail = Some(Detail::TransferCodingForHttp10);
     let generated = Generated {
+        allow: None,
         status: TransferCodingForHttp10::STATUS,
         message: coded.message(),
         keep_alive: req.keep_alive,

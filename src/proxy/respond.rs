@@ -67,6 +67,7 @@ pub async fn answer_preconditions(
         }
         Precondition::Failed => {
             let failed = Generated {
+                allow: None,
                 status: 412,
                 message: "a precondition of the request does not hold",
                 keep_alive: req.keep_alive,

@@ -230,7 +230,7 @@ async fn revalidate_alone(
         lead.release(Release::Refreshed).await;
         return;
     }
-    let stored = forward::storability(ctx, &exchange, &resp)
+    let stored = forward::storability(ctx, req, &exchange, &resp)
         .and_then(|storable| Ok((storable, selecting.plan_fill(&resp.headers, &req.headers)?)));
     match stored {
         Ok((storable, target)) => {

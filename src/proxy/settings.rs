@@ -6,6 +6,7 @@
 use crate::cache::key::KeyPolicy;
 use crate::cache::policy::{Downstream, PolicyConfig, fields_to_strip};
 use crate::config::{Config, Role};
+use crate::gateway::behavior::Behaviors;
 use crate::gateway::route::HostFilter;
 use crate::http::Limits;
 use crate::http::target::normalise_authority;
@@ -38,6 +39,8 @@ pub struct ProxySettings {
     pub max_connections: usize,
     /// The origin group behaviours use unless they name another.
     pub default_group: usize,
+    /// The `[[behavior]]`s, compiled (validated at load).
+    pub behaviors: Behaviors,
     /// How long a coalesced miss waits for its leader's response head
     /// before fetching on its own: longer than the leader's own bound
     /// (connect, first byte, and one retry on a fresh connection).
@@ -94,6 +97,10 @@ impl ProxySettings {
                 .iter()
                 .position(|g| g.name == crate::config::DEFAULT_GROUP)
                 .unwrap_or(0),
+            // Validation ran these same checks; an invalid list cannot
+            // get here, and the defaults are the safe reading.
+            behaviors: Behaviors::new(&c.behaviors, c.cache.default_ttl.get())
+                .unwrap_or_else(|_| Behaviors::only_default(c.cache.default_ttl.get())),
             lead_wait: c.origin.connect_timeout.get()
                 + c.origin.first_byte_timeout.get() * 2
                 + COALESCE_SLACK,

@@ -22,6 +22,8 @@ pub struct ViewerCounters {
     pub hit_for_pass: AtomicU64,
     /// Hits on one of a URL's `Vary` variants (also counted in `hits`).
     pub variant_hits: AtomicU64,
+    /// Stored entries found but covered by an invalidation (then a miss).
+    pub invalidated_hits: AtomicU64,
     /// Misses for a URL whose responses vary, whose variant was not stored
     /// (also counted in `misses`).
     pub vary_misses: AtomicU64,

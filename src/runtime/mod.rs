@@ -11,7 +11,9 @@ pub mod sync;
 pub mod task;
 pub mod topology;
 
+use crate::admin::invalidations::Invalidations;
 use crate::admin::metrics::ShardMetrics;
+use crate::cache::bans::Journal;
 use crate::cache::store::device::{self, DeviceError};
 use crate::config::{Config, Cores};
 use crate::net::listener::{self, BoundListener};
@@ -48,6 +50,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalidation.journal: {0}")]
+    Journal(String),
     #[error("cannot install signal handler: {0}")]
     Signals(#[source] std::io::Error),
     #[error("cannot start the executor for core {core}: {reason}")]
@@ -132,6 +136,23 @@ pub fn start(config: Config) -> Result<Server, StartError> {
         reformat: config.cache.reformat,
         reformat_if_corrupt: config.cache.reformat_if_corrupt,
     })?;
+    let journal_path = config.invalidation.journal_path(&config.cache.path);
+    let journal = Journal::open(
+        &journal_path,
+        config.invalidation.retain.get(),
+        crate::cache::policy::to_unix_millis(std::time::SystemTime::now()),
+    )
+    .map_err(|e| StartError::Journal(e.to_string()))?;
+    let bans = journal.board();
+    let invalidations = Invalidations::start(
+        journal,
+        config.node_name().to_string(),
+        config.admin.token.clone(),
+        config.invalidation.peers.clone(),
+        config.invalidation.peer_timeout.get(),
+    )
+    .map_err(|e| StartError::Journal(e.to_string()))?;
+    let mut invalidations = Some(invalidations);
     let listeners = listener::bind_group(config.listen.addr, &cores).map_err(StartError::Listen)?;
     let listen = listeners[0].local_addr().map_err(StartError::Listen)?;
     let mut admin = if config.admin.enabled {
@@ -161,6 +182,8 @@ pub fn start(config: Config) -> Result<Server, StartError> {
             shards,
             listener: l,
             admin: if i == 0 { admin.take() } else { None },
+            invalidations: if i == 0 { invalidations.take() } else { None },
+            bans: bans.clone(),
             device: device.clone(),
             config: config.clone(),
             upstreams: upstreams.clone(),

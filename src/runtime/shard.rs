@@ -7,7 +7,9 @@
 use super::mesh::ShardPeers;
 use super::sync::StopSignal;
 use super::{StartError, task};
+use crate::admin::invalidations::Invalidations;
 use crate::admin::metrics::ShardMetrics;
+use crate::cache::bans::{BanBoard, TagField, TagFields, TagSeparator};
 use crate::cache::owner::{OwnerMsg, OwnerRouter};
 use crate::cache::store::device::PreparedDevice;
 use crate::cache::store::eviction::EvictionParams;
@@ -48,6 +50,10 @@ pub(super) struct ShardSeed {
     pub shards: u32,
     pub listener: BoundListener,
     pub admin: Option<BoundListener>,
+    /// Shard 0's: the admin API's handle on invalidations.
+    pub invalidations: Option<Invalidations>,
+    /// The invalidations in force, shared by every shard.
+    pub bans: BanBoard,
     pub device: PreparedDevice,
     pub config: Arc<Config>,
     pub upstreams: Arc<UpstreamMap>,
@@ -76,10 +82,11 @@ pub(super) async fn run(seed: ShardSeed) {
         crate::upstream::health::spawn_checks(seed.upstreams.clone());
     }
     if let Some(admin) = seed.admin {
-        task::spawn_detached(crate::admin::serve(
-            admin.into_listener(),
-            Rc::new(seed.all_metrics.to_vec()),
-        ));
+        let served = crate::admin::Admin {
+            shards: seed.all_metrics.to_vec(),
+            invalidations: seed.invalidations,
+        };
+        task::spawn_detached(crate::admin::serve(admin.into_listener(), Rc::new(served)));
     }
     let _ = seed.ready.send(Ok(index));
     drop(seed.ready);
@@ -153,6 +160,8 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
     );
     let ctx = Rc::new(ShardCtx {
         shard: seed.index,
+        bans: std::cell::RefCell::new(seed.bans.reader()),
+        tags: tag_fields(&c.invalidation.tag_headers),
         settings: ProxySettings::from_config(c, seed.upstreams.default_authority()),
         cache,
         upstream,
@@ -160,6 +169,22 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         stop: StopSignal::new(),
     });
     Ok((ctx, receivers))
+}
+
+/// `Surrogate-Key` lists tags separated by spaces; other fields by commas.
+fn tag_fields(names: &[String]) -> TagFields {
+    TagFields::new(
+        names
+            .iter()
+            .map(|n| {
+                let sep = match n.eq_ignore_ascii_case("surrogate-key") {
+                    true => TagSeparator::Whitespace,
+                    false => TagSeparator::Comma,
+                };
+                TagField::new(n, sep)
+            })
+            .collect(),
+    )
 }
 
 /// Answers the messages peers send to this shard as a key's owner.

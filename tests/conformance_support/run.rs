@@ -88,15 +88,24 @@ impl Transcript {
     }
 }
 
+/// The suite checks HTTP caching, not a CDN's header policy: its origin
+/// counts requests by fields the client sends (`Req-Num`, `Test-ID`) and
+/// answers by others, so every viewer field and cookie is forwarded, and
+/// Accept-Encoding reaches it as the client sent it.
+const ALL_VIEWER: &str = "[[behavior]]\npath = \"*\"\n[behavior.origin_request]\n\
+    headers = [\"*\"]\ncookies = [\"*\"]\n[behavior.cache]\nnormalize_accept_encoding = false\n";
+
 /// Runs a case; Err carries the failure and a transcript of the exchange.
 pub fn run_case(case: &Case) -> Result<(), String> {
     let uuid = format!("{}-{}-{}", case.id, std::process::id(), next_id());
     let server = Arc::new(TestServer::new(uuid.clone(), case.requests.clone()));
     let origin = ConfOrigin::start(server.clone());
     let mut builder = Edge::builder().origin(origin.addr);
+    // The case's own keys first: its top-level ones must precede any table.
     if let Some((toml, _)) = case.config {
         builder = builder.toml(toml);
     }
+    builder = builder.toml(ALL_VIEWER);
     let edge = builder.start();
     let mut transcript = Transcript::default();
     let outcome = exchange(case, &uuid, &edge, &server, &mut transcript);

@@ -33,8 +33,8 @@ pub use client::{Client, Response, get, request};
 pub use edge::{Edge, EdgeBuilder, merge_toml, metric_of_shard, metric_sum};
 pub use origin::{Body, Gate, Origin, Script, Seen};
 pub use process::{
-    TempDir, bin, dies_with_test, eventually, fd_flags, next_id, online_cpus, pin_this_thread,
-    run_bin, threads,
+    TempDir, bin, dies_with_test, eventually, fd_flags, free_loopback_addr, next_id, online_cpus,
+    pin_this_thread, run_bin, threads,
 };
 pub use wire::{Framing, Violation};
 

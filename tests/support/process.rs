@@ -177,3 +177,12 @@ pub fn pin_this_thread(cpu: usize) {
 pub fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// A loopback address with a port free right now (for nodes that must know
+/// each other's addresses before they start). The port is released at
+/// once, so another process could take it: tests that use this start the
+/// node right away.
+pub fn free_loopback_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr")
+}
