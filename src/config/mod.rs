@@ -381,7 +381,9 @@ pub struct CacheConfig {
     pub path: PathBuf,
     /// Size of a cache file. Ignored for block devices.
     pub size: Size,
-    /// Segment size: the unit of writes and of eviction.
+    /// Segment size: the unit of writes and of eviction. Halved at start
+    /// (down to 1 MiB) while it leaves a shard fewer than six segments; the
+    /// device records, and the store uses, the size actually laid out.
     pub segment_size: Size,
     /// Expected mean object size; sizes the in-memory index.
     pub avg_object_size: Size,

@@ -106,6 +106,8 @@ pub struct DeviceSpec<'a> {
     pub path: &'a Path,
     /// Size of a cache file; a block device brings its own.
     pub size: u64,
+    /// The configured segment size; the geometry may use a smaller one (see
+    /// `Geometry::new`), and that one is what the device is laid out with.
     pub segment_size: u64,
     pub shards: u32,
     pub avg_object_size: u64,
@@ -182,6 +184,9 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         path: path.to_path_buf(),
         source,
     })?;
+    if geometry.segment_size != spec.segment_size {
+        log_shrunk_segments(spec, &geometry);
+    }
 
     let mut block = AlignedBlock::new(SUPERBLOCK_SIZE);
     file.seek(SeekFrom::Start(0))
@@ -244,6 +249,32 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         is_block_device,
         fresh: true,
     })
+}
+
+/// Says once, at start-up, that the device is laid out with smaller segments
+/// than configured, and why, so an operator who reads
+/// `cache.segment_size = "16MiB"` is not surprised by 4 MiB segments.
+fn log_shrunk_segments(spec: &DeviceSpec<'_>, geometry: &Geometry) {
+    use crate::config::Size;
+    let configured = spec.segment_size;
+    let left = Geometry::segments_that_fit(
+        geometry.device_size,
+        configured,
+        spec.shards,
+        spec.avg_object_size,
+    );
+    tracing::warn!(
+        path = %spec.path.display(),
+        configured_segment_size = configured,
+        segment_size = geometry.segment_size,
+        "cache.segment_size {} leaves {left} segment(s) per shard on a {} cache with {} shard(s) \
+         (at least {} needed); using {} segments",
+        Size(configured),
+        Size(geometry.device_size),
+        spec.shards,
+        Geometry::MIN_SEGMENTS,
+        Size(geometry.segment_size),
+    );
 }
 
 fn preallocate(file: &File, size: u64) -> io::Result<()> {
@@ -420,6 +451,30 @@ mod tests {
             e.contains(&path.display().to_string()) && e.contains("too small"),
             "{e}"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn shrunk_segments_are_recorded_and_adopted_on_restart() {
+        let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
+        let path = dir.join("c.slab");
+        let sixteen = DeviceSpec {
+            segment_size: 16 << 20,
+            ..spec(&path, 32 << 20, 2)
+        };
+        let p = prepare(&sixteen).unwrap();
+        assert!(p.fresh);
+        assert!(p.geometry.segment_size < 16 << 20, "{:?}", p.geometry);
+        let mut block = vec![0u8; SUPERBLOCK_SIZE];
+        File::open(&path).unwrap().read_exact(&mut block).unwrap();
+        match Superblock::decode(&block) {
+            SuperblockRead::Valid(sb) => assert_eq!(sb.segment_size, p.geometry.segment_size),
+            other => panic!("{other:?}"),
+        }
+        let again = prepare(&sixteen).unwrap();
+        assert!(!again.fresh, "the same config adopts the shrunk layout");
+        assert_eq!(again.format_id, p.format_id);
+        assert_eq!(again.geometry, p.geometry);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
