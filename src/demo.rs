@@ -371,7 +371,14 @@ pub fn run(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), 
     let dir = std::env::temp_dir().join("edgeslab-demo");
     std::fs::create_dir_all(&dir).map_err(DemoError::Node)?;
     // Every node must know its peers' admin addresses before it starts.
-    let pick = |preferred: Option<SocketAddr>, port: u16| preferred.unwrap_or_else(|| free(port));
+    // An asked-for port 0 becomes a concrete free port, for the same reason.
+    let pick = |asked: Option<SocketAddr>, port: u16| match asked {
+        Some(a) if a.port() == 0 => TcpListener::bind(a)
+            .and_then(|l| l.local_addr())
+            .unwrap_or(a),
+        Some(a) => a,
+        None => free(port),
+    };
     let (e1_listen, e1_admin) = (pick(listen, 8080), pick(admin, 9090));
     let (e2_listen, e2_admin) = (free(8081), free(9091));
     let (r_listen, r_admin) = (free(8082), free(9092));

@@ -130,36 +130,6 @@ fn the_demo_does_what_its_printed_lines_promise() {
             .ends_with("edge-2; fwd=uri-miss; stored")
     );
 
-    // The invalidation line, as printed.
-    assert!(
-        demo.printed.contains("edgeslab invalidate --admin"),
-        "{}",
-        demo.printed
-    );
-    let url = format!("http://{}", demo.admin);
-    let out = run_bin(
-        &[
-            "invalidate",
-            "--admin",
-            &url,
-            "--token",
-            "demo-token",
-            "/hello",
-        ],
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let after = get(demo.edge2, "/hello");
-    assert!(
-        after.cache_status().starts_with("regional; fwd=uri-miss"),
-        "{}",
-        after.cache_status()
-    );
-
     let etag = first
         .header("etag")
         .expect("the demo's /hello has an ETag")
@@ -206,5 +176,35 @@ fn the_demo_does_what_its_printed_lines_promise() {
             r.is_hit_at("edge-1") && !r.cache_status().contains("stale")
         }),
         "the background revalidation made /stale fresh again"
+    );
+
+    // The invalidation line, as printed.
+    assert!(
+        demo.printed.contains("edgeslab invalidate --admin"),
+        "{}",
+        demo.printed
+    );
+    let url = format!("http://{}", demo.admin);
+    let out = run_bin(
+        &[
+            "invalidate",
+            "--admin",
+            &url,
+            "--token",
+            "demo-token",
+            "/hello",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = get(demo.edge2, "/hello");
+    assert!(
+        after.cache_status().starts_with("regional; fwd=uri-miss"),
+        "{}",
+        after.cache_status()
     );
 }

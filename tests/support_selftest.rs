@@ -506,3 +506,19 @@ fn merge_toml_lets_extra_keys_win_section_by_section() {
     );
     assert_eq!(merged, "top = 3\n[a]\nx = 1\ny = 9\n[b]\nz = 1\n");
 }
+
+#[test]
+fn merge_toml_keeps_each_element_of_an_array_of_tables() {
+    let merged = merge_toml(
+        "[cache]\nsize = \"1\"\n",
+        "[[behavior]]\npath = \"/a\"\n[behavior.cache]\nmin_ttl = \"1s\"\n\
+         [[behavior]]\npath = \"/b\"\n[behavior.cache]\nmin_ttl = \"2s\"\n[cache]\nsize = \"2\"\n",
+    );
+    let parsed: toml::Value = toml::from_str(&merged).expect("valid TOML");
+    let behaviors = parsed["behavior"].as_array().expect("an array");
+    assert_eq!(behaviors.len(), 2, "{merged}");
+    assert_eq!(behaviors[1]["path"].as_str(), Some("/b"));
+    assert_eq!(behaviors[1]["cache"]["min_ttl"].as_str(), Some("2s"));
+    assert_eq!(behaviors[0]["cache"]["min_ttl"].as_str(), Some("1s"));
+    assert_eq!(parsed["cache"]["size"].as_str(), Some("2"));
+}

@@ -167,3 +167,132 @@ fn a_failed_parent_hands_its_keys_to_the_next_parent() {
         r.cache_status()
     );
 }
+
+/// An origin that builds absolute links from the Host it is told, as many
+/// frameworks do from `X-Forwarded-Host`: the classic cache poisoning.
+fn reflecting_origin() -> Origin {
+    Origin::start(|seen| {
+        let host = seen
+            .header("x-forwarded-host")
+            .or(seen.header("host"))
+            .unwrap_or("-")
+            .to_string();
+        if seen.target.starts_with("/api/") {
+            return Script::ok(
+                "max-age=600",
+                format!("api {} {}", seen.method, seen.target).into_bytes(),
+            );
+        }
+        Script::ok(
+            "max-age=600",
+            format!("<a href=\"https://{host}/next\">").into_bytes(),
+        )
+    })
+}
+
+#[test]
+fn an_unkeyed_header_never_changes_what_another_viewer_receives() {
+    let origin = reflecting_origin();
+    let regional = regional(origin.addr, "regional-1");
+    let edge1 = edge(origin.addr, "edge-1", &[regional.addr]);
+    let edge2 = edge(origin.addr, "edge-2", &[regional.addr]);
+    let poisoned = request(
+        edge1.addr,
+        b"GET /page HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-Host: evil.test\r\n\r\n",
+    );
+    assert_eq!(poisoned.text(), "<a href=\"https://site.test/next\">");
+    let seen = origin.last().expect("the fill");
+    assert_eq!(seen.header("x-forwarded-host"), None, "dropped at the edge");
+    for edge in [&edge1, &edge2] {
+        let clean = request(edge.addr, b"GET /page HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        assert_eq!(clean.text(), "<a href=\"https://site.test/next\">");
+    }
+    assert_eq!(origin.count("/page"), 1);
+}
+
+#[test]
+fn dynamic_behaviours_skip_every_cache_and_methods_follow_the_behaviour() {
+    let origin = reflecting_origin();
+    let regional = regional(origin.addr, "regional-1");
+    let edge1 = Edge::builder()
+        .origin(origin.addr)
+        .toml(&format!(
+            "name = \"edge-1\"\n[parents]\naddrs = [\"{}\"]\n\
+             [[behavior]]\npath = \"/api/*\"\ndynamic = true\n\
+             [[behavior]]\npath = \"*.jpg\"\nmethods = [\"GET\", \"HEAD\"]\n",
+            regional.addr
+        ))
+        .start();
+    let before = regional.metric("edgeslab_requests_total");
+    for _ in 0..2 {
+        let r = get(edge1.addr, "/api/items");
+        assert_eq!(r.text(), "api GET /api/items");
+        assert!(
+            r.cache_status().contains("detail=dynamic"),
+            "{}",
+            r.cache_status()
+        );
+    }
+    assert_eq!(origin.count("/api/items"), 2, "never cached");
+    assert_eq!(
+        origin.last().expect("seen").header("via"),
+        Some("1.1 edge-1")
+    );
+    assert_eq!(
+        regional.metric("edgeslab_requests_total"),
+        before,
+        "never via the regional"
+    );
+
+    let r = request(
+        edge1.addr,
+        b"DELETE /a.jpg HTTP/1.1\r\nHost: site.test\r\n\r\n",
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(origin.count("/a.jpg"), 0);
+    assert_eq!(get(edge1.addr, "/a.jpg").status, 200);
+}
+
+#[test]
+fn many_edges_missing_one_object_make_one_origin_request() {
+    let gate = Gate::default();
+    let origin = {
+        let gate = gate.clone();
+        Origin::start(move |_| {
+            Script::ok("max-age=600", Vec::new()).with(Body::Gated {
+                data: bytes(200_000, 7),
+                first: 1000,
+                gate: gate.clone(),
+            })
+        })
+    };
+    let regional = regional(origin.addr, "regional-1");
+    let edges: Vec<Edge> = (0..3)
+        .map(|i| edge(origin.addr, &format!("edge-{i}"), &[regional.addr]))
+        .collect();
+    let clients: Vec<_> = (0..9)
+        .map(|i| {
+            let addr = edges[i % 3].addr;
+            std::thread::spawn(move || get(addr, "/hot"))
+        })
+        .collect();
+    // The first bytes reach every viewer before the origin sends the rest.
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || origin.requests()
+            >= 1),
+        "the origin was asked"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    gate.open();
+    for c in clients {
+        let r = c.join().expect("client");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, bytes(200_000, 7));
+    }
+    assert_eq!(
+        origin.count("/hot"),
+        1,
+        "one origin request at the regional"
+    );
+}

@@ -556,4 +556,43 @@ segmnt_size = \"8MiB\"
         assert!("3-1".parse::<Cores>().is_err());
         assert!("x".parse::<Cores>().is_err());
     }
+
+    #[test]
+    fn behaviours_groups_and_parents_are_checked_with_their_lines() {
+        let text = "\
+[origin]
+url = \"http://127.0.0.1:8000\"
+[parents]
+addrs = [\"10.0.0.1:80\", \"bad host:x\"]
+[[origin_group]]
+name = \"media\"
+origins = [\"http://a:80\", \"ftp://b\"]
+[[behavior]]
+path = \"/images/*\"
+origin_group = \"media\"
+[[behavior]]
+path = \"*.jpg\"
+origin_group = \"nowhere\"
+methods = [\"GET\", \"FETCH\"]
+[cache]
+path = \"/tmp/x\"
+";
+        let err = load_str(text, "t.toml").unwrap_err();
+        let lines: Vec<String> = err.errors.iter().map(|e| e.to_string()).collect();
+        let has = |want: &str| lines.iter().any(|l| l.contains(want));
+        assert!(has("line 4: parents.addrs[1]"), "{lines:#?}");
+        assert!(has("line 7: origin_group[0].origins[1]"), "{lines:#?}");
+        assert!(
+            has("origin_group[1].origin_group") || has("behavior[1].origin_group"),
+            "{lines:#?}"
+        );
+        assert!(has("behavior[1].methods"), "{lines:#?}");
+        let line_of = |key: &str| {
+            err.errors
+                .iter()
+                .find(|e| e.key == key)
+                .and_then(|e| e.line)
+        };
+        assert_eq!(line_of("behavior[1].origin_group"), Some(13));
+    }
 }

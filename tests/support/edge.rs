@@ -257,6 +257,21 @@ fn launch(
     })
 }
 
+/// Whether `name` (`[behavior.cache]`) is a sub-table of the array of
+/// tables most recently opened in `sections`.
+fn is_sub_table(sections: &[(String, Vec<(String, String)>)], name: &str) -> bool {
+    let Some(array) = sections
+        .iter()
+        .rev()
+        .find(|(n, _)| n.starts_with("[["))
+        .map(|(n, _)| n.trim_matches(['[', ']']).to_string())
+    else {
+        return false;
+    };
+    name.trim_matches(['[', ']'])
+        .starts_with(&format!("{array}."))
+}
+
 /// Merges two simple TOML texts section by section; keys in `extra` win.
 pub fn merge_toml(base: &str, extra: &str) -> String {
     fn sections(text: &str) -> Vec<(String, Vec<(String, String)>)> {
@@ -275,7 +290,14 @@ pub fn merge_toml(base: &str, extra: &str) -> String {
     }
     let mut merged = sections(base);
     for (name, keys) in sections(extra) {
-        let idx = match merged.iter().position(|(n, _)| *n == name) {
+        // An array of tables (`[[behavior]]`) adds an element each time;
+        // its sub-tables follow it and are never merged either.
+        let appended = name.starts_with("[[") || is_sub_table(&merged, &name);
+        let idx = match merged
+            .iter()
+            .position(|(n, _)| *n == name)
+            .filter(|_| !appended)
+        {
             Some(i) => i,
             None => {
                 merged.push((name.clone(), Vec::new()));
