@@ -7,6 +7,8 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use support::*;
 
 fn counting_origin() -> Origin {
@@ -271,28 +273,68 @@ fn many_edges_missing_one_object_make_one_origin_request() {
     let edges: Vec<Edge> = (0..3)
         .map(|i| edge(origin.addr, &format!("edge-{i}"), &[regional.addr]))
         .collect();
+    let early = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..9)
         .map(|i| {
             let addr = edges[i % 3].addr;
-            std::thread::spawn(move || get(addr, "/hot"))
+            let early = early.clone();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let mut got = Vec::new();
+                let raw = b"GET /hot HTTP/1.1\r\nHost: site.test\r\n\r\n";
+                c.send(raw);
+                let r = c
+                    .read_response_streaming(raw, &mut |b: &[u8]| {
+                        let before = got.len();
+                        got.extend_from_slice(b);
+                        if before < 1000 && got.len() >= 1000 {
+                            early.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                    .expect("a response");
+                (r.status, got)
+            })
         })
         .collect();
-    // The first bytes reach every viewer before the origin sends the rest.
+    // Cut-through across both tiers: the first bytes reach every viewer
+    // while the origin still holds the rest.
     assert!(
-        eventually(std::time::Duration::from_secs(10), || origin.requests()
-            >= 1),
-        "the origin was asked"
+        eventually(std::time::Duration::from_secs(15), || early
+            .load(Ordering::SeqCst)
+            == 9),
+        "{} of 9 viewers had the first bytes before the origin sent the rest",
+        early.load(Ordering::SeqCst)
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
     gate.open();
     for c in clients {
-        let r = c.join().expect("client");
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body, bytes(200_000, 7));
+        let (status, body) = c.join().expect("client");
+        assert_eq!(status, 200);
+        assert_eq!(body, bytes(200_000, 7));
     }
     assert_eq!(
         origin.count("/hot"),
         1,
         "one origin request at the regional"
     );
+}
+
+#[test]
+fn a_parent_answering_5xx_is_skipped_for_the_next_one() {
+    let origin = counting_origin();
+    // A "parent" that only ever answers 503.
+    let broken = Origin::start(|_| Script::new(503, b"overloaded".to_vec()));
+    let good = regional(origin.addr, "regional-1");
+    let edge1 = edge(origin.addr, "edge-1", &[broken.addr, good.addr]);
+    for i in 0..20 {
+        let r = get(edge1.addr, &format!("/k/{i}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), format!("object at /k/{i}"));
+    }
+    // Marked down after its first 5xx (by each shard): then skipped.
+    assert!(
+        broken.requests() <= edge1.shards,
+        "the failing parent is skipped for a while: asked {} times",
+        broken.requests()
+    );
+    assert!(edge1.metric("edgeslab_upstream_failovers_total") >= 1);
 }

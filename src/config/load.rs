@@ -141,6 +141,9 @@ fn apply_role_defaults(config: &mut Config, doc: &ImDocument<&str>) {
     if absent("cache.avg_object_size") {
         config.cache.avg_object_size = regional.cache.avg_object_size;
     }
+    if absent("listen.idle_timeout") {
+        config.listen.idle_timeout = regional.listen.idle_timeout;
+    }
 }
 
 /// Semantic checks that the types alone do not express. Returns (key, message).

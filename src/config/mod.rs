@@ -129,6 +129,8 @@ impl Config {
         if role == Role::Regional {
             c.origin.max_idle_per_shard = 256;
             c.cache.avg_object_size = Size(256 << 10);
+            // Its viewers are edges that keep pooled connections open.
+            c.listen.idle_timeout = Dur::secs(300);
         }
         c
     }
