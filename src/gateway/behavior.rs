@@ -13,6 +13,7 @@
 //! (path `*`, every setting at its default) applies. A listed `path = "*"`
 //! replaces that default.
 
+use super::forwarded::FILL_DROPS;
 use crate::cache::key::{CacheKey, KeyPolicy};
 use crate::cache::policy::MAX_DELTA_SECONDS;
 use crate::cache::vary;
@@ -37,21 +38,15 @@ const SERVED_CODINGS: [&str; 3] = ["br", "gzip", "zstd"];
 /// policies name: `host`; the framing fields; `via` and `x-forwarded-for`,
 /// which the edge extends (`forwarded`); `accept-encoding` (the canonical
 /// value when normalisation is on, so the origin compresses for the key's
-/// codings); and the conditional and range fields, which the proxy itself
-/// keeps or drops later (a fill drops them, `forwarded::Purpose`).
-const ORIGIN_BASE_FIELDS: [&str; 12] = [
+/// codings); and the conditional and range fields (`FILL_DROPS`), which
+/// the proxy itself keeps or drops later (a fill drops them).
+const ORIGIN_BASE_FIELDS: [&str; 6] = [
     "host",
     "content-length",
     "transfer-encoding",
     "via",
     "x-forwarded-for",
     "accept-encoding",
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "if-range",
-    "range",
 ];
 
 /// The longest lifetime the cache policy represents (RFC 9111 §1.2.2).
@@ -536,6 +531,7 @@ impl Behavior {
             } else if all
                 || ORIGIN_BASE_FIELDS
                     .iter()
+                    .chain(FILL_DROPS)
                     .any(|f| f.eq_ignore_ascii_case(name))
                 || self
                     .origin_headers

@@ -20,8 +20,9 @@ pub enum Purpose {
 }
 
 /// Fields a fill must not forward: they would make the origin answer with
-/// something other than the full representation.
-const FILL_DROPS: &[&str] = &[
+/// something other than the full representation (the conditional and range
+/// fields; the cache sends its own when it revalidates or fetches a part).
+pub const FILL_DROPS: &[&str] = &[
     "if-none-match",
     "if-modified-since",
     "if-match",

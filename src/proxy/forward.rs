@@ -401,10 +401,15 @@ pub(super) async fn exchange(
 ) -> Result<(ResponseHead, Conn), Failure> {
     let hops = ctx.upstream.plan(route);
     let mut last = UpstreamError::new(UpstreamErrorKind::ConnectRefused, "no upstream to ask");
+    let out = Outbound {
+        req,
+        head,
+        with_body,
+        head_request,
+    };
     for (i, &hop) in hops.iter().enumerate() {
         let more = i + 1 < hops.len();
-        let viewer = viewer.as_deref_mut();
-        match exchange_with(ctx, viewer, req, head, with_body, head_request, hop).await {
+        match exchange_with(ctx, viewer.as_deref_mut(), &out, hop).await {
             Ok((resp, conn)) => {
                 if more && !with_body && ctx.upstream.fails_over(hop, route, resp.status) {
                     ctx.upstream.mark_failed(hop);
@@ -429,16 +434,27 @@ pub(super) async fn exchange(
     Err(Failure::Upstream(last))
 }
 
+/// What `exchange` sends, the same to every hop.
+struct Outbound<'a> {
+    req: &'a RequestHead,
+    head: &'a [u8],
+    with_body: bool,
+    head_request: bool,
+}
+
 /// One hop of `exchange`.
 async fn exchange_with(
     ctx: &ShardCtx,
     mut viewer: Option<&mut Conn>,
-    req: &RequestHead,
-    head: &[u8],
-    with_body: bool,
-    head_request: bool,
+    out: &Outbound<'_>,
     hop: Hop,
 ) -> Result<(ResponseHead, Conn), Failure> {
+    let Outbound {
+        req,
+        head,
+        with_body,
+        head_request,
+    } = *out;
     let mut retried = false;
     loop {
         let checkout = ctx
