@@ -202,3 +202,40 @@ fn viewers_needing_one_missing_part_make_one_origin_request() {
         "one fetch of the shared part"
     );
 }
+
+#[test]
+fn an_invalidation_takes_every_stored_part_with_the_object() {
+    let body = Arc::new(bytes(6 << 20, 23));
+    // The ETag never changes: only the invalidation can make the parts go.
+    let origin = ranged_origin(body.clone(), Arc::new(Mutex::new("\"same\"".into())), false);
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(SMALL_STORE)
+        .toml("[admin]\ntoken = \"t0ken\"")
+        .start();
+    let r = ranged(edge.addr, "/video", "3000000-3000099");
+    assert_eq!(r.body, &body[3_000_000..3_000_100]);
+    assert!(ranged(edge.addr, "/video", "3000000-3000099").is_hit());
+    let fetched = ranged_requests(&origin);
+    let json = r#"{"paths": ["/video"]}"#;
+    let post = format!(
+        "POST /invalidations HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t0ken\r\n\
+         Content-Length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    let answer = request(edge.admin.expect("admin"), post.as_bytes());
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    let again = ranged(edge.addr, "/video", "3000000-3000099");
+    assert_eq!(again.body, &body[3_000_000..3_000_100]);
+    assert!(
+        !again.is_hit(),
+        "{} invalidated={}\n{}",
+        again.cache_status(),
+        edge.metric("edgeslab_cache_invalidated_total"),
+        edge.stderr()
+    );
+    assert!(
+        ranged_requests(&origin) > fetched,
+        "the stored part was fetched again"
+    );
+}

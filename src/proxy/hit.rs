@@ -188,6 +188,13 @@ pub(super) async fn find(
     // follows replaces it.
     if ctx.banned(key, &head, entry.header.born_ms) {
         ctx.stats.invalidated_hits.fetch_add(1, Relaxed);
+        // An object kept in parts goes with all its parts, so that no part
+        // of it counts as stored when its marker is filled again.
+        if let Some(marker) = &parts {
+            for i in 0..marker.parts() {
+                ctx.cache.remove(&marker.part_key(key, i)).await;
+            }
+        }
         return Err(Missing::miss(selecting.is_variant(), seen));
     }
     Ok(Hit {
