@@ -312,6 +312,19 @@ pub struct ListenConfig {
     pub max_connections_per_shard: usize,
     /// At a stop, how long requests already under way may take to finish.
     pub drain_timeout: Dur,
+    /// Request fields whose names hold `_` (some servers read
+    /// `Transfer_Encoding` as `Transfer-Encoding`): `"drop"` them, or
+    /// `"refuse"` the request (400). Never forwarded.
+    pub underscore_headers: UnderscoreHeaders,
+}
+
+/// What becomes of a request field whose name holds `_`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderscoreHeaders {
+    #[default]
+    Drop,
+    Refuse,
 }
 
 impl Default for ListenConfig {
@@ -328,6 +341,7 @@ impl Default for ListenConfig {
             max_headers: 100,
             max_connections_per_shard: 65536,
             drain_timeout: Dur::secs(10),
+            underscore_headers: UnderscoreHeaders::Drop,
         }
     }
 }

@@ -95,6 +95,18 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
         up.headers.remove("content-length");
         extra.push(("Transfer-Encoding", "chunked"));
     }
+    // A length the viewer repeated (`5, 5`, or two lines) goes upstream as
+    // one field with one value: one reading for every parser.
+    let length;
+    if let BodyFraming::ContentLength(n) = req.framing
+        && sends_body(req, purpose)
+    {
+        up.headers.remove("content-length");
+        length = n.to_string();
+        extra.push(("Content-Length", &length));
+    } else if purpose == Purpose::Fill {
+        up.headers.remove("content-length");
+    }
     let mut out = Vec::with_capacity(512);
     up.encode_upstream(&extra, &mut out);
     out
@@ -185,10 +197,23 @@ mod tests {
         let out = text(upstream_head(&r, Purpose::Pass, &fwd()));
         assert_eq!(
             out,
-            "POST /p HTTP/1.1\r\nHost: origin.test\r\nIf-Match: \"x\"\r\nContent-Length: 3\r\n\
-             Via: 1.1 edge1\r\nX-Forwarded-For: 192.0.2.7\r\n\r\n"
+            "POST /p HTTP/1.1\r\nHost: origin.test\r\nIf-Match: \"x\"\r\n\
+             Via: 1.1 edge1\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 3\r\n\r\n"
         );
         assert!(sends_body(&r, Purpose::Pass));
+    }
+
+    /// A repeated length goes upstream as one field with one value.
+    #[test]
+    fn a_repeated_content_length_is_sent_once() {
+        for raw in [
+            "POST /p HTTP/1.1\r\nHost: v\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST /p HTTP/1.1\r\nHost: v\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            let out = text(upstream_head(&head(raw), Purpose::Pass, &fwd()));
+            assert_eq!(out.matches("Content-Length").count(), 1, "{out}");
+            assert!(out.contains("Content-Length: 5\r\n"), "{out}");
+        }
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub fn parse_request(
     let outcome = with_header_slots(limits.max_headers, |slots| {
         let mut req = httparse::Request::new(slots);
         match req.parse(window) {
+            Ok(httparse::Status::Complete(n)) if has_bare_cr_or_lf(&window[..n]) => {
+                Err(bad("a bare CR or LF in the request head"))
+            }
             Ok(httparse::Status::Complete(n)) => build(&req).map(|head| Some((head, n))),
             Ok(httparse::Status::Partial) => Ok(None),
             Err(httparse::Error::TooManyHeaders) => Err(RequestError::HeaderTooLarge),
@@ -183,6 +186,20 @@ pub fn parse_request(
         Ok(None) if buf.len() > limits.max_header_bytes => Err(RequestError::HeaderTooLarge),
         other => other,
     }
+}
+
+/// RFC 9112 2.2: a line ends in CRLF. A bare LF (which some parsers take
+/// as a line end) or a bare CR (which others take as one, or as data) makes
+/// a head that two parsers can read as different requests: refused. The
+/// empty lines before a request line are skipped, as RFC 9112 2.2 allows,
+/// whatever their endings: they frame nothing.
+fn has_bare_cr_or_lf(head: &[u8]) -> bool {
+    let head = request_line(head);
+    head.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' => i == 0 || head[i - 1] != b'\r',
+        b'\r' => head.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    })
 }
 
 pub(super) fn bad(why: &'static str) -> RequestError {
@@ -346,6 +363,23 @@ mod tests {
         assert_eq!(h.authority.as_deref(), Some("example.com:8080"));
         assert!(h.framing == BodyFraming::None && h.keep_alive && !h.expect_continue);
         assert_eq!(h.headers.get_str("accept"), Some("*/*"));
+    }
+
+    /// RFC 9112 2.2: CRLF only, in the request line and the fields.
+    #[test]
+    fn bare_cr_or_lf_is_refused() {
+        for raw in [
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: 1\n\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        ] {
+            assert!(
+                matches!(parse(raw), Err(RequestError::BadRequest(_))),
+                "{raw:?}: {:?}",
+                parse(raw)
+            );
+        }
     }
 
     #[test]

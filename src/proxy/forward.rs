@@ -463,7 +463,9 @@ async fn exchange_with(
             .await
             .map_err(Failure::Upstream)?;
         let (mut origin, reused) = (checkout.conn, checkout.reused);
-        let retry_ok = reused && !retried && !with_body;
+        // RFC 9110 §9.2.2: only a safe request is sent again on its own;
+        // a POST or DELETE the origin may have acted on is not.
+        let retry_ok = reused && !retried && !with_body && policy::is_safe(&req.method);
         if let Err(e) = ctx.upstream.send(&mut origin, head).await {
             if retry_ok {
                 retried = true;

@@ -116,8 +116,17 @@ async fn next_request(ctx: &ShardCtx, conn: &mut Conn, peer: SocketAddr) -> Next
     let deadline = started + s.header_timeout;
     loop {
         match parse_request(conn.buffered(), &s.limits) {
-            Ok(Some((head, n))) => {
+            Ok(Some((mut head, n))) => {
                 conn.consume(n);
+                // A field named with `_` is never forwarded: dropped, or
+                // the request refused, as configured.
+                if underscore_fields(&mut head, s.underscore_headers) {
+                    ctx.stats.requests.fetch_add(1, Relaxed);
+                    let refusal = Refusal::BadHead(RequestErrorKind::BadRequest);
+                    let msg = "a header field name holds an underscore";
+                    refuse_unparsed(ctx, conn, peer, refusal, msg, started).await;
+                    return NextRequest::Refused;
+                }
                 return NextRequest::Head(head);
             }
             Ok(None) => match conn.read_more_until(deadline, "request head timeout").await {
@@ -139,6 +148,27 @@ async fn next_request(ctx: &ShardCtx, conn: &mut Conn, peer: SocketAddr) -> Next
             }
         }
     }
+}
+
+/// Drops the fields whose names hold `_`; true when the setting refuses
+/// such a request instead (and there is one).
+fn underscore_fields(head: &mut RequestHead, rule: crate::config::UnderscoreHeaders) -> bool {
+    let names: Vec<String> = head
+        .headers
+        .iter()
+        .filter(|(name, _)| name.contains('_'))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if names.is_empty() {
+        return false;
+    }
+    if rule == crate::config::UnderscoreHeaders::Refuse {
+        return true;
+    }
+    for name in names {
+        head.headers.remove(&name);
+    }
+    false
 }
 
 /// Answers a head that never parsed; the connection closes after it.

@@ -41,6 +41,7 @@ pub struct ProxySettings {
     pub default_group: usize,
     /// The `[[behavior]]`s, compiled (validated at load).
     pub behaviors: Behaviors,
+    pub underscore_headers: crate::config::UnderscoreHeaders,
     /// How long a coalesced miss waits for its leader's response head
     /// before fetching on its own: longer than the leader's own bound
     /// (connect, first byte, and one retry on a fresh connection).
@@ -99,6 +100,7 @@ impl ProxySettings {
                 .unwrap_or(0),
             // Validation ran these same checks; an invalid list cannot
             // get here, and the defaults are the safe reading.
+            underscore_headers: c.listen.underscore_headers,
             behaviors: Behaviors::new(&c.behaviors, c.cache.default_ttl.get())
                 .unwrap_or_else(|_| Behaviors::only_default(c.cache.default_ttl.get())),
             lead_wait: c.origin.connect_timeout.get()
