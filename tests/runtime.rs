@@ -66,7 +66,11 @@ fn cache_descriptor_carries_o_direct() {
         );
     }
     let found = flags.len();
-    assert_eq!(found, edge.shards, "one O_DIRECT handle per shard");
+    assert_eq!(
+        found,
+        edge.shards + 1,
+        "one O_DIRECT handle per shard, and the one that holds the device's lock"
+    );
 }
 
 /// Runs `f` on a thread pinned to `cpu`.

@@ -10,6 +10,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// A bound, listening socket waiting to be handed to its shard's executor.
 pub struct BoundListener {
@@ -57,15 +58,71 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
+    socket.set_cloexec(true)?;
     socket.set_nodelay(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(backlog)?;
     Ok(socket)
 }
 
+/// How long a bind waits for a listener of a process that just exited to
+/// leave LISTEN: io_uring tears its sockets down after the process is
+/// reaped, measured here at up to ~70 ms under load (shared/notes).
+const BIND_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Waits (bounded) until no socket listens on `addr`. A viewer group must
+/// not join the reuseport group of a process that is going away: the
+/// steering program's indexes would point at the dying sockets, whose
+/// connections are reset. Tested with a plain bind, which fails while any
+/// socket listens there. Past the wait, the caller binds anyway (another
+/// live process: the cache lock decides whether it may serve).
+fn wait_until_free(addr: SocketAddr) {
+    if addr.port() == 0 {
+        return;
+    }
+    let deadline = Instant::now() + BIND_PATIENCE;
+    loop {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .and_then(|s| {
+                s.set_reuse_address(true)?;
+                s.bind(&SockAddr::from(addr))
+            });
+        match probe {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Binds a plain listener (the admin API) with `SO_REUSEADDR`, retrying
+/// while a previous process's socket is still being torn down.
+pub fn bind_single(addr: SocketAddr) -> io::Result<BoundListener> {
+    let deadline = Instant::now() + BIND_PATIENCE;
+    loop {
+        let attempt = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .and_then(|s| {
+                s.set_reuse_address(true)?;
+                s.set_cloexec(true)?;
+                s.bind(&SockAddr::from(addr))?;
+                s.listen(1024)?;
+                Ok(s)
+            });
+        match attempt {
+            Ok(socket) => return Ok(BoundListener { socket }),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Binds one listener per shard on `addr`. With port 0 the first bind picks a
 /// port and the others join it. `shard_cpus[i]` is the CPU of shard i.
 pub fn bind_group(addr: SocketAddr, shard_cpus: &[usize]) -> io::Result<Vec<BoundListener>> {
+    wait_until_free(addr);
     let mut sockets = Vec::with_capacity(shard_cpus.len());
     let mut addr = addr;
     for _ in shard_cpus {

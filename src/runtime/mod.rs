@@ -16,7 +16,7 @@ use crate::admin::metrics::ShardMetrics;
 use crate::cache::bans::Journal;
 use crate::cache::store::device::{self, DeviceError};
 use crate::config::{Config, Cores};
-use crate::net::listener::{self, BoundListener};
+use crate::net::listener;
 use crate::upstream::UpstreamMap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -157,9 +157,8 @@ pub fn start(config: Config) -> Result<Server, StartError> {
     let listen = listeners[0].local_addr().map_err(StartError::Listen)?;
     let mut admin = if config.admin.enabled {
         let addr = config.admin.addr;
-        let l = std::net::TcpListener::bind(addr)
-            .map_err(|source| StartError::Admin { addr, source })?;
-        Some(BoundListener::from_std(l))
+        let l = listener::bind_single(addr).map_err(|source| StartError::Admin { addr, source })?;
+        Some(l)
     } else {
         None
     };

@@ -22,6 +22,9 @@ pub type DeviceBytes = ReadResult;
 /// What start-up decided about the device.
 #[derive(Clone, Debug)]
 pub struct PreparedDevice {
+    /// The exclusive lock on the device, held while any clone lives (the
+    /// whole life of the process).
+    pub lock: std::sync::Arc<std::fs::File>,
     pub path: PathBuf,
     pub geometry: Geometry,
     pub format_id: u64,
@@ -50,6 +53,15 @@ pub enum DeviceError {
         what: String,
         source: io::Error,
     },
+    /// Another process holds the device (`flock`): a second instance on
+    /// the same cache would overwrite the first one's checkpoint.
+    #[error(
+        "cache device {}: in use by another process{} (one edgeslab per cache device; \
+         stop it first, or give this one another cache.path)",
+        path.display(),
+        holder.map_or(String::new(), |pid| format!(" (pid {pid})"))
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
     /// Smaller than the shards need: a larger `cache.size` or device, or
     /// fewer `cores`.
     #[error("cache device {}: {source}", path.display())]
@@ -120,6 +132,53 @@ pub struct DeviceSpec<'a> {
 /// Opens (creating a file if needed) and sizes the device, reads its
 /// superblock, and either adopts the device as it is laid out or formats it,
 /// saying why in the log. A corrupt superblock is an error unless `reformat`.
+/// Takes the device's exclusive `flock` (held by a duplicate of the
+/// descriptor for the life of the process), or names the holder's pid.
+fn lock_exclusive(
+    file: std::fs::File,
+    path: &Path,
+) -> Result<std::sync::Arc<std::fs::File>, DeviceError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(DeviceError::Locked {
+                path: path.to_path_buf(),
+                holder: lock_holder(&file),
+            });
+        }
+        return Err(DeviceError::CannotOpen {
+            path: path.to_path_buf(),
+            what: "cannot lock".into(),
+            source: e,
+        });
+    }
+    Ok(std::sync::Arc::new(file))
+}
+
+/// The pid holding a `flock` on `file`, from /proc/locks (`FLOCK ADVISORY
+/// WRITE pid maj:min:inode …`).
+fn lock_holder(file: &std::fs::File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
 pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     let path = spec.path;
     let open_err = |what: &str, source: io::Error| DeviceError::CannotOpen {
@@ -154,6 +213,15 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
         .custom_flags(libc::O_DIRECT)
         .open(path)
         .map_err(|e| open_err("cannot open", e))?;
+    // Before anything is read, sized or written: one process per device.
+    // The lock has a descriptor of its own, kept for life (O_DIRECT like
+    // every descriptor of the device, though it never reads).
+    let lock_fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .map_err(|e| open_err("cannot open to lock", e))?;
+    let lock = lock_exclusive(lock_fd, path)?;
     let device_size = if is_block_device {
         file.seek(SeekFrom::End(0))
             .map_err(|e| size_err("cannot read its size".into(), e))?
@@ -200,6 +268,7 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
             if differences.is_empty() {
                 tracing::info!(path = %path.display(), "cache device adopted: same layout, recovering its objects");
                 return Ok(PreparedDevice {
+                    lock,
                     path: path.to_path_buf(),
                     geometry,
                     format_id: old.format_id,
@@ -243,6 +312,7 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     file.sync_data()
         .map_err(io_err("cannot sync the superblock"))?;
     Ok(PreparedDevice {
+        lock,
         path: path.to_path_buf(),
         geometry,
         format_id: sb.format_id,
@@ -438,12 +508,23 @@ mod tests {
         let p = prepare(&spec(&path, 32 << 20, 2)).unwrap();
         assert!(p.fresh);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 32 << 20);
+        // A device is held by one PreparedDevice at a time (its lock).
+        let e = prepare(&spec(&path, 32 << 20, 2)).unwrap_err();
+        assert!(
+            matches!(e, DeviceError::Locked { holder: Some(pid), .. } if pid == std::process::id()),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("in use by another process"), "{e}");
+        let first_id = p.format_id;
+        drop(p);
         let again = prepare(&spec(&path, 32 << 20, 2)).unwrap();
         assert!(!again.fresh, "same layout is adopted");
-        assert_eq!(again.format_id, p.format_id);
+        assert_eq!(again.format_id, first_id);
+        drop(again);
         let changed = prepare(&spec(&path, 32 << 20, 1)).unwrap();
         assert!(changed.fresh, "a new shard count re-formats");
-        assert_ne!(changed.format_id, p.format_id);
+        assert_ne!(changed.format_id, first_id);
+        drop(changed);
         let e = prepare(&spec(&path, 8 << 20, 2)).unwrap_err();
         assert!(matches!(e, DeviceError::TooSmall { .. }), "{e:?}");
         let e = e.to_string();
@@ -471,10 +552,12 @@ mod tests {
             SuperblockRead::Valid(sb) => assert_eq!(sb.segment_size, p.geometry.segment_size),
             other => panic!("{other:?}"),
         }
+        let (id, geometry) = (p.format_id, p.geometry);
+        drop(p);
         let again = prepare(&sixteen).unwrap();
         assert!(!again.fresh, "the same config adopts the shrunk layout");
-        assert_eq!(again.format_id, p.format_id);
-        assert_eq!(again.geometry, p.geometry);
+        assert_eq!(again.format_id, id);
+        assert_eq!(again.geometry, geometry);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -496,13 +579,13 @@ mod tests {
         })
         .unwrap();
         assert!(tolerant.fresh);
+        drop(tolerant);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[8] = 1; // an older format version
         std::fs::write(&path, &bytes).unwrap();
-        assert!(
-            prepare(&spec(&path, 32 << 20, 1)).unwrap().fresh,
-            "another version re-formats"
-        );
+        let older = prepare(&spec(&path, 32 << 20, 1)).unwrap();
+        assert!(older.fresh, "another version re-formats");
+        drop(older);
         let forced = prepare(&DeviceSpec {
             reformat: true,
             ..spec(&path, 32 << 20, 1)
