@@ -149,6 +149,7 @@ fn random_operations_match_a_model_across_crashes_and_clean_stops() {
                 }
                 cache.store().checkpoint().await.unwrap();
                 drop(cache);
+                drop(dev); // its lock: one holder of a device at a time
                 dev = prepare(&path);
                 assert!(!dev.fresh);
                 cache = open(&dev, ram).await;
@@ -165,6 +166,7 @@ fn random_operations_match_a_model_across_crashes_and_clean_stops() {
                 // A crash: no checkpoint, the open segments are lost. Whatever
                 // comes back must be a whole version that was written.
                 drop(cache);
+                drop(dev); // its lock: one holder of a device at a time
                 dev = prepare(&path);
                 cache = open(&dev, ram).await;
                 let mut back = HashMap::new();
@@ -223,6 +225,7 @@ fn a_torn_segment_summary_falls_back_to_reading_the_segment() {
         raw[tail] ^= 0xFF;
         std::fs::write(&path, &raw).unwrap();
         drop(raw);
+        drop(dev); // its lock: one holder of a device at a time
         let dev = prepare(&path);
         let cache = open(&dev, 0).await;
         // Every object of the torn segment comes back, byte for byte: its

@@ -101,6 +101,7 @@ fn a_variant_is_reachable_only_through_its_url_s_marker() {
         // Across a clean stop, marker and variants are still there.
         cache.store().checkpoint().await.unwrap();
         drop(cache);
+        drop(dev); // its lock: one holder of a device at a time
         let dev = prepare(&dir.path().join("c.slab"));
         let cache = open(&dev, 1 << 20).await;
         assert_eq!(find(&cache, &gzip).await.0.as_deref(), Some(&b"gzip 2"[..]));

@@ -279,6 +279,12 @@ fn validate_tiers(c: &Config, errs: &mut Vec<(String, String)>) {
 fn validate_fixed(c: &Config, out: &mut Vec<(String, String)>) {
     let mut errs: Vec<(&'static str, String)> = Vec::new();
     if let Cores::List(list) = &c.cores {
+        if list.is_empty() {
+            errs.push((
+                "cores",
+                "lists no core: give at least one, or \"all\"".into(),
+            ));
+        }
         let mut sorted = list.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -296,6 +302,12 @@ fn validate_fixed(c: &Config, out: &mut Vec<(String, String)>) {
         errs.push((
             "listen.max_uri_bytes",
             "must be at least 64 and at most listen.max_header_bytes".into(),
+        ));
+    }
+    if c.listen.max_connections_per_shard == 0 {
+        errs.push((
+            "listen.max_connections_per_shard",
+            "must be at least 1 (0 would refuse every connection)".into(),
         ));
     }
     if c.listen.max_headers == 0 {
@@ -597,5 +609,22 @@ path = \"/tmp/x\"
                 .and_then(|e| e.line)
         };
         assert_eq!(line_of("behavior[1].origin_group"), Some(13));
+    }
+
+    /// `cores = []` passed validation and divided by zero at start.
+    #[test]
+    fn an_empty_core_list_is_an_error_with_its_line() {
+        let text = "cores = []\n[origin]\nurl = \"http://127.0.0.1:8000\"\n[listen]\nmax_connections_per_shard = 0\n";
+        let err = load_str(text, "t.toml").unwrap_err();
+        let first = &err.errors[0];
+        assert_eq!(
+            (first.key.as_str(), first.line),
+            ("cores", Some(1)),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("listen.max_connections_per_shard"),
+            "{err}"
+        );
     }
 }

@@ -263,6 +263,14 @@ impl ViewerBodyFailure {
             ViewerBodyFailure::Malformed => 400,
         }
     }
+
+    /// What the viewer is told.
+    pub fn viewer_message(self) -> &'static str {
+        match self {
+            ViewerBodyFailure::Timeout => "the request body did not arrive in time",
+            ViewerBodyFailure::Malformed => "the request body is malformed or incomplete",
+        }
+    }
 }
 
 /// The one detail a response carries: in `Cache-Status` (`detail=`) when the

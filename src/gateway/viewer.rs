@@ -174,6 +174,8 @@ pub struct Generated<'a> {
     /// For a 405: the methods allowed (default: every method this node
     /// serves or forwards).
     pub allow: Option<&'a str>,
+    /// The request id a log line already names (else a new one is taken).
+    pub id: Option<u64>,
 }
 
 /// Encodes a generated response; returns the bytes and the body length sent
@@ -184,9 +186,17 @@ pub fn generated_response(
     version: Version,
     head_request: bool,
     now: SystemTime,
+    id: u64,
 ) -> (Vec<u8>, u64) {
     let mut head = ResponseHead::new(g.status);
-    let body = format!("{} {}: {}\n", g.status, head.reason, g.message);
+    // The viewer learns the status, a sentence and the request id; causes
+    // (addresses, parser errors) go to the log under the same id.
+    let id = format!("{id:016x}");
+    let body = format!(
+        "{} {}: {}\nrequest id: {id}\n",
+        g.status, head.reason, g.message
+    );
+    head.headers.set("X-Request-Id", id.as_str());
     head.headers
         .set("Content-Type", "text/plain; charset=utf-8");
     head.headers.set("Cache-Control", "no-store");
@@ -561,20 +571,22 @@ mod tests {
     fn generated_responses() {
         let g = Generated {
             allow: None,
+            id: None,
             status: 405,
             message: "TRACE is not supported",
             keep_alive: true,
             phase: CachePhase::Refused,
             detail: Some(Detail::Refused(Refusal::Method)),
         };
-        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, false, now());
+        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, false, now(), 0x2a);
         let text = String::from_utf8(bytes).expect("ascii");
-        let body = "405 Method Not Allowed: TRACE is not supported\n";
+        let body = "405 Method Not Allowed: TRACE is not supported\nrequest id: 000000000000002a\n";
         assert_eq!(sent, body.len() as u64);
         assert_eq!(
             text,
             format!(
-                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                "HTTP/1.1 405 Method Not Allowed\r\nX-Request-Id: 000000000000002a\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\
                  Cache-Control: no-store\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n\
                  Content-Length: {}\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
                  Via: 1.1 edge1\r\nCache-Status: edge1; detail=method\r\n\r\n{body}",
@@ -583,17 +595,18 @@ mod tests {
         );
         let g = Generated {
             allow: None,
+            id: None,
             status: 502,
             detail: PassReason::Range.detail(),
             phase: CachePhase::PassRequest,
             keep_alive: false,
             ..g
         };
-        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, true, now());
+        let (bytes, sent) = generated_response(&g, "edge1", Version::Http11, true, now(), 0x2a);
         let text = String::from_utf8(bytes).expect("ascii");
         assert_eq!(sent, 0);
         assert!(text.ends_with("Connection: close\r\n\r\n"), "{text}");
-        assert!(text.contains("Content-Length: 40\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 69\r\n"), "{text}");
         assert!(
             !text.contains("Allow:"),
             "only a 405 names the methods: {text}"

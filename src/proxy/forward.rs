@@ -368,6 +368,7 @@ async fn answer_unsolicited_304(
     let detail = Some(Detail::Unsolicited304);
     let generated = Generated {
         allow: None,
+        id: None,
         status: 502,
         message: "the origin answered 304 to a request without validators",
         keep_alive: req.keep_alive,
@@ -536,24 +537,35 @@ async fn answer_failure(
     failure: Failure,
     with_body: bool,
 ) -> Outcome {
+    let id = ctx.next_request_id();
     let (status, message, detail, keep_alive) = match failure {
         Failure::Upstream(e) => {
-            crate::warn_limited!(shard = ctx.shard, "origin request failed: {e}");
+            // The cause (an address, a parser's error) is for the log only.
+            crate::warn_limited!(shard = ctx.shard, request_id = %format!("{id:016x}"), "upstream request failed: {e}");
             // A request body may be half read: the connection cannot be reused then.
             let keep = req.keep_alive && !with_body;
-            (e.status(), e.to_string(), Detail::Upstream(e.kind), keep)
+            (
+                e.status(),
+                e.kind.viewer_message(),
+                Detail::Upstream(e.kind),
+                keep,
+            )
         }
-        Failure::ViewerBody(kind, e) => (
-            kind.status(),
-            e.to_string(),
-            Detail::ViewerBody(kind),
-            false,
-        ),
+        Failure::ViewerBody(kind, e) => {
+            tracing::debug!(shard = ctx.shard, request_id = %format!("{id:016x}"), "request body failed: {e}");
+            (
+                kind.status(),
+                kind.viewer_message(),
+                Detail::ViewerBody(kind),
+                false,
+            )
+        }
     };
     let generated = Generated {
         allow: None,
+        id: Some(id),
         status,
-        message: &message,
+        message,
         keep_alive,
         phase,
         detail: Some(detail),

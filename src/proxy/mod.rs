@@ -50,6 +50,8 @@ pub struct ShardCtx {
     /// Set when the shard starts stopping: idle connections close, busy ones
     /// finish their request and close.
     pub stop: StopSignal,
+    /// The last request id this shard gave out (see `next_request_id`).
+    pub request_ids: std::cell::Cell<u64>,
 }
 
 /// What became of one request.
@@ -182,6 +184,7 @@ async fn refuse_unparsed(
 ) {
     let generated = Generated {
         allow: None,
+        id: None,
         status: refusal.status(),
         message,
         keep_alive: false,
@@ -349,6 +352,15 @@ async fn lookup_or_fetch(
 }
 
 impl ShardCtx {
+    /// A request id for a generated answer and its log line: the shard in
+    /// the top byte, a per-shard count below, the process's start mixed in
+    /// so ids from one run do not repeat in the next.
+    pub(crate) fn next_request_id(&self) -> u64 {
+        let n = self.request_ids.get().wrapping_add(1);
+        self.request_ids.set(n);
+        (u64::from(self.shard) << 56) | (n & ((1 << 56) - 1))
+    }
+
     /// The behaviour that governs a request.
     pub(crate) fn behavior(&self, req: &RequestHead) -> &crate::gateway::behavior::Behavior {
         self.settings.behaviors.select(req.path())
@@ -428,6 +440,7 @@ async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Ref
     let detail = Some(Detail::Refused(refusal));
     let generated = Generated {
         allow: (refusal == Refusal::MethodNotAllowed).then(|| ctx.behavior(req).allow_header()),
+        id: None,
         status: refusal.status(),
         message,
         keep_alive,

@@ -291,6 +291,7 @@ async fn refuse_coded_body(
     let detail = Some(Detail::TransferCodingForHttp10);
     let generated = Generated {
         allow: None,
+        id: None,
         status: TransferCodingForHttp10::STATUS,
         message: coded.message(),
         keep_alive: req.keep_alive,

@@ -33,12 +33,14 @@ pub async fn send_generated(
 ) -> io::Result<u64> {
     let version = req.map_or(Version::Http11, |r| r.version);
     let head_request = req.is_some_and(|r| r.method == Method::Head);
+    let id = g.id.unwrap_or_else(|| ctx.next_request_id());
     let (bytes, body_len) = generated_response(
         g,
         &ctx.settings.node,
         version,
         head_request,
         SystemTime::now(),
+        id,
     );
     conn.write_all(&bytes, ctx.settings.io_timeout).await?;
     ctx.stats.count_status(g.status);
@@ -68,6 +70,7 @@ pub async fn answer_preconditions(
         Precondition::Failed => {
             let failed = Generated {
                 allow: None,
+                id: None,
                 status: 412,
                 message: "a precondition of the request does not hold",
                 keep_alive: req.keep_alive,

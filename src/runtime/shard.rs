@@ -167,6 +167,11 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         upstream,
         stats: seed.metrics.viewer.clone(),
         stop: StopSignal::new(),
+        // Seeded from the clock so that ids differ between runs.
+        request_ids: std::cell::Cell::new(
+            (crate::cache::policy::to_unix_millis(std::time::SystemTime::now()) << 20)
+                & ((1 << 56) - 1),
+        ),
     });
     Ok((ctx, receivers))
 }

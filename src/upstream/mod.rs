@@ -152,6 +152,20 @@ impl UpstreamError {
 }
 
 impl UpstreamErrorKind {
+    /// What a viewer is told: no address, no parser's words.
+    pub fn viewer_message(self) -> &'static str {
+        match self {
+            UpstreamErrorKind::ConnectRefused => "the origin could not be reached",
+            UpstreamErrorKind::ConnectTimeout => "the origin could not be reached in time",
+            UpstreamErrorKind::FirstByteTimeout | UpstreamErrorKind::ReadTimeout => {
+                "the origin did not answer in time"
+            }
+            UpstreamErrorKind::Closed => "the origin closed the connection",
+            UpstreamErrorKind::BadResponse => "the origin's response was not valid HTTP",
+            UpstreamErrorKind::WriteFailed => "the request could not be sent to the origin",
+        }
+    }
+
     /// The RFC 9211 `detail` token for this failure.
     pub fn token(self) -> &'static str {
         match self {
