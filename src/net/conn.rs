@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 << 10;
+/// Bytes asked while waiting for a connection's next message: enough for a
+/// typical request head, and all an idle keep-alive connection holds.
+const IDLE_CHUNK: usize = 2 << 10;
 
 pub struct Conn {
     stream: TcpStream,
@@ -50,7 +53,8 @@ impl Conn {
         let _ = stream.set_nodelay(true);
         Conn {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            // Allocated by the first read, sized by what it waits for.
+            buf: Vec::new(),
             start: 0,
             remote: None,
         }
@@ -89,12 +93,38 @@ impl Conn {
 
     /// Reads more bytes into the buffer; Ok(0) at end of stream.
     pub async fn read_more(&mut self, timeout: Duration, what: &'static str) -> io::Result<usize> {
+        self.read_up_to(READ_CHUNK, timeout, what).await
+    }
+
+    /// Waits for the first bytes of a connection's next message holding
+    /// only a small buffer: a connection idle between requests keeps
+    /// `IDLE_CHUNK` bytes, not a whole read buffer.
+    pub async fn read_idle(&mut self, timeout: Duration, what: &'static str) -> io::Result<usize> {
+        self.release_buffer();
+        self.read_up_to(IDLE_CHUNK, timeout, what).await
+    }
+
+    /// Frees the read buffer when nothing is buffered (a connection going
+    /// idle, or into a pool).
+    pub fn release_buffer(&mut self) {
+        if self.buffered().is_empty() && self.buf.capacity() > IDLE_CHUNK {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    async fn read_up_to(
+        &mut self,
+        chunk: usize,
+        timeout: Duration,
+        what: &'static str,
+    ) -> io::Result<usize> {
         if self.start > 0 && self.start * 2 >= self.buf.capacity() {
             self.buf.drain(..self.start);
             self.start = 0;
         }
         let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
+        self.buf.resize(old + chunk, 0);
         let stream = &mut self.stream;
         let target = &mut self.buf[old..];
         let r = with_timeout(timeout, what, async { stream.read(target).await }).await;

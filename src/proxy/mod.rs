@@ -89,7 +89,9 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
         };
         ctx.stats.requests.fetch_add(1, Relaxed);
         let started = Instant::now();
-        let outcome = handle_request(&ctx, &mut conn, &head, peer).await;
+        // Boxed: the request's (large) state lives only while it is handled,
+        // so a connection idle between requests holds little memory.
+        let outcome = Box::pin(handle_request(&ctx, &mut conn, &head, peer)).await;
         ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
         log_access(&ctx, peer, Some(&head), &outcome, started);
         if !outcome.keep_alive || !head.keep_alive || ctx.stop.is_set() {
@@ -104,7 +106,7 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
 async fn next_request(ctx: &ShardCtx, conn: &mut Conn, peer: SocketAddr) -> NextRequest {
     let s = &ctx.settings;
     if conn.buffered().is_empty() {
-        let first_bytes = conn.read_more(s.idle_timeout, "idle timeout");
+        let first_bytes = conn.read_idle(s.idle_timeout, "idle timeout");
         let stop = async {
             ctx.stop.stopped().await;
             Ok(0)

@@ -37,10 +37,11 @@ impl ConnPool {
 
     /// Keeps a connection for reuse; the oldest goes when the pool is full.
     /// One with unread bytes is dropped: they belong to no request.
-    pub fn put(&self, conn: Conn) {
+    pub fn put(&self, mut conn: Conn) {
         if !conn.buffered().is_empty() || self.max_idle == 0 {
             return;
         }
+        conn.release_buffer();
         let mut idle = self.idle.borrow_mut();
         if idle.len() >= self.max_idle {
             idle.remove(0);
