@@ -320,11 +320,15 @@ fn response_framing(
         if te.chunked_count > 1 {
             return Err(response::malformed("chunked applied more than once"));
         }
-        // With both present TE wins, but the sender was confused (or an
-        // attacker) so nothing after this body can be trusted.
-        let reusable = !headers.contains("content-length");
+        // RFC 9112 6.1 lets a recipient read TE over CL, but a response
+        // with both is one two parsers can frame differently (a smuggling
+        // vector when relayed): refused as an invalid response (a 502,
+        // never stored, the connection dropped).
+        if headers.contains("content-length") {
+            return Err(response::malformed("Content-Length with Transfer-Encoding"));
+        }
         return Ok(if te.chunked_final {
-            (BodyFraming::Chunked, reusable)
+            (BodyFraming::Chunked, true)
         } else {
             (BodyFraming::CloseDelimited, false)
         });
