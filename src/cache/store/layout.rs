@@ -233,18 +233,16 @@ pub struct EntryHeader {
 }
 
 impl EntryHeader {
-    /// Bytes the payload occupies after the header.
+    /// Bytes the payload occupies after the header. Saturating: a corrupt
+    /// header's lengths can be anything (found by fuzzing), and a sum that
+    /// wrapped would pass the bounds checks that use it.
     pub fn payload_len(&self) -> u64 {
+        let named = (self.key_len as u64).saturating_add(self.head_len as u64);
         match self.kind {
-            EntryKind::Object | EntryKind::Chunk => {
-                self.key_len as u64 + self.head_len as u64 + self.body_len
-            }
-            EntryKind::Manifest => {
-                self.key_len as u64
-                    + self.head_len as u64
-                    + 16
-                    + self.chunk_index as u64 * CHUNK_REF_SIZE as u64
-            }
+            EntryKind::Object | EntryKind::Chunk => named.saturating_add(self.body_len),
+            EntryKind::Manifest => named
+                .saturating_add(16)
+                .saturating_add(self.chunk_index as u64 * CHUNK_REF_SIZE as u64),
         }
     }
 
@@ -308,7 +306,7 @@ impl EntryHeader {
     /// Decodes and verifies a whole entry held in `b`.
     pub fn verify(b: &[u8]) -> Option<EntryHeader> {
         let h = Self::decode_header(b)?;
-        let end = ENTRY_HEADER_SIZE as u64 + h.payload_len();
+        let end = (ENTRY_HEADER_SIZE as u64).saturating_add(h.payload_len());
         if end > b.len() as u64 {
             return None;
         }
@@ -317,7 +315,7 @@ impl EntryHeader {
     }
 
     pub fn total_len(&self) -> u64 {
-        ENTRY_HEADER_SIZE as u64 + self.payload_len()
+        (ENTRY_HEADER_SIZE as u64).saturating_add(self.payload_len())
     }
 }
 
@@ -589,5 +587,20 @@ mod tests {
         ChunkRef::encode(&refs, 77, &mut out);
         assert_eq!(ChunkRef::decode(&out), Some((77, refs)));
         assert_eq!(ChunkRef::decode(&out[..out.len() - 1]), None);
+    }
+
+    /// Found by fuzzing: lengths that overflow a u64 sum are rejected, not
+    /// wrapped into a small `end` that passes the bounds check.
+    #[test]
+    fn a_header_whose_lengths_overflow_is_rejected() {
+        let mut b = vec![0u8; 128];
+        b[0..4].copy_from_slice(&ENTRY_MAGIC.to_le_bytes());
+        b[4] = 1;
+        b[5] = FORMAT_VERSION as u8;
+        b[6..8].copy_from_slice(&10u16.to_le_bytes());
+        b[16..24].copy_from_slice(&(u64::MAX - 5).to_le_bytes());
+        let h = EntryHeader::decode_header(&b).expect("a header");
+        assert_eq!(h.payload_len(), u64::MAX);
+        assert!(EntryHeader::verify(&b).is_none());
     }
 }
