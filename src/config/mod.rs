@@ -305,6 +305,10 @@ pub struct ListenConfig {
     pub idle_timeout: Dur,
     /// Time allowed between two reads of a request body or two writes to the viewer.
     pub io_timeout: Dur,
+    /// Slowest request body accepted, in bytes per second, once a body has
+    /// taken longer than `io_timeout`: a viewer trickling a byte now and
+    /// then is cut off (408) instead of holding a connection for ever.
+    pub min_body_rate: u64,
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
     pub max_headers: usize,
@@ -336,6 +340,7 @@ impl Default for ListenConfig {
             header_timeout: Dur::secs(10),
             idle_timeout: Dur::secs(60),
             io_timeout: Dur::secs(30),
+            min_body_rate: 1024,
             max_header_bytes: 16 << 10,
             max_uri_bytes: 8 << 10,
             max_headers: 100,

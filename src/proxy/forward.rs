@@ -512,11 +512,21 @@ async fn relay_request_body(
     let chunked = req.framing == BodyFraming::Chunked;
     let mut reader = BodyReader::new(req.framing);
     let mut scratch = Vec::new();
+    let started = std::time::Instant::now();
+    let mut received = 0u64;
     while let Some(piece) = reader
         .next(viewer, io_timeout)
         .await
         .map_err(viewer_failed)?
     {
+        received += piece.len() as u64;
+        let took = started.elapsed();
+        if took > io_timeout && received < ctx.settings.min_body_rate * took.as_secs() {
+            return Err(viewer_failed(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the request body arrives slower than listen.min_body_rate",
+            )));
+        }
         ctx.upstream
             .send_body_piece(origin, &piece, chunked, &mut scratch)
             .await

@@ -22,6 +22,8 @@ pub struct ProxySettings {
     pub idle_timeout: Duration,
     /// Each read of a request body and each write to the viewer.
     pub io_timeout: Duration,
+    /// Slowest request body accepted (bytes/s) once it took `io_timeout`.
+    pub min_body_rate: u64,
     /// Each read of an origin's response body.
     pub origin_idle_timeout: Duration,
     pub hosts: HostFilter,
@@ -68,6 +70,7 @@ impl ProxySettings {
             header_timeout: c.listen.header_timeout.get(),
             idle_timeout: c.listen.idle_timeout.get(),
             io_timeout: c.listen.io_timeout.get(),
+            min_body_rate: c.listen.min_body_rate,
             origin_idle_timeout: c.origin.idle_timeout.get(),
             hosts: HostFilter::new(&c.listen.hosts, c.listen.unknown_host_status),
             origin_authority: normalise_authority(&origin_authority),
