@@ -99,7 +99,12 @@ pub fn invalidate(args: &InvalidateArgs<'_>, out: &mut dyn Write) -> Result<Fini
                     .filter(|n| n.state == NodeState::Unreachable)
                     .map(|n| n.node.clone())
                     .collect();
+                // Progress named some nodes by their admin URL until they
+                // answered; the final list names every node as it is now.
                 let _ = writeln!(out, "complete: {} node(s)", report.nodes.len());
+                for n in &report.nodes {
+                    let _ = writeln!(out, "  {:<24} {}", n.node, state_word(n.state));
+                }
                 return Ok(match unreachable.is_empty() {
                     true => Finished::Complete,
                     false => Finished::Unreachable(unreachable),
