@@ -336,3 +336,80 @@ fn a_follower_that_wants_a_range_reads_the_fill_from_its_range_only() {
     );
     assert_eq!(origin.count("/seek"), 1);
 }
+
+#[test]
+fn a_miss_after_the_head_arrived_follows_a_fresh_fill_but_not_a_stale_one() {
+    let (fresh_gate, stale_gate) = (Gate::default(), Gate::default());
+    let first = 1000;
+    let origin = {
+        let (fresh_gate, stale_gate) = (fresh_gate.clone(), stale_gate.clone());
+        Origin::start(move |req| {
+            match req.target.as_str() {
+                "/fresh" => Script::ok("max-age=600", Vec::new()).with(Body::Gated {
+                    data: bytes(64 << 10, 9),
+                    first,
+                    gate: fresh_gate.clone(),
+                }),
+                // Stored (it has a validator), but stale from the start.
+                _ => Script::new(200, Vec::new())
+                    .header("Expires", "Thu, 01 Jan 2026 00:00:00 GMT")
+                    .header("Last-Modified", "Wed, 31 Dec 2025 00:00:00 GMT")
+                    .with(Body::Gated {
+                        data: bytes(64 << 10, 9),
+                        first,
+                        gate: stale_gate.clone(),
+                    }),
+            }
+        })
+    };
+    let edge = edge(&origin, "");
+    let cases = [
+        ("/fresh", fresh_gate, 1, true),
+        ("/stale", stale_gate, 2, false),
+    ];
+    for (path, gate, origin_requests, collapsed) in cases {
+        // The first viewer has the head and the first bytes: the fill runs.
+        let mut leader = Client::connect(edge.addr);
+        let raw = raw_get(path);
+        leader.send(&raw);
+        let streamed = Arc::new(AtomicUsize::new(0));
+        let lead = std::thread::spawn({
+            let streamed = streamed.clone();
+            move || {
+                leader
+                    .read_response_streaming(&raw, &mut |b: &[u8]| {
+                        streamed.fetch_add(b.len(), Ordering::SeqCst);
+                    })
+                    .expect("a response")
+            }
+        });
+        assert!(
+            eventually(Duration::from_secs(10), || streamed.load(Ordering::SeqCst)
+                >= first),
+            "{path}: the leader's first bytes came while the origin held the rest"
+        );
+        // A second viewer asks now, after the head: a hit's rules apply.
+        let late = std::thread::spawn({
+            let addr = edge.addr;
+            move || get(addr, path)
+        });
+        let reached = eventually(Duration::from_secs(3), || origin.count(path) == 2);
+        assert_eq!(
+            reached,
+            origin_requests == 2,
+            "{path}: whether the late miss reached the origin"
+        );
+        gate.open();
+        let late = late.join().expect("late viewer");
+        let lead = lead.join().expect("leader");
+        assert_eq!((lead.status, late.status), (200, 200));
+        assert_eq!(
+            late.cache_status().contains("collapsed"),
+            collapsed,
+            "{path}: {} / leader {}",
+            late.cache_status(),
+            lead.cache_status()
+        );
+        assert_eq!(origin.count(path), origin_requests, "{path}");
+    }
+}

@@ -246,6 +246,7 @@ mod tests {
             declared_len: None,
             born_ms: 0,
             expires_ms: 0,
+            late: false,
         }
     }
 

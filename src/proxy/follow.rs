@@ -11,13 +11,30 @@ use super::hit::{FillPhase, STORED_HEAD_LIMITS};
 use super::respond::{ViewerBody, answer_preconditions, encode_head};
 use super::{Outcome, ShardCtx};
 use crate::cache::owner::{FillReader, FollowFailure, FollowPiece};
-use crate::cache::policy::{Freshness, from_unix_millis};
+use crate::cache::policy::{self, Freshness, Reuse, ServeKind, Stored, from_unix_millis};
 use crate::gateway::decision::{CacheStatus, Detail, Storing};
 use crate::gateway::viewer::{HeadContext, ViewerFraming, apply_streamed_range};
 use crate::http::range::{self, Window};
-use crate::http::{Method, RequestHead, parse_response, status_has_no_body};
+use crate::http::{Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use std::time::SystemTime;
+
+/// Whether a request that asked after the fill's head arrived may take it
+/// as it stands: only fresh, with nothing to strip and nothing the request
+/// demands validation for (RFC 9111 §4.2) — the same test a hit passes.
+fn reusable_now(
+    ctx: &ShardCtx,
+    req: &RequestHead,
+    head: &ResponseHead,
+    freshness: Freshness,
+    now: SystemTime,
+) -> bool {
+    let stored = Stored { head, freshness };
+    matches!(
+        policy::reuse(&req.headers, &stored, now, &ctx.settings.policy),
+        Reuse::Serve(serve) if serve.kind == ServeKind::Fresh && serve.strip_fields.is_empty()
+    )
+}
 
 /// Serves `req` from the fill `reader` follows. None when nothing was sent
 /// and the request should fetch on its own.
@@ -37,6 +54,9 @@ pub async fn follow(
         born: from_unix_millis(info.born_ms),
         expires: from_unix_millis(info.expires_ms),
     };
+    if info.late && !reusable_now(ctx, req, &head, fresh, now) {
+        return None;
+    }
     let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
     let phase = why.collapsed();
     if let Some(answered) =

@@ -57,6 +57,11 @@ pub struct FollowInfo {
     pub declared_len: Option<u64>,
     pub born_ms: u64,
     pub expires_ms: u64,
+    /// The follower asked after the response head had arrived: for it the
+    /// fill is a stored response like any other, reusable only as the
+    /// request and the response's freshness allow (a waiter that asked
+    /// before shares the answer to the fetch it waited for).
+    pub late: bool,
 }
 
 impl FollowInfo {
@@ -69,6 +74,7 @@ impl FollowInfo {
             declared_len: meta.declared_len,
             born_ms: meta.born_ms,
             expires_ms: meta.expires_ms,
+            late: false,
         }
     }
 }
@@ -156,7 +162,11 @@ impl InFlight {
             }
             Some(KeyState::Filling(info)) => {
                 let fill = info.fill;
-                let delivered = reply.send(FetchRole::Follow(info.clone())).is_ok();
+                let late = FollowInfo {
+                    late: true,
+                    ..info.clone()
+                };
+                let delivered = reply.send(FetchRole::Follow(late)).is_ok();
                 delivered.then_some(FollowerJoined(fill))
             }
             Some(KeyState::Fetching { since, waiters, .. })
@@ -327,15 +337,15 @@ mod tests {
         );
         assert_eq!(f.filling(7, lead, FollowInfo::of(FILL, &meta())), 2);
         for w in [w1, w2] {
-            assert!(matches!(got(w), Some(FetchRole::Follow(i)) if i.fill == FILL));
+            assert!(matches!(got(w), Some(FetchRole::Follow(i)) if i.fill == FILL && !i.late));
         }
-        // A miss arriving during the fill follows at once.
+        // A miss arriving during the fill follows at once, as a late one.
         let (tx, rx) = oneshot::channel();
         assert_eq!(
             f.begin(7, None, None, true, t, tx),
             Some(FollowerJoined(FILL))
         );
-        assert!(matches!(got(rx), Some(FetchRole::Follow(_))));
+        assert!(matches!(got(rx), Some(FetchRole::Follow(i)) if i.late));
         f.fill_ended(7, FILL);
         assert_eq!(f.in_flight(), 0);
         assert!(matches!(got(ask(&mut f, 7, t)), Some(FetchRole::Lead(_))));
