@@ -6,6 +6,7 @@
 //! name glommio; the rest of the crate uses `task`, `sync` and `mesh`.
 
 pub mod mesh;
+pub mod plan;
 pub mod shard;
 pub mod sync;
 pub mod task;
@@ -125,8 +126,9 @@ pub fn start(config: Config) -> Result<Server, StartError> {
         shards = ?cores,
         "topology"
     );
-    let upstreams = UpstreamMap::from_config(&config).map_err(StartError::Origin)?;
     let shards = cores.len() as u32;
+    plan::check(&config, shards)?;
+    let upstreams = UpstreamMap::from_config(&config).map_err(StartError::Origin)?;
     let device = device::prepare(&device::DeviceSpec {
         path: &config.cache.path,
         size: config.cache.size.get(),

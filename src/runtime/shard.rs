@@ -5,18 +5,17 @@
 //! no fill from a peer is still on its way).
 
 use super::mesh::ShardPeers;
+use super::plan::ShardPlan;
 use super::sync::StopSignal;
 use super::{StartError, task};
 use crate::admin::invalidations::Invalidations;
 use crate::admin::metrics::ShardMetrics;
-use crate::cache::bans::{BanBoard, TagField, TagFields, TagSeparator};
+use crate::cache::bans::BanBoard;
 use crate::cache::owner::{OwnerMsg, OwnerRouter};
+use crate::cache::store::ShardStore;
 use crate::cache::store::device::PreparedDevice;
-use crate::cache::store::eviction::EvictionParams;
-use crate::cache::store::{ShardStore, StoreOptions};
 use crate::config::Config;
 use crate::net::listener::{BoundListener, Listener};
-use crate::proxy::settings::{ProxySettings, origin_settings};
 use crate::proxy::{ShardCtx, serve_conn};
 use crate::upstream::{UpstreamClient, UpstreamMap};
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
@@ -126,17 +125,11 @@ pub(super) async fn run(seed: ShardSeed) {
 /// Opens the shard's store, joins the mesh and builds its request context.
 async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), OpenError> {
     let c = &seed.config;
-    let options = StoreOptions {
-        max_object: c.cache.max_object_size.get(),
-        ram_bytes: (c.cache.ram_size.get() / seed.shards as u64) as usize,
-        ram_max_object: c.cache.ram_max_object.get() as usize,
-        eviction: EvictionParams::default(),
-        hit_for_pass: c.cache.hit_for_pass.get(),
-    };
+    let plan = ShardPlan::new(c, seed.shards, seed.upstreams.default_authority());
     let store = ShardStore::open(
         &seed.device,
         seed.index,
-        &options,
+        &plan.store,
         seed.metrics.store.clone(),
     )
     .await?;
@@ -155,14 +148,14 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
     );
     let upstream = UpstreamClient::new(
         seed.upstreams.clone(),
-        origin_settings(c),
+        plan.origin,
         seed.metrics.upstream.clone(),
     );
     let ctx = Rc::new(ShardCtx {
         shard: seed.index,
         bans: std::cell::RefCell::new(seed.bans.reader()),
-        tags: tag_fields(&c.invalidation.tag_headers),
-        settings: ProxySettings::from_config(c, seed.upstreams.default_authority()),
+        tags: plan.tags,
+        settings: plan.settings,
         cache,
         upstream,
         stats: seed.metrics.viewer.clone(),
@@ -174,22 +167,6 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         ),
     });
     Ok((ctx, receivers))
-}
-
-/// `Surrogate-Key` lists tags separated by spaces; other fields by commas.
-fn tag_fields(names: &[String]) -> TagFields {
-    TagFields::new(
-        names
-            .iter()
-            .map(|n| {
-                let sep = match n.eq_ignore_ascii_case("surrogate-key") {
-                    true => TagSeparator::Whitespace,
-                    false => TagSeparator::Comma,
-                };
-                TagField::new(n, sep)
-            })
-            .collect(),
-    )
 }
 
 /// Answers the messages peers send to this shard as a key's owner.

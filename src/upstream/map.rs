@@ -47,6 +47,60 @@ pub struct UpstreamMap {
 impl UpstreamMap {
     /// Resolves every upstream host once; an error names the host.
     pub fn from_config(c: &Config) -> Result<Arc<UpstreamMap>, String> {
+        let UpstreamPlan {
+            endpoints,
+            parents,
+            parent_ids,
+            groups,
+        } = UpstreamPlan::from_config(c)?;
+
+        let hosts: Vec<OriginAddr> = endpoints.iter().map(|e| e.addr.clone()).collect();
+        let resolver = Resolver::start(&hosts, c.origin.dns_ttl.get())?;
+        Ok(Arc::new(UpstreamMap {
+            health: HealthBoard::new(endpoints.len()),
+            endpoints,
+            parents,
+            parent_ids,
+            groups,
+            parent_down_time: c.parents.down_time.get(),
+            resolver,
+        }))
+    }
+
+    /// The index of the group named `name`.
+    pub fn group(&self, name: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    /// The default group's primary origin's authority: the `Host` of a
+    /// request that named none (HTTP/1.0).
+    pub fn default_authority(&self) -> String {
+        default_authority(&self.groups, &self.endpoints)
+    }
+}
+
+fn default_authority(groups: &[Group], endpoints: &[Endpoint]) -> String {
+    groups
+        .iter()
+        .position(|g| g.name == crate::config::DEFAULT_GROUP)
+        .or(if groups.is_empty() { None } else { Some(0) })
+        .and_then(|g| groups[g].members.first())
+        .map(|&e| endpoints[e].addr.authority())
+        .unwrap_or_default()
+}
+
+/// The upstreams a configuration names, parsed but not yet resolved: what
+/// start-up checks before it opens anything (see `runtime::plan`).
+pub struct UpstreamPlan {
+    pub endpoints: Vec<Endpoint>,
+    pub parents: Vec<usize>,
+    pub parent_ids: Vec<u64>,
+    pub groups: Vec<Group>,
+}
+
+impl UpstreamPlan {
+    /// Every parent and origin group member parsed; an error names it.
+    pub fn from_config(c: &Config) -> Result<UpstreamPlan, String> {
         let mut endpoints = Vec::new();
         let mut parents = Vec::new();
         let mut parent_ids = Vec::new();
@@ -78,35 +132,16 @@ impl UpstreamMap {
                 health_check: g.health_check,
             });
         }
-        let hosts: Vec<OriginAddr> = endpoints.iter().map(|e| e.addr.clone()).collect();
-        let resolver = Resolver::start(&hosts, c.origin.dns_ttl.get())?;
-        Ok(Arc::new(UpstreamMap {
-            health: HealthBoard::new(endpoints.len()),
+        Ok(UpstreamPlan {
             endpoints,
             parents,
             parent_ids,
             groups,
-            parent_down_time: c.parents.down_time.get(),
-            resolver,
-        }))
+        })
     }
 
-    /// The index of the group named `name`.
-    pub fn group(&self, name: &str) -> Option<usize> {
-        self.groups.iter().position(|g| g.name == name)
-    }
-
-    /// The default group's primary origin's authority: the `Host` of a
-    /// request that named none (HTTP/1.0).
+    /// As `UpstreamMap::default_authority`.
     pub fn default_authority(&self) -> String {
-        self.group(crate::config::DEFAULT_GROUP)
-            .or(if self.groups.is_empty() {
-                None
-            } else {
-                Some(0)
-            })
-            .and_then(|g| self.groups[g].members.first())
-            .map(|&e| self.endpoints[e].addr.authority())
-            .unwrap_or_default()
+        default_authority(&self.groups, &self.endpoints)
     }
 }

@@ -16,7 +16,7 @@ pub mod rendezvous;
 pub mod resolve;
 
 pub use client::{Checkout, Hop, OriginSettings, UpstreamClient, UpstreamRoute, UpstreamStats};
-pub use map::{EndpointKind, UpstreamMap};
+pub use map::{EndpointKind, UpstreamMap, UpstreamPlan};
 
 use std::fmt;
 

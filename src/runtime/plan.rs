@@ -1,0 +1,84 @@
+//! What a configuration becomes before start-up opens a file, a socket or
+//! a thread: the upstreams it names, the device geometry its shard count
+//! gives, and each shard's store options, request settings and origin
+//! settings. `start` checks the plan first, so anything a configuration can
+//! make go wrong here is an error that names it, never a panic in a shard;
+//! the `startup` fuzz target drives this with every configuration the loader
+//! accepts, at any shard count.
+
+use super::StartError;
+use crate::cache::bans::{TagField, TagFields, TagSeparator};
+use crate::cache::store::StoreOptions;
+use crate::cache::store::device::DeviceError;
+use crate::cache::store::eviction::EvictionParams;
+use crate::cache::store::geometry::Geometry;
+use crate::config::Config;
+use crate::proxy::settings::{ProxySettings, origin_settings};
+use crate::upstream::{OriginSettings, UpstreamPlan};
+use std::os::unix::fs::FileTypeExt;
+
+/// What one shard is built with.
+pub struct ShardPlan {
+    pub store: StoreOptions,
+    pub settings: ProxySettings,
+    pub origin: OriginSettings,
+    pub tags: TagFields,
+}
+
+impl ShardPlan {
+    /// `origin_authority` is the `Host` a request that named none is sent
+    /// with (the default group's primary origin).
+    pub fn new(c: &Config, shards: u32, origin_authority: String) -> ShardPlan {
+        ShardPlan {
+            store: StoreOptions {
+                max_object: c.cache.max_object_size.get(),
+                ram_bytes: (c.cache.ram_size.get() / u64::from(shards.max(1))) as usize,
+                ram_max_object: c.cache.ram_max_object.get() as usize,
+                eviction: EvictionParams::default(),
+                hit_for_pass: c.cache.hit_for_pass.get(),
+            },
+            settings: ProxySettings::from_config(c, origin_authority),
+            origin: origin_settings(c),
+            tags: tag_fields(&c.invalidation.tag_headers),
+        }
+    }
+}
+
+/// Derives everything start-up derives from `c` for `shards` shards, and
+/// fails as `start` would. A cache file (not a block device) is laid out
+/// at `cache.size`; a block device's size is known only once it is opened.
+pub fn check(c: &Config, shards: u32) -> Result<(), StartError> {
+    let upstreams = UpstreamPlan::from_config(c).map_err(StartError::Origin)?;
+    let path = &c.cache.path;
+    let block_device = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+    if !block_device {
+        Geometry::new(
+            c.cache.size.get(),
+            c.cache.segment_size.get(),
+            shards,
+            c.cache.avg_object_size.get(),
+        )
+        .map_err(|source| DeviceError::TooSmall {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    ShardPlan::new(c, shards, upstreams.default_authority());
+    Ok(())
+}
+
+/// `Surrogate-Key` lists tags separated by spaces; other fields by commas.
+fn tag_fields(names: &[String]) -> TagFields {
+    TagFields::new(
+        names
+            .iter()
+            .map(|n| {
+                let sep = match n.eq_ignore_ascii_case("surrogate-key") {
+                    true => TagSeparator::Whitespace,
+                    false => TagSeparator::Comma,
+                };
+                TagField::new(n, sep)
+            })
+            .collect(),
+    )
+}
