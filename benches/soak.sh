@@ -3,7 +3,7 @@
 # traffic for DURATION seconds (default 1800): hits, misses, passes, ranges,
 # invalidations, slow readers and aborted clients, all at once. Samples the
 # resident set of every edgeslab process each INTERVAL seconds, then prints
-# the first and last samples and any ERROR line in the nodes' logs.
+# every sample and any ERROR line in the nodes' logs.
 #
 #   benches/soak.sh                      # 30 minutes, target/release/edgeslab
 #   DURATION=60 BIN=target/debug/edgeslab benches/soak.sh
@@ -46,7 +46,6 @@ while [ "$(date +%s)" -lt "$end" ]; do
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true
-echo "resident set of the three nodes (KiB), first and last samples:"
-head -2 "$samples" | tail -1
-tail -1 "$samples"
+echo "resident set of the three nodes (KiB), every sample:"
+cat "$samples"
 echo "ERROR lines in the nodes' logs: $(cat "$work"/edgeslab-demo/*.log | grep -c ' ERROR ' || true)"

@@ -293,7 +293,7 @@ fn check_config_reports_every_error_with_key_and_line() {
     let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
-        "[listen]\naddr = \"127.0.0.1:8080\"\nmax_header_bytes = 10\n\n[origin]\nurl = \"gopher://x\"\n\n[cache]\nsegmnt_size = \"1MiB\"\n",
+        "[listen]\naddr = \"127.0.0.1:8080\"\nmax_header_bytes = 10\nheader_timeout = \"soon\"\n\n[origin]\nurl = \"gopher://x\"\n\n[cache]\nsegmnt_size = \"1MiB\"\nsize = true\n[log]\nlevel = \"warning\"\n",
     )
     .unwrap();
     let out = run_bin(
@@ -302,11 +302,26 @@ fn check_config_reports_every_error_with_key_and_line() {
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 3: listen.max_header_bytes"), "{err}");
-    assert!(err.contains("line 6: origin.url"), "{err}");
-    assert!(err.contains("line 9: cache.segmnt_size"), "{err}");
+    // Every error in one run, type errors included, in file order.
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(": line ")).collect();
+    let want = [
+        "line 3: listen.max_header_bytes",
+        "line 4: listen.header_timeout: invalid duration",
+        "line 7: origin.url",
+        "line 10: cache.segmnt_size",
+        "line 11: cache.size",
+        "line 13: log.level: \"warning\" is not a log level",
+    ];
+    assert_eq!(lines.len(), want.len(), "{err}");
+    for (line, want) in lines.iter().zip(want) {
+        assert!(line.contains(want), "{want:?} in {err}");
+    }
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[origin]\nurl = \"http://127.0.0.1:1\"\n").unwrap();
+    std::fs::write(
+        &good,
+        "[origin]\nurl = \"http://127.0.0.1:1\"\n[listen]\nheader_timeout = 1.5\n",
+    )
+    .unwrap();
     let out = run_bin(
         &["check-config", good.to_str().unwrap()],
         Duration::from_secs(30),

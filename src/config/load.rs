@@ -88,34 +88,51 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigErrors> {
         Some("regional") => Role::Regional,
         _ => Role::Edge,
     };
+    // A value of the wrong type stops serde at the first; each one found is
+    // reported and its key taken out, and the rest read again, so that one
+    // run names every error (up to one per key).
     let mut unknown = Vec::new();
-    let de = toml::Deserializer::new(text);
-    let parsed: Result<Config, _> = serde_ignored::deserialize(de, |path| {
-        unknown.push(path.to_string());
-    });
-    let mut config = match parsed {
-        Ok(c) => c,
-        Err(e) => {
-            let offset = e.span().map(|s| s.start);
-            let key = offset.and_then(|o| key_at(&doc, o)).unwrap_or_default();
-            return Err(fail(vec![ConfigError {
-                line: offset.map(|o| line_of(text, o)),
-                key,
-                message: e.message().trim().to_string(),
-            }]));
+    let mut type_errors = Vec::new();
+    let mut current = text.to_string();
+    let mut config = loop {
+        unknown.clear();
+        let de = toml::Deserializer::new(&current);
+        let parsed: Result<Config, _> = serde_ignored::deserialize(de, |path| {
+            unknown.push(path.to_string());
+        });
+        let e = match parsed {
+            Ok(c) => break c,
+            Err(e) => e,
+        };
+        let now = ImDocument::parse(current.as_str()).ok();
+        let key = e
+            .span()
+            .and_then(|s| now.as_ref().and_then(|d| key_at(d, s.start)));
+        let line = match &key {
+            Some(k) => line_of_key(&doc, text, k),
+            None if type_errors.is_empty() => e.span().map(|s| line_of(text, s.start)),
+            None => None,
+        };
+        type_errors.push(ConfigError {
+            line,
+            key: key.clone().unwrap_or_default(),
+            message: e.message().trim().to_string(),
+        });
+        let removed = key.and_then(|k| without_key(&current, &k));
+        match removed {
+            Some(rest) if type_errors.len() < MAX_TYPE_ERRORS => current = rest,
+            _ => return Err(fail(type_errors)),
         }
     };
     if role == Role::Regional {
         apply_role_defaults(&mut config, &doc);
     }
-    let mut errors: Vec<ConfigError> = unknown
-        .into_iter()
-        .map(|key| ConfigError {
-            line: line_of_key(&doc, text, &key),
-            message: "unknown key (misspelt, or in the wrong [section]?)".into(),
-            key,
-        })
-        .collect();
+    let mut errors: Vec<ConfigError> = type_errors;
+    errors.extend(unknown.into_iter().map(|key| ConfigError {
+        line: line_of_key(&doc, text, &key),
+        message: "unknown key (misspelt, or in the wrong [section]?)".into(),
+        key,
+    }));
     for (key, message) in validate(&config) {
         errors.push(ConfigError {
             line: line_of_key(&doc, text, &key),
@@ -123,6 +140,8 @@ pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigErrors> {
             message,
         });
     }
+    // In file order, so that an operator fixes it top to bottom.
+    errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -353,16 +372,125 @@ fn validate_fixed(c: &Config, out: &mut Vec<(String, String)>) {
             errs.push((key, "must be at most 2^31 seconds (about 68 years)".into()));
         }
     }
+    if let Some(total) = host_memory()
+        && c.cache.ram_size.get() > total
+    {
+        errs.push((
+            "cache.ram_size",
+            format!(
+                "{} is more than this host's memory ({:.1}GiB); the RAM tier must fit beside everything else",
+                c.cache.ram_size,
+                total as f64 / f64::from(1u32 << 30)
+            ),
+        ));
+    }
+    if c.cache.ram_max_object.get() > c.cache.ram_size.get() && c.cache.ram_size.get() > 0 {
+        errs.push((
+            "cache.ram_max_object",
+            "must be at most cache.ram_size".into(),
+        ));
+    }
     if c.cache.avg_object_size.get() < 64 {
         errs.push(("cache.avg_object_size", "must be at least 64 bytes".into()));
     }
     if c.admin.enabled && c.admin.addr == c.listen.addr && c.listen.addr.port() != 0 {
         errs.push(("admin.addr", "must differ from listen.addr".into()));
     }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
-        errs.push(("log.level", format!("invalid filter: {e}")));
+    if let Err(e) = check_log_filter(&c.log.level) {
+        errs.push(("log.level", e));
+    }
+    for (i, host) in c.listen.hosts.iter().enumerate() {
+        // "name", "name:port" or "[v6]:port", as a Host field carries it.
+        let name = match host.rsplit_once(':') {
+            Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        let checked = match name.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            Some(v6) => v6
+                .parse::<std::net::Ipv6Addr>()
+                .map(|_| ())
+                .map_err(|_| format!("{host:?} is not an IPv6 address")),
+            None => crate::upstream::check_host_name(name),
+        };
+        if let Err(e) = checked {
+            out.push((format!("listen.hosts[{i}]"), e));
+        }
     }
     out.extend(errs.into_iter().map(|(k, m)| (k.to_string(), m)));
+}
+
+/// This host's memory in bytes (`MemTotal`), read once.
+fn host_memory() -> Option<u64> {
+    static TOTAL: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TOTAL.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    })
+}
+
+/// Log levels a filter directive may name.
+const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// A log filter: comma-separated directives, each a level (`info`) or
+/// `target=level` (`edgeslab::upstream=debug`). A bare word that is not a
+/// level would be read as a target and silence everything else, so a typo
+/// such as `warning` is an error here, not a quiet log.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    let expected = || LOG_LEVELS.join(", ");
+    if filter.trim().is_empty() {
+        return Err(format!("is empty; give a level ({})", expected()));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => return Err(format!("{directive:?} names no target before \"=\"")),
+            None => directive,
+        };
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!(
+                "{level:?} is not a log level (expected one of {}, or target=level)",
+                expected()
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| ())
+        .map_err(|e| format!("invalid filter: {e}"))
+}
+
+/// Type errors reported from one file at most (each removes a key).
+const MAX_TYPE_ERRORS: usize = 64;
+
+/// `text` with the key at dotted `path` (`behavior[1].cache.min_ttl`)
+/// removed; None when it cannot be found.
+fn without_key(text: &str, path: &str) -> Option<String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().ok()?;
+    let parts: Vec<&str> = path.split('.').collect();
+    let (last, parents) = parts.split_last()?;
+    let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
+    for part in parents {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (*part, None),
+        };
+        let item = table.get_mut(name)?;
+        table = match (index, item) {
+            (Some(i), Item::ArrayOfTables(a)) => a.get_mut(i)?,
+            (None, item) => item.as_table_like_mut()?,
+            _ => return None,
+        };
+    }
+    let name = last.split_once('[').map_or(*last, |(n, _)| n);
+    table.remove(name)?;
+    Some(doc.to_string())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -520,6 +648,79 @@ segmnt_size = \"8MiB\"
         assert_eq!(errs.errors.len(), 1);
         assert_eq!(errs.errors[0].key, "listen.max_headers");
         assert_eq!(errs.errors[0].line, Some(5));
+    }
+
+    #[test]
+    fn every_type_error_is_reported_in_one_run_with_the_rest() {
+        let text = "\
+cores = \"most\"
+[origin]
+url = \"http://a:1\"
+[listen]
+max_headers = \"many\"
+header_timeout = true
+idle_timeout = 1.5
+max_connections_per_shard = 0
+[cache]
+size = -3
+[[behavior]]
+path = \"/a/*\"
+[behavior.cache]
+min_ttl = [1]
+[log]
+level = \"warning\"
+";
+        let errs = load_str(text, "t.toml").unwrap_err();
+        let shown = errs.to_string();
+        let found: Vec<_> = errs
+            .errors
+            .iter()
+            .map(|e| (e.key.as_str(), e.line))
+            .collect();
+        for want in [
+            ("cores", Some(1)),
+            ("listen.max_headers", Some(5)),
+            ("listen.header_timeout", Some(6)),
+            ("listen.max_connections_per_shard", Some(8)),
+            ("cache.size", Some(10)),
+            ("behavior[0].cache.min_ttl", Some(14)),
+            ("log.level", Some(16)),
+        ] {
+            assert!(found.contains(&want), "{want:?} in\n{shown}");
+        }
+        assert!(!shown.contains("untagged"), "{shown}");
+        assert!(
+            !shown.contains("listen.idle_timeout"),
+            "1.5 s is a duration: {shown}"
+        );
+        assert!(shown.contains("a duration"), "{shown}");
+    }
+
+    #[test]
+    fn host_names_and_memory_are_checked() {
+        let text = "[origin]\nurl = \"http://my origin:80\"\n[listen]\nhosts = [\"ok.example:8080\", \"bad host\", \"[::1]\"]\n[cache]\nram_size = \"1000TiB\"\n";
+        let errs = load_str(text, "t.toml").unwrap_err();
+        let keys: Vec<_> = errs.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["origin.url", "listen.hosts[1]", "cache.ram_size"],
+            "{errs}"
+        );
+    }
+
+    #[test]
+    fn log_filters_name_levels_or_targets() {
+        for good in [
+            "info",
+            "WARN",
+            "edgeslab=debug,info",
+            "edgeslab::upstream=trace",
+        ] {
+            assert_eq!(check_log_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["warning", "verbose", "", "edgeslab=loud", "=info", "info,"] {
+            assert!(check_log_filter(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

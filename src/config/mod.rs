@@ -31,16 +31,30 @@ pub enum Cores {
 
 impl<'de> Deserialize<'de> for Cores {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            List(Vec<usize>),
+        d.deserialize_any(CoresVisitor)
+    }
+}
+
+/// `"all"`, a list in text (`"0,2-3"`), or an array of core numbers.
+struct CoresVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CoresVisitor {
+    type Value = Cores;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"all\", a core list such as \"0,2-3\", or an array such as [0, 1]")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Cores, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Cores, A::Error> {
+        let mut cores = Vec::new();
+        while let Some(core) = seq.next_element::<usize>()? {
+            cores.push(core);
         }
-        match Raw::deserialize(d)? {
-            Raw::List(v) => Ok(Cores::List(v)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        Ok(Cores::List(cores))
     }
 }
 

@@ -40,16 +40,40 @@ impl fmt::Display for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Secs(s) => Ok(Dur::secs(s)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(DurVisitor)
+    }
+}
+
+/// A duration as text, or as a number of seconds (a fraction allowed).
+struct DurVisitor;
+
+impl serde::de::Visitor<'_> for DurVisitor {
+    type Value = Dur;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration: text such as \"30s\" or \"250ms\", or a number of seconds")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Dur, E> {
+        Ok(Dur::secs(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Dur, E> {
+        u64::try_from(v)
+            .map(Dur::secs)
+            .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
+        Duration::try_from_secs_f64(v).map(Dur).map_err(|_| {
+            E::custom(format!(
+                "{v} is not a duration in seconds (it must be finite and not negative)"
+            ))
+        })
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
+        v.parse().map_err(E::custom)
     }
 }
 
@@ -103,16 +127,38 @@ impl fmt::Display for Size {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Bytes(b) => Ok(Size(b)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(SizeVisitor)
+    }
+}
+
+/// A size as text, or as a whole number of bytes.
+struct SizeVisitor;
+
+impl serde::de::Visitor<'_> for SizeVisitor {
+    type Value = Size;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size: text such as \"16MiB\" or \"10GiB\", or a whole number of bytes")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Size, E> {
+        Ok(Size(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Size, E> {
+        u64::try_from(v)
+            .map(Size)
+            .map_err(|_| E::custom(format!("a size cannot be negative ({v})")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Size, E> {
+        Err(E::custom(format!(
+            "{v} is not a whole number of bytes; write a size such as \"1.5GiB\" as text"
+        )))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Size, E> {
+        v.parse().map_err(E::custom)
     }
 }
 
@@ -139,6 +185,30 @@ mod tests {
             .try_into()
             .unwrap();
         assert_eq!(d, Dur::secs(7));
+        let from = |toml_value: &str| {
+            toml::from_str::<toml::Value>(&format!("v = {toml_value}"))
+                .unwrap()
+                .get("v")
+                .cloned()
+                .unwrap()
+                .try_into::<Dur>()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(from("1.5"), Ok(Dur::millis(1500)));
+        assert!(from("-2").unwrap_err().contains("negative"));
+        assert!(from("true").unwrap_err().contains("a duration"));
+        let sized = |toml_value: &str| {
+            toml::from_str::<toml::Value>(&format!("v = {toml_value}"))
+                .unwrap()
+                .get("v")
+                .cloned()
+                .unwrap()
+                .try_into::<Size>()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(sized("4096"), Ok(Size(4096)));
+        assert!(sized("1.5").unwrap_err().contains("whole number"));
+        assert!(sized("[1]").unwrap_err().contains("a size"));
     }
 
     #[test]

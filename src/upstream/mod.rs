@@ -44,6 +44,7 @@ impl OriginAddr {
                 "{url:?}: give only scheme, host and port (no path, query or user)"
             ));
         }
+        let bracketed = authority.starts_with('[');
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, p) = v6
                 .split_once(']')
@@ -63,6 +64,12 @@ impl OriginAddr {
         };
         if host.is_empty() {
             return Err(format!("{url:?}: missing host"));
+        }
+        if bracketed {
+            host.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("{url:?}: {host:?} is not an IPv6 address"))?;
+        } else {
+            check_host_name(&host).map_err(|e| format!("{url:?}: {e}"))?;
         }
         Ok(OriginAddr { host, port })
     }
@@ -89,6 +96,25 @@ impl OriginAddr {
             OriginAddr::parse(&format!("http://{spec}"))
         }
     }
+}
+
+/// A host name or IPv4 address as DNS and `Host` allow: labels of letters,
+/// digits, `-` and `_`, separated by dots (RFC 1123 §2.1, RFC 3986 §3.2.2
+/// reg-name without escapes), at most 253 bytes.
+pub fn check_host_name(host: &str) -> Result<(), String> {
+    let ok_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(ok_label) {
+        return Err(format!(
+            "{host:?} is not a host name (letters, digits, '-' and '_' in dot-separated labels)"
+        ));
+    }
+    Ok(())
 }
 
 /// What went wrong talking to an upstream.
