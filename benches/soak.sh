@@ -2,8 +2,9 @@
 # Soak: the demo's three nodes (origin, regional, two edges) under mixed
 # traffic for DURATION seconds (default 1800): hits, misses, passes, ranges,
 # invalidations, slow readers and aborted clients, all at once. Samples the
-# resident set of every edgeslab process each INTERVAL seconds, then prints
-# every sample and any ERROR line in the nodes' logs.
+# resident set of every edgeslab process each INTERVAL seconds beside what
+# their RAM tiers hold, then prints every sample and any ERROR line in the
+# nodes' logs.
 #
 #   benches/soak.sh                      # 30 minutes, target/release/edgeslab
 #   DURATION=60 BIN=target/debug/edgeslab benches/soak.sh
@@ -37,12 +38,20 @@ loop c -r 1000-1999 "http://$e2/big/10485760" & pids+=($!)                     #
 loop c --limit-rate 50k --max-time 5 "http://$e1/big/10485760" & pids+=($!)   # slow readers
 loop c --max-time 0.05 "http://$e2/big/10485760" & pids+=($!)                 # aborted clients
 loop bash -c "sleep $(( DURATION < 60 ? 5 : 30 )); $BIN invalidate --admin http://$a1 --token demo-token --wait 20s '/big/*' /hello" & pids+=($!)
+admins=$(awk '$1=="regional"||$1=="edge-1"||$1=="edge-2"{sub("http://","",$4); print $4}' "$log")
 rss() { ps -o rss= -p "$(pgrep -d, -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
+# The RAM tiers fill by design (cache.ram_size each): what they hold is
+# sampled beside the resident set, and the rest must stay flat.
+ram_kib() {
+    for a in $admins; do curl -s --max-time 5 "http://$a/metrics"; done |
+        awk '/^edgeslab_cache_ram_bytes/ {s+=$2} END {printf "%d", s/1024}'
+}
 samples=$work/rss.csv
-echo "seconds,rss_kib" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,rest_kib" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
-    echo "$(( $(date +%s) - start )),$(rss)" >>"$samples"
+    r=$(rss); t=$(ram_kib)
+    echo "$(( $(date +%s) - start )),$r,$t,$(( r - t ))" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true

@@ -149,12 +149,10 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         c.origin.url = o.clone();
     }
     if let Some(spec) = &args.cache {
-        match spec.rsplit_once(':') {
-            Some((path, size)) if !size.contains('/') => {
-                c.cache.path = PathBuf::from(path);
-                c.cache.size = size.parse::<Size>().map_err(|e| format!("--cache: {e}"))?;
-            }
-            _ => c.cache.path = PathBuf::from(spec),
+        let (path, size) = split_cache_spec(spec);
+        c.cache.path = path;
+        if let Some(size) = size {
+            c.cache.size = size;
         }
     }
     if let Some(cores) = &args.cores {
@@ -175,6 +173,23 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
         return Err(lines.join("\n"));
     }
     Ok(c)
+}
+
+/// `--cache PATH[:SIZE]`. Device paths carry colons of their own
+/// (`/dev/disk/by-path/pci-0000:3b:00.0-nvme-1`): a path that exists is
+/// taken whole, and otherwise only a suffix that reads as a non-zero size
+/// is one.
+fn split_cache_spec(spec: &str) -> (PathBuf, Option<Size>) {
+    if std::path::Path::new(spec).exists() {
+        return (PathBuf::from(spec), None);
+    }
+    match spec.rsplit_once(':') {
+        Some((path, size)) if !path.is_empty() => match size.parse::<Size>() {
+            Ok(size) if size.get() > 0 => (PathBuf::from(path), Some(size)),
+            _ => (PathBuf::from(spec), None),
+        },
+        _ => (PathBuf::from(spec), None),
+    }
 }
 
 fn main() -> ExitCode {
@@ -241,22 +256,23 @@ fn main() -> ExitCode {
             let server = match edgeslab::runtime::start(config) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::error!("cannot start: {e}");
+                    // Once, on stderr (the journal under systemd), whatever
+                    // the log level.
                     eprintln!("edgeslab: cannot start: {e}");
                     return ExitCode::from(1);
                 }
             };
-            tracing::info!(
-                listen = %server.ready.listen,
-                admin = ?server.ready.admin,
-                cores = ?server.ready.cores,
-                "edgeslab serving"
-            );
-            // One machine-readable line for scripts and supervisors.
             let admin = server
                 .ready
                 .admin
                 .map_or_else(|| "-".to_string(), |a| a.to_string());
+            tracing::info!(
+                listen = %server.ready.listen,
+                admin = %admin,
+                cores = ?server.ready.cores,
+                "edgeslab serving"
+            );
+            // One machine-readable line for scripts and supervisors.
             println!(
                 "ready listen={} admin={admin} shards={}",
                 server.ready.listen,
@@ -271,5 +287,32 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_specs_keep_colons_that_are_not_a_size() {
+        let dev = "/dev/disk/by-path/pci-0000:3b:00.0-nvme-1";
+        assert_eq!(split_cache_spec(dev), (PathBuf::from(dev), None));
+        assert_eq!(
+            split_cache_spec("/srv/c.slab:100GiB"),
+            (PathBuf::from("/srv/c.slab"), Some(Size::bytes(100 << 30)))
+        );
+        assert_eq!(
+            split_cache_spec("/srv/a:b/c.slab"),
+            (PathBuf::from("/srv/a:b/c.slab"), None)
+        );
+        // An existing path is taken whole, whatever its last part reads as.
+        let dir = std::env::temp_dir().join(format!("edgeslab-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let odd = dir.join("x:64");
+        std::fs::write(&odd, b"").unwrap();
+        let spec = odd.to_str().unwrap();
+        assert_eq!(split_cache_spec(spec), (odd.clone(), None));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

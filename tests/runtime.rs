@@ -25,7 +25,10 @@ fn one_pinned_executor_thread_per_core() {
     assert_eq!(edge.shards, online_cpus());
     let shards: Vec<(String, String)> = threads(edge.pid())
         .into_iter()
-        .filter(|(name, _)| name.starts_with("edgeslab-s"))
+        .filter(|(name, _)| {
+            name.strip_prefix("edgeslab-s")
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        })
         .collect();
     assert_eq!(shards.len(), edge.shards, "{shards:?}");
     let mut cpus = BTreeSet::new();
@@ -162,4 +165,42 @@ fn sigterm_stops_cleanly_and_drains() {
     );
     assert!(c.closes_quietly(Duration::from_secs(5)));
     assert!(edge.stderr().contains("shard stopped"));
+}
+
+#[test]
+fn a_request_open_at_the_drain_deadline_gets_a_503_and_a_log_line() {
+    let origin = Origin::start(|_| Script::ok("max-age=60", vec![]).with(Body::Silent));
+    let mut edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("[listen]\ndrain_timeout = \"1s\"")
+        .start();
+    let addr = edge.addr;
+    let viewer = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        c.send(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.read_response()
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || origin.count("/held") == 1),
+        "the request reached the origin"
+    );
+    let status = edge.stop().expect("process exits");
+    assert!(status.success(), "{status:?}: {}", edge.stderr());
+    let r = viewer
+        .join()
+        .expect("viewer")
+        .expect("an answer, not a bare close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("connection"), Some("close"));
+    let log = edge.stderr();
+    assert!(
+        log.contains("stop requested") && log.contains("SIGTERM"),
+        "{log}"
+    );
+    assert!(log.contains("drain deadline passed"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("target=\"/held\"") && l.contains("detail=\"drain-deadline\"")),
+        "{log}"
+    );
 }

@@ -334,6 +334,38 @@ fn check_config_reports_every_error_with_key_and_line() {
 }
 
 #[test]
+fn a_mistyped_cache_path_is_refused_without_creating_anything() {
+    let origin = cacheable_origin();
+    let dir = TempDir::new("typo");
+    let missing = dir.path().join("no/such/dir/c.slab");
+    for (cache, says) in [
+        (
+            format!("{}:64MiB", missing.display()),
+            "does not exist".to_string(),
+        ),
+        ("/dev/nvme9n9x".to_string(), "is under /dev".to_string()),
+    ] {
+        let out = run_bin(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--origin",
+                &format!("http://{}", origin.addr),
+                "--cache",
+                &cache,
+            ],
+            Duration::from_secs(30),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{cache}: {err}");
+        assert!(err.contains(&says), "{cache}: {err}");
+    }
+    assert!(!dir.path().join("no").exists(), "no directory was created");
+    assert!(!std::path::Path::new("/dev/nvme9n9x").exists());
+}
+
+#[test]
 fn serve_from_flags_alone() {
     let origin = cacheable_origin();
     let dir = TempDir::new("flags");

@@ -187,6 +187,9 @@ pub enum Refusal {
     HeaderTimeout,
     /// The request head could not be accepted (400, 414, 431, 501, 505).
     BadHead(RequestErrorKind),
+    /// The node is stopping and the drain deadline passed before this
+    /// request was answered (503, the connection closed).
+    DrainDeadline,
 }
 
 /// The kind of a request-head error, without its free-text reason.
@@ -219,6 +222,7 @@ impl Refusal {
             Refusal::OnlyIfCached => 504,
             Refusal::OptionsAsterisk => 501,
             Refusal::HeaderTimeout => 408,
+            Refusal::DrainDeadline => 503,
             Refusal::BadHead(kind) => match kind {
                 RequestErrorKind::BadRequest => 400,
                 RequestErrorKind::HeaderTooLarge => 431,
@@ -236,6 +240,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method-not-allowed",
             Refusal::OnlyIfCached => "only-if-cached",
             Refusal::HeaderTimeout => "header-timeout",
+            Refusal::DrainDeadline => "drain-deadline",
             Refusal::BadHead(kind) => match kind {
                 RequestErrorKind::BadRequest => "bad-request",
                 RequestErrorKind::HeaderTooLarge => "header-too-large",

@@ -23,6 +23,8 @@ pub struct Conn {
     /// The address this side connected to (None for accepted connections):
     /// an upstream connection goes back to that address's pool.
     remote: Option<SocketAddr>,
+    /// Bytes handed to `write_all` over the connection's life.
+    written: u64,
 }
 
 /// Runs `fut` but gives up with `TimedOut` after `d`.
@@ -57,6 +59,7 @@ impl Conn {
             buf: Vec::new(),
             start: 0,
             remote: None,
+            written: 0,
         }
     }
 
@@ -146,7 +149,14 @@ impl Conn {
         self.read_more(left, what).await
     }
 
+    /// Bytes handed to `write_all` so far (counted before they are sent,
+    /// so a write under way counts).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     pub async fn write_all(&mut self, data: &[u8], timeout: Duration) -> io::Result<()> {
+        self.written += data.len() as u64;
         let stream = &mut self.stream;
         with_timeout(timeout, "write timed out", async {
             stream.write_all(data).await

@@ -50,6 +50,9 @@ pub struct ShardCtx {
     /// Set when the shard starts stopping: idle connections close, busy ones
     /// finish their request and close.
     pub stop: StopSignal,
+    /// Set when the drain deadline passes: requests still unanswered get a
+    /// 503 (or are cut where their response stands), and are logged.
+    pub deadline: StopSignal,
     /// The last request id this shard gave out (see `next_request_id`).
     pub request_ids: std::cell::Cell<u64>,
 }
@@ -91,13 +94,48 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
         let started = Instant::now();
         // Boxed: the request's (large) state lives only while it is handled,
         // so a connection idle between requests holds little memory.
-        let outcome = Box::pin(handle_request(&ctx, &mut conn, &head, peer)).await;
+        let written = conn.written();
+        let handled = async { Some(Box::pin(handle_request(&ctx, &mut conn, &head, peer)).await) };
+        let deadline = async {
+            ctx.deadline.stopped().await;
+            None
+        };
+        let outcome = match futures_lite::future::or(handled, deadline).await {
+            Some(outcome) => outcome,
+            None => {
+                let sent = conn_sent(&conn, written);
+                cut_at_deadline(&ctx, &mut conn, &head, sent).await
+            }
+        };
         ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
         log_access(&ctx, peer, Some(&head), &outcome, started);
         if !outcome.keep_alive || !head.keep_alive || ctx.stop.is_set() {
             conn.shutdown().await;
             return;
         }
+    }
+}
+
+/// Bytes written to `conn` since it had written `mark`.
+fn conn_sent(conn: &Conn, mark: u64) -> u64 {
+    conn.written().saturating_sub(mark)
+}
+
+/// The node is stopping and its drain deadline passed with this request
+/// unanswered: a 503 if nothing of a response went out yet, else the
+/// connection is closed where the response stands. Either way it is
+/// counted and logged.
+async fn cut_at_deadline(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, sent: u64) -> Outcome {
+    if sent == 0 {
+        return refuse(ctx, conn, req, Refusal::DrainDeadline).await;
+    }
+    Outcome {
+        // 0: a response was under way; what went out is in `bytes`.
+        status: 0,
+        phase: CachePhase::Refused,
+        bytes: sent,
+        keep_alive: false,
+        detail: Some(Detail::Refused(Refusal::DrainDeadline)),
     }
 }
 
@@ -427,7 +465,8 @@ fn cache_key(ctx: &ShardCtx, req: &RequestHead) -> CacheKey {
 /// Answers a routed request that is refused. Its body was not read, so the
 /// connection can carry another request only if there was none.
 async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Refusal) -> Outcome {
-    let keep_alive = req.keep_alive && !Route::leaves_body_unread(req);
+    let keep_alive =
+        req.keep_alive && !Route::leaves_body_unread(req) && refusal != Refusal::DrainDeadline;
     let message = match refusal {
         Refusal::UnknownHost { .. } => "this server does not serve the requested host",
         Refusal::MethodNotAllowed => "this method is not allowed for this path",
@@ -438,6 +477,7 @@ async fn refuse(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, refusal: Ref
         Refusal::OptionsAsterisk => "OPTIONS * is not supported",
         Refusal::OnlyIfCached => "only-if-cached, and nothing usable is stored",
         Refusal::HeaderTimeout | Refusal::BadHead(_) => "the request cannot be served",
+        Refusal::DrainDeadline => "the server is restarting; try again",
     };
     let detail = Some(Detail::Refused(refusal));
     let generated = Generated {

@@ -114,6 +114,28 @@ fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, StartError> 
     }
 }
 
+/// SIGTERM and SIGINT stop the server: a thread of its own says which
+/// arrived, then sets the flag every shard polls.
+fn watch_signals(stop: Arc<AtomicBool>) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(StartError::Signals)?;
+    std::thread::Builder::new()
+        .name("edgeslab-ctl".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = signal_hook::low_level::signal_name(sig).unwrap_or("a signal");
+                tracing::info!(
+                    signal = name,
+                    "stop requested: draining, then checkpointing"
+                );
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .map_err(StartError::Signals)?;
+    Ok(())
+}
+
 /// Starts every shard and returns once all serve (or the first fails).
 pub fn start(config: Config) -> Result<Server, StartError> {
     let topo = Topology::detect();
@@ -169,9 +191,7 @@ pub fn start(config: Config) -> Result<Server, StartError> {
     let all_metrics: Arc<Vec<ShardMetrics>> =
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(StartError::Signals)?;
-    }
+    watch_signals(stop.clone())?;
     let mesh = MeshBuilder::full(shards as usize, MESH_QUEUE);
     let drained = Arc::new(AtomicUsize::new(0));
     let config = Arc::new(config);

@@ -65,6 +65,10 @@ pub(super) struct ShardSeed {
     pub ready: crossbeam_channel::Sender<Result<u32, StartError>>,
 }
 
+/// After the drain deadline, how long connections get to send their 503s
+/// and log their lines.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
 pub(super) async fn run(seed: ShardSeed) {
     let index = seed.index;
     name_this_thread(&format!("edgeslab-s{index}"));
@@ -101,7 +105,22 @@ pub(super) async fn run(seed: ShardSeed) {
     ctx.stop.trigger();
     drop(listener);
     let drain_timeout = seed.config.listen.drain_timeout.get();
+    tracing::info!(
+        shard = index,
+        open_connections = active.get(),
+        drain_timeout = %humantime::format_duration(drain_timeout),
+        "stopping: no new connections; draining"
+    );
     wait_until(Instant::now() + drain_timeout, || active.get() == 0).await;
+    if active.get() > 0 {
+        tracing::warn!(
+            shard = index,
+            open_connections = active.get(),
+            "drain deadline passed: unanswered requests get 503, responses under way are cut"
+        );
+        ctx.deadline.trigger();
+        wait_until(Instant::now() + DEADLINE_GRACE, || active.get() == 0).await;
+    }
     seed.drained.fetch_add(1, Ordering::SeqCst);
     let shards = seed.shards as usize;
     wait_until(Instant::now() + PEER_DRAIN_WAIT, || {
@@ -160,6 +179,7 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         upstream,
         stats: seed.metrics.viewer.clone(),
         stop: StopSignal::new(),
+        deadline: StopSignal::new(),
         // Seeded from the clock so that ids differ between runs.
         request_ids: std::cell::Cell::new(
             (crate::cache::policy::to_unix_millis(std::time::SystemTime::now()) << 20)

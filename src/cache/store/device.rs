@@ -66,6 +66,9 @@ pub enum DeviceError {
     /// fewer `cores`.
     #[error("cache device {}: {source}", path.display())]
     TooSmall { path: PathBuf, source: TooSmall },
+    /// A path where no cache file may be created.
+    #[error("cache device {}: {why}", path.display())]
+    Path { path: PathBuf, why: String },
     /// Our superblock with a bad checksum: the contents cannot be trusted.
     #[error(
         "cache device {}: the superblock is corrupt (checksum mismatch), so its contents cannot \
@@ -127,6 +130,36 @@ pub struct DeviceSpec<'a> {
     pub reformat: bool,
     /// Re-format a device whose superblock is corrupt instead of refusing.
     pub reformat_if_corrupt: bool,
+}
+
+/// A cache file is created only where one is meant to be: in a directory
+/// that exists (a mistyped path must not grow a directory tree and a
+/// full-size file), and never among the device nodes of `/dev`, where a
+/// typo in a block device's name would otherwise become a file in RAM.
+fn check_file_path(path: &Path) -> Result<(), DeviceError> {
+    let refuse = |why: String| DeviceError::Path {
+        path: path.to_path_buf(),
+        why,
+    };
+    if path.starts_with("/dev") {
+        return Err(refuse(
+            "is under /dev but is not a block device (a typo in the device name?)".into(),
+        ));
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(refuse(format!(
+            "the directory {} does not exist (create it, or correct cache.path)",
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens (creating a file if needed) and sizes the device, reads its
@@ -202,8 +235,8 @@ pub fn prepare(spec: &DeviceSpec<'_>) -> Result<PreparedDevice, DeviceError> {
     let is_block_device = meta
         .as_ref()
         .is_some_and(|m| m.file_type().is_block_device());
-    if !is_block_device && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| open_err("cannot create its directory", e))?;
+    if !is_block_device {
+        check_file_path(path)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .read(true)
