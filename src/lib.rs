@@ -25,4 +25,5 @@ pub mod log_limit;
 pub mod net;
 pub mod proxy;
 pub mod runtime;
+pub mod tune;
 pub mod upstream;

@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Serve viewers: from a config file, or from flags alone (flags override the file).
     Serve(Box<ServeArgs>),
-    /// Start a demo origin and an edge in front of it on loopback.
+    /// Start a demo origin, a regional and two edges on loopback.
     Demo(DemoArgs),
     /// Invalidate paths or tags on every tier, through one node's admin API,
     /// and follow it until every node has applied it.
@@ -33,6 +33,16 @@ enum Command {
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
+    },
+    /// Print a sysctl profile (to install in /etc/sysctl.d), or with
+    /// --check compare it with the running kernel and say what differs.
+    Tune {
+        /// Compare with the running kernel instead of printing the profile;
+        /// exits 1 when a setting differs.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, value_enum, default_value = "edge")]
+        profile: edgeslab::tune::Profile,
     },
 }
 
@@ -206,6 +216,19 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Tune { check, profile } => {
+            if !check {
+                print!("{}", profile.text());
+                return ExitCode::SUCCESS;
+            }
+            let results = edgeslab::tune::check(profile, edgeslab::tune::read_sysctl);
+            let (text, all_match) = edgeslab::tune::report(profile, &results);
+            print!("{text}");
+            match all_match {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(1),
+            }
+        }
         Command::Invalidate(args) => {
             let run = edgeslab::admin::cli::InvalidateArgs {
                 admin: &args.admin,

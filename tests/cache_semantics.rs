@@ -55,7 +55,7 @@ fn a_stale_copy_is_validated_and_a_304_freshens_it_without_the_body_again() {
         "{}",
         first.cache_status()
     );
-    let written = edge.metric("edgeslab_cache_bytes_written_total");
+    let written = edge.metric("edgeslab_cache_written_bytes_total");
     let second = get(edge.addr, "/big");
     assert_eq!(second.status, 200);
     assert!(second.body == body, "the stored body, served after the 304");
@@ -72,7 +72,7 @@ fn a_stale_copy_is_validated_and_a_304_freshens_it_without_the_body_again() {
     let sent = origin.last().expect("a revalidation");
     assert_eq!(sent.header("if-none-match"), Some("\"v1\""));
     // The update rewrote a manifest, not the 3 MiB body.
-    let after = edge.metric("edgeslab_cache_bytes_written_total");
+    let after = edge.metric("edgeslab_cache_written_bytes_total");
     assert!(
         after - written < 64 << 10,
         "{} bytes written for a 304",

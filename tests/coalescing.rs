@@ -311,7 +311,7 @@ fn a_follower_that_wants_a_range_reads_the_fill_from_its_range_only() {
     let leader = std::thread::spawn(move || get(addr, "/seek").body.len());
     // The leader's fill has most of the object before the follower asks.
     assert!(eventually(Duration::from_secs(20), || {
-        edge.metric("edgeslab_origin_bytes_received_total") >= 19 << 20
+        edge.metric("edgeslab_origin_received_bytes_total") >= 19 << 20
     }));
     let reads_before = edge.metric("edgeslab_cache_device_reads_total");
     let follower = std::thread::spawn(move || {

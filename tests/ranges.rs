@@ -396,7 +396,7 @@ fn a_range_of_a_2gib_cached_object_reads_and_sends_only_that_range() {
         "the 2 GiB object was stored"
     );
     let reads = || edge.metric("edgeslab_cache_device_reads_total");
-    let sent = || edge.metric("edgeslab_bytes_sent_total");
+    let sent = || edge.metric("edgeslab_sent_bytes_total");
     // The miss is counted once its request ends, just after the fill.
     assert!(eventually(Duration::from_secs(20), || sent() == 100));
     let gib = 1usize << 30;
@@ -498,7 +498,7 @@ fn wget_resumes_a_cut_download() {
         .arg(&file)
         .arg(&url));
     assert_eq!(std::fs::metadata(&file).expect("the prefix").len(), 700_000);
-    let sent = || edge.metric("edgeslab_bytes_sent_total");
+    let sent = || edge.metric("edgeslab_sent_bytes_total");
     // curl's request is counted once the edge has fetched the whole object.
     assert!(eventually(Duration::from_secs(20), || sent() == 700_000));
     let log = run(Command::new("wget")

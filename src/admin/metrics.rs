@@ -85,13 +85,13 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.passes.load(Relaxed),
     ),
     (
-        "edgeslab_bytes_sent_total",
+        "edgeslab_sent_bytes_total",
         "counter",
         "Body bytes sent to viewers.",
         |m| m.viewer.bytes_sent.load(Relaxed),
     ),
     (
-        "edgeslab_origin_bytes_received_total",
+        "edgeslab_origin_received_bytes_total",
         "counter",
         "Body bytes received from origins.",
         |m| m.viewer.origin_bytes.load(Relaxed),
@@ -175,7 +175,7 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.store.index_bytes.load(Relaxed),
     ),
     (
-        "edgeslab_cache_bytes_written_total",
+        "edgeslab_cache_written_bytes_total",
         "counter",
         "Entry bytes appended to the log.",
         |m| m.store.bytes_written.load(Relaxed),
@@ -301,7 +301,121 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             );
         }
     }
+    render_process(&mut out);
     out
+}
+
+/// The build, and the process as the kernel sees it (the names and units
+/// Prometheus client libraries use, so stock dashboards work).
+fn render_process(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP edgeslab_build_info The running build (always 1).\n# TYPE edgeslab_build_info gauge\nedgeslab_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let Some(p) = ProcessFigures::read() else {
+        return;
+    };
+    for (name, kind, help, value) in [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes as f64,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_bytes as f64,
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            p.open_fds as f64,
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "The open file descriptor limit.",
+            p.max_fds as f64,
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch, in seconds.",
+            p.start_time_seconds,
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Threads in the process.",
+            p.threads as f64,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
+/// What `/proc/self` says about this process.
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    virtual_bytes: u64,
+    open_fds: u64,
+    max_fds: u64,
+    start_time_seconds: f64,
+    threads: u64,
+}
+
+impl ProcessFigures {
+    fn read() -> Option<ProcessFigures> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name is in parentheses and may hold spaces: the
+        // fields that follow are counted from the last ')'.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // After the name: state is field 3, so field n is at index n - 3.
+        let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+        // SAFETY: sysconf reads a constant of the running system.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // SAFETY: as above.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("Max open files"))?
+            .split_whitespace()
+            .nth(3)?
+            .parse()
+            .ok()?;
+        Some(ProcessFigures {
+            cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+            virtual_bytes: field(23)?,
+            resident_bytes: field(24)? * page,
+            start_time_seconds: boot as f64 + field(22)? as f64 / ticks,
+            threads: field(20)?,
+            open_fds,
+            max_fds,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -318,5 +432,21 @@ mod tests {
         assert!(text.contains("edgeslab_cache_hits_total{shard=\"0\"} 0\n"));
         assert!(text.contains("edgeslab_responses_total{shard=\"0\",class=\"5xx\"} 1\n"));
         assert!(text.contains("# TYPE edgeslab_connections_active gauge\n"));
+        assert!(text.contains(&format!(
+            "edgeslab_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("resident memory");
+        assert!(rss > 1e6, "{rss}");
+        let fds = text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_open_fds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("open fds");
+        assert!(fds >= 3.0, "{fds}");
     }
 }

@@ -537,6 +537,7 @@ mod tests {
     #[test]
     fn prepare_formats_adopts_and_reformats_on_change() {
         let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.slab");
         let p = prepare(&spec(&path, 32 << 20, 2)).unwrap();
         assert!(p.fresh);
@@ -571,6 +572,7 @@ mod tests {
     #[test]
     fn shrunk_segments_are_recorded_and_adopted_on_restart() {
         let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.slab");
         let sixteen = DeviceSpec {
             segment_size: 16 << 20,
@@ -597,6 +599,7 @@ mod tests {
     #[test]
     fn corrupt_superblock_is_an_error_that_says_how_to_reformat() {
         let dir = std::env::temp_dir().join(format!("edgeslab-dev-{}", random_u64()));
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.slab");
         prepare(&spec(&path, 32 << 20, 1)).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
