@@ -42,16 +42,17 @@ admins=$(awk '$1=="regional"||$1=="edge-1"||$1=="edge-2"{sub("http://","",$4); p
 rss() { ps -o rss= -p "$(pgrep -d, -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
 # The RAM tiers fill by design (cache.ram_size each): what they hold is
 # sampled beside the resident set, and the rest must stay flat.
-ram_kib() {
+metric_kib() {
     for a in $admins; do curl -s --max-time 5 "http://$a/metrics"; done |
-        awk '/^edgeslab_cache_ram_bytes/ {s+=$2} END {printf "%d", s/1024}'
+        awk -v m="^$1" '$0 ~ m {s+=$2} END {printf "%d", s/1024}'
 }
 samples=$work/rss.csv
-echo "seconds,rss_kib,ram_tier_kib,rest_kib" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,rest_kib,index_kib,objects" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
-    r=$(rss); t=$(ram_kib)
-    echo "$(( $(date +%s) - start )),$r,$t,$(( r - t ))" >>"$samples"
+    r=$(rss); t=$(metric_kib edgeslab_cache_ram_bytes)
+    i=$(metric_kib edgeslab_cache_index_bytes); o=$(metric_kib 'edgeslab_cache_objects\{')
+    echo "$(( $(date +%s) - start )),$r,$t,$(( r - t )),$i,$(( o * 1024 ))" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true
