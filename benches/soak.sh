@@ -41,18 +41,22 @@ loop bash -c "sleep $(( DURATION < 60 ? 5 : 30 )); $BIN invalidate --admin http:
 admins=$(awk '$1=="regional"||$1=="edge-1"||$1=="edge-2"{sub("http://","",$4); print $4}' "$log")
 rss() { ps -o rss= -p "$(pgrep -d, -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
 # The RAM tiers fill by design (cache.ram_size each): what they hold is
-# sampled beside the resident set, and the rest must stay flat.
-metric_kib() {
+# sampled beside the resident set and the live heap; the heap beyond the
+# RAM tiers is what must stay flat.
+metric_sum() {
     for a in $admins; do curl -s --max-time 5 "http://$a/metrics"; done |
-        awk -v m="^$1" '$0 ~ m {s+=$2} END {printf "%d", s/1024}'
+        awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
 samples=$work/rss.csv
-echo "seconds,rss_kib,ram_tier_kib,rest_kib,index_kib,objects" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
-    r=$(rss); t=$(metric_kib edgeslab_cache_ram_bytes)
-    i=$(metric_kib edgeslab_cache_index_bytes); o=$(metric_kib 'edgeslab_cache_objects\{')
-    echo "$(( $(date +%s) - start )),$r,$t,$(( r - t )),$i,$(( o * 1024 ))" >>"$samples"
+    r=$(rss)
+    t=$(( $(metric_sum edgeslab_cache_ram_bytes) / 1024 ))
+    h=$(( $(metric_sum edgeslab_heap_live_bytes) / 1024 ))
+    i=$(( $(metric_sum edgeslab_cache_index_bytes) / 1024 ))
+    o=$(metric_sum edgeslab_cache_objects)
+    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - t )),$i,$o" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: edgeslab::runtime::heap::Counting<mimalloc::MiMalloc> =
+    edgeslab::runtime::heap::Counting(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(
@@ -113,6 +114,11 @@ struct ServeArgs {
     /// Discard the cache device's contents and format it anew (cache.reformat).
     #[arg(long)]
     reformat: bool,
+    /// Binary upgrade: take the listening sockets over from the edgeslab
+    /// running with this cache, let it drain and write its checkpoint, then
+    /// load the cache and serve. No connection is refused meanwhile.
+    #[arg(long)]
+    takeover: bool,
 }
 
 fn init_logging(level: &str) {
@@ -276,7 +282,12 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&config.log.level);
-            let server = match edgeslab::runtime::start(config) {
+            let server = match edgeslab::runtime::start(
+                config,
+                edgeslab::runtime::Launch {
+                    takeover: args.takeover,
+                },
+            ) {
                 Ok(s) => s,
                 Err(e) => {
                     // Once, on stderr (the journal under systemd), whatever

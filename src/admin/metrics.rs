@@ -313,6 +313,13 @@ fn render_process(out: &mut String) {
         "# HELP edgeslab_build_info The running build (always 1).\n# TYPE edgeslab_build_info gauge\nedgeslab_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    if let Some(h) = crate::runtime::heap::figures() {
+        let _ = writeln!(
+            out,
+            "# HELP edgeslab_heap_live_bytes Heap bytes allocated and not yet freed (the rest of the resident set is allocator reserve, I/O buffers, stacks and code).\n# TYPE edgeslab_heap_live_bytes gauge\nedgeslab_heap_live_bytes {}\n# HELP edgeslab_heap_allocations_total Heap allocations and reallocations since start.\n# TYPE edgeslab_heap_allocations_total counter\nedgeslab_heap_allocations_total {}",
+            h.live_bytes, h.allocations
+        );
+    }
     let Some(p) = ProcessFigures::read() else {
         return;
     };

@@ -9,7 +9,7 @@ use super::conn::Conn;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// A bound, listening socket waiting to be handed to its shard's executor.
@@ -30,6 +30,19 @@ impl BoundListener {
         BoundListener {
             socket: Socket::from(listener),
         }
+    }
+
+    /// Wraps a listening socket received from another process.
+    pub fn from_fd(fd: OwnedFd) -> BoundListener {
+        BoundListener {
+            socket: Socket::from(fd),
+        }
+    }
+
+    /// A second descriptor of the same socket (to hand over later, while
+    /// the shard accepts on this one).
+    pub fn duplicate(&self) -> io::Result<OwnedFd> {
+        Ok(self.socket.try_clone()?.into())
     }
 
     /// Hands the socket to the executor of the calling thread. Call it on the
@@ -164,6 +177,17 @@ pub fn steering_program(shard_cpus: &[usize]) -> Vec<libc::sock_filter> {
     }
     prog.push(op(BPF_RET_K, 0, 0, u32::MAX));
     prog
+}
+
+/// Points the steering program of a group received from another process
+/// at this process's shard CPUs (the group keeps its order of sockets).
+pub fn steer(group: &[BoundListener], shard_cpus: &[usize]) -> io::Result<()> {
+    match group.first() {
+        Some(first) if shard_cpus.len() > 1 => {
+            attach_cpu_steering(first.socket.as_raw_fd(), shard_cpus)
+        }
+        _ => Ok(()),
+    }
 }
 
 fn attach_cpu_steering(fd: RawFd, shard_cpus: &[usize]) -> io::Result<()> {

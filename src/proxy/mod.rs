@@ -81,8 +81,9 @@ enum NextRequest {
 /// Serves one viewer connection until it closes, errs, idles out, or the
 /// shard stops.
 pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
+    let mut first = true;
     loop {
-        let head = match next_request(&ctx, &mut conn, peer).await {
+        let head = match next_request(&ctx, &mut conn, peer, first).await {
             NextRequest::Head(head) => head,
             NextRequest::Gone => return,
             NextRequest::Refused => {
@@ -90,6 +91,7 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
                 return;
             }
         };
+        first = false;
         ctx.stats.requests.fetch_add(1, Relaxed);
         let started = Instant::now();
         // Boxed: the request's (large) state lives only while it is handled,
@@ -140,13 +142,26 @@ async fn cut_at_deadline(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, sen
 }
 
 /// Waits for the next request head: for its first byte up to the idle
-/// timeout (or the stop), then for the rest up to the header timeout.
-async fn next_request(ctx: &ShardCtx, conn: &mut Conn, peer: SocketAddr) -> NextRequest {
+/// timeout, then for the rest up to the header timeout. When the shard
+/// stops, a persistent connection idle between requests closes at once
+/// (its client may retry, RFC 9112 §9.3.1); a connection accepted before
+/// the stop still gets its first request answered, up to the drain
+/// deadline, since its client has no answer to retry from.
+async fn next_request(
+    ctx: &ShardCtx,
+    conn: &mut Conn,
+    peer: SocketAddr,
+    first: bool,
+) -> NextRequest {
     let s = &ctx.settings;
     if conn.buffered().is_empty() {
         let first_bytes = conn.read_idle(s.idle_timeout, "idle timeout");
         let stop = async {
-            ctx.stop.stopped().await;
+            if first {
+                ctx.deadline.stopped().await;
+            } else {
+                ctx.stop.stopped().await;
+            }
             Ok(0)
         };
         match futures_lite::future::or(first_bytes, stop).await {

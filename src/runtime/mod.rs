@@ -5,6 +5,8 @@
 //! This module, `net` and the store's device layer are the only places that
 //! name glommio; the rest of the crate uses `task`, `sync` and `mesh`.
 
+pub mod handover;
+pub mod heap;
 pub mod mesh;
 pub mod plan;
 pub mod shard;
@@ -17,7 +19,7 @@ use crate::admin::metrics::ShardMetrics;
 use crate::cache::bans::Journal;
 use crate::cache::store::device::{self, DeviceError};
 use crate::config::{Config, Cores};
-use crate::net::listener;
+use crate::net::listener::{self, BoundListener};
 use crate::upstream::UpstreamMap;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -30,6 +32,18 @@ use topology::Topology;
 
 /// How long start-up waits for every shard to open its store and serve.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Beyond the old process's drain deadline, how long a takeover waits for
+/// it to write its checkpoint and release the cache.
+const HANDOVER_SLACK: Duration = Duration::from_secs(30);
+
+/// How a server starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Launch {
+    /// Take the listeners and then the cache over from the running process
+    /// (a binary upgrade), instead of binding them.
+    pub takeover: bool,
+}
 
 /// Messages that may wait in one shard-to-shard queue of the mesh.
 const MESH_QUEUE: usize = 1024;
@@ -63,6 +77,13 @@ pub enum StartError {
         #[source]
         source: shard::OpenError,
     },
+    #[error(transparent)]
+    Handover(#[from] handover::HandoverError),
+    #[error(
+        "--takeover: the old process (pid {pid}) still holds the cache after its drain deadline and {} s more",
+        HANDOVER_SLACK.as_secs()
+    )]
+    HandoverTimeout { pid: u32 },
     #[error("shards did not start within {} s", START_TIMEOUT.as_secs())]
     StartTimeout,
     #[error("a shard failed: {0}")]
@@ -137,7 +158,7 @@ fn watch_signals(stop: Arc<AtomicBool>) -> Result<(), StartError> {
 }
 
 /// Starts every shard and returns once all serve (or the first fails).
-pub fn start(config: Config) -> Result<Server, StartError> {
+pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
     let topo = Topology::detect();
     let cores = pick_cores(&config.cores, &topo)?;
     tracing::info!(
@@ -151,15 +172,18 @@ pub fn start(config: Config) -> Result<Server, StartError> {
     let shards = cores.len() as u32;
     plan::check(&config, shards)?;
     let upstreams = UpstreamMap::from_config(&config).map_err(StartError::Origin)?;
-    let device = device::prepare(&device::DeviceSpec {
-        path: &config.cache.path,
-        size: config.cache.size.get(),
-        segment_size: config.cache.segment_size.get(),
-        shards,
-        avg_object_size: config.cache.avg_object_size.get(),
-        reformat: config.cache.reformat,
-        reformat_if_corrupt: config.cache.reformat_if_corrupt,
-    })?;
+    let handed = if launch.takeover {
+        let h = handover::take(&config.cache.path, config.listen.addr, cores.len())?;
+        tracing::info!(
+            old_pid = h.pid,
+            old_drain_timeout = %humantime::format_duration(h.drain),
+            "took the listeners over; waiting for the old process to drain and release the cache"
+        );
+        Some(h)
+    } else {
+        None
+    };
+    let device = prepare_device(&config, shards, handed.as_ref())?;
     let journal_path = config.invalidation.journal_path(&config.cache.path);
     let journal = Journal::open(
         &journal_path,
@@ -177,20 +201,30 @@ pub fn start(config: Config) -> Result<Server, StartError> {
     )
     .map_err(|e| StartError::Journal(e.to_string()))?;
     let mut invalidations = Some(invalidations);
-    let listeners = listener::bind_group(config.listen.addr, &cores).map_err(StartError::Listen)?;
+    let (listeners, mut admin) = listeners(&config, &cores, handed)?;
     let listen = listeners[0].local_addr().map_err(StartError::Listen)?;
-    let mut admin = if config.admin.enabled {
-        let addr = config.admin.addr;
-        let l = listener::bind_single(addr).map_err(|source| StartError::Admin { addr, source })?;
-        Some(l)
-    } else {
-        None
-    };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let stop = Arc::new(AtomicBool::new(false));
+    let offer = handover::Offer {
+        listen,
+        viewers: listeners
+            .iter()
+            .map(BoundListener::duplicate)
+            .collect::<Result<_, _>>()
+            .map_err(StartError::Listen)?,
+        admin: admin
+            .as_ref()
+            .map(BoundListener::duplicate)
+            .transpose()
+            .map_err(StartError::Listen)?,
+        drain: config.listen.drain_timeout.get(),
+    };
+    if let Err(e) = handover::offer(&config.cache.path, offer, stop.clone()) {
+        tracing::warn!("{e}; a later `serve --takeover` will not find this process");
+    }
 
     let all_metrics: Arc<Vec<ShardMetrics>> =
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
-    let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone())?;
     let mesh = MeshBuilder::full(shards as usize, MESH_QUEUE);
     let drained = Arc::new(AtomicUsize::new(0));
@@ -243,4 +277,78 @@ pub fn start(config: Config) -> Result<Server, StartError> {
             cores,
         },
     })
+}
+
+/// Opens the cache device. On a takeover, the old process holds it until
+/// it has drained and written its checkpoint: wait for its lock, bounded by
+/// the old process's drain deadline and some slack.
+fn prepare_device(
+    config: &Config,
+    shards: u32,
+    handed: Option<&handover::Handed>,
+) -> Result<device::PreparedDevice, StartError> {
+    let spec = device::DeviceSpec {
+        path: &config.cache.path,
+        size: config.cache.size.get(),
+        segment_size: config.cache.segment_size.get(),
+        shards,
+        avg_object_size: config.cache.avg_object_size.get(),
+        reformat: config.cache.reformat,
+        reformat_if_corrupt: config.cache.reformat_if_corrupt,
+    };
+    let Some(h) = handed else {
+        return Ok(device::prepare(&spec)?);
+    };
+    let deadline = std::time::Instant::now() + h.drain + HANDOVER_SLACK;
+    loop {
+        match device::prepare(&spec) {
+            Err(DeviceError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(DeviceError::Locked { .. }) => {
+                return Err(StartError::HandoverTimeout { pid: h.pid });
+            }
+            Ok(d) => {
+                tracing::info!(old_pid = h.pid, "the old process released the cache");
+                return Ok(d);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The viewer listeners (one per shard) and the admin listener: handed over
+/// by the old process, or bound here.
+fn listeners(
+    config: &Config,
+    cores: &[usize],
+    handed: Option<handover::Handed>,
+) -> Result<(Vec<BoundListener>, Option<BoundListener>), StartError> {
+    let admin_addr = config.admin.addr;
+    let bind_admin = || {
+        listener::bind_single(admin_addr).map_err(|source| StartError::Admin {
+            addr: admin_addr,
+            source,
+        })
+    };
+    let Some(h) = handed else {
+        let viewers =
+            listener::bind_group(config.listen.addr, cores).map_err(StartError::Listen)?;
+        let admin = config.admin.enabled.then(bind_admin).transpose()?;
+        return Ok((viewers, admin));
+    };
+    listener::steer(&h.viewers, cores).map_err(StartError::Listen)?;
+    // The old admin socket is kept only where this configuration listens
+    // too; otherwise it closes with the old process.
+    let same_admin = h.admin.filter(|a| {
+        a.local_addr().is_ok_and(|got| {
+            got == admin_addr || (admin_addr.port() == 0 && got.ip() == admin_addr.ip())
+        })
+    });
+    let admin = match (config.admin.enabled, same_admin) {
+        (false, _) => None,
+        (true, Some(a)) => Some(a),
+        (true, None) => Some(bind_admin()?),
+    };
+    Ok((h.viewers, admin))
 }

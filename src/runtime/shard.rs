@@ -31,6 +31,10 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// How long a drained shard waits for its peers before its checkpoint.
 const PEER_DRAIN_WAIT: Duration = Duration::from_secs(5);
 
+/// After the stop, how long the accept under way may take to complete
+/// before it is cancelled.
+const ACCEPT_GRACE: Duration = Duration::from_millis(200);
+
 /// Pause after a failed accept (EMFILE and the like) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -100,8 +104,14 @@ pub(super) async fn run(seed: ShardSeed) {
         while !stop_flag.load(Ordering::Relaxed) {
             task::sleep(STOP_POLL).await;
         }
+        // See `accept_loop`: the accept under way gets a moment to finish.
+        task::sleep(ACCEPT_GRACE).await;
     };
-    futures_lite::future::or(accept_loop(&ctx, &listener, &active), stop_watch).await;
+    futures_lite::future::or(
+        accept_loop(&ctx, &listener, &active, &seed.stop),
+        stop_watch,
+    )
+    .await;
     ctx.stop.trigger();
     drop(listener);
     let drain_timeout = seed.config.listen.drain_timeout.get();
@@ -220,9 +230,20 @@ fn name_this_thread(name: &str) {
     }
 }
 
-async fn accept_loop(ctx: &Rc<ShardCtx>, listener: &Listener, active: &Rc<Cell<usize>>) {
+/// Accepts until the stop flag is seen after an accept. The stop does not
+/// cancel the accept under way at once: io_uring may complete it just as
+/// the cancel goes in, and the connection it took would then be lost
+/// (reset when the process exits). Under load, the next connection
+/// completes it within the grace and is served; only an idle listener's
+/// accept is cancelled, when no connection is arriving.
+async fn accept_loop(
+    ctx: &Rc<ShardCtx>,
+    listener: &Listener,
+    active: &Rc<Cell<usize>>,
+    stop: &AtomicBool,
+) {
     use std::sync::atomic::Ordering::Relaxed;
-    loop {
+    while !stop.load(Relaxed) {
         let conn = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {

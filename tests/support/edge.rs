@@ -175,6 +175,19 @@ impl Edge {
         metric_sum(&self.metrics(), name)
     }
 
+    /// Waits (bounded) for the process to exit on its own; None if it is
+    /// still running after `within` (it is left running).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit; a process still
     /// running after that is killed and None returned.
     pub fn stop(&mut self) -> Option<ExitStatus> {
