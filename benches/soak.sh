@@ -39,7 +39,8 @@ loop c --limit-rate 50k --max-time 5 "http://$e1/big/10485760" & pids+=($!)   # 
 loop c --max-time 0.05 "http://$e2/big/10485760" & pids+=($!)                 # aborted clients
 loop bash -c "sleep $(( DURATION < 60 ? 5 : 30 )); $BIN invalidate --admin http://$a1 --token demo-token --wait 20s '/big/*' /hello" & pids+=($!)
 admins=$(awk '$1=="regional"||$1=="edge-1"||$1=="edge-2"{sub("http://","",$4); print $4}' "$log")
-rss() { ps -o rss= -p "$(pgrep -d, -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
+# The demo's own nodes only (its children), not other edgeslab processes.
+rss() { ps -o rss= -p "$(pgrep -d, -P "$demo" -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
 # The RAM tiers fill by design (cache.ram_size each): what they hold is
 # sampled beside the resident set and the live heap; the heap beyond the
 # RAM tiers is what must stay flat.

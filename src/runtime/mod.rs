@@ -8,6 +8,7 @@
 pub mod handover;
 pub mod heap;
 pub mod mesh;
+pub mod notify;
 pub mod plan;
 pub mod shard;
 pub mod sync;
@@ -227,6 +228,11 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
     watch_signals(stop.clone())?;
     let mesh = MeshBuilder::full(shards as usize, MESH_QUEUE);
+    let heartbeats: notify::Heartbeats = Arc::new(
+        (0..shards)
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect(),
+    );
     let drained = Arc::new(AtomicUsize::new(0));
     let config = Arc::new(config);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
@@ -247,6 +253,7 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             mesh: mesh.clone(),
             stop: stop.clone(),
             drained: drained.clone(),
+            heartbeats: heartbeats.clone(),
             ready: ready_tx.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
@@ -267,6 +274,16 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(StartError::StartTimeout),
         }
+    }
+    if let Some(notifier) = notify::Notifier::from_env() {
+        notify::serve(
+            notifier,
+            heartbeats,
+            all_metrics,
+            stop.clone(),
+            launch.takeover,
+        )
+        .map_err(StartError::Signals)?;
     }
     Ok(Server {
         handles,

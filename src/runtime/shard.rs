@@ -66,6 +66,8 @@ pub(super) struct ShardSeed {
     pub stop: Arc<AtomicBool>,
     /// Shards done draining; checkpoints start when all are.
     pub drained: Arc<AtomicUsize>,
+    /// Bumped by each shard while its event loop turns (the watchdog's).
+    pub heartbeats: super::notify::Heartbeats,
     pub ready: crossbeam_channel::Sender<Result<u32, StartError>>,
 }
 
@@ -95,6 +97,7 @@ pub(super) async fn run(seed: ShardSeed) {
         };
         task::spawn_detached(crate::admin::serve(admin.into_listener(), Rc::new(served)));
     }
+    spawn_heartbeat(seed.heartbeats.clone(), index as usize);
     let _ = seed.ready.send(Ok(index));
     drop(seed.ready);
 
@@ -209,6 +212,30 @@ fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<OwnerMsg>) {
             }
         });
     }
+}
+
+/// Bumps this shard's heartbeat for as long as its event loop turns (the
+/// task ends with the executor).
+fn spawn_heartbeat(beats: super::notify::Heartbeats, index: usize) {
+    #[cfg(feature = "failpoints")]
+    let stall = std::env::var("EDGESLAB_TEST_STALL_SHARD")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(index);
+    task::spawn_detached(async move {
+        #[cfg(feature = "failpoints")]
+        let started = Instant::now();
+        loop {
+            beats[index].fetch_add(1, Ordering::Relaxed);
+            task::sleep(super::notify::HEARTBEAT).await;
+            // Test-only: blocks the whole event loop 2 s after the start,
+            // as a shard stuck in a system call or a loop would be.
+            #[cfg(feature = "failpoints")]
+            if stall && started.elapsed() >= Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    });
 }
 
 /// Sleeps in short steps until `done` holds or `deadline` passes.
