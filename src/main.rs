@@ -211,7 +211,15 @@ fn split_cache_spec(spec: &str) -> (PathBuf, Option<Size>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => match config::load_file(&file) {
+        Command::CheckConfig { file } => match config::load_file(&file).and_then(|c| {
+            // The file holds together; now check it against this host as
+            // `serve` would (cores, cache path, journal directory).
+            let problems = edgeslab::runtime::plan::check_host(&c);
+            match problems.is_empty() {
+                true => Ok(c),
+                false => Err(config::errors_at_keys(&file, problems)),
+            }
+        }) {
             Ok(_) => {
                 println!("{}: OK", file.display());
                 ExitCode::SUCCESS

@@ -319,7 +319,10 @@ fn check_config_reports_every_error_with_key_and_line() {
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,
-        "[origin]\nurl = \"http://127.0.0.1:1\"\n[listen]\nheader_timeout = 1.5\n",
+        format!(
+            "[origin]\nurl = \"http://127.0.0.1:1\"\n[listen]\nheader_timeout = 1.5\n[cache]\npath = \"{}\"\n",
+            dir.path().join("c.slab").display()
+        ),
     )
     .unwrap();
     let out = run_bin(
@@ -331,6 +334,71 @@ fn check_config_reports_every_error_with_key_and_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn check_config_checks_the_host_as_serve_would() {
+    let dir = TempDir::new("cfg-host");
+    let path = dir.path().join("host.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "cores = [0, 4096]\n[origin]\nurl = \"http://127.0.0.1:1\"\n[cache]\npath = \"{}\"\n[invalidation]\njournal = \"{}\"\n",
+            dir.path().join("missing/c.slab").display(),
+            dir.path().join("gone/journal.log").display()
+        ),
+    )
+    .unwrap();
+    let out = run_bin(
+        &["check-config", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1: cores: core 4096 is not online"),
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "[origin]\nurl = \"http://127.0.0.1:1\"\n[cache]\npath = \"{}\"\nsize = \"2MiB\"\n[invalidation]\njournal = \"{}\"\n",
+            dir.path().join("missing/c.slab").display(),
+            dir.path().join("gone/journal.log").display()
+        ),
+    )
+    .unwrap();
+    let out = run_bin(
+        &["check-config", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "line 5: cache.size:",
+        "is too small",
+        "line 4: cache.path:",
+        "does not exist",
+        "line 7: invalidation.journal:",
+    ] {
+        assert!(err.contains(want), "{want:?} in {err}");
+    }
+    assert!(!dir.path().join("missing").exists(), "nothing was created");
+    // A directory where the cache file should be.
+    std::fs::write(
+        &path,
+        format!(
+            "[origin]\nurl = \"http://127.0.0.1:1\"\n[cache]\npath = \"{}\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = run_bin(
+        &["check-config", path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a directory; name a file in it"), "{err}");
 }
 
 #[test]

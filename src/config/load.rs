@@ -67,6 +67,25 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// Problems found beyond the file's text (against the host), each placed
+/// at its key's line in the file at `path`.
+pub fn errors_at_keys(path: &Path, problems: Vec<(&str, String)>) -> ConfigErrors {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let doc = ImDocument::parse(text.as_str()).ok();
+    let errors = problems
+        .into_iter()
+        .map(|(key, message)| ConfigError {
+            key: key.to_string(),
+            line: doc.as_ref().and_then(|d| line_of_key(d, &text, key)),
+            message,
+        })
+        .collect();
+    ConfigErrors {
+        source: path.display().to_string(),
+        errors,
+    }
+}
+
 pub fn load_str(text: &str, source: &str) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         source: source.to_string(),

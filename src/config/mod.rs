@@ -6,7 +6,7 @@
 mod load;
 mod units;
 
-pub use load::{ConfigError, ConfigErrors, load_file, load_str, validate};
+pub use load::{ConfigError, ConfigErrors, errors_at_keys, load_file, load_str, validate};
 pub use units::{Dur, Size};
 
 use serde::{Deserialize, Serialize};

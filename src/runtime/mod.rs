@@ -121,7 +121,7 @@ impl Server {
     }
 }
 
-fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, StartError> {
+pub(crate) fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, StartError> {
     let available = topo.cpu_ids();
     match cores {
         Cores::All => Ok(available),

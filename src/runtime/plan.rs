@@ -67,6 +67,97 @@ pub fn check(c: &Config, shards: u32) -> Result<(), StartError> {
     Ok(())
 }
 
+/// What `check-config` adds to the file's own checks: the configuration
+/// against this host, as `serve` would meet it. The cores must be online,
+/// the plan must hold at their count, the cache path must be a block
+/// device this user may read and write or a file that may be created there,
+/// and the invalidation journal's directory must exist. Each problem comes
+/// with the key it belongs to.
+pub fn check_host(c: &Config) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    let topo = super::topology::Topology::detect();
+    let shards = match super::pick_cores(&c.cores, &topo) {
+        Ok(cores) => cores.len() as u32,
+        Err(StartError::Cores(e)) => {
+            problems.push(("cores", e));
+            return problems;
+        }
+        Err(e) => {
+            problems.push(("cores", e.to_string()));
+            return problems;
+        }
+    };
+    match check(c, shards) {
+        Ok(()) => {}
+        Err(StartError::Origin(e)) => problems.push(("origin", e)),
+        Err(e) => problems.push(("cache.size", e.to_string())),
+    }
+    let path = &c.cache.path;
+    let writable = |p: &std::path::Path| {
+        let Ok(name) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated path that outlives the call.
+        unsafe { libc::access(name.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_block_device() => {
+            if !writable(path) {
+                problems.push((
+                    "cache.path",
+                    format!(
+                        "block device {}: this user may not read and write it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(m) if m.is_dir() => problems.push((
+            "cache.path",
+            format!("{} is a directory; name a file in it", path.display()),
+        )),
+        Ok(_) => {
+            if !writable(path) {
+                problems.push((
+                    "cache.path",
+                    format!("{}: this user may not read and write it", path.display()),
+                ));
+            }
+        }
+        Err(_) => match crate::cache::store::device::check_file_path(path) {
+            Err(e) => problems.push(("cache.path", e.to_string())),
+            Ok(()) => {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                let parent = parent.unwrap_or(std::path::Path::new("."));
+                if !writable(parent) {
+                    problems.push((
+                        "cache.path",
+                        format!(
+                            "cannot create {}: this user may not write to {}",
+                            path.display(),
+                            parent.display()
+                        ),
+                    ));
+                }
+            }
+        },
+    }
+    let journal = c.invalidation.journal_path(path);
+    if let Some(dir) = journal.parent().filter(|p| !p.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        problems.push((
+            "invalidation.journal",
+            format!(
+                "the directory {} of the journal {} does not exist",
+                dir.display(),
+                journal.display()
+            ),
+        ));
+    }
+    problems
+}
+
 /// `Surrogate-Key` lists tags separated by spaces; other fields by commas.
 fn tag_fields(names: &[String]) -> TagFields {
     TagFields::new(

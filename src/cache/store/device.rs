@@ -136,7 +136,7 @@ pub struct DeviceSpec<'a> {
 /// that exists (a mistyped path must not grow a directory tree and a
 /// full-size file), and never among the device nodes of `/dev`, where a
 /// typo in a block device's name would otherwise become a file in RAM.
-fn check_file_path(path: &Path) -> Result<(), DeviceError> {
+pub fn check_file_path(path: &Path) -> Result<(), DeviceError> {
     let refuse = |why: String| DeviceError::Path {
         path: path.to_path_buf(),
         why,
