@@ -15,6 +15,7 @@
 //! pool and exchange), `admin` (metrics) and `log_limit` (rate-limited
 //! warnings).
 
+pub mod access_log;
 pub mod admin;
 pub mod cache;
 pub mod config;

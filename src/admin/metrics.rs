@@ -121,6 +121,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.header_timeouts.load(Relaxed),
     ),
     (
+        "edgeslab_access_log_dropped_lines_total",
+        "counter",
+        "Access-log lines dropped because the log writer fell behind.",
+        |m| m.viewer.access_log_dropped.load(Relaxed),
+    ),
+    (
         "edgeslab_upstream_requests_total",
         "counter",
         "Requests sent to parents and origins (each hop and retry).",

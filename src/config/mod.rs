@@ -511,8 +511,22 @@ impl Default for AdminConfig {
 pub struct LogConfig {
     /// `tracing` filter, e.g. "info" or "edgeslab=debug". RUST_LOG overrides it.
     pub level: String,
-    /// One line per request (target `access`) with the cache phase.
+    /// One line per request with the cache phase.
     pub access_log: bool,
+    /// Where: "stderr", or a file (appended to; reopened on SIGUSR1).
+    pub access_log_path: String,
+    pub access_log_format: AccessLogFormat,
+}
+
+/// How access-log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogFormat {
+    /// `key=value` fields, strings quoted and escaped.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for LogConfig {
@@ -520,6 +534,8 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".into(),
             access_log: true,
+            access_log_path: "stderr".into(),
+            access_log_format: AccessLogFormat::Text,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct ShardCtx {
     pub deadline: StopSignal,
     /// The last request id this shard gave out (see `next_request_id`).
     pub request_ids: std::cell::Cell<u64>,
+    /// None when `log.access_log` is off.
+    pub access_log: Option<crate::access_log::ShardLog>,
 }
 
 /// What became of one request.
@@ -269,25 +271,25 @@ fn log_access(
     outcome: &Outcome,
     started: Instant,
 ) {
-    if !ctx.settings.access_log {
+    let Some(log) = &ctx.access_log else {
         return;
-    }
-    tracing::info!(
-        target: "access",
-        shard = ctx.shard,
-        peer = %peer,
-        method = head.map_or("-", |h| h.method.as_str()),
-        host = head.and_then(|h| h.authority.as_deref()).unwrap_or("-"),
-        target = head.map_or("-", |h| h.target.as_str()),
-        received = head
+    };
+    log.record(&crate::access_log::Line {
+        at: std::time::SystemTime::now(),
+        shard: ctx.shard,
+        peer,
+        method: head.map_or("-", |h| h.method.as_str()),
+        host: head.and_then(|h| h.authority.as_deref()).unwrap_or("-"),
+        target: head.map_or("-", |h| h.target.as_str()),
+        received: head
             .and_then(|h| h.received_target.as_deref())
             .unwrap_or("-"),
-        status = outcome.status,
-        phase = outcome.phase.as_str(),
-        detail = outcome.detail.map_or("-", Detail::token),
-        bytes = outcome.bytes,
-        micros = started.elapsed().as_micros() as u64,
-    );
+        status: outcome.status,
+        phase: outcome.phase.as_str(),
+        detail: outcome.detail.map_or("-", Detail::token),
+        bytes: outcome.bytes,
+        micros: started.elapsed().as_micros() as u64,
+    });
 }
 
 async fn handle_request(

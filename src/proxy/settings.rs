@@ -37,7 +37,6 @@ pub struct ProxySettings {
     /// Fields removed from every response toward viewers (targeted cache
     /// fields an edge keeps to itself).
     pub downstream_strip: &'static [&'static str],
-    pub access_log: bool,
     pub max_connections: usize,
     /// The origin group behaviours use unless they name another.
     pub default_group: usize,
@@ -94,7 +93,6 @@ impl ProxySettings {
                 Role::Edge => Downstream::Viewers,
                 Role::Regional => Downstream::Caches,
             }),
-            access_log: c.log.access_log,
             max_connections: c.listen.max_connections_per_shard,
             default_group: c
                 .effective_origin_groups()

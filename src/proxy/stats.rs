@@ -37,6 +37,8 @@ pub struct ViewerCounters {
     pub connections_refused: AtomicU64,
     pub connections_active: AtomicU64,
     pub header_timeouts: AtomicU64,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: AtomicU64,
 }
 
 /// One shard's viewer counters, shared with the admin listener.

@@ -68,6 +68,8 @@ pub enum StartError {
     },
     #[error("invalidation.journal: {0}")]
     Journal(String),
+    #[error("log.access_log_path: cannot open the access log: {0}")]
+    AccessLog(#[source] std::io::Error),
     #[error("cannot install signal handler: {0}")]
     Signals(#[source] std::io::Error),
     #[error("cannot start the executor for core {core}: {reason}")]
@@ -136,17 +138,23 @@ pub(crate) fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, S
     }
 }
 
-/// SIGTERM and SIGINT stop the server: a thread of its own says which
-/// arrived, then sets the flag every shard polls.
-fn watch_signals(stop: Arc<AtomicBool>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(StartError::Signals)?;
+/// SIGTERM and SIGINT stop the server; SIGUSR1 reopens the access log
+/// (after logrotate moved it). A thread of its own says which arrived, then
+/// sets the flag the shards (or the log writer) poll.
+fn watch_signals(stop: Arc<AtomicBool>, reopen_log: Arc<AtomicBool>) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])
+        .map_err(StartError::Signals)?;
     std::thread::Builder::new()
         .name("edgeslab-ctl".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
                 let name = signal_hook::low_level::signal_name(sig).unwrap_or("a signal");
+                if sig == SIGUSR1 {
+                    tracing::info!(signal = name, "reopening the access log");
+                    reopen_log.store(true, std::sync::atomic::Ordering::SeqCst);
+                    continue;
+                }
                 tracing::info!(
                     signal = name,
                     "stop requested: draining, then checkpointing"
@@ -226,7 +234,15 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
 
     let all_metrics: Arc<Vec<ShardMetrics>> =
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
-    watch_signals(stop.clone())?;
+    let reopen_log = Arc::new(AtomicBool::new(false));
+    watch_signals(stop.clone(), reopen_log.clone())?;
+    let access_log = match config.log.access_log {
+        true => Some(
+            crate::access_log::Writer::start(&config.log, reopen_log)
+                .map_err(StartError::AccessLog)?,
+        ),
+        false => None,
+    };
     let mesh = MeshBuilder::full(shards as usize, MESH_QUEUE);
     let heartbeats: notify::Heartbeats = Arc::new(
         (0..shards)
@@ -254,6 +270,7 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             stop: stop.clone(),
             drained: drained.clone(),
             heartbeats: heartbeats.clone(),
+            access_log: access_log.clone(),
             ready: ready_tx.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))

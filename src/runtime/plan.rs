@@ -142,6 +142,19 @@ pub fn check_host(c: &Config) -> Vec<(&'static str, String)> {
             }
         },
     }
+    if let crate::access_log::Destination::File(log) = crate::access_log::Destination::of(&c.log)
+        && c.log.access_log
+        && let Some(dir) = log.parent().filter(|p| !p.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        problems.push((
+            "log.access_log_path",
+            format!(
+                "the directory {} of the access log does not exist",
+                dir.display()
+            ),
+        ));
+    }
     let journal = c.invalidation.journal_path(path);
     if let Some(dir) = journal.parent().filter(|p| !p.as_os_str().is_empty())
         && !dir.is_dir()

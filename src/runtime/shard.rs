@@ -66,6 +66,8 @@ pub(super) struct ShardSeed {
     pub stop: Arc<AtomicBool>,
     /// Shards done draining; checkpoints start when all are.
     pub drained: Arc<AtomicUsize>,
+    /// The access log's writer (None: `log.access_log` is off).
+    pub access_log: Option<crate::access_log::Writer>,
     /// Bumped by each shard while its event loop turns (the watchdog's).
     pub heartbeats: super::notify::Heartbeats,
     pub ready: crossbeam_channel::Sender<Result<u32, StartError>>,
@@ -98,6 +100,7 @@ pub(super) async fn run(seed: ShardSeed) {
         task::spawn_detached(crate::admin::serve(admin.into_listener(), Rc::new(served)));
     }
     spawn_heartbeat(seed.heartbeats.clone(), index as usize);
+    spawn_log_flusher(&ctx);
     let _ = seed.ready.send(Ok(index));
     drop(seed.ready);
 
@@ -146,6 +149,9 @@ pub(super) async fn run(seed: ShardSeed) {
             shard = index,
             "index checkpoint failed (the next start will scan): {e}"
         ),
+    }
+    if let Some(log) = &ctx.access_log {
+        log.flush_if_due(true);
     }
     tracing::info!(
         shard = index,
@@ -198,6 +204,10 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
             (crate::cache::policy::to_unix_millis(std::time::SystemTime::now()) << 20)
                 & ((1 << 56) - 1),
         ),
+        access_log: seed
+            .access_log
+            .clone()
+            .map(|w| crate::access_log::ShardLog::new(w, seed.metrics.viewer.clone())),
     });
     Ok((ctx, receivers))
 }
@@ -212,6 +222,23 @@ fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<OwnerMsg>) {
             }
         });
     }
+}
+
+/// Hands the shard's access-log lines to the writer once they are
+/// `FLUSH_EVERY` old, however quiet the shard.
+fn spawn_log_flusher(ctx: &Rc<ShardCtx>) {
+    if ctx.access_log.is_none() {
+        return;
+    }
+    let ctx = ctx.clone();
+    task::spawn_detached(async move {
+        loop {
+            task::sleep(crate::access_log::FLUSH_EVERY).await;
+            if let Some(log) = &ctx.access_log {
+                log.flush_if_due(false);
+            }
+        }
+    });
 }
 
 /// Bumps this shard's heartbeat for as long as its event loop turns (the
