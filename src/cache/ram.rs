@@ -3,9 +3,72 @@
 //! ghost of keys recently dropped from probation). A hit here does no disk
 //! I/O. Entries are the exact bytes of the on-device entry (header, key,
 //! head, body), so they are served through the same verification as a read.
+//!
+//! Entries of a block or more are held in blocks of one size. The tier
+//! churns entries of every size, and a general-purpose allocator left to
+//! place them would fragment: the resident set would creep above what the
+//! tier holds. Blocks of one size class are reused whatever the mix, so the
+//! tier's memory stays at its capacity; the capacity counts the blocks
+//! whole, so it is what the tier really occupies.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::rc::Rc;
+
+/// Size of the blocks entries of this size or more are held in.
+const BLOCK: usize = 4096;
+
+/// An entry's bytes as held.
+enum Held {
+    /// Below a block: exactly the bytes.
+    Whole(Box<[u8]>),
+    /// `len` bytes over whole blocks (the last one padded).
+    Blocks {
+        len: usize,
+        blocks: Box<[Box<[u8]>]>,
+    },
+}
+
+impl Held {
+    fn new(bytes: &[u8]) -> Held {
+        if bytes.len() < BLOCK {
+            return Held::Whole(bytes.into());
+        }
+        let blocks = bytes
+            .chunks(BLOCK)
+            .map(|chunk| {
+                let mut b = Vec::with_capacity(BLOCK);
+                b.extend_from_slice(chunk);
+                b.resize(BLOCK, 0);
+                b.into_boxed_slice()
+            })
+            .collect();
+        Held::Blocks {
+            len: bytes.len(),
+            blocks,
+        }
+    }
+
+    /// Bytes of memory it occupies (what the capacity counts).
+    fn footprint(&self) -> usize {
+        match self {
+            Held::Whole(b) => b.len(),
+            Held::Blocks { blocks, .. } => blocks.len() * BLOCK,
+        }
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        match self {
+            Held::Whole(b) => b.to_vec(),
+            Held::Blocks { len, blocks } => {
+                let mut v = Vec::with_capacity(*len);
+                for b in blocks.iter() {
+                    let take = (*len - v.len()).min(BLOCK);
+                    v.extend_from_slice(&b[..take]);
+                }
+                v
+            }
+        }
+    }
+}
 
 const FREQ_MAX: u8 = 3;
 
@@ -16,7 +79,7 @@ enum Queue {
 }
 
 struct Entry {
-    bytes: Rc<[u8]>,
+    bytes: Held,
     /// Sequence number in the entry's header (what a reader checks).
     seq: u64,
     freq: u8,
@@ -79,29 +142,31 @@ impl RamTier {
         len > 0 && len <= self.max_object
     }
 
-    /// The entry of `hash` and its header's sequence number, counting the hit.
-    pub fn get(&mut self, hash: u64) -> Option<(Rc<[u8]>, u64)> {
+    /// A copy of the entry of `hash` and its header's sequence number,
+    /// counting the hit.
+    pub fn get(&mut self, hash: u64) -> Option<(Vec<u8>, u64)> {
         let e = self.map.get_mut(&hash)?;
         e.freq = (e.freq + 1).min(FREQ_MAX);
         self.stats.hits += 1;
-        Some((e.bytes.clone(), e.seq))
+        Some((e.bytes.to_vec(), e.seq))
     }
 
     pub fn remove(&mut self, hash: u64) {
         if let Some(e) = self.map.remove(&hash) {
             match e.queue {
-                Queue::Small => self.small_bytes -= e.bytes.len(),
-                Queue::Main => self.main_bytes -= e.bytes.len(),
+                Queue::Small => self.small_bytes -= e.bytes.footprint(),
+                Queue::Main => self.main_bytes -= e.bytes.footprint(),
             }
         }
     }
 
     /// Stores (or replaces) the entry of `hash`.
-    pub fn insert(&mut self, hash: u64, bytes: Rc<[u8]>, seq: u64) {
+    pub fn insert(&mut self, hash: u64, bytes: &[u8], seq: u64) {
         self.remove(hash);
         if !self.accepts(bytes.len()) {
             return;
         }
+        let bytes = Held::new(bytes);
         let queue = if self.ghost_set.remove(&hash) {
             Queue::Main
         } else {
@@ -109,7 +174,7 @@ impl RamTier {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
-        let len = bytes.len();
+        let len = bytes.footprint();
         match queue {
             Queue::Small => {
                 self.small.push_back((hash, generation));
@@ -159,7 +224,7 @@ impl RamTier {
             return;
         }
         let e = self.map.get_mut(&hash).expect("live entry");
-        let len = e.bytes.len();
+        let len = e.bytes.footprint();
         self.small_bytes -= len;
         if e.freq > 0 {
             e.freq = 0;
@@ -191,7 +256,7 @@ impl RamTier {
             e.freq -= 1;
             self.main.push_back((hash, generation));
         } else {
-            self.main_bytes -= e.bytes.len();
+            self.main_bytes -= e.bytes.footprint();
             self.map.remove(&hash);
             self.stats.evictions += 1;
         }
@@ -202,17 +267,17 @@ impl RamTier {
 mod tests {
     use super::*;
 
-    fn bytes(n: usize, v: u8) -> Rc<[u8]> {
-        vec![v; n].into()
+    fn bytes(n: usize, v: u8) -> Vec<u8> {
+        vec![v; n]
     }
 
     #[test]
     fn keeps_what_is_hit_and_respects_capacity() {
         let mut r = RamTier::new(10_000, 2_000);
-        r.insert(1, bytes(1000, 1), 7);
+        r.insert(1, &bytes(1000, 1), 7);
         assert_eq!(r.get(1).map(|(b, s)| (b.len(), s)), Some((1000, 7)));
         for k in 2..100 {
-            r.insert(k, bytes(1000, k as u8), 1);
+            r.insert(k, &bytes(1000, k as u8), 1);
             r.get(1);
             assert!(r.stats().bytes <= 10_000);
         }
@@ -224,10 +289,10 @@ mod tests {
     #[test]
     fn too_large_entries_are_not_kept_and_replacement_works() {
         let mut r = RamTier::new(10_000, 2_000);
-        r.insert(1, bytes(3000, 1), 1);
+        r.insert(1, &bytes(3000, 1), 1);
         assert!(r.get(1).is_none());
-        r.insert(2, bytes(100, 1), 1);
-        r.insert(2, bytes(200, 2), 2);
+        r.insert(2, &bytes(100, 1), 1);
+        r.insert(2, &bytes(200, 2), 2);
         let (b, seq) = r.get(2).unwrap();
         assert_eq!((b.len(), b[0], seq), (200, 2, 2));
         assert_eq!(r.stats().bytes, 200);
@@ -237,16 +302,31 @@ mod tests {
     }
 
     #[test]
+    fn large_entries_come_back_whole_and_count_their_blocks() {
+        let mut r = RamTier::new(1 << 20, 1 << 20);
+        let big: Vec<u8> = (0..3 * BLOCK + 5).map(|i| (i % 251) as u8).collect();
+        r.insert(9, &big, 3);
+        assert_eq!(r.get(9), Some((big.clone(), 3)));
+        assert_eq!(r.stats().bytes, 4 * BLOCK as u64, "four blocks held");
+        let exact: Vec<u8> = vec![7; 2 * BLOCK];
+        r.insert(10, &exact, 1);
+        assert_eq!(r.get(10).unwrap().0, exact);
+        assert_eq!(r.stats().bytes, 6 * BLOCK as u64);
+        r.remove(9);
+        assert_eq!(r.stats().bytes, 2 * BLOCK as u64);
+    }
+
+    #[test]
     fn ghost_hits_enter_main() {
         let mut r = RamTier::new(1000, 100);
         for k in 0..50 {
-            r.insert(k, bytes(100, 0), 1);
+            r.insert(k, &bytes(100, 0), 1);
         }
         // Key 0 was dropped from probation unhit; back again it goes to main
         // and survives a burst of new keys that a probation entry would not.
-        r.insert(0, bytes(100, 0), 1);
+        r.insert(0, &bytes(100, 0), 1);
         for k in 100..108 {
-            r.insert(k, bytes(100, 0), 1);
+            r.insert(k, &bytes(100, 0), 1);
         }
         assert!(r.get(0).is_some());
     }

@@ -437,13 +437,16 @@ impl ShardStore {
         let bytes = (!loc.manifest && self.ram_accepts(loc.len as usize))
             .then(|| self.read_buffered(segment, loc.offset, loc.len))
             .flatten()
-            .and_then(|b| {
+            .and_then(|mut b| {
                 let total = EntryHeader::decode_header(&b)?.total_len() as usize;
-                Some(b[..total].to_vec())
+                (total <= b.len()).then(|| {
+                    b.truncate(total);
+                    b
+                })
             });
         let mut ram = self.ram.borrow_mut();
         match bytes {
-            Some(b) => ram.insert(hash, b.into(), seq),
+            Some(b) => ram.insert(hash, &b, seq),
             None => ram.remove(hash),
         }
         drop(ram);

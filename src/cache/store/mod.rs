@@ -428,7 +428,7 @@ impl ShardStore {
             return Lookup::Found {
                 loc,
                 seq,
-                bytes: Some(bytes.to_vec()),
+                bytes: Some(bytes),
                 buffered: Vec::new(),
             };
         }
@@ -464,7 +464,7 @@ impl ShardStore {
                 .is_some_and(|(loc, _)| region.seg(loc.slot).seq == seq)
         };
         if current {
-            self.ram.borrow_mut().insert(hash, bytes.into(), seq);
+            self.ram.borrow_mut().insert(hash, &bytes, seq);
             self.publish_ram_stats();
         }
     }
