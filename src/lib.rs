@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod http;
+pub mod irq;
 pub mod log_limit;
 pub mod net;
 pub mod proxy;

@@ -45,6 +45,8 @@ enum Command {
         #[arg(long, value_enum, default_value = "edge")]
         profile: edgeslab::tune::Profile,
     },
+    /// Pin NIC queue interrupts, XPS and RPS to the shard cores (dry run or apply).
+    Irq(edgeslab::irq::IrqArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,7 +77,7 @@ struct DemoArgs {
     admin: Option<std::net::SocketAddr>,
 }
 
-#[derive(clap::Args)]
+#[derive(Clone, clap::Args)]
 struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, short)]
@@ -111,6 +113,14 @@ struct ServeArgs {
     /// Admin (metrics) address, e.g. 127.0.0.1:9090 (admin.addr).
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// HTTPS viewer address, e.g. 0.0.0.0:443 (tls.addr); needs --cert.
+    #[arg(long, value_name = "ADDR")]
+    https: Option<SocketAddr>,
+    /// A certificate chain and its key, CHAIN.pem:KEY.pem; repeat for
+    /// several (chosen by SNI). The first also serves unknown or absent
+    /// names (tls.certs).
+    #[arg(long = "cert", value_name = "CHAIN.pem:KEY.pem")]
+    certs: Vec<String>,
     /// Discard the cache device's contents and format it anew (cache.reformat).
     #[arg(long)]
     reformat: bool,
@@ -121,15 +131,53 @@ struct ServeArgs {
     takeover: bool,
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+/// Puts a new `log.level` filter in force (a reload).
+type LogLevelHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// RUST_LOG when set and not empty: it then wins over `log.level`, at
+/// start and on reload alike.
+fn rust_log() -> Option<String> {
+    std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Logs to stderr at `level`, unless RUST_LOG says otherwise.
+fn init_logging(level: &str) -> LogLevelHandle {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = rust_log()
+        .ok_or(())
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).map_err(|_| ()))
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_writer(std::io::stderr),
+        )
         .try_init();
+    handle
+}
+
+/// How SIGHUP rebuilds the configuration: the same file and flags as at
+/// start, and the log filter put in force once the rest is accepted.
+fn reloader(args: ServeArgs, log: LogLevelHandle) -> edgeslab::runtime::reload::Reloader {
+    edgeslab::runtime::reload::Reloader {
+        load: Box::new(move || build_config(&args)),
+        set_log_level: Box::new(move |level| {
+            if rust_log().is_some() {
+                return Ok(());
+            }
+            let filter =
+                tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            log.reload(filter).map_err(|e| e.to_string())
+        }),
+    }
 }
 
 /// Applies the flags on top of the file's (or the default) config.
@@ -183,12 +231,36 @@ fn build_config(args: &ServeArgs) -> Result<Config, String> {
     if args.reformat {
         c.cache.reformat = true;
     }
+    if let Some(a) = args.https {
+        c.tls.addr = Some(a);
+    }
+    if !args.certs.is_empty() {
+        c.tls.certs = args
+            .certs
+            .iter()
+            .map(|spec| split_cert_spec(spec))
+            .collect::<Result<_, _>>()?;
+    }
     let errors = config::validate(&c);
     if !errors.is_empty() {
         let lines: Vec<String> = errors.iter().map(|(k, m)| format!("{k}: {m}")).collect();
         return Err(lines.join("\n"));
     }
     Ok(c)
+}
+
+/// `--cert CHAIN.pem:KEY.pem`: split at the last `:` (paths may hold
+/// colons; the key's path then may not).
+fn split_cert_spec(spec: &str) -> Result<config::CertPair, String> {
+    match spec.rsplit_once(':') {
+        Some((chain, key)) if !chain.is_empty() && !key.is_empty() => Ok(config::CertPair {
+            chain: PathBuf::from(chain),
+            key: PathBuf::from(key),
+        }),
+        _ => Err(format!(
+            "--cert: {spec:?} is not CHAIN.pem:KEY.pem (a certificate chain and its private key)"
+        )),
+    }
 }
 
 /// `--cache PATH[:SIZE]`. Device paths carry colons of their own
@@ -243,6 +315,13 @@ fn main() -> ExitCode {
                 false => ExitCode::from(1),
             }
         }
+        Command::Irq(args) => match edgeslab::irq::run(&args, &mut std::io::stdout()) {
+            Ok(outcome) => outcome.exit_code(),
+            Err(e) => {
+                eprintln!("edgeslab irq: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Invalidate(args) => {
             let run = edgeslab::admin::cli::InvalidateArgs {
                 admin: &args.admin,
@@ -289,11 +368,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(&config.log.level);
+            let log = init_logging(&config.log.level);
             let server = match edgeslab::runtime::start(
                 config,
                 edgeslab::runtime::Launch {
                     takeover: args.takeover,
+                    reloader: Some(reloader((*args).clone(), log)),
                 },
             ) {
                 Ok(s) => s,
@@ -310,13 +390,18 @@ fn main() -> ExitCode {
                 .map_or_else(|| "-".to_string(), |a| a.to_string());
             tracing::info!(
                 listen = %server.ready.listen,
+                https = ?server.ready.https,
                 admin = %admin,
                 cores = ?server.ready.cores,
                 "edgeslab serving"
             );
             // One machine-readable line for scripts and supervisors.
+            let https = server
+                .ready
+                .https
+                .map_or_else(|| "-".to_string(), |a| a.to_string());
             println!(
-                "ready listen={} admin={admin} shards={}",
+                "ready listen={} https={https} admin={admin} shards={}",
                 server.ready.listen,
                 server.ready.cores.len()
             );

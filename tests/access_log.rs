@@ -54,10 +54,7 @@ fn json_lines_to_a_file_reopened_on_sigusr1() {
     // logrotate: move the file, then SIGUSR1.
     let rotated = dir.path().join("access.log.1");
     std::fs::rename(&log, &rotated).unwrap();
-    // SAFETY: kill(2) on our own running child.
-    unsafe {
-        libc::kill(edge.pid() as i32, libc::SIGUSR1);
-    }
+    edge.signal(libc::SIGUSR1);
     assert!(
         eventually(Duration::from_secs(5), || edge
             .stderr()

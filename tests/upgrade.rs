@@ -6,132 +6,10 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use support::load::{Load, catalogue, events, origin_for};
 use support::*;
-
-fn catalogue() -> Arc<HashMap<String, Vec<u8>>> {
-    Arc::new(
-        (0..40u64)
-            .map(|i| {
-                let size = if i % 5 == 0 {
-                    300_000
-                } else {
-                    2_000 + i as usize * 97
-                };
-                (format!("/obj/{i}"), bytes(size, i))
-            })
-            .collect(),
-    )
-}
-
-fn origin_for(objects: Arc<HashMap<String, Vec<u8>>>) -> Origin {
-    Origin::start(move |seen| match objects.get(&seen.target) {
-        Some(b) => Script::ok("max-age=3600", b.clone()),
-        None => Script::new(404, b"no such object".to_vec()),
-    })
-}
-
-/// What the viewers saw during the load.
-#[derive(Default)]
-struct Tally {
-    answered: AtomicUsize,
-    /// Persistent connections closed between requests (the client retries
-    /// on a fresh one, as RFC 9112 §9.3.1 allows).
-    keepalive_closes: AtomicUsize,
-    failures: Mutex<Vec<String>>,
-}
-
-impl Tally {
-    fn fail(&self, what: String) {
-        self.failures.lock().unwrap().push(what);
-    }
-}
-
-/// One viewer: GETs in a loop until `done`, on a persistent connection when
-/// `keep_alive`, otherwise a fresh connection each time.
-fn viewer(
-    addr: std::net::SocketAddr,
-    objects: Arc<HashMap<String, Vec<u8>>>,
-    keep_alive: bool,
-    seed: usize,
-    done: Arc<AtomicBool>,
-    tally: Arc<Tally>,
-) {
-    let paths: Vec<String> = {
-        let mut p: Vec<String> = objects.keys().cloned().collect();
-        p.sort();
-        p
-    };
-    let mut conn: Option<Client> = None;
-    let mut i = seed;
-    let stop_at = Instant::now() + Duration::from_secs(60);
-    while !done.load(Ordering::Relaxed) && Instant::now() < stop_at {
-        let path = &paths[i % paths.len()];
-        i += 7;
-        let raw = format!(
-            "GET {path} HTTP/1.1\r\nHost: test.local\r\n{}\r\n",
-            if keep_alive {
-                ""
-            } else {
-                "Connection: close\r\n"
-            }
-        );
-        let reused = conn.is_some();
-        let mut c = match conn.take() {
-            Some(c) => c,
-            None => match Client::try_connect(addr) {
-                Ok(c) => c,
-                Err(e) => {
-                    tally.fail(format!("connect: {e}"));
-                    continue;
-                }
-            },
-        };
-        let answer = c
-            .try_send(raw.as_bytes())
-            .ok()
-            .and_then(|_| c.read_response());
-        let Some(r) = answer else {
-            if reused && c.unread().is_empty() {
-                tally.keepalive_closes.fetch_add(1, Ordering::Relaxed);
-            } else {
-                tally.fail(format!(
-                    "{path}: the connection ended without an answer (fresh connection)"
-                ));
-            }
-            continue;
-        };
-        if r.status != 200 || !r.complete || r.body != objects[path] {
-            tally.fail(format!(
-                "{path}: status {} complete {} body {} of {} bytes",
-                r.status,
-                r.complete,
-                r.body.len(),
-                objects[path].len()
-            ));
-            continue;
-        }
-        tally.answered.fetch_add(1, Ordering::Relaxed);
-        let closes = r
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        if keep_alive && !closes {
-            conn = Some(c);
-        }
-    }
-}
-
-/// The edge's log without its access lines.
-fn events(edge: &Edge) -> String {
-    edge.stderr()
-        .lines()
-        .filter(|l| !l.contains(" access: "))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 #[test]
 fn an_upgrade_under_load_drops_nothing_and_keeps_the_cache_warm() {
@@ -147,17 +25,9 @@ fn an_upgrade_under_load_drops_nothing_and_keeps_the_cache_warm() {
     }
     let warmed = origin.requests();
 
-    let done = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Tally::default());
-    let viewers: Vec<_> = (0..6)
-        .map(|n| {
-            let (objects, done, tally) = (objects.clone(), done.clone(), tally.clone());
-            let addr = old.addr;
-            std::thread::spawn(move || viewer(addr, objects, n % 2 == 0, n * 5, done, tally))
-        })
-        .collect();
+    let load = Load::start(old.addr, &objects, 6);
     std::thread::sleep(Duration::from_millis(700));
-    let before = tally.answered.load(Ordering::Relaxed);
+    let before = load.answered();
     let new = builder.clone().arg("--takeover").start();
     assert_eq!(new.addr, old.addr, "the same listening sockets");
     let status = old.wait_exit(Duration::from_secs(30));
@@ -167,12 +37,9 @@ fn an_upgrade_under_load_drops_nothing_and_keeps_the_cache_warm() {
         "the old process drains and exits 0:\n{}",
         old.stderr()
     );
-    let during = tally.answered.load(Ordering::Relaxed);
+    let during = load.answered();
     std::thread::sleep(Duration::from_millis(700));
-    done.store(true, Ordering::Relaxed);
-    for v in viewers {
-        v.join().expect("viewer thread");
-    }
+    let tally = load.finish();
     let failures = tally.failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),

@@ -103,6 +103,24 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.connections_accepted.load(Relaxed),
     ),
     (
+        "edgeslab_tls_handshakes_total",
+        "counter",
+        "Viewers' TLS handshakes completed in full.",
+        |m| m.viewer.tls_full_handshakes.load(Relaxed),
+    ),
+    (
+        "edgeslab_tls_resumed_handshakes_total",
+        "counter",
+        "Viewers' TLS handshakes that resumed a session (ticket or session id).",
+        |m| m.viewer.tls_resumed_handshakes.load(Relaxed),
+    ),
+    (
+        "edgeslab_tls_failed_handshakes_total",
+        "counter",
+        "Viewers' TLS handshakes that failed or timed out.",
+        |m| m.viewer.tls_failed_handshakes.load(Relaxed),
+    ),
+    (
         "edgeslab_connections_refused_total",
         "counter",
         "Viewer connections refused over the limit.",
@@ -319,6 +337,20 @@ fn render_process(out: &mut String) {
         "# HELP edgeslab_build_info The running build (always 1).\n# TYPE edgeslab_build_info gauge\nedgeslab_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    use crate::runtime::reload::{self, ReloadResult};
+    let _ = writeln!(
+        out,
+        "# HELP edgeslab_config_generation The configuration in force: 1 at start, one more per applied reload.\n# TYPE edgeslab_config_generation gauge\nedgeslab_config_generation {}\n# HELP edgeslab_config_reloads_total Configuration reloads (SIGHUP), applied or rejected.\n# TYPE edgeslab_config_reloads_total counter",
+        reload::generation()
+    );
+    for r in ReloadResult::ALL {
+        let _ = writeln!(
+            out,
+            "edgeslab_config_reloads_total{{result=\"{}\"}} {}",
+            r.as_str(),
+            r.count()
+        );
+    }
     if let Some(h) = crate::runtime::heap::figures() {
         let _ = writeln!(
             out,

@@ -190,7 +190,50 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     validate_fixed(c, &mut errs);
     validate_tiers(c, &mut errs);
     validate_behaviors(c, &mut errs);
+    validate_tls(c, &mut errs);
     errs
+}
+
+/// `[tls]` and `origin.ca_file`: the files are read and checked here, so
+/// that `check-config` (and a reload) refuses what a start would.
+fn validate_tls(c: &Config, errs: &mut Vec<(String, String)>) {
+    let t = &c.tls;
+    match (t.addr, t.certs.is_empty()) {
+        (Some(_), true) => errs.push((
+            "tls.certs".into(),
+            "HTTPS (tls.addr) needs at least one certificate: certs = [{ chain = \"…pem\", key = \"…pem\" }]".into(),
+        )),
+        (None, false) => errs.push((
+            "tls.addr".into(),
+            "certificates are configured but no HTTPS address (e.g. \"0.0.0.0:443\")".into(),
+        )),
+        _ => {}
+    }
+    if t.addr.is_some_and(|a| a == c.listen.addr && a.port() != 0) {
+        errs.push((
+            "tls.addr".into(),
+            format!(
+                "{} is listen.addr too: give HTTPS its own port",
+                c.listen.addr
+            ),
+        ));
+    }
+    for (i, pair) in t.certs.iter().enumerate() {
+        if let Err(e) = crate::net::tls::load_pair(pair) {
+            errs.push((format!("tls.certs[{i}]"), e.to_string()));
+        }
+    }
+    if t.handshake_timeout.get().is_zero() {
+        errs.push((
+            "tls.handshake_timeout".into(),
+            "must be greater than zero".into(),
+        ));
+    }
+    if let Some(ca) = &c.origin.ca_file
+        && let Err(e) = crate::net::tls::client_config(Some(ca))
+    {
+        errs.push(("origin.ca_file".into(), e.to_string()));
+    }
 }
 
 /// `[[behavior]]` tables, and the origin groups they name.

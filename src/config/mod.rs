@@ -99,6 +99,8 @@ pub struct Config {
     pub name: Option<String>,
     pub cores: Cores,
     pub listen: ListenConfig,
+    /// `[tls]`: HTTPS toward viewers.
+    pub tls: TlsConfig,
     pub origin: OriginConfig,
     /// `[[origin_group]]` tables: named origins with failover. The group
     /// "default" is `origin.url` unless a table of that name is given.
@@ -131,6 +133,7 @@ impl Config {
             name: None,
             cores: Cores::All,
             listen: ListenConfig::default(),
+            tls: TlsConfig::default(),
             origin: OriginConfig::default(),
             origin_groups: Vec::new(),
             parents: ParentsConfig::default(),
@@ -389,6 +392,9 @@ pub struct OriginConfig {
     pub max_header_bytes: usize,
     /// Most header fields in a response head from the origin; more is a 502.
     pub max_headers: usize,
+    /// PEM file of the CAs that `https://` origins and parents are verified
+    /// against; unset: the system's trust roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for OriginConfig {
@@ -405,8 +411,41 @@ impl Default for OriginConfig {
             max_idle_per_shard: 64,
             max_header_bytes: 64 << 10,
             max_headers: 200,
+            ca_file: None,
         }
     }
+}
+
+/// `[tls]`: an HTTPS listener beside `listen.addr`, with certificates
+/// chosen by the name a viewer asks for (SNI).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// Where HTTPS viewers connect, e.g. "0.0.0.0:443"; unset: no HTTPS.
+    pub addr: Option<SocketAddr>,
+    /// Certificate chains and their keys (PEM). Each serves the names in
+    /// its certificate; the first also serves unknown or absent names.
+    pub certs: Vec<CertPair>,
+    /// How long a viewer's TLS handshake may take.
+    pub handshake_timeout: Dur,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            addr: None,
+            certs: Vec::new(),
+            handshake_timeout: Dur::secs(10),
+        }
+    }
+}
+
+/// One certificate chain (leaf first) and its private key, both PEM.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    pub chain: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -1,28 +1,115 @@
-//! A TCP connection with a read buffer and deadlines, used for both viewers
-//! and origins. Bytes read but not yet consumed stay in the buffer, so
-//! pipelined requests and the bytes after a response body are never lost.
+//! A TCP connection, plain or TLS, with a read buffer and deadlines, used
+//! for both viewers and origins. Bytes read but not yet consumed stay in
+//! the buffer, so pipelined requests and the bytes after a response body
+//! are never lost.
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+/// The bytes' way: the socket itself, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    /// A viewer's HTTPS connection.
+    TlsServer(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    /// A connection to an `https://` upstream.
+    TlsClient(Box<futures_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::TlsServer(s) => s.get_ref().0,
+            Stream::TlsClient(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::TlsServer(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::TlsServer(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::TlsClient(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::TlsServer(s) => Pin::new(s).poll_flush(cx),
+            Stream::TlsClient(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::TlsServer(s) => Pin::new(s).poll_close(cx),
+            Stream::TlsClient(s) => Pin::new(s).poll_close(cx),
+        }
+    }
+}
+
+/// How a TLS handshake with a viewer went, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handshake {
+    /// A full handshake.
+    Full,
+    /// A resumed session (ticket or session id).
+    Resumed,
+}
+
+/// Where an upstream connection goes back to: the address it was opened
+/// to and, over TLS, the server name it verified (two names on one address
+/// are two pools).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Remote {
+    pub addr: SocketAddr,
+    pub tls_name: Option<Arc<str>>,
+}
 
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 64 << 10;
+/// How long a TLS close_notify may take to go out before the socket is shut.
+const CLOSE_NOTIFY_WITHIN: Duration = Duration::from_secs(1);
 /// Bytes asked while waiting for a connection's next message: enough for a
 /// typical request head, and all an idle keep-alive connection holds.
 const IDLE_CHUNK: usize = 2 << 10;
 
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     start: usize,
-    /// The address this side connected to (None for accepted connections):
-    /// an upstream connection goes back to that address's pool.
-    remote: Option<SocketAddr>,
+    /// Where this side connected to (None for accepted connections): an
+    /// upstream connection goes back to that pool.
+    remote: Option<Remote>,
     /// Bytes handed to `write_all` over the connection's life.
     written: u64,
 }
@@ -46,13 +133,51 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
         .await
         .map_err(io::Error::from)?;
     let mut conn = Conn::new(stream);
-    conn.remote = Some(addr);
+    conn.remote = Some(Remote {
+        addr,
+        tls_name: None,
+    });
+    Ok(conn)
+}
+
+/// Opens a connection to `addr` and a TLS session over it, verifying the
+/// upstream's certificate for `name`; both steps within `timeout`.
+pub async fn connect_tls(
+    addr: SocketAddr,
+    name: &str,
+    config: &Arc<rustls::ClientConfig>,
+    timeout: Duration,
+) -> io::Result<Conn> {
+    let started = Instant::now();
+    let stream = TcpStream::connect_timeout(addr, timeout)
+        .await
+        .map_err(io::Error::from)?;
+    let _ = stream.set_nodelay(true);
+    let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let connector = futures_rustls::TlsConnector::from(config.clone());
+    let left = timeout.saturating_sub(started.elapsed());
+    let tls = with_timeout(
+        left,
+        "TLS handshake timed out",
+        connector.connect(server_name, stream),
+    )
+    .await?;
+    let mut conn = Conn::with_stream(Stream::TlsClient(Box::new(tls)));
+    conn.remote = Some(Remote {
+        addr,
+        tls_name: Some(name.into()),
+    });
     Ok(conn)
 }
 
 impl Conn {
     pub(super) fn new(stream: TcpStream) -> Conn {
         let _ = stream.set_nodelay(true);
+        Conn::with_stream(Stream::Plain(stream))
+    }
+
+    fn with_stream(stream: Stream) -> Conn {
         Conn {
             stream,
             // Allocated by the first read, sized by what it waits for.
@@ -63,14 +188,38 @@ impl Conn {
         }
     }
 
-    /// The address `connect` dialled, for a connection this side opened.
-    pub fn remote(&self) -> Option<SocketAddr> {
-        self.remote
+    /// Where `connect` went, for a connection this side opened.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
     }
 
     /// The address of the other end.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr().map_err(io::Error::from)
+        self.stream.tcp().peer_addr().map_err(io::Error::from)
+    }
+
+    /// Runs a viewer's TLS handshake on a freshly accepted connection,
+    /// within `timeout`.
+    pub async fn accept_tls(
+        self,
+        config: &Arc<rustls::ServerConfig>,
+        timeout: Duration,
+    ) -> io::Result<(Conn, Handshake)> {
+        let Stream::Plain(tcp) = self.stream else {
+            return Err(io::Error::other("TLS over TLS"));
+        };
+        let acceptor = futures_rustls::TlsAcceptor::from(config.clone());
+        let tls = with_timeout(timeout, "TLS handshake timed out", acceptor.accept(tcp)).await?;
+        let kind = match tls.get_ref().1.handshake_kind() {
+            Some(rustls::HandshakeKind::Resumed) => Handshake::Resumed,
+            _ => Handshake::Full,
+        };
+        Ok((Conn::with_stream(Stream::TlsServer(Box::new(tls))), kind))
+    }
+
+    /// Whether the viewer came over TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self.stream, Stream::Plain(_))
     }
 
     /// Unconsumed bytes.
@@ -169,9 +318,14 @@ impl Conn {
         with_timeout(timeout, "flush timed out", async { stream.flush().await }).await
     }
 
-    /// Shuts down our sending side so the peer sees the end of the response.
+    /// Shuts down our sending side so the peer sees the end of the response
+    /// (after TLS's close_notify, bounded: the peer may not be reading).
     pub async fn shutdown(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write).await;
+        if !matches!(self.stream, Stream::Plain(_)) {
+            let stream = &mut self.stream;
+            let _ = with_timeout(CLOSE_NOTIFY_WITHIN, "close_notify", stream.close()).await;
+        }
+        let _ = self.stream.tcp().shutdown(std::net::Shutdown::Write).await;
     }
 
     /// Whether an idle pooled connection is still usable: no EOF or stray
@@ -184,7 +338,7 @@ impl Conn {
         // SAFETY: recv into a valid 1-byte buffer on an open socket.
         let n = unsafe {
             libc::recv(
-                self.stream.as_raw_fd(),
+                self.stream.tcp().as_raw_fd(),
                 byte.as_mut_ptr().cast(),
                 1,
                 libc::MSG_PEEK | libc::MSG_DONTWAIT,

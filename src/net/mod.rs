@@ -5,3 +5,4 @@
 pub mod body;
 pub mod conn;
 pub mod listener;
+pub mod tls;

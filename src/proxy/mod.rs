@@ -36,16 +36,13 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-/// Everything a shard's request handlers share. Shard-local: no locks.
-pub struct ShardCtx {
+/// What a shard keeps for its whole life, whatever configuration is in
+/// force: its store, its counters, its stop signals. Shard-local: no locks.
+pub struct ShardState {
     pub shard: u32,
     /// The invalidations in force (`cache::bans`), as this shard last saw them.
     pub bans: std::cell::RefCell<BanReader>,
-    /// The response fields that tag objects for invalidation.
-    pub tags: TagFields,
-    pub settings: ProxySettings,
     pub cache: OwnerRouter,
-    pub upstream: UpstreamClient,
     pub stats: ViewerStats,
     /// Set when the shard starts stopping: idle connections close, busy ones
     /// finish their request and close.
@@ -57,6 +54,50 @@ pub struct ShardCtx {
     pub request_ids: std::cell::Cell<u64>,
     /// None when `log.access_log` is off.
     pub access_log: Option<crate::access_log::ShardLog>,
+}
+
+/// Everything a shard's request handlers share: the shard's lasting state
+/// (through `Deref`) and what one configuration generation made of it.
+/// A request takes the generation in force when its head is read and keeps
+/// it to its end, so a reload applies to new requests while the ones in
+/// flight finish on the configuration they began with.
+pub struct ShardCtx {
+    pub state: Rc<ShardState>,
+    /// The configuration generation this context was built from (1 at start).
+    pub generation: u64,
+    /// The response fields that tag objects for invalidation.
+    pub tags: TagFields,
+    pub settings: ProxySettings,
+    pub upstream: UpstreamClient,
+    /// The HTTPS listener's certificates (None without `tls.addr`).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl std::ops::Deref for ShardCtx {
+    type Target = ShardState;
+
+    fn deref(&self) -> &ShardState {
+        &self.state
+    }
+}
+
+/// The generation a shard serves new requests with; swapped on reload.
+pub struct Current(std::cell::RefCell<Rc<ShardCtx>>);
+
+impl Current {
+    pub fn new(ctx: Rc<ShardCtx>) -> Current {
+        Current(std::cell::RefCell::new(ctx))
+    }
+
+    /// The context new requests use now.
+    pub fn get(&self) -> Rc<ShardCtx> {
+        self.0.borrow().clone()
+    }
+
+    /// Puts a new generation in force; requests holding the old one keep it.
+    pub fn replace(&self, ctx: Rc<ShardCtx>) {
+        *self.0.borrow_mut() = ctx;
+    }
 }
 
 /// What became of one request.
@@ -82,10 +123,10 @@ enum NextRequest {
 
 /// Serves one viewer connection until it closes, errs, idles out, or the
 /// shard stops.
-pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
+pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) {
     let mut first = true;
     loop {
-        let head = match next_request(&ctx, &mut conn, peer, first).await {
+        let head = match next_request(&current.get(), &mut conn, peer, first).await {
             NextRequest::Head(head) => head,
             NextRequest::Gone => return,
             NextRequest::Refused => {
@@ -93,6 +134,9 @@ pub async fn serve_conn(ctx: Rc<ShardCtx>, mut conn: Conn, peer: SocketAddr) {
                 return;
             }
         };
+        // The generation in force once the head is in: a reload while the
+        // connection idled applies to this request.
+        let ctx = current.get();
         first = false;
         ctx.stats.requests.fetch_add(1, Relaxed);
         let started = Instant::now();

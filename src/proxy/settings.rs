@@ -19,6 +19,8 @@ pub struct ProxySettings {
     /// Bounds on viewers' request heads.
     pub limits: Limits,
     pub header_timeout: Duration,
+    /// A viewer's TLS handshake (`tls.handshake_timeout`).
+    pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
     /// Each read of a request body and each write to the viewer.
     pub io_timeout: Duration,
@@ -67,6 +69,7 @@ impl ProxySettings {
                 max_headers: c.listen.max_headers,
             },
             header_timeout: c.listen.header_timeout.get(),
+            tls_handshake_timeout: c.tls.handshake_timeout.get(),
             idle_timeout: c.listen.idle_timeout.get(),
             io_timeout: c.listen.io_timeout.get(),
             min_body_rate: c.listen.min_body_rate,

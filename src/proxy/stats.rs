@@ -36,6 +36,11 @@ pub struct ViewerCounters {
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_active: AtomicU64,
+    /// Viewers' TLS handshakes: full, resumed (tickets or session ids),
+    /// and failed (bad hello, no common cipher or protocol, timeout).
+    pub tls_full_handshakes: AtomicU64,
+    pub tls_resumed_handshakes: AtomicU64,
+    pub tls_failed_handshakes: AtomicU64,
     pub header_timeouts: AtomicU64,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: AtomicU64,

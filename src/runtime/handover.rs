@@ -63,6 +63,8 @@ fn socket_name(cache_path: &Path) -> Vec<u8> {
 pub struct Handed {
     /// The viewer listeners, in the old process's shard order.
     pub viewers: Vec<BoundListener>,
+    /// The HTTPS listeners, likewise (none when it had no `tls.addr`).
+    pub https: Vec<BoundListener>,
     pub admin: Option<BoundListener>,
     /// The old process, which holds the cache until it exits.
     pub pid: u32,
@@ -76,8 +78,16 @@ pub struct Offer {
     /// Where the viewer listeners listen.
     pub listen: std::net::SocketAddr,
     pub viewers: Vec<OwnedFd>,
+    pub https: Vec<OwnedFd>,
     pub admin: Option<OwnedFd>,
     pub drain: Duration,
+}
+
+/// Whether a socket listening at `got` is the one a configuration asking
+/// for `want` means: the same address, or any port on the same IP when it
+/// asks for port 0.
+pub fn same_place(got: std::net::SocketAddr, want: std::net::SocketAddr) -> bool {
+    got == want || (want.port() == 0 && got.ip() == want.ip())
 }
 
 /// Starts answering takeover requests on a thread of its own. The first
@@ -158,7 +168,7 @@ fn answer(conn: &UnixStream, offer: &Offer) -> io::Result<u32> {
     let (Some(shards), Some(listen)) = (shards, listen) else {
         return refuse(format!("unknown request {:?}", line.trim_end()));
     };
-    if listen != offer.listen && !(listen.port() == 0 && listen.ip() == offer.listen.ip()) {
+    if !same_place(offer.listen, listen) {
         return refuse(format!(
             "this process listens on {} and the new one would listen on {listen}: start it with the same listen.addr, or stop this one first",
             offer.listen
@@ -171,12 +181,14 @@ fn answer(conn: &UnixStream, offer: &Offer) -> io::Result<u32> {
         ));
     }
     let header = format!(
-        "ok pid={} drain_ms={} admin={}\n",
+        "ok pid={} drain_ms={} https={} admin={}\n",
         std::process::id(),
         offer.drain.as_millis(),
+        offer.https.len(),
         u8::from(offer.admin.is_some())
     );
     let mut fds: Vec<RawFd> = offer.viewers.iter().map(|f| f.as_raw_fd()).collect();
+    fds.extend(offer.https.iter().map(|f| f.as_raw_fd()));
     fds.extend(offer.admin.as_ref().map(|f| f.as_raw_fd()));
     sendmsg::<()>(
         conn.as_raw_fd(),
@@ -247,12 +259,16 @@ pub fn take(
     else {
         return Err(bad());
     };
-    if fds.len() != shards + admin as usize {
+    // Absent from an older process's answer: it had no HTTPS listeners.
+    let https = field("https").unwrap_or(0) as usize;
+    if fds.len() != shards + https + admin as usize {
         return Err(bad());
     }
     let admin = (admin == 1).then(|| fds.pop()).flatten();
+    let https_fds = fds.split_off(shards);
     Ok(Handed {
         viewers: fds.into_iter().map(BoundListener::from_fd).collect(),
+        https: https_fds.into_iter().map(BoundListener::from_fd).collect(),
         admin: admin.map(BoundListener::from_fd),
         pid: pid as u32,
         drain: Duration::from_millis(drain_ms),

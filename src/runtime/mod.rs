@@ -10,6 +10,7 @@ pub mod heap;
 pub mod mesh;
 pub mod notify;
 pub mod plan;
+pub mod reload;
 pub mod shard;
 pub mod sync;
 pub mod task;
@@ -39,11 +40,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const HANDOVER_SLACK: Duration = Duration::from_secs(30);
 
 /// How a server starts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Default)]
 pub struct Launch {
     /// Take the listeners and then the cache over from the running process
     /// (a binary upgrade), instead of binding them.
     pub takeover: bool,
+    /// How SIGHUP reads the configuration again; without one, SIGHUP
+    /// only says that this process cannot reload.
+    pub reloader: Option<reload::Reloader>,
 }
 
 /// Messages that may wait in one shard-to-shard queue of the mesh.
@@ -60,6 +64,10 @@ pub enum StartError {
     Device(#[from] DeviceError),
     #[error("listen.addr: cannot listen: {0}")]
     Listen(#[source] std::io::Error),
+    #[error("tls.addr: cannot listen: {0}")]
+    ListenTls(#[source] std::io::Error),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
     #[error("admin.addr: cannot listen on {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -97,6 +105,8 @@ pub enum StartError {
 #[derive(Clone, Debug)]
 pub struct Ready {
     pub listen: SocketAddr,
+    /// The HTTPS listener, when `tls.addr` is set.
+    pub https: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub cores: Vec<usize>,
 }
@@ -138,13 +148,31 @@ pub(crate) fn pick_cores(cores: &Cores, topo: &Topology) -> Result<Vec<usize>, S
     }
 }
 
-/// SIGTERM and SIGINT stop the server; SIGUSR1 reopens the access log
-/// (after logrotate moved it). A thread of its own says which arrived, then
-/// sets the flag the shards (or the log writer) poll.
-fn watch_signals(stop: Arc<AtomicBool>, reopen_log: Arc<AtomicBool>) -> Result<(), StartError> {
-    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1])
+/// What the control thread acts on.
+struct Control {
+    stop: Arc<AtomicBool>,
+    reopen_log: Arc<AtomicBool>,
+    live: Arc<reload::Live>,
+    reloader: Option<reload::Reloader>,
+    shards: u32,
+}
+
+/// SIGTERM and SIGINT stop the server; SIGHUP reloads the configuration;
+/// SIGUSR1 reopens the access log (after logrotate moved it). A thread of
+/// its own says which arrived, then acts or sets the flag the shards (or
+/// the log writer) poll.
+fn watch_signals(control: Control) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
         .map_err(StartError::Signals)?;
+    let Control {
+        stop,
+        reopen_log,
+        live,
+        reloader,
+        shards,
+    } = control;
+    let notifier = notify::Notifier::from_env();
     std::thread::Builder::new()
         .name("edgeslab-ctl".into())
         .spawn(move || {
@@ -155,10 +183,31 @@ fn watch_signals(stop: Arc<AtomicBool>, reopen_log: Arc<AtomicBool>) -> Result<(
                     reopen_log.store(true, std::sync::atomic::Ordering::SeqCst);
                     continue;
                 }
+                if sig == SIGHUP {
+                    match (&reloader, stop.load(std::sync::atomic::Ordering::SeqCst)) {
+                        (_, true) => tracing::warn!(signal = name, "stopping: reload ignored"),
+                        (None, false) => {
+                            tracing::warn!(
+                                signal = name,
+                                "this process has no configuration to reload"
+                            )
+                        }
+                        (Some(r), false) => {
+                            tracing::info!(signal = name, "reloading the configuration");
+                            notify::reloading(notifier.as_ref());
+                            let _ = reload::reload(&live, r, shards);
+                            notify::reloaded(notifier.as_ref());
+                        }
+                    }
+                    continue;
+                }
                 tracing::info!(
                     signal = name,
                     "stop requested: draining, then checkpointing"
                 );
+                // Said here, at once: an idle server may drain and exit
+                // before the notify thread's next look at the flag.
+                notify::stopping(notifier.as_ref());
                 stop.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         })
@@ -178,6 +227,13 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
         shards = ?cores,
         "topology"
     );
+    // Whether each NIC queue's interrupt lands on a shard's core (see
+    // `edgeslab irq`); a misfit costs a cross-core hop per packet.
+    let alignment = crate::irq::alignment(std::path::Path::new("/"), &cores);
+    match alignment.is_aligned() {
+        true => tracing::info!("{alignment}"),
+        false => tracing::warn!("{alignment}"),
+    }
     let shards = cores.len() as u32;
     plan::check(&config, shards)?;
     let upstreams = UpstreamMap::from_config(&config).map_err(StartError::Origin)?;
@@ -210,8 +266,18 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
     )
     .map_err(|e| StartError::Journal(e.to_string()))?;
     let mut invalidations = Some(invalidations);
-    let (listeners, mut admin) = listeners(&config, &cores, handed)?;
+    let sessions = crate::net::tls::Sessions::new()?;
+    let viewer_tls = reload::viewer_tls(&config, &sessions)?;
+    let Listeners {
+        viewers: listeners,
+        https,
+        mut admin,
+    } = listeners(&config, &cores, handed)?;
     let listen = listeners[0].local_addr().map_err(StartError::Listen)?;
+    let https_addr = match https.first() {
+        Some(l) => Some(l.local_addr().map_err(StartError::ListenTls)?),
+        None => None,
+    };
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let stop = Arc::new(AtomicBool::new(false));
     let offer = handover::Offer {
@@ -221,6 +287,11 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             .map(BoundListener::duplicate)
             .collect::<Result<_, _>>()
             .map_err(StartError::Listen)?,
+        https: https
+            .iter()
+            .map(BoundListener::duplicate)
+            .collect::<Result<_, _>>()
+            .map_err(StartError::ListenTls)?,
         admin: admin
             .as_ref()
             .map(BoundListener::duplicate)
@@ -235,7 +306,15 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
     let all_metrics: Arc<Vec<ShardMetrics>> =
         Arc::new((0..shards).map(|_| ShardMetrics::default()).collect());
     let reopen_log = Arc::new(AtomicBool::new(false));
-    watch_signals(stop.clone(), reopen_log.clone())?;
+    let config = Arc::new(config);
+    let live = reload::Live::new(config.clone(), upstreams, viewer_tls, sessions);
+    watch_signals(Control {
+        stop: stop.clone(),
+        reopen_log: reopen_log.clone(),
+        live: live.clone(),
+        reloader: launch.reloader,
+        shards,
+    })?;
     let access_log = match config.log.access_log {
         true => Some(
             crate::access_log::Writer::start(&config.log, reopen_log)
@@ -250,20 +329,21 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             .collect(),
     );
     let drained = Arc::new(AtomicUsize::new(0));
-    let config = Arc::new(config);
     let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
     let mut handles = Vec::new();
+    let mut https = https.into_iter();
     for (i, (&cpu, l)) in cores.iter().zip(listeners).enumerate() {
         let seed = ShardSeed {
             index: i as u32,
             shards,
             listener: l,
+            https: https.next(),
             admin: if i == 0 { admin.take() } else { None },
             invalidations: if i == 0 { invalidations.take() } else { None },
             bans: bans.clone(),
             device: device.clone(),
             config: config.clone(),
-            upstreams: upstreams.clone(),
+            live: live.clone(),
             metrics: all_metrics[i].clone(),
             all_metrics: all_metrics.clone(),
             mesh: mesh.clone(),
@@ -307,6 +387,7 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
         stop,
         ready: Ready {
             listen,
+            https: https_addr,
             admin: admin_addr,
             cores,
         },
@@ -351,13 +432,22 @@ fn prepare_device(
     }
 }
 
-/// The viewer listeners (one per shard) and the admin listener: handed over
-/// by the old process, or bound here.
+/// A server's listening sockets.
+struct Listeners {
+    /// One per shard.
+    viewers: Vec<BoundListener>,
+    /// One per shard when `tls.addr` is set, else none.
+    https: Vec<BoundListener>,
+    admin: Option<BoundListener>,
+}
+
+/// The viewer listeners (one per shard, plain and HTTPS) and the admin
+/// listener: handed over by the old process, or bound here.
 fn listeners(
     config: &Config,
     cores: &[usize],
     handed: Option<handover::Handed>,
-) -> Result<(Vec<BoundListener>, Option<BoundListener>), StartError> {
+) -> Result<Listeners, StartError> {
     let admin_addr = config.admin.addr;
     let bind_admin = || {
         listener::bind_single(admin_addr).map_err(|source| StartError::Admin {
@@ -365,24 +455,50 @@ fn listeners(
             source,
         })
     };
+    let bind_https = |addr| listener::bind_group(addr, cores).map_err(StartError::ListenTls);
     let Some(h) = handed else {
         let viewers =
             listener::bind_group(config.listen.addr, cores).map_err(StartError::Listen)?;
+        let https = config.tls.addr.map(bind_https).transpose()?;
         let admin = config.admin.enabled.then(bind_admin).transpose()?;
-        return Ok((viewers, admin));
+        return Ok(Listeners {
+            viewers,
+            https: https.unwrap_or_default(),
+            admin,
+        });
     };
     listener::steer(&h.viewers, cores).map_err(StartError::Listen)?;
+    // The old HTTPS group is kept where this configuration listens too.
+    let https = match config.tls.addr {
+        None => Vec::new(),
+        Some(addr) if same_place(&h.https, addr) => {
+            listener::steer(&h.https, cores).map_err(StartError::ListenTls)?;
+            h.https
+        }
+        Some(addr) => bind_https(addr)?,
+    };
     // The old admin socket is kept only where this configuration listens
     // too; otherwise it closes with the old process.
-    let same_admin = h.admin.filter(|a| {
-        a.local_addr().is_ok_and(|got| {
-            got == admin_addr || (admin_addr.port() == 0 && got.ip() == admin_addr.ip())
-        })
-    });
+    let same_admin = h
+        .admin
+        .filter(|a| same_place(std::slice::from_ref(a), admin_addr));
     let admin = match (config.admin.enabled, same_admin) {
         (false, _) => None,
         (true, Some(a)) => Some(a),
         (true, None) => Some(bind_admin()?),
     };
-    Ok((h.viewers, admin))
+    Ok(Listeners {
+        viewers: h.viewers,
+        https,
+        admin,
+    })
+}
+
+/// Whether handed-over listeners listen where `want` says (port 0: any
+/// port on that address).
+fn same_place(group: &[BoundListener], want: SocketAddr) -> bool {
+    group.first().is_some_and(|l| {
+        l.local_addr()
+            .is_ok_and(|got| handover::same_place(got, want))
+    })
 }

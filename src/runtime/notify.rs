@@ -60,6 +60,36 @@ impl Notifier {
     }
 }
 
+/// A reload begins (`RELOADING=1` with the monotonic clock's time, as
+/// systemd's reload protocol asks).
+pub fn reloading(notifier: Option<&Notifier>) {
+    let Some(n) = notifier else {
+        return;
+    };
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let usec = now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000;
+    let _ = n.send(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+}
+
+/// The server stops accepting and drains.
+pub fn stopping(notifier: Option<&Notifier>) {
+    if let Some(n) = notifier {
+        let _ = n.send("STOPPING=1\nSTATUS=stopping: draining open requests");
+    }
+}
+
+/// The reload ended (applied or refused): the service is ready again.
+pub fn reloaded(notifier: Option<&Notifier>) {
+    if let Some(n) = notifier {
+        let _ = n.send("READY=1");
+    }
+}
+
 /// How often systemd expects `WATCHDOG=1`, when it asked for it (and asked
 /// this process, not another, through `WATCHDOG_PID`).
 fn watchdog_interval() -> Option<Duration> {
@@ -162,7 +192,8 @@ pub fn serve(
                     );
                 }
             }
-            let _ = notifier.send("STOPPING=1\nSTATUS=stopping: draining open requests");
+            // A stop not from a signal (a takeover) is said here.
+            stopping(Some(&notifier));
         })?;
     Ok(())
 }

@@ -15,9 +15,10 @@ use crate::cache::owner::{OwnerMsg, OwnerRouter};
 use crate::cache::store::ShardStore;
 use crate::cache::store::device::PreparedDevice;
 use crate::config::Config;
+use crate::net::conn::Conn;
 use crate::net::listener::{BoundListener, Listener};
-use crate::proxy::{ShardCtx, serve_conn};
-use crate::upstream::{UpstreamClient, UpstreamMap};
+use crate::proxy::{Current, ShardCtx, ShardState, serve_conn};
+use crate::upstream::UpstreamClient;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -52,14 +53,18 @@ pub(super) struct ShardSeed {
     pub index: u32,
     pub shards: u32,
     pub listener: BoundListener,
+    /// This shard's HTTPS listener, when `tls.addr` is set.
+    pub https: Option<BoundListener>,
     pub admin: Option<BoundListener>,
     /// Shard 0's: the admin API's handle on invalidations.
     pub invalidations: Option<Invalidations>,
     /// The invalidations in force, shared by every shard.
     pub bans: BanBoard,
     pub device: PreparedDevice,
+    /// The configuration the process started with (generation 1).
     pub config: Arc<Config>,
-    pub upstreams: Arc<UpstreamMap>,
+    /// The configuration generation in force; reloads publish new ones.
+    pub live: Arc<super::reload::Live>,
     pub metrics: ShardMetrics,
     pub all_metrics: Arc<Vec<ShardMetrics>>,
     pub mesh: MeshBuilder<OwnerMsg, Full>,
@@ -80,18 +85,21 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(1);
 pub(super) async fn run(seed: ShardSeed) {
     let index = seed.index;
     name_this_thread(&format!("edgeslab-s{index}"));
-    let (ctx, receivers) = match open(&seed).await {
+    let (current, receivers) = match open(&seed).await {
         Ok(opened) => opened,
         Err(source) => {
             let _ = seed.ready.send(Err(StartError::Shard { index, source }));
             return;
         }
     };
+    let ctx = current.get().state.clone();
     serve_peers(&ctx, receivers);
     let listener = seed.listener.into_listener();
+    let https = seed.https.map(BoundListener::into_listener);
     if index == 0 {
-        crate::upstream::health::spawn_checks(seed.upstreams.clone());
+        crate::upstream::health::spawn_checks(&seed.live.get().upstreams);
     }
+    spawn_reload_watch(&current, seed.live.clone(), seed.shards, &seed.metrics);
     if let Some(admin) = seed.admin {
         let served = crate::admin::Admin {
             shards: seed.all_metrics.to_vec(),
@@ -113,13 +121,20 @@ pub(super) async fn run(seed: ShardSeed) {
         // See `accept_loop`: the accept under way gets a moment to finish.
         task::sleep(ACCEPT_GRACE).await;
     };
-    futures_lite::future::or(
-        accept_loop(&ctx, &listener, &active, &seed.stop),
-        stop_watch,
-    )
-    .await;
+    let plain = accept_loop(&current, &listener, &active, &seed.stop, Transport::Plain);
+    let accepting = async {
+        match &https {
+            Some(h) => {
+                let tls = accept_loop(&current, h, &active, &seed.stop, Transport::Tls);
+                futures_lite::future::zip(plain, tls).await;
+            }
+            None => plain.await,
+        }
+    };
+    futures_lite::future::or(accepting, stop_watch).await;
     ctx.stop.trigger();
     drop(listener);
+    drop(https);
     let drain_timeout = seed.config.listen.drain_timeout.get();
     tracing::info!(
         shard = index,
@@ -160,10 +175,15 @@ pub(super) async fn run(seed: ShardSeed) {
     );
 }
 
-/// Opens the shard's store, joins the mesh and builds its request context.
-async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), OpenError> {
-    let c = &seed.config;
-    let plan = ShardPlan::new(c, seed.shards, seed.upstreams.default_authority());
+/// Opens the shard's store, joins the mesh and builds its request context
+/// from the generation in force.
+async fn open(seed: &ShardSeed) -> Result<(Rc<Current>, Receivers<OwnerMsg>), OpenError> {
+    let first = seed.live.get();
+    let plan = ShardPlan::new(
+        &seed.config,
+        seed.shards,
+        first.upstreams.default_authority(),
+    );
     let store = ShardStore::open(
         &seed.device,
         seed.index,
@@ -184,18 +204,10 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
         seed.shards,
         seed.metrics.cache.clone(),
     );
-    let upstream = UpstreamClient::new(
-        seed.upstreams.clone(),
-        plan.origin,
-        seed.metrics.upstream.clone(),
-    );
-    let ctx = Rc::new(ShardCtx {
+    let state = Rc::new(ShardState {
         shard: seed.index,
         bans: std::cell::RefCell::new(seed.bans.reader()),
-        tags: plan.tags,
-        settings: plan.settings,
         cache,
-        upstream,
         stats: seed.metrics.viewer.clone(),
         stop: StopSignal::new(),
         deadline: StopSignal::new(),
@@ -209,11 +221,74 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<ShardCtx>, Receivers<OwnerMsg>), O
             .clone()
             .map(|w| crate::access_log::ShardLog::new(w, seed.metrics.viewer.clone())),
     });
-    Ok((ctx, receivers))
+    let ctx = generation_ctx(state, &first, seed.shards, &seed.metrics);
+    Ok((Rc::new(Current::new(ctx)), receivers))
+}
+
+/// The request context one configuration generation makes of the shard.
+fn generation_ctx(
+    state: Rc<ShardState>,
+    generation: &super::reload::Generation,
+    shards: u32,
+    metrics: &ShardMetrics,
+) -> Rc<ShardCtx> {
+    let plan = ShardPlan::new(
+        &generation.config,
+        shards,
+        generation.upstreams.default_authority(),
+    );
+    Rc::new(ShardCtx {
+        state,
+        generation: generation.number,
+        tags: plan.tags,
+        settings: plan.settings,
+        tls: generation.tls.clone(),
+        upstream: UpstreamClient::new(
+            generation.upstreams.clone(),
+            plan.origin,
+            metrics.upstream.clone(),
+        ),
+    })
+}
+
+/// Puts each new configuration generation in force on this shard for new
+/// requests (shard 0 also moves the origin health checks to it). The old
+/// context lives on in the requests that hold it, and goes with the last.
+fn spawn_reload_watch(
+    current: &Rc<Current>,
+    live: Arc<super::reload::Live>,
+    shards: u32,
+    metrics: &ShardMetrics,
+) {
+    let current = current.clone();
+    let metrics = metrics.clone();
+    task::spawn_detached(async move {
+        loop {
+            task::sleep(super::reload::RELOAD_POLL).await;
+            let running = current.get();
+            if running.stop.is_set() {
+                return;
+            }
+            if live.number() == running.generation {
+                continue;
+            }
+            let generation = live.get();
+            let ctx = generation_ctx(running.state.clone(), &generation, shards, &metrics);
+            if running.shard == 0 {
+                crate::upstream::health::spawn_checks(&generation.upstreams);
+            }
+            tracing::debug!(
+                shard = running.shard,
+                generation = generation.number,
+                "new requests use the reloaded configuration"
+            );
+            current.replace(ctx);
+        }
+    });
 }
 
 /// Answers the messages peers send to this shard as a key's owner.
-fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<OwnerMsg>) {
+fn serve_peers(ctx: &Rc<ShardState>, mut receivers: Receivers<OwnerMsg>) {
     for (_, stream) in receivers.streams() {
         let ctx = ctx.clone();
         task::spawn_detached(async move {
@@ -226,7 +301,7 @@ fn serve_peers(ctx: &Rc<ShardCtx>, mut receivers: Receivers<OwnerMsg>) {
 
 /// Hands the shard's access-log lines to the writer once they are
 /// `FLUSH_EVERY` old, however quiet the shard.
-fn spawn_log_flusher(ctx: &Rc<ShardCtx>) {
+fn spawn_log_flusher(ctx: &Rc<ShardState>) {
     if ctx.access_log.is_none() {
         return;
     }
@@ -265,6 +340,40 @@ fn spawn_heartbeat(beats: super::notify::Heartbeats, index: usize) {
     });
 }
 
+/// What a listener's connections speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    Tls,
+}
+
+/// A viewer's TLS handshake, with the certificates in force now and within
+/// `tls.handshake_timeout`; counted either way. None: it failed (the
+/// connection closes).
+async fn handshake(current: &Current, conn: Conn, peer: std::net::SocketAddr) -> Option<Conn> {
+    use crate::net::conn::Handshake;
+    let ctx = current.get();
+    let config = ctx.tls.clone()?;
+    let timeout = ctx.settings.tls_handshake_timeout;
+    match conn.accept_tls(&config, timeout).await {
+        Ok((conn, kind)) => {
+            let counter = match kind {
+                Handshake::Full => &ctx.stats.tls_full_handshakes,
+                Handshake::Resumed => &ctx.stats.tls_resumed_handshakes,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            Some(conn)
+        }
+        Err(e) => {
+            ctx.stats
+                .tls_failed_handshakes
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(shard = ctx.shard, %peer, "TLS handshake failed: {e}");
+            None
+        }
+    }
+}
+
 /// Sleeps in short steps until `done` holds or `deadline` passes.
 async fn wait_until(deadline: Instant, done: impl Fn() -> bool) {
     while !done() && Instant::now() < deadline {
@@ -291,14 +400,17 @@ fn name_this_thread(name: &str) {
 /// completes it within the grace and is served; only an idle listener's
 /// accept is cancelled, when no connection is arriving.
 async fn accept_loop(
-    ctx: &Rc<ShardCtx>,
+    current: &Rc<Current>,
     listener: &Listener,
     active: &Rc<Cell<usize>>,
     stop: &AtomicBool,
+    transport: Transport,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     while !stop.load(Relaxed) {
-        let conn = match listener.accept().await {
+        let accepted = listener.accept().await;
+        let ctx = current.get();
+        let conn = match accepted {
             Ok(c) => c,
             Err(e) => {
                 crate::warn_limited!(shard = ctx.shard, "accept failed: {e}");
@@ -316,12 +428,20 @@ async fn accept_loop(
         ctx.stats.connections_accepted.fetch_add(1, Relaxed);
         ctx.stats.connections_active.fetch_add(1, Relaxed);
         active.set(active.get() + 1);
-        let ctx = ctx.clone();
+        let state = ctx.state.clone();
+        drop(ctx);
+        let current = current.clone();
         let active = active.clone();
         task::spawn_detached(async move {
-            serve_conn(ctx.clone(), conn, peer).await;
+            let conn = match transport {
+                Transport::Plain => Some(conn),
+                Transport::Tls => handshake(&current, conn, peer).await,
+            };
+            if let Some(conn) = conn {
+                serve_conn(current, conn, peer).await;
+            }
             active.set(active.get() - 1);
-            ctx.stats.connections_active.fetch_sub(1, Relaxed);
+            state.stats.connections_active.fetch_sub(1, Relaxed);
         });
     }
 }

@@ -9,10 +9,9 @@ use super::pool::ConnPool;
 use super::rendezvous;
 use super::{UpstreamError, UpstreamErrorKind};
 use crate::http::Limits;
-use crate::net::conn::{self, Conn};
+use crate::net::conn::{Conn, Remote};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ pub struct UpstreamRoute {
 pub struct UpstreamClient {
     map: Arc<UpstreamMap>,
     pub(super) settings: OriginSettings,
-    pools: RefCell<HashMap<SocketAddr, ConnPool>>,
+    pools: RefCell<HashMap<Remote, ConnPool>>,
     /// Per endpoint: skipped until then after a failed request.
     down_until: RefCell<Vec<Option<Instant>>>,
     pub(super) stats: Arc<UpstreamStats>,
@@ -174,8 +173,16 @@ impl UpstreamClient {
             self.stats.parent_requests.fetch_add(1, Relaxed);
         }
         let addrs = self.map.resolver.addrs(hop.endpoint);
-        for a in addrs.iter() {
-            let pooled = self.pools.borrow().get(a).and_then(ConnPool::take);
+        let tls_name: Option<Arc<str>> = self.map.endpoints[hop.endpoint]
+            .addr
+            .tls
+            .then(|| self.map.endpoints[hop.endpoint].addr.host.as_str().into());
+        for &addr in addrs.iter() {
+            let key = Remote {
+                addr,
+                tls_name: tls_name.clone(),
+            };
+            let pooled = self.pools.borrow().get(&key).and_then(ConnPool::take);
             if let Some(conn) = pooled {
                 self.stats.reused.fetch_add(1, Relaxed);
                 return Ok(Checkout { conn, reused: true });
@@ -183,7 +190,11 @@ impl UpstreamClient {
         }
         let mut last = UpstreamError::new(UpstreamErrorKind::ConnectRefused, "no address");
         for &a in addrs.iter() {
-            match conn::connect(a, self.settings.connect_timeout).await {
+            match self
+                .map
+                .connect(hop.endpoint, a, self.settings.connect_timeout)
+                .await
+            {
                 Ok(conn) => {
                     self.stats.opened.fetch_add(1, Relaxed);
                     return Ok(Checkout {
@@ -208,10 +219,12 @@ impl UpstreamClient {
     /// Returns a connection whose last exchange ended cleanly to the pool
     /// of the address it was opened to.
     pub fn checkin(&self, conn: Conn) {
-        let Some(addr) = conn.remote() else { return };
+        let Some(key) = conn.remote().cloned() else {
+            return;
+        };
         let mut pools = self.pools.borrow_mut();
         pools
-            .entry(addr)
+            .entry(key)
             .or_insert_with(|| {
                 ConnPool::new(self.settings.max_idle, self.settings.pool_idle_timeout)
             })

@@ -7,7 +7,6 @@
 
 use super::map::UpstreamMap;
 use crate::http::{Limits, parse_response};
-use crate::net::conn;
 use crate::runtime::task;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -37,17 +36,18 @@ impl HealthBoard {
 }
 
 /// Starts one checking task per group member that has checks configured.
-pub fn spawn_checks(map: Arc<UpstreamMap>) {
+/// A task ends once its map is no longer in use (a reload replaced it).
+pub fn spawn_checks(map: &Arc<UpstreamMap>) {
     for group in &map.groups {
         let Some(check) = group.health_check.clone() else {
             continue;
         };
         for &member in &group.members {
-            let map = map.clone();
+            let weak = Arc::downgrade(map);
             let check = check.clone();
             task::spawn_detached(async move {
                 let mut run = (0u32, 0u32); // successes, failures in a row
-                loop {
+                while let Some(map) = weak.upgrade() {
                     let ok = probe(&map, member, &check.path, check.timeout.get()).await;
                     run = if ok { (run.0 + 1, 0) } else { (0, run.1 + 1) };
                     let was = map.health.is_healthy(member);
@@ -59,6 +59,7 @@ pub fn spawn_checks(map: Arc<UpstreamMap>) {
                         tracing::info!(origin = %name, "origin passes its health checks again");
                         map.health.set(member, true);
                     }
+                    drop(map);
                     task::sleep(check.interval.get()).await;
                 }
             });
@@ -75,7 +76,7 @@ async fn probe(map: &UpstreamMap, endpoint: usize, path: &str, timeout: Duration
     );
     for a in map.resolver.addrs(endpoint).iter() {
         let deadline = Instant::now() + timeout;
-        let Ok(mut c) = conn::connect(*a, timeout).await else {
+        let Ok(mut c) = map.connect(endpoint, *a, timeout).await else {
             continue;
         };
         if c.write_all(request.as_bytes(), timeout).await.is_err() {

@@ -42,6 +42,8 @@ pub struct UpstreamMap {
     pub parent_down_time: Duration,
     pub resolver: Arc<Resolver>,
     pub health: HealthBoard,
+    /// For `https://` upstreams (None when every upstream is plain HTTP).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl UpstreamMap {
@@ -55,8 +57,16 @@ impl UpstreamMap {
         } = UpstreamPlan::from_config(c)?;
 
         let hosts: Vec<OriginAddr> = endpoints.iter().map(|e| e.addr.clone()).collect();
+        let tls = match endpoints.iter().any(|e| e.addr.tls) {
+            true => Some(
+                crate::net::tls::client_config(c.origin.ca_file.as_deref())
+                    .map_err(|e| format!("origin.ca_file: {e}"))?,
+            ),
+            false => None,
+        };
         let resolver = Resolver::start(&hosts, c.origin.dns_ttl.get())?;
         Ok(Arc::new(UpstreamMap {
+            tls,
             health: HealthBoard::new(endpoints.len()),
             endpoints,
             parents,
@@ -65,6 +75,23 @@ impl UpstreamMap {
             parent_down_time: c.parents.down_time.get(),
             resolver,
         }))
+    }
+
+    /// Opens a connection to one address of an endpoint: TLS for an
+    /// `https://` one, verified for its host name.
+    pub async fn connect(
+        &self,
+        endpoint: usize,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> std::io::Result<crate::net::conn::Conn> {
+        let origin = &self.endpoints[endpoint].addr;
+        match (&self.tls, origin.tls) {
+            (Some(config), true) => {
+                crate::net::conn::connect_tls(addr, &origin.host, config, timeout).await
+            }
+            _ => crate::net::conn::connect(addr, timeout).await,
+        }
     }
 
     /// The index of the group named `name`.

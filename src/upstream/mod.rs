@@ -20,20 +20,23 @@ pub use map::{EndpointKind, UpstreamMap, UpstreamPlan};
 
 use std::fmt;
 
-/// Where the origin is: from `http://host[:port][/]`.
+/// Where the origin is: from `http://host[:port][/]` or `https://…`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OriginAddr {
     pub host: String,
     pub port: u16,
+    /// `https://`: TLS, the certificate verified for `host`.
+    pub tls: bool,
 }
 
 impl OriginAddr {
     pub fn parse(url: &str) -> Result<OriginAddr, String> {
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
+        let (rest, tls) = match url.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "scheme {scheme:?} is not supported; use http://host:port"
+                    "scheme {scheme:?} is not supported; use http://host:port or https://host:port"
                 ));
             }
             None => return Err(format!("{url:?} is not a URL; use http://host:port")),
@@ -57,7 +60,7 @@ impl OriginAddr {
             }
         };
         let port = match port {
-            None => 80,
+            None => Self::default_port(tls),
             Some(p) => p
                 .parse::<u16>()
                 .map_err(|_| format!("{url:?}: invalid port {p:?}"))?,
@@ -71,7 +74,11 @@ impl OriginAddr {
         } else {
             check_host_name(&host).map_err(|e| format!("{url:?}: {e}"))?;
         }
-        Ok(OriginAddr { host, port })
+        Ok(OriginAddr { host, port, tls })
+    }
+
+    fn default_port(tls: bool) -> u16 {
+        if tls { 443 } else { 80 }
     }
 
     /// The Host header value that names this origin.
@@ -81,14 +88,14 @@ impl OriginAddr {
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == Self::default_port(self.tls) {
             host
         } else {
             format!("{host}:{}", self.port)
         }
     }
 
-    /// A parent's address: `host:port` or `http://host:port`.
+    /// A parent's address: `host:port`, `http://host:port` or `https://host:port`.
     pub fn parse_host_port(spec: &str) -> Result<OriginAddr, String> {
         if spec.contains("://") {
             OriginAddr::parse(spec)
@@ -222,10 +229,20 @@ mod tests {
             OriginAddr::parse("http://127.0.0.1:8000").unwrap(),
             OriginAddr {
                 host: "127.0.0.1".into(),
-                port: 8000
+                port: 8000,
+                tls: false,
             }
         );
         assert_eq!(OriginAddr::parse("http://example.com/").unwrap().port, 80);
+        let secure = OriginAddr::parse("https://example.com").unwrap();
+        assert_eq!((secure.port, secure.tls), (443, true));
+        assert_eq!(secure.authority(), "example.com");
+        assert_eq!(
+            OriginAddr::parse("https://example.com:8443")
+                .unwrap()
+                .authority(),
+            "example.com:8443"
+        );
         assert_eq!(OriginAddr::parse("http://[::1]:81").unwrap().host, "::1");
         assert_eq!(
             OriginAddr::parse("http://[::1]:81").unwrap().authority(),

@@ -152,48 +152,7 @@ impl Client {
     }
 
     fn read(&mut self, asked: Asked, sink: Option<BodySink<'_>>) -> Option<Response> {
-        let deadline = Instant::now() + RESPONSE_WITHIN;
-        let mut interim = Vec::new();
-        let (raw, head, framing) = loop {
-            let raw = match self.inbound.read_head(deadline) {
-                Ok(Some(raw)) => raw,
-                Ok(None) => return None,
-                Err(v) => fail(&v, &self.inbound.buf, &[]),
-            };
-            let head = parse_response_head(&raw).unwrap_or_else(|v| fail(&v, &raw, &[]));
-            let framing = response_framing(&head, asked).unwrap_or_else(|v| fail(&v, &raw, &[]));
-            if !(100..200).contains(&head.status) {
-                break (raw, head, framing);
-            }
-            interim.push(raw);
-        };
-        let mut body = Vec::new();
-        let mut chunks = ChunkedDecoder::default();
-        let mut keep = |b: &[u8]| body.extend_from_slice(b);
-        let out: BodySink<'_> = match sink {
-            Some(sink) => sink,
-            None => &mut keep,
-        };
-        let complete = self
-            .inbound
-            .read_body(framing, deadline, &mut chunks, out)
-            .unwrap_or_else(|v| fail(&v, &raw, &self.inbound.buf));
-        Some(Response {
-            version: if head.minor == 0 {
-                "HTTP/1.0"
-            } else {
-                "HTTP/1.1"
-            },
-            status: head.status,
-            reason: head.reason,
-            headers: head.fields,
-            head: raw,
-            interim,
-            framing,
-            body,
-            trailers: chunks.trailers,
-            complete,
-        })
+        read_from(&mut self.inbound, asked, sink)
     }
 
     /// Whether the server closes the connection within `within`, discarding
@@ -266,6 +225,56 @@ impl Client {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n\r\n").as_bytes());
         self.read_response().expect("a response")
     }
+}
+
+/// Reads one response from `inbound` by the harness's strict rules; None
+/// when the connection ended before a whole head came.
+pub fn read_from<R: std::io::Read>(
+    inbound: &mut Inbound<R>,
+    asked: Asked,
+    sink: Option<BodySink<'_>>,
+) -> Option<Response> {
+    let deadline = Instant::now() + RESPONSE_WITHIN;
+    let mut interim = Vec::new();
+    let (raw, head, framing) = loop {
+        let raw = match inbound.read_head(deadline) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return None,
+            Err(v) => fail(&v, &inbound.buf, &[]),
+        };
+        let head = parse_response_head(&raw).unwrap_or_else(|v| fail(&v, &raw, &[]));
+        let framing = response_framing(&head, asked).unwrap_or_else(|v| fail(&v, &raw, &[]));
+        if !(100..200).contains(&head.status) {
+            break (raw, head, framing);
+        }
+        interim.push(raw);
+    };
+    let mut body = Vec::new();
+    let mut chunks = ChunkedDecoder::default();
+    let mut keep = |b: &[u8]| body.extend_from_slice(b);
+    let out: BodySink<'_> = match sink {
+        Some(sink) => sink,
+        None => &mut keep,
+    };
+    let complete = inbound
+        .read_body(framing, deadline, &mut chunks, out)
+        .unwrap_or_else(|v| fail(&v, &raw, &inbound.buf));
+    Some(Response {
+        version: if head.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
+        status: head.status,
+        reason: head.reason,
+        headers: head.fields,
+        head: raw,
+        interim,
+        framing,
+        body,
+        trailers: chunks.trailers,
+        complete,
+    })
 }
 
 /// Fails the test with the violation and the raw bytes around it.

@@ -157,6 +157,14 @@ impl Edge {
         self.child.id()
     }
 
+    /// Sends a signal (SIGHUP: reload; SIGUSR1: reopen the access log).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child, which has not been reaped.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
     /// What the process has written to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
@@ -337,12 +345,14 @@ pub fn merge_toml(base: &str, extra: &str) -> String {
     text
 }
 
-/// Sum of a metric over all its label sets in Prometheus text. Panics when
-/// the metric is absent, so a misspelt or renamed metric cannot read as 0.
+/// Sum of a metric over all its label sets in Prometheus text. `name` may
+/// go on with the first labels to pick some sets (`m{result="applied"`).
+/// Panics when the metric is absent, so a misspelt or renamed metric cannot
+/// read as 0.
 pub fn metric_sum(text: &str, name: &str) -> u64 {
     let values: Vec<u64> = text
         .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ',', '}', ' ']))
         .map(|l| {
             l.rsplit(' ')
                 .next()

@@ -25,8 +25,10 @@
 
 mod client;
 mod edge;
+pub mod load;
 mod origin;
 mod process;
+pub mod tls;
 pub mod wire;
 
 pub use client::{Client, Response, get, request};
