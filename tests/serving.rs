@@ -484,6 +484,30 @@ fn admin_metrics_are_prometheus_text() {
     assert_eq!(metric_sum(&text, "edgeslab_requests_total"), 2);
     assert_eq!(metric_sum(&text, "edgeslab_cache_hits_total"), 1);
     assert_eq!(metric_sum(&text, "edgeslab_cache_misses_total"), 1);
+    // Latency histograms by phase: one hit, one miss, each with a first
+    // byte; cumulative buckets end at +Inf with the count.
+    for family in [
+        "edgeslab_request_duration_seconds",
+        "edgeslab_first_byte_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family} histogram")),
+            "{text}"
+        );
+        for phase in ["hit", "miss"] {
+            let inf = format!("{family}_bucket{{phase=\"{phase}\",le=\"+Inf\"");
+            assert_eq!(metric_sum(&text, &inf), 1, "{family} {phase}");
+            let count = format!("{family}_count{{phase=\"{phase}\"");
+            assert_eq!(metric_sum(&text, &count), 1);
+        }
+        let le10 = format!("{family}_bucket{{phase=\"hit\",le=\"10\"");
+        assert_eq!(metric_sum(&text, &le10), 1, "a hit takes under 10 s");
+    }
+    // The URL that missed.
+    let misses = get(edge.admin.unwrap(), "/stats/misses");
+    let json: serde_json::Value = serde_json::from_slice(&misses.body).unwrap();
+    assert_eq!(json["misses"][0]["url"], "test.local/m");
+    assert_eq!(json["misses"][0]["count"], 1);
     let r = request(
         edge.admin.unwrap(),
         b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -325,8 +325,74 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             );
         }
     }
+    render_latency(&mut out, shards);
     render_process(&mut out);
     out
+}
+
+/// `/stats/misses`: the URLs that missed most, over every shard, as
+/// `{"misses":[{"url":…,"count":…},…]}`, most first.
+pub fn top_misses(shards: &[ShardMetrics], shown: usize) -> String {
+    let mut merged: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for m in shards {
+        let Ok(top) = m.viewer.top_misses.lock() else {
+            continue;
+        };
+        for (url, n) in top.entries() {
+            *merged.entry(url.clone()).or_default() += n;
+        }
+    }
+    let mut list: Vec<(String, u64)> = merged.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(shown);
+    let misses: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|(url, count)| serde_json::json!({ "url": url, "count": count }))
+        .collect();
+    serde_json::json!({ "misses": misses }).to_string()
+}
+
+/// The latency histograms, summed over shards, by latency class.
+fn render_latency(out: &mut String, shards: &[ShardMetrics]) {
+    use crate::proxy::stats::{HistogramTotals, LATENCY_BOUNDS_US, LatencyClass};
+    type Pick = fn(&crate::proxy::stats::Latency) -> &[crate::proxy::stats::Histogram; 4];
+    let families: [(&str, &str, Pick); 2] = [
+        (
+            "edgeslab_request_duration_seconds",
+            "Time from a request's head to the end of its response, by phase.",
+            |l| &l.total,
+        ),
+        (
+            "edgeslab_first_byte_seconds",
+            "Time from a request's head to the first byte of its response, by phase.",
+            |l| &l.first_byte,
+        ),
+    ];
+    for (name, help, pick) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, class) in LatencyClass::ALL.iter().enumerate() {
+            let mut t = HistogramTotals::default();
+            for m in shards {
+                pick(&m.viewer.latency)[i].add_to(&mut t);
+            }
+            let phase = class.as_str();
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BOUNDS_US.iter().zip(&t.buckets) {
+                cumulative += n;
+                let le = *bound as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{phase=\"{phase}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let count: u64 = t.buckets.iter().sum();
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{phase=\"{phase}\",le=\"+Inf\"}} {count}\n{name}_sum{{phase=\"{phase}\"}} {}\n{name}_count{{phase=\"{phase}\"}} {count}",
+                t.sum_us as f64 / 1e6
+            );
+        }
+    }
 }
 
 /// The build, and the process as the kernel sees it (the names and units

@@ -116,6 +116,9 @@ async fn answer(conn: &mut Conn, admin: &Admin) -> std::io::Result<()> {
     conn.write_all(&out, TIMEOUT).await
 }
 
+/// URLs `/stats/misses` lists.
+const TOP_MISSES_SHOWN: usize = 20;
+
 async fn route(conn: &mut Conn, r: &RequestHead, admin: &Admin, deadline: Instant) -> Reply {
     let path = r.path();
     if path == "/invalidations" || path.starts_with("/invalidations/") {
@@ -133,7 +136,14 @@ async fn route(conn: &mut Conn, r: &RequestHead, admin: &Admin, deadline: Instan
             ..Reply::text(200, metrics::render(&admin.shards))
         },
         "/healthz" => Reply::text(200, "ok\n"),
-        _ => Reply::text(404, "not found: try /metrics, /healthz or /invalidations\n"),
+        "/stats/misses" => Reply {
+            ctype: "application/json",
+            ..Reply::text(200, metrics::top_misses(&admin.shards, TOP_MISSES_SHOWN))
+        },
+        _ => Reply::text(
+            404,
+            "not found: try /metrics, /healthz, /stats/misses or /invalidations\n",
+        ),
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Conn {
     remote: Option<Remote>,
     /// Bytes handed to `write_all` over the connection's life.
     written: u64,
+    /// When the first write since `mark_first_write` began.
+    first_write: Option<Instant>,
 }
 
 /// Runs `fut` but gives up with `TimedOut` after `d`.
@@ -185,6 +187,7 @@ impl Conn {
             start: 0,
             remote: None,
             written: 0,
+            first_write: None,
         }
     }
 
@@ -304,8 +307,22 @@ impl Conn {
         self.written
     }
 
+    /// Forgets the first write: the next one is a new response's first.
+    pub fn mark_first_write(&mut self) {
+        self.first_write = None;
+    }
+
+    /// When the first write since `mark_first_write` began (None: nothing
+    /// was written).
+    pub fn first_write(&self) -> Option<Instant> {
+        self.first_write
+    }
+
     pub async fn write_all(&mut self, data: &[u8], timeout: Duration) -> io::Result<()> {
         self.written += data.len() as u64;
+        if self.first_write.is_none() && !data.is_empty() {
+            self.first_write = Some(Instant::now());
+        }
         let stream = &mut self.stream;
         with_timeout(timeout, "write timed out", async {
             stream.write_all(data).await

@@ -143,6 +143,7 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
         // Boxed: the request's (large) state lives only while it is handled,
         // so a connection idle between requests holds little memory.
         let written = conn.written();
+        conn.mark_first_write();
         let handled = async { Some(Box::pin(handle_request(&ctx, &mut conn, &head, peer)).await) };
         let deadline = async {
             ctx.deadline.stopped().await;
@@ -156,6 +157,7 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
             }
         };
         ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
+        record_latency(&ctx, &head, &outcome, started, conn.first_write());
         log_access(&ctx, peer, Some(&head), &outcome, started);
         if !outcome.keep_alive || !head.keep_alive || ctx.stop.is_set() {
             conn.shutdown().await;
@@ -304,7 +306,32 @@ async fn refuse_unparsed(
         keep_alive: false,
         detail: Some(Detail::Refused(refusal)),
     };
+    ctx.stats
+        .latency
+        .record(stats::LatencyClass::Refused, started.elapsed(), None);
     log_access(ctx, peer, None, &outcome, started);
+}
+
+/// The request's time in its latency class, and a miss's URL among the
+/// top misses.
+fn record_latency(
+    ctx: &ShardCtx,
+    head: &RequestHead,
+    outcome: &Outcome,
+    started: Instant,
+    first_write: Option<Instant>,
+) {
+    let class = stats::LatencyClass::of(outcome.phase);
+    let first_byte = first_write.map(|t| t.saturating_duration_since(started));
+    ctx.stats
+        .latency
+        .record(class, started.elapsed(), first_byte);
+    if class == stats::LatencyClass::Miss
+        && let Ok(mut top) = ctx.stats.top_misses.lock()
+    {
+        let host = head.authority.as_deref().unwrap_or("-");
+        top.record(&format!("{host}{}", head.target.as_str()));
+    }
 }
 
 /// One access-log line per request (target `access`), from its `Outcome`.

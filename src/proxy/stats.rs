@@ -4,9 +4,11 @@
 //! from another shard when scraped. Each shard's block is padded to its own
 //! cache lines so that one shard's writes never invalidate another's.
 
+use crate::gateway::decision::CachePhase;
 use crossbeam_utils::CachePadded;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct ViewerCounters {
@@ -44,6 +46,145 @@ pub struct ViewerCounters {
     pub header_timeouts: AtomicU64,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: AtomicU64,
+    /// How long requests took, in full and to their first response byte.
+    pub latency: Latency,
+    /// The URLs that missed most (read by the admin API's /stats/misses).
+    pub top_misses: std::sync::Mutex<TopMisses>,
+}
+
+/// Upper bounds of the latency buckets, in microseconds (0.5 ms to 10 s;
+/// slower lands in the last, unbounded one).
+pub const LATENCY_BOUNDS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A latency histogram: a count per bucket (not cumulative; the last is
+/// the one above every bound) and the sum of the values.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    pub fn record(&self, us: u64) {
+        let i = LATENCY_BOUNDS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// Adds this histogram's counts into `into` (bucket by bucket, then the
+    /// sum in microseconds).
+    pub fn add_to(&self, into: &mut HistogramTotals) {
+        for (t, b) in into.buckets.iter_mut().zip(&self.buckets) {
+            *t += b.load(Relaxed);
+        }
+        into.sum_us += self.sum_us.load(Relaxed);
+    }
+}
+
+/// Histograms summed over shards, for rendering.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistogramTotals {
+    pub buckets: [u64; LATENCY_BOUNDS_US.len() + 1],
+    pub sum_us: u64,
+}
+
+/// The phases latency is reported by: cache phases grouped by where the
+/// answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatencyClass {
+    /// From the cache (fresh, stale within a window, revalidated).
+    Hit,
+    /// Fetched to be stored (misses, stale, coalesced, parts).
+    Miss,
+    /// Passed to the origin, not stored.
+    Pass,
+    /// Answered before routing (malformed, refused).
+    Refused,
+}
+
+impl LatencyClass {
+    pub const ALL: [LatencyClass; 4] = [
+        LatencyClass::Hit,
+        LatencyClass::Miss,
+        LatencyClass::Pass,
+        LatencyClass::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyClass::Hit => "hit",
+            LatencyClass::Miss => "miss",
+            LatencyClass::Pass => "pass",
+            LatencyClass::Refused => "refused",
+        }
+    }
+
+    pub fn of(phase: CachePhase) -> LatencyClass {
+        use CachePhase::*;
+        match phase {
+            Hit | HitStale | Revalidated | StaleIfError => LatencyClass::Hit,
+            Partial | Miss | VaryMiss | Stale | CollapsedMiss | CollapsedStale
+            | CollapsedVaryMiss => LatencyClass::Miss,
+            PassMethod | PassRequest => LatencyClass::Pass,
+            Refused => LatencyClass::Refused,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per latency class: total time and time to the first response byte.
+#[derive(Debug, Default)]
+pub struct Latency {
+    pub total: [Histogram; 4],
+    pub first_byte: [Histogram; 4],
+}
+
+impl Latency {
+    /// One request: its whole time and, when anything was sent, the time
+    /// to its first byte.
+    pub fn record(&self, class: LatencyClass, total: Duration, first_byte: Option<Duration>) {
+        self.total[class.index()].record(total.as_micros() as u64);
+        if let Some(f) = first_byte {
+            self.first_byte[class.index()].record(f.as_micros() as u64);
+        }
+    }
+}
+
+/// URLs tracked per shard for the top misses (space-saving: the least
+/// counted is replaced, so heavy hitters stay, with an over-count of at
+/// most the count they replaced).
+const TOP_MISSES: usize = 64;
+
+/// The URLs that missed most on one shard, approximately.
+#[derive(Debug, Default)]
+pub struct TopMisses {
+    entries: Vec<(String, u64)>,
+}
+
+impl TopMisses {
+    pub fn record(&mut self, url: &str) {
+        if let Some(e) = self.entries.iter_mut().find(|(u, _)| u == url) {
+            e.1 += 1;
+            return;
+        }
+        if self.entries.len() < TOP_MISSES {
+            self.entries.push((url.to_string(), 1));
+            return;
+        }
+        if let Some(least) = self.entries.iter_mut().min_by_key(|(_, n)| *n) {
+            *least = (url.to_string(), least.1 + 1);
+        }
+    }
+
+    pub fn entries(&self) -> &[(String, u64)] {
+        &self.entries
+    }
 }
 
 /// One shard's viewer counters, shared with the admin listener.
@@ -81,6 +222,38 @@ mod tests {
             ],
             [2, 1, 2, 2]
         );
+    }
+
+    #[test]
+    fn latencies_land_in_their_buckets() {
+        let h = Histogram::default();
+        for us in [0, 500, 501, 9_999, 10_000_000, 10_000_001] {
+            h.record(us);
+        }
+        let mut t = HistogramTotals::default();
+        h.add_to(&mut t);
+        assert_eq!(t.buckets[0], 2, "0 and 500 are within 0.5 ms");
+        assert_eq!(t.buckets[1], 1);
+        assert_eq!(t.buckets[4], 1, "9.999 ms is within 10 ms");
+        assert_eq!(t.buckets[13], 1, "10 s exactly");
+        assert_eq!(t.buckets[14], 1, "above every bound");
+        assert_eq!(t.sum_us, 20_021_001);
+        assert_eq!(
+            LatencyClass::of(CachePhase::CollapsedStale),
+            LatencyClass::Miss
+        );
+    }
+
+    #[test]
+    fn heavy_missers_stay_in_the_top() {
+        let mut top = TopMisses::default();
+        for i in 0..1000 {
+            top.record("hot.example/a");
+            top.record(&format!("cold.example/{i}"));
+        }
+        let hot = top.entries().iter().find(|(u, _)| u == "hot.example/a");
+        assert_eq!(hot.map(|e| e.1), Some(1000));
+        assert!(top.entries().len() <= TOP_MISSES);
     }
 
     #[test]
