@@ -121,6 +121,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.tls_failed_handshakes.load(Relaxed),
     ),
     (
+        "edgeslab_proxy_protocol_refused_total",
+        "counter",
+        "Connections refused for their PROXY protocol header (untrusted peer, missing, malformed or late).",
+        |m| m.viewer.proxy_refused.load(Relaxed),
+    ),
+    (
         "edgeslab_connections_refused_total",
         "counter",
         "Viewer connections refused over the limit.",

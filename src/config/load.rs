@@ -191,6 +191,12 @@ pub fn validate(c: &Config) -> Vec<(String, String)> {
     validate_tiers(c, &mut errs);
     validate_behaviors(c, &mut errs);
     validate_tls(c, &mut errs);
+    if c.listen.proxy_protocol && c.listen.proxy_trusted.is_empty() {
+        errs.push((
+            "listen.proxy_trusted".into(),
+            "lists no network, so listen.proxy_protocol would refuse every connection: name the load balancers' (e.g. [\"10.0.0.0/8\"])".into(),
+        ));
+    }
     errs
 }
 

@@ -337,6 +337,12 @@ pub struct ListenConfig {
     /// `Transfer_Encoding` as `Transfer-Encoding`): `"drop"` them, or
     /// `"refuse"` the request (400). Never forwarded.
     pub underscore_headers: UnderscoreHeaders,
+    /// Every connection (plain and HTTPS) begins with a PROXY protocol
+    /// header (v1 or v2) naming the viewer's address, as a load balancer
+    /// sends it; connections from peers outside `proxy_trusted` are refused.
+    pub proxy_protocol: bool,
+    /// Networks allowed to send PROXY headers, e.g. ["10.0.0.0/8"].
+    pub proxy_trusted: Vec<ipnet::IpNet>,
 }
 
 /// What becomes of a request field whose name holds `_`.
@@ -364,6 +370,8 @@ impl Default for ListenConfig {
             max_connections_per_shard: 65536,
             drain_timeout: Dur::secs(10),
             underscore_headers: UnderscoreHeaders::Drop,
+            proxy_protocol: false,
+            proxy_trusted: Vec::new(),
         }
     }
 }

@@ -288,6 +288,16 @@ impl Conn {
         r
     }
 
+    /// Reads at most `max` more bytes (never beyond: what follows stays on
+    /// the socket), by `deadline`; Ok(0) at end of stream.
+    pub async fn read_at_most(&mut self, max: usize, deadline: Instant) -> io::Result<usize> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "header timeout"));
+        }
+        self.read_up_to(max, left, "header timeout").await
+    }
+
     /// Like `read_more`, with an absolute deadline.
     pub async fn read_more_until(
         &mut self,

@@ -5,4 +5,5 @@
 pub mod body;
 pub mod conn;
 pub mod listener;
+pub mod proxy_protocol;
 pub mod tls;

@@ -19,6 +19,9 @@ pub struct ProxySettings {
     /// Bounds on viewers' request heads.
     pub limits: Limits,
     pub header_timeout: Duration,
+    /// The networks whose PROXY protocol headers are read (None: the
+    /// protocol is off).
+    pub proxy_trusted: Option<Vec<ipnet::IpNet>>,
     /// A viewer's TLS handshake (`tls.handshake_timeout`).
     pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
@@ -70,6 +73,10 @@ impl ProxySettings {
             },
             header_timeout: c.listen.header_timeout.get(),
             tls_handshake_timeout: c.tls.handshake_timeout.get(),
+            proxy_trusted: c
+                .listen
+                .proxy_protocol
+                .then(|| c.listen.proxy_trusted.clone()),
             idle_timeout: c.listen.idle_timeout.get(),
             io_timeout: c.listen.io_timeout.get(),
             min_body_rate: c.listen.min_body_rate,

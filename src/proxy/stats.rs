@@ -43,6 +43,9 @@ pub struct ViewerCounters {
     pub tls_full_handshakes: AtomicU64,
     pub tls_resumed_handshakes: AtomicU64,
     pub tls_failed_handshakes: AtomicU64,
+    /// Connections refused for their PROXY protocol header: from an
+    /// untrusted peer, missing, malformed or late.
+    pub proxy_refused: AtomicU64,
     pub header_timeouts: AtomicU64,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: AtomicU64,

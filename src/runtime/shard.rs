@@ -347,6 +347,30 @@ enum Transport {
     Tls,
 }
 
+/// With `listen.proxy_protocol` on, reads the PROXY header and returns the
+/// viewer's address it names; a connection from an untrusted peer, or with
+/// no valid header within `listen.header_timeout`, is counted and closed
+/// (None). With it off, the connection as accepted.
+async fn behind_proxy(
+    current: &Current,
+    mut conn: Conn,
+    peer: std::net::SocketAddr,
+) -> Option<(Conn, std::net::SocketAddr)> {
+    let ctx = current.get();
+    let Some(trusted) = &ctx.settings.proxy_trusted else {
+        return Some((conn, peer));
+    };
+    let deadline = Instant::now() + ctx.settings.header_timeout;
+    match crate::net::proxy_protocol::accept(&mut conn, peer, trusted, deadline).await {
+        Ok(viewer) => Some((conn, viewer)),
+        Err(e) => {
+            ctx.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+            crate::warn_limited!(shard = ctx.shard, %peer, "connection refused: {e}");
+            None
+        }
+    }
+}
+
 /// A viewer's TLS handshake, with the certificates in force now and within
 /// `tls.handshake_timeout`; counted either way. None: it failed (the
 /// connection closes).
@@ -433,12 +457,14 @@ async fn accept_loop(
         let current = current.clone();
         let active = active.clone();
         task::spawn_detached(async move {
-            let conn = match transport {
-                Transport::Plain => Some(conn),
-                Transport::Tls => handshake(&current, conn, peer).await,
-            };
-            if let Some(conn) = conn {
-                serve_conn(current, conn, peer).await;
+            if let Some((conn, peer)) = behind_proxy(&current, conn, peer).await {
+                let conn = match transport {
+                    Transport::Plain => Some(conn),
+                    Transport::Tls => handshake(&current, conn, peer).await,
+                };
+                if let Some(conn) = conn {
+                    serve_conn(current, conn, peer).await;
+                }
             }
             active.set(active.get() - 1);
             state.stats.connections_active.fetch_sub(1, Relaxed);

@@ -140,8 +140,21 @@ impl TlsClient {
         sni: &str,
         config: &Arc<rustls::ClientConfig>,
     ) -> Result<TlsClient, String> {
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        TlsClient::connect_after(addr, &[], sni, config)
+    }
+
+    /// Connects, sends `prefix` in the clear (a PROXY protocol header, as a
+    /// load balancer would), then completes the handshake for `sni`.
+    pub fn connect_after(
+        addr: SocketAddr,
+        prefix: &[u8],
+        sni: &str,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> Result<TlsClient, String> {
+        let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect {addr}: {e}"))?;
+        tcp.write_all(prefix)
+            .map_err(|e| format!("send prefix: {e}"))?;
         tcp.set_read_timeout(Some(Duration::from_secs(15)))
             .map_err(|e| e.to_string())?;
         let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
