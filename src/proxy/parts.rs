@@ -286,6 +286,10 @@ async fn pass(ctx: &ShardCtx, conn: &mut Conn, req: &RequestHead, peer: SocketAd
     Box::pin(forward::forward(ctx, conn, req, peer, pass)).await
 }
 
+/// How many times a part is looked up again after a fetch of it by
+/// another viewer ended, before this one fetches it alone.
+const PART_LOOKS: u32 = 3;
+
 /// What getting a part needs.
 struct Obtaining<'a> {
     ctx: &'a ShardCtx,
@@ -298,22 +302,30 @@ struct Obtaining<'a> {
 
 impl Obtaining<'_> {
     /// Part `i`: stored, followed from another viewer's fetch, or fetched.
+    /// A fetch that another viewer finished (or failed) between the lookup
+    /// and the request to lead means looking again, not fetching again.
     async fn part(&self, i: u64) -> Result<Part, PartFailure> {
         let ctx = self.ctx;
         let pkey = self.marker.part_key(self.key, i);
-        if let Some(part) = self.stored(&pkey, i).await {
-            return Ok(part);
-        }
         let len = (self.marker.part(i).end - self.marker.part(i).start) as usize;
-        match ctx
-            .cache
-            .begin_fetch(&pkey, None, ctx.settings.lead_wait)
-            .await
-        {
-            Fetch::Follow(reader) => follow(reader, len, ctx.settings.follow_wait).await,
-            Fetch::Lead(lead) => self.fetch(&pkey, i, Some(lead)).await,
-            _ => self.fetch(&pkey, i, None).await,
+        for _ in 0..PART_LOOKS {
+            if let Some(part) = self.stored(&pkey, i).await {
+                return Ok(part);
+            }
+            match ctx
+                .cache
+                .begin_fetch(&pkey, None, ctx.settings.lead_wait)
+                .await
+            {
+                Fetch::Follow(reader) => {
+                    return follow(reader, len, ctx.settings.follow_wait).await;
+                }
+                Fetch::Lead(lead) => return self.fetch(&pkey, i, Some(lead)).await,
+                Fetch::Stored | Fetch::Retry => continue,
+                Fetch::Alone | Fetch::TimedOut | Fetch::Busy => break,
+            }
         }
+        self.fetch(&pkey, i, None).await
     }
 
     /// Part `i` as stored, if it is and belongs to this representation. A
