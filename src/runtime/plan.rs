@@ -156,8 +156,13 @@ pub fn check_host(c: &Config) -> Vec<(&'static str, String)> {
         ));
     }
     let journal = c.invalidation.journal_path(path);
+    // A journal beside a cache whose directory was already reported
+    // missing is the same problem: said once.
+    let cache_dir_reported =
+        problems.iter().any(|(k, _)| *k == "cache.path") && journal.parent() == path.parent();
     if let Some(dir) = journal.parent().filter(|p| !p.as_os_str().is_empty())
         && !dir.is_dir()
+        && !cache_dir_reported
     {
         problems.push((
             "invalidation.journal",
