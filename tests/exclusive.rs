@@ -27,8 +27,7 @@ fn a_second_instance_on_the_same_cache_refuses_and_harms_nothing() {
         assert_eq!(get(first.addr, &format!("/o/{i}")).status, 200);
     }
     // Same cache file, other ports (the generated config binds port 0).
-    let second = builder.try_start();
-    let err = second.err().expect("the second instance must not start");
+    let err = builder.expect_refused("a second instance must not start on the same cache");
     assert!(
         err.contains("in use by another process") && err.contains(&format!("pid {}", first.pid())),
         "{err}"

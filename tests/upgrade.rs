@@ -81,14 +81,11 @@ fn an_upgrade_under_load_drops_nothing_and_keeps_the_cache_warm() {
 fn a_takeover_with_nothing_running_says_so() {
     let origin = origin_for(catalogue());
     let dir = TempDir::new("upgrade-none");
-    let r = Edge::builder()
+    let stderr = Edge::builder()
         .origin(origin.addr)
         .dir(dir.path())
         .arg("--takeover")
-        .try_start();
-    let Err(stderr) = r else {
-        panic!("a takeover with nothing to take over started")
-    };
+        .expect_refused("there was nothing to take over");
     assert!(
         stderr.contains("no running edgeslab offers the cache"),
         "{stderr}"
@@ -105,15 +102,12 @@ fn a_takeover_that_does_not_fit_is_refused_and_the_old_one_serves_on() {
         .dir(dir.path())
         .toml("cores = [0]\n")
         .start();
-    let r = Edge::builder()
+    let stderr = Edge::builder()
         .origin(origin.addr)
         .dir(dir.path())
         .toml("cores = [0, 1]\n")
         .arg("--takeover")
-        .try_start();
-    let Err(stderr) = r else {
-        panic!("a takeover with another shard count started")
-    };
+        .expect_refused("the running one has another shard count");
     assert!(
         stderr.contains("refused") && stderr.contains("1 shards"),
         "{stderr}"

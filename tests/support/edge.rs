@@ -78,6 +78,15 @@ impl EdgeBuilder {
         self.try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts the edge expecting it to refuse; returns its stderr. Panics
+    /// (saying `why` it should not have) if it became ready.
+    pub fn expect_refused(&self, why: &str) -> String {
+        match self.try_start() {
+            Ok(_) => panic!("the edge started, but {why}"),
+            Err(stderr) => stderr,
+        }
+    }
+
     /// Starts the edge; Err carries its stderr when it never became ready.
     pub fn try_start(&self) -> Result<Edge, String> {
         let owned = match &self.dir {
