@@ -97,20 +97,24 @@ impl Line<'_> {
             AccessLogFormat::Json => {
                 #[derive(Serialize)]
                 struct Timed<'a, 'b> {
-                    time: String,
+                    // Written straight into the line: no String per line.
+                    #[serde(serialize_with = "as_display")]
+                    time: humantime::Rfc3339Timestamp,
                     #[serde(flatten)]
                     line: &'a Line<'b>,
                 }
-                let timed = Timed {
-                    time: time.to_string(),
-                    line: self,
-                };
+                let timed = Timed { time, line: self };
                 if serde_json::to_writer(&mut *out, &timed).is_ok() {
                     out.push(b'\n');
                 }
             }
         }
     }
+}
+
+/// Serialises a value as the string its `Display` writes.
+fn as_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 /// The process's writer: a thread that owns the destination.
