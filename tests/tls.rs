@@ -36,18 +36,7 @@ fn edge_with_certs(origin: &Origin, dir: &std::path::Path, certs: &[(&TestCert, 
 }
 
 fn https_addr(edge: &Edge) -> std::net::SocketAddr {
-    let stderr = edge.stderr();
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("edgeslab serving"))
-        .expect("serving line");
-    let at = line.find("https=Some(").expect("https address") + "https=Some(".len();
-    line[at..]
-        .split(')')
-        .next()
-        .unwrap()
-        .parse()
-        .expect("https addr")
+    edge.https.expect("an HTTPS listener")
 }
 
 #[test]

@@ -136,6 +136,8 @@ pub struct Edge {
     /// Where viewers connect.
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The HTTPS listener, when `tls.addr` is set.
+    pub https: Option<SocketAddr>,
     pub shards: usize,
     /// The edge's directory: config, cache and one stderr log per start.
     pub dir: PathBuf,
@@ -280,6 +282,7 @@ fn launch(
         child,
         addr: field("listen").parse().expect("listen addr"),
         admin: field("admin").parse().ok(),
+        https: field("https").parse().ok(),
         shards: field("shards").parse().expect("shards"),
         dir: dir.to_path_buf(),
         _owned: owned,
