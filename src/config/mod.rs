@@ -60,33 +60,21 @@ impl<'de> serde::de::Visitor<'de> for CoresVisitor {
 
 impl std::str::FromStr for Cores {
     type Err = String;
-    /// "all", or a list like "0,2-3".
+    /// "all", or a CPU list like "0,2-3", read as the kernel reads one (a
+    /// set: sorted, repeats merged) by the crate's one CPU-list parser.
     fn from_str(s: &str) -> Result<Self, String> {
+        use crate::irq::cpus::{CpuListError, parse_cpu_list};
         let s = s.trim();
         if s.eq_ignore_ascii_case("all") {
             return Ok(Cores::All);
         }
-        let mut cores = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || format!("invalid core list {s:?}: expected \"all\" or e.g. \"0,2-3\"");
-            match part.split_once('-') {
-                Some((a, b)) => {
-                    let (a, b): (usize, usize) = (
-                        a.trim().parse().map_err(|_| bad())?,
-                        b.trim().parse().map_err(|_| bad())?,
-                    );
-                    if a > b {
-                        return Err(bad());
-                    }
-                    cores.extend(a..=b);
-                }
-                None => cores.push(part.parse().map_err(|_| bad())?),
-            }
+        match parse_cpu_list(s) {
+            Ok(cores) => Ok(Cores::List(cores)),
+            Err(CpuListError::Empty) => Err(format!("invalid core list {s:?}: it names no core")),
+            Err(why) => Err(format!(
+                "invalid core list {s:?}: {why}; expected \"all\" or e.g. \"0,2-3\""
+            )),
         }
-        if cores.is_empty() {
-            return Err(format!("invalid core list {s:?}: it names no core"));
-        }
-        Ok(Cores::List(cores))
     }
 }
 
@@ -584,5 +572,25 @@ impl Default for LogConfig {
             access_log_path: "stderr".into(),
             access_log_format: AccessLogFormat::Text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_lists_say_what_is_wrong_and_cap_the_cpu_number() {
+        assert_eq!("0,2-3,3".parse::<Cores>(), Ok(Cores::List(vec![0, 2, 3])));
+        assert_eq!(" ALL ".parse::<Cores>(), Ok(Cores::All));
+        let err = |s: &str| s.parse::<Cores>().unwrap_err();
+        assert_eq!(err(" "), "invalid core list \"\": it names no core");
+        assert_eq!(
+            err("3-1"),
+            "invalid core list \"3-1\": the range 3-1 runs backwards; \
+             expected \"all\" or e.g. \"0,2-3\""
+        );
+        assert!(err("0-99999999999").contains("CPU 99999999999 is past"));
+        assert!(err("0,x").contains("\"x\" is neither a CPU number"));
     }
 }

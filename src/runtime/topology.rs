@@ -3,6 +3,7 @@
 //! `hwloc` feature is on, and from sysfs otherwise, so the default build needs
 //! no system library. Never fails: a missing sysfs file only means less detail.
 
+use crate::irq::cpus::parse_cpu_list;
 use std::fs;
 use std::path::Path;
 
@@ -61,26 +62,6 @@ impl TopologySource {
     }
 }
 
-/// Parses a kernel cpulist ("0-3,8,10-11").
-pub fn parse_cpulist(s: &str) -> Vec<usize> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
-                    out.extend(a..=b);
-                }
-            }
-            None => {
-                if let Ok(a) = part.parse() {
-                    out.push(a);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Cores this process may be scheduled on (taskset, cgroup cpusets).
 fn allowed_cpus() -> Option<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for pid 0 (us).
@@ -111,7 +92,9 @@ fn sysfs_numa_of_cpus() -> Vec<(usize, Vec<usize>)> {
                 .and_then(|n| n.parse::<usize>().ok())
                 && let Some(list) = read_trimmed(e.path().join("cpulist"))
             {
-                nodes.push((n, parse_cpulist(&list)));
+                // A memoryless node lists no CPU; a list we cannot read
+                // leaves the node's cores on node 0, as a missing one does.
+                nodes.push((n, parse_cpu_list(&list).unwrap_or_default()));
             }
         }
     }
@@ -156,7 +139,7 @@ fn sysfs_nics() -> Vec<Nic> {
 
 fn sysfs_detect() -> Topology {
     let online = read_trimmed("/sys/devices/system/cpu/online")
-        .map(|s| parse_cpulist(&s))
+        .and_then(|s| parse_cpu_list(&s).ok())
         .unwrap_or_else(|| {
             (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
         });
@@ -252,12 +235,6 @@ mod hwloc {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpulists() {
-        assert_eq!(parse_cpulist("0-3,8,10-11\n"), vec![0, 1, 2, 3, 8, 10, 11]);
-        assert_eq!(parse_cpulist(""), Vec::<usize>::new());
-    }
 
     #[test]
     fn detects_at_least_one_allowed_cpu() {
