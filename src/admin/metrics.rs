@@ -345,7 +345,7 @@ pub fn top_misses(shards: &[ShardMetrics], shown: usize) -> String {
             continue;
         };
         for (url, n) in top.entries() {
-            *merged.entry(url.clone()).or_default() += n;
+            *merged.entry(url.to_string()).or_default() += n;
         }
     }
     let mut list: Vec<(String, u64)> = merged.into_iter().collect();

