@@ -47,6 +47,10 @@ enum Command {
     },
     /// Pin NIC queue interrupts, XPS and RPS to the shard cores (dry run or apply).
     Irq(edgeslab::irq::IrqArgs),
+    /// Print a node's totals, rates and per-shard figures (like varnishstat).
+    Stats(edgeslab::admin::stats::StatsArgs),
+    /// A live full-screen view of a node (like traffic_top); q, Esc or Ctrl-C quits.
+    Top(edgeslab::admin::top::TopArgs),
 }
 
 #[derive(clap::Args)]
@@ -350,6 +354,22 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Stats(args) => {
+            match edgeslab::admin::stats::stats(&args, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgeslab stats: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Top(args) => match edgeslab::admin::top::top(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgeslab top: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Demo(args) => {
             init_logging("info");
             match edgeslab::demo::run(args.listen, args.admin) {

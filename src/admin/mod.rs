@@ -8,6 +8,8 @@
 pub mod cli;
 pub mod invalidations;
 pub mod metrics;
+pub mod stats;
+pub mod top;
 
 use crate::cache::bans::InvalidationRequest;
 use crate::http::{BodyFraming, Limits, Method, RequestHead, ResponseHead, parse_request};
