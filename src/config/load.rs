@@ -224,6 +224,17 @@ fn validate_tls(c: &Config, errs: &mut Vec<(String, String)>) {
             ),
         ));
     }
+    if t.addr
+        .is_some_and(|a| c.admin.enabled && a == c.admin.addr && a.port() != 0)
+    {
+        errs.push((
+            "tls.addr".into(),
+            format!(
+                "{} is admin.addr too: give HTTPS its own port",
+                c.admin.addr
+            ),
+        ));
+    }
     for (i, pair) in t.certs.iter().enumerate() {
         if let Err(e) = crate::net::tls::load_pair(pair) {
             errs.push((format!("tls.certs[{i}]"), e.to_string()));
@@ -881,6 +892,37 @@ path = \"/tmp/x\"
     }
 
     /// `cores = []` passed validation and divided by zero at start.
+    #[test]
+    fn tls_settings_that_cannot_serve_are_errors_at_their_keys() {
+        let errors = |tls: &str| -> Vec<String> {
+            let text = format!(
+                "[origin]\nurl = \"https://origin.test\"\n[admin]\naddr = \"127.0.0.1:9090\"\n[tls]\n{tls}"
+            );
+            match load_str(&text, "t.toml") {
+                Ok(_) => Vec::new(),
+                Err(e) => e.errors.iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        let has = |lines: &[String], want: &str| lines.iter().any(|l| l.contains(want));
+        let e = errors("addr = \"0.0.0.0:443\"\n");
+        assert!(has(&e, "tls.certs: HTTPS (tls.addr) needs"), "{e:#?}");
+        let e =
+            errors("certs = [{ chain = \"/nonexistent/c.pem\", key = \"/nonexistent/k.pem\" }]\n");
+        assert!(has(&e, "tls.addr: certificates are configured"), "{e:#?}");
+        assert!(
+            has(&e, "line 6: tls.certs[0]: /nonexistent/c.pem"),
+            "{e:#?}"
+        );
+        let e = errors("addr = \"127.0.0.1:9090\"\nhandshake_timeout = \"0s\"\n");
+        assert!(has(&e, "is admin.addr too"), "{e:#?}");
+        assert!(
+            has(&e, "tls.handshake_timeout: must be greater than zero"),
+            "{e:#?}"
+        );
+        let e = errors("certs = [{ chain = \"a.pem\" }]\n");
+        assert!(has(&e, "tls.certs"), "a pair without its key: {e:#?}");
+    }
+
     #[test]
     fn an_empty_core_list_is_an_error_with_its_line() {
         let text = "cores = []\n[origin]\nurl = \"http://127.0.0.1:8000\"\n[listen]\nmax_connections_per_shard = 0\n";
