@@ -271,3 +271,29 @@ fn check_config_reads_the_certificates() {
     );
     assert!(stderr.contains("origin.ca_file"), "{stderr}");
 }
+
+#[test]
+fn https_parents_are_verified_too() {
+    let backend = origin();
+    let cert = TestCert::new(&["localhost"]);
+    let front = TlsFront::start(backend.addr, &cert);
+    let dir = TempDir::new("tls-parent");
+    let (ca, _) = cert.write(dir.path(), "parent-ca");
+    // The origin itself is unreachable: a fill can only come through the
+    // parent, over TLS.
+    let edge = Edge::builder()
+        .origin(backend.addr)
+        .toml(&format!(
+            "[origin]\nurl = \"http://127.0.0.1:1\"\nca_file = \"{}\"\n[parents]\naddrs = [\"https://localhost:{}\"]\n",
+            ca.display(),
+            front.addr.port()
+        ))
+        .start();
+    let r = get(edge.addr, "/via-parent");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "body of /via-parent".to_string())
+    );
+    assert!(front.connections() >= 1);
+    assert!(get(edge.addr, "/via-parent").is_hit());
+}
