@@ -41,6 +41,28 @@ fn file_error(path: &Path, what: impl std::fmt::Display) -> TlsError {
     }
 }
 
+/// Largest PEM file read (a system CA bundle is about 200 KiB).
+const MAX_PEM: u64 = 4 << 20;
+
+/// Refuses what is not a regular file of sane size before it is read (a
+/// mistyped `/dev/zero` would never end).
+fn check_pem_file(path: &Path) -> Result<(), TlsError> {
+    let meta = std::fs::metadata(path).map_err(|e| file_error(path, e))?;
+    if !meta.is_file() {
+        return Err(file_error(path, "is not a regular file"));
+    }
+    if meta.len() > MAX_PEM {
+        return Err(file_error(
+            path,
+            format!(
+                "is {} bytes; a PEM file here is at most {MAX_PEM}",
+                meta.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -73,6 +95,8 @@ impl LoadedCert {
 
 /// Reads a chain and its key (PEM), and checks that they belong together.
 pub fn load_pair(pair: &CertPair) -> Result<LoadedCert, TlsError> {
+    check_pem_file(&pair.chain)?;
+    check_pem_file(&pair.key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pair.chain)
         .map_err(|e| file_error(&pair.chain, e))?
         .collect::<Result<_, _>>()
@@ -169,6 +193,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
+            check_pem_file(path)?;
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| file_error(path, e))? {
                 let cert = cert.map_err(|e| file_error(path, e))?;
                 roots.add(cert).map_err(|e| file_error(path, e))?;
@@ -261,6 +286,12 @@ mod tests {
         std::fs::write(&pair.chain, "").unwrap();
         let err = load_pair(&pair).unwrap_err().to_string();
         assert!(err.contains("no CERTIFICATE"), "{err}");
+        let endless = CertPair {
+            chain: "/dev/zero".into(),
+            key: pair.key.clone(),
+        };
+        let err = load_pair(&endless).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
