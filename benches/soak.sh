@@ -49,7 +49,7 @@ metric_sum() {
         awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
 samples=$work/rss.csv
-echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects,segments_written,reclaims,reinserted" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
     r=$(rss)
@@ -57,7 +57,10 @@ while [ "$(date +%s)" -lt "$end" ]; do
     h=$(( $(metric_sum edgeslab_heap_live_bytes) / 1024 ))
     i=$(( $(metric_sum edgeslab_cache_index_bytes) / 1024 ))
     o=$(metric_sum edgeslab_cache_objects)
-    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - t )),$i,$o" >>"$samples"
+    w=$(metric_sum edgeslab_cache_segments_written_total)
+    c=$(metric_sum edgeslab_cache_reclaims_total)
+    n=$(metric_sum edgeslab_cache_reinserted_total)
+    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - t )),$i,$o,$w,$c,$n" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true
