@@ -76,10 +76,18 @@ fn both_versions_carry_the_viewers_address() {
         "the access log names the viewer:\n{}",
         edge.stderr()
     );
+    let text = edge.metrics();
     assert_eq!(
-        metric_sum(&edge.metrics(), "edgeslab_proxy_protocol_refused_total"),
+        metric_sum(&text, "edgeslab_proxy_protocol_refused_total"),
         0
     );
+    let kinds = "edgeslab_proxy_protocol_connections_total";
+    for kind in ["v1", "v2", "local"] {
+        let total: u64 = (0..edge.shards)
+            .map(|i| metric_sum(&text, &format!("{kinds}{{shard=\"{i}\",kind=\"{kind}\"")))
+            .sum();
+        assert_eq!(total, 1, "{kind}");
+    }
 }
 
 #[test]

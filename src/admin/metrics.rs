@@ -331,6 +331,7 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             );
         }
     }
+    render_proxy_headers(&mut out, shards);
     render_latency(&mut out, shards);
     render_process(&mut out);
     out
@@ -356,6 +357,27 @@ pub fn top_misses(shards: &[ShardMetrics], shown: usize) -> String {
         .map(|(url, count)| serde_json::json!({ "url": url, "count": count }))
         .collect();
     serde_json::json!({ "misses": misses }).to_string()
+}
+
+/// Connections that came with a PROXY protocol header, by kind.
+fn render_proxy_headers(out: &mut String, shards: &[ShardMetrics]) {
+    let _ = writeln!(
+        out,
+        "# HELP edgeslab_proxy_protocol_connections_total Connections accepted with a PROXY protocol header: v1, v2, or local (the balancer's own, e.g. a health check).\n# TYPE edgeslab_proxy_protocol_connections_total counter"
+    );
+    for (i, m) in shards.iter().enumerate() {
+        for (kind, c) in [
+            ("v1", &m.viewer.proxy_v1),
+            ("v2", &m.viewer.proxy_v2),
+            ("local", &m.viewer.proxy_local),
+        ] {
+            let _ = writeln!(
+                out,
+                "edgeslab_proxy_protocol_connections_total{{shard=\"{i}\",kind=\"{kind}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+    }
 }
 
 /// The latency histograms, summed over shards, by latency class.

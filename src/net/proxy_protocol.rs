@@ -34,33 +34,49 @@ pub enum ProxyError {
     Io(#[from] std::io::Error),
 }
 
+/// Which header a connection came with, for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// Version 1 (text) naming a viewer.
+    V1,
+    /// Version 2 (binary) naming a viewer.
+    V2,
+    /// `LOCAL`, `UNKNOWN` or an address family without one: the
+    /// balancer's own connection (a health check).
+    Local,
+}
+
 /// Reads the header from a connection accepted from `peer`; returns the
 /// viewer's address (the peer's own for a `LOCAL` or `UNKNOWN` header,
-/// which a balancer sends for its health checks).
+/// which a balancer sends for its health checks) and the header's kind.
 pub async fn accept(
     conn: &mut Conn,
     peer: SocketAddr,
     trusted: &[IpNet],
     deadline: Instant,
-) -> Result<SocketAddr, ProxyError> {
+) -> Result<(SocketAddr, HeaderKind), ProxyError> {
     if !trusted.iter().any(|net| net.contains(&peer.ip())) {
         return Err(ProxyError::Untrusted(peer));
     }
     fill_to(conn, SNIFF, deadline).await?;
     let sniffed = &conn.buffered()[..SNIFF];
-    let len = if sniffed == &V2_SIGNATURE[..SNIFF] {
+    let (len, kind) = if sniffed == &V2_SIGNATURE[..SNIFF] {
         fill_to(conn, V2_FIXED, deadline).await?;
         let b = conn.buffered();
-        V2_FIXED + usize::from(u16::from_be_bytes([b[14], b[15]]))
+        let len = V2_FIXED + usize::from(u16::from_be_bytes([b[14], b[15]]));
+        (len, HeaderKind::V2)
     } else if sniffed.starts_with(b"PROXY ") {
-        v1_length(conn, deadline).await?
+        (v1_length(conn, deadline).await?, HeaderKind::V1)
     } else {
         return Err(ProxyError::Missing);
     };
     fill_to(conn, len, deadline).await?;
     let source = source_of(&conn.buffered()[..len])?;
     conn.consume(len);
-    Ok(source.unwrap_or(peer))
+    Ok(match source {
+        Some(viewer) => (viewer, kind),
+        None => (peer, HeaderKind::Local),
+    })
 }
 
 /// Reads a version 1 line one byte at a time up to its CRLF (it may be

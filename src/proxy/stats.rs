@@ -46,6 +46,10 @@ pub struct ViewerCounters {
     /// Connections refused for their PROXY protocol header: from an
     /// untrusted peer, missing, malformed or late.
     pub proxy_refused: AtomicU64,
+    /// Connections accepted with a PROXY header, by kind.
+    pub proxy_v1: AtomicU64,
+    pub proxy_v2: AtomicU64,
+    pub proxy_local: AtomicU64,
     pub header_timeouts: AtomicU64,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: AtomicU64,

@@ -362,7 +362,16 @@ async fn behind_proxy(
     };
     let deadline = Instant::now() + ctx.settings.header_timeout;
     match crate::net::proxy_protocol::accept(&mut conn, peer, trusted, deadline).await {
-        Ok(viewer) => Some((conn, viewer)),
+        Ok((viewer, kind)) => {
+            use crate::net::proxy_protocol::HeaderKind;
+            let counter = match kind {
+                HeaderKind::V1 => &ctx.stats.proxy_v1,
+                HeaderKind::V2 => &ctx.stats.proxy_v2,
+                HeaderKind::Local => &ctx.stats.proxy_local,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            Some((conn, viewer))
+        }
         Err(e) => {
             ctx.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
             crate::warn_limited!(shard = ctx.shard, %peer, "connection refused: {e}");
