@@ -466,10 +466,14 @@ async fn accept_loop(
         let current = current.clone();
         let active = active.clone();
         task::spawn_detached(async move {
-            if let Some((conn, peer)) = behind_proxy(&current, conn, peer).await {
+            // Boxed: these futures (a TLS handshake holds a whole rustls
+            // connection) live on the heap only while they run, instead of
+            // widening every connection's task for its whole life.
+            let accepted = Box::pin(behind_proxy(&current, conn, peer)).await;
+            if let Some((conn, peer)) = accepted {
                 let conn = match transport {
                     Transport::Plain => Some(conn),
-                    Transport::Tls => handshake(&current, conn, peer).await,
+                    Transport::Tls => Box::pin(handshake(&current, conn, peer)).await,
                 };
                 if let Some(conn) = conn {
                     serve_conn(current, conn, peer).await;
