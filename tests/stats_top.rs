@@ -5,13 +5,16 @@
 //! screen is rebuilt from the bytes it writes by a small terminal emulator
 //! here, not by ratatui.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::run_bin;
 
 const MISS_URL: &str = "example.com/a.jpg";
 
@@ -139,27 +142,6 @@ fn answer(
     )
 }
 
-/// Runs the binary, killed after `limit`.
-fn run(args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgeslab"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start edgeslab");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("edgeslab {args:?} still running after {limit:?}: {out:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
 /// The first number after `label` in reading order, e.g. "req/s 496.3".
 fn figure_after(text: &str, label: &str) -> Option<f64> {
     text.match_indices(label).find_map(|(i, _)| {
@@ -180,7 +162,7 @@ fn assert_rate(rate: f64) {
 #[test]
 fn stats_prints_totals_rates_and_shards() {
     let admin = format!("http://{}", fake_admin(true));
-    let out = run(
+    let out = run_bin(
         &["stats", "--admin", &admin, "--interval", "200ms"],
         Duration::from_secs(20),
     );
@@ -245,7 +227,7 @@ fn stats_prints_totals_rates_and_shards() {
 #[test]
 fn stats_json_is_one_object() {
     let admin = format!("http://{}", fake_admin(false));
-    let out = run(
+    let out = run_bin(
         &["stats", "--admin", &admin, "--interval", "200ms", "--json"],
         Duration::from_secs(20),
     );
@@ -282,7 +264,7 @@ fn an_unreachable_admin_exits_1() {
         .port();
     let admin = format!("http://127.0.0.1:{port}");
     for cmd in ["stats", "top"] {
-        let out = run(
+        let out = run_bin(
             &[cmd, "--admin", &admin, "--interval", "100ms"],
             Duration::from_secs(20),
         );
@@ -309,7 +291,7 @@ fn top_once_prints_one_plain_frame() {
             "--height",
             "30",
         ];
-        let out = run(&args, Duration::from_secs(20));
+        let out = run_bin(&args, Duration::from_secs(20));
         assert!(out.status.success(), "{out:?}");
         let text = String::from_utf8(out.stdout).expect("UTF-8");
         assert_eq!(text.lines().count(), 30, "{text}");
