@@ -36,11 +36,18 @@ fn json_lines_to_a_file_reopened_on_sigusr1() {
         lines(&log)
     );
     let first = lines(&log);
-    assert_eq!(first[0]["target"], "/a/0");
-    assert_eq!(first[0]["method"], "GET");
-    assert_eq!(first[0]["status"], 200);
-    assert_eq!(first[0]["phase"], "miss");
-    assert!(first[0]["time"].as_str().unwrap().ends_with('Z'));
+    // Each shard hands its lines over on its own: the file's order is the
+    // order of those hand-overs, not of the requests.
+    let a0: Vec<_> = first.iter().filter(|l| l["target"] == "/a/0").collect();
+    assert_eq!(a0.len(), 2, "{first:?}");
+    assert_eq!(a0[0]["method"], "GET");
+    assert_eq!(a0[0]["status"], 200);
+    assert!(a0.iter().any(|l| l["phase"] == "miss"), "{a0:?}");
+    assert!(
+        first
+            .iter()
+            .all(|l| l["time"].as_str().unwrap().ends_with('Z'))
+    );
     assert_eq!(
         first.iter().filter(|l| l["phase"] == "hit").count(),
         5,
