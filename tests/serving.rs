@@ -494,7 +494,18 @@ fn admin_metrics_are_prometheus_text() {
     assert_eq!(metric_sum(&text, "edgeslab_cache_hits_total"), 1);
     assert_eq!(metric_sum(&text, "edgeslab_cache_misses_total"), 1);
     // Latency histograms by phase: one hit, one miss, each with a first
-    // byte; cumulative buckets end at +Inf with the count.
+    // byte; cumulative buckets end at +Inf with the count. A request is
+    // timed once its response is out, so the scrape may come first.
+    let counted = |text: &str| {
+        ["hit", "miss"].iter().all(|p| {
+            let c = format!("edgeslab_request_duration_seconds_count{{phase=\"{p}\"");
+            metric_sum(text, &c) == 1
+        })
+    };
+    assert!(eventually(Duration::from_secs(5), || counted(
+        &edge.metrics()
+    )));
+    let text = edge.metrics();
     for family in [
         "edgeslab_request_duration_seconds",
         "edgeslab_first_byte_seconds",
