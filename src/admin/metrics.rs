@@ -9,7 +9,7 @@ use crate::proxy::stats::ViewerStats;
 use crate::upstream::UpstreamStats;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Everything one shard counts. Created before the shard starts, so the
 /// admin side holds the same `Arc`s.
@@ -312,25 +312,24 @@ pub fn render(shards: &[ShardMetrics]) -> String {
             let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(m));
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP edgeslab_responses_total Responses sent to viewers by status class."
+    render_by_label(
+        &mut out,
+        (
+            "edgeslab_responses_total",
+            "Responses sent to viewers by status class.",
+        ),
+        "class",
+        shards,
+        |m| {
+            [
+                ("2xx", &m.viewer.responses_2xx),
+                ("3xx", &m.viewer.responses_3xx),
+                ("4xx", &m.viewer.responses_4xx),
+                ("5xx", &m.viewer.responses_5xx),
+            ]
+            .to_vec()
+        },
     );
-    let _ = writeln!(out, "# TYPE edgeslab_responses_total counter");
-    for (i, m) in shards.iter().enumerate() {
-        for (class, c) in [
-            ("2xx", &m.viewer.responses_2xx),
-            ("3xx", &m.viewer.responses_3xx),
-            ("4xx", &m.viewer.responses_4xx),
-            ("5xx", &m.viewer.responses_5xx),
-        ] {
-            let _ = writeln!(
-                out,
-                "edgeslab_responses_total{{shard=\"{i}\",class=\"{class}\"}} {}",
-                c.load(Relaxed)
-            );
-        }
-    }
     render_proxy_headers(&mut out, shards);
     render_latency(&mut out, shards);
     render_process(&mut out);
@@ -361,19 +360,39 @@ pub fn top_misses(shards: &[ShardMetrics], shown: usize) -> String {
 
 /// Connections that came with a PROXY protocol header, by kind.
 fn render_proxy_headers(out: &mut String, shards: &[ShardMetrics]) {
-    let _ = writeln!(
+    render_by_label(
         out,
-        "# HELP edgeslab_proxy_protocol_connections_total Connections accepted with a PROXY protocol header: v1, v2, or local (the balancer's own, e.g. a health check).\n# TYPE edgeslab_proxy_protocol_connections_total counter"
+        (
+            "edgeslab_proxy_protocol_connections_total",
+            "Connections accepted with a PROXY protocol header: v1, v2, or local (the balancer's own, e.g. a health check).",
+        ),
+        "kind",
+        shards,
+        |m| {
+            [
+                ("v1", &m.viewer.proxy_v1),
+                ("v2", &m.viewer.proxy_v2),
+                ("local", &m.viewer.proxy_local),
+            ]
+            .to_vec()
+        },
     );
+}
+
+/// A counter per shard and per value of one more label.
+fn render_by_label(
+    out: &mut String,
+    (name, help): (&str, &str),
+    label: &str,
+    shards: &[ShardMetrics],
+    counters: impl Fn(&ShardMetrics) -> Vec<(&'static str, &AtomicU64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
     for (i, m) in shards.iter().enumerate() {
-        for (kind, c) in [
-            ("v1", &m.viewer.proxy_v1),
-            ("v2", &m.viewer.proxy_v2),
-            ("local", &m.viewer.proxy_local),
-        ] {
+        for (value, c) in counters(m) {
             let _ = writeln!(
                 out,
-                "edgeslab_proxy_protocol_connections_total{{shard=\"{i}\",kind=\"{kind}\"}} {}",
+                "{name}{{shard=\"{i}\",{label}=\"{value}\"}} {}",
                 c.load(Relaxed)
             );
         }
