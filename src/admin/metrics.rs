@@ -273,14 +273,26 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
     (
         "edgeslab_cache_ram_hits_total",
         "counter",
-        "Lookups answered by the RAM tier.",
+        "Lookups and chunk reads answered by the RAM tier.",
         |m| m.store.ram_hits.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_ram_chunk_hits_total",
+        "counter",
+        "Chunks of large objects served from the RAM tier (also in ram_hits).",
+        |m| m.store.ram_chunk_hits.load(Relaxed),
     ),
     (
         "edgeslab_cache_ram_objects",
         "gauge",
-        "Objects in the RAM tier.",
+        "Objects and chunks in the RAM tier.",
         |m| m.store.ram_objects.load(Relaxed),
+    ),
+    (
+        "edgeslab_cache_ram_chunks",
+        "gauge",
+        "Chunks of large objects in the RAM tier (also in ram_objects).",
+        |m| m.store.ram_chunks.load(Relaxed),
     ),
     (
         "edgeslab_cache_ram_bytes",

@@ -4,6 +4,12 @@
 //! I/O. Entries are the exact bytes of the on-device entry (header, key,
 //! head, body), so they are served through the same verification as a read.
 //!
+//! Chunks of large objects live here too, beside whole entries and under the
+//! same capacity: a chunk is let in on its second read from the device
+//! within the ghost's memory, so a hot object's chunks come from RAM while a
+//! long tail streams past without a copy. A chunk is one shared allocation
+//! of the store's chunk size, handed to every response that sends it.
+//!
 //! Entries of a block or more are held in blocks of one size. The tier
 //! churns entries of every size, and a general-purpose allocator left to
 //! place them would fragment: the resident set would creep above what the
@@ -12,6 +18,7 @@
 //! whole, so it is what the tier really occupies.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 /// Size of the blocks entries of this size or more are held in.
 const BLOCK: usize = 4096;
@@ -25,6 +32,8 @@ enum Held {
         len: usize,
         blocks: Box<[Box<[u8]>]>,
     },
+    /// A chunk of a large object, shared with the responses sending it.
+    Chunk(Rc<[u8]>),
 }
 
 impl Held {
@@ -52,22 +61,41 @@ impl Held {
         match self {
             Held::Whole(b) => b.len(),
             Held::Blocks { blocks, .. } => blocks.len() * BLOCK,
+            Held::Chunk(b) => b.len(),
         }
     }
 
-    fn to_vec(&self) -> Vec<u8> {
+    /// A copy of a whole entry; None for a chunk.
+    fn to_vec(&self) -> Option<Vec<u8>> {
         match self {
-            Held::Whole(b) => b.to_vec(),
+            Held::Whole(b) => Some(b.to_vec()),
             Held::Blocks { len, blocks } => {
                 let mut v = Vec::with_capacity(*len);
                 for b in blocks.iter() {
                     let take = (*len - v.len()).min(BLOCK);
                     v.extend_from_slice(&b[..take]);
                 }
-                v
+                Some(v)
             }
+            Held::Chunk(_) => None,
         }
     }
+}
+
+/// The ghost remembers at least one key per this many bytes of capacity.
+const GHOST_UNIT: usize = 64 << 10;
+
+/// The probation queue's share of the capacity: one part in this many.
+const SMALL_SHARE: usize = 10;
+
+/// The key a chunk is held under: its object's key hash, fill and index.
+/// Whoever takes a chunk out still checks its header names that very chunk.
+pub fn chunk_key(hash: u64, fill_id: u64, index: u32) -> u64 {
+    let mut b = [0u8; 20];
+    b[..8].copy_from_slice(&hash.to_le_bytes());
+    b[8..16].copy_from_slice(&fill_id.to_le_bytes());
+    b[16..].copy_from_slice(&index.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&b)
 }
 
 const FREQ_MAX: u8 = 3;
@@ -96,6 +124,10 @@ pub struct RamStats {
     pub hits: u64,
     pub inserts: u64,
     pub evictions: u64,
+    /// Hits on chunks of large objects (also counted in `hits`).
+    pub chunk_hits: u64,
+    /// Chunks held now (also counted in `objects`).
+    pub chunks: u64,
 }
 
 pub struct RamTier {
@@ -109,6 +141,7 @@ pub struct RamTier {
     ghost: VecDeque<u64>,
     ghost_set: HashSet<u64>,
     next_generation: u64,
+    chunks: u64,
     stats: RamStats,
 }
 
@@ -126,6 +159,7 @@ impl RamTier {
             ghost: VecDeque::new(),
             ghost_set: HashSet::new(),
             next_generation: 0,
+            chunks: 0,
             stats: RamStats::default(),
         }
     }
@@ -134,6 +168,7 @@ impl RamTier {
         RamStats {
             objects: self.map.len() as u64,
             bytes: (self.small_bytes + self.main_bytes) as u64,
+            chunks: self.chunks,
             ..self.stats
         }
     }
@@ -142,21 +177,49 @@ impl RamTier {
         len > 0 && len <= self.max_object
     }
 
+    /// Whether chunks of this many bytes may be held: the probation queue
+    /// must have room for one.
+    pub fn accepts_chunk(&self, len: usize) -> bool {
+        len > 0 && len <= self.capacity / SMALL_SHARE
+    }
+
     /// A copy of the entry of `hash` and its header's sequence number,
     /// counting the hit.
     pub fn get(&mut self, hash: u64) -> Option<(Vec<u8>, u64)> {
         let e = self.map.get_mut(&hash)?;
+        let bytes = e.bytes.to_vec()?;
         e.freq = (e.freq + 1).min(FREQ_MAX);
         self.stats.hits += 1;
-        Some((e.bytes.to_vec(), e.seq))
+        Some((bytes, e.seq))
+    }
+
+    /// The chunk held under `key` (see [`chunk_key`]) and its sequence
+    /// number, counting the hit. Shared, not copied.
+    pub fn get_chunk(&mut self, key: u64) -> Option<(Rc<[u8]>, u64)> {
+        let e = self.map.get_mut(&key)?;
+        let Held::Chunk(bytes) = &e.bytes else {
+            return None;
+        };
+        e.freq = (e.freq + 1).min(FREQ_MAX);
+        self.stats.hits += 1;
+        self.stats.chunk_hits += 1;
+        Some((bytes.clone(), e.seq))
     }
 
     pub fn remove(&mut self, hash: u64) {
         if let Some(e) = self.map.remove(&hash) {
-            match e.queue {
-                Queue::Small => self.small_bytes -= e.bytes.footprint(),
-                Queue::Main => self.main_bytes -= e.bytes.footprint(),
-            }
+            self.forget(&e);
+        }
+    }
+
+    /// Takes a dropped entry's bytes off the counts.
+    fn forget(&mut self, e: &Entry) {
+        match e.queue {
+            Queue::Small => self.small_bytes -= e.bytes.footprint(),
+            Queue::Main => self.main_bytes -= e.bytes.footprint(),
+        }
+        if matches!(e.bytes, Held::Chunk(_)) {
+            self.chunks -= 1;
         }
     }
 
@@ -166,29 +229,58 @@ impl RamTier {
         if !self.accepts(bytes.len()) {
             return;
         }
-        let bytes = Held::new(bytes);
         let queue = if self.ghost_set.remove(&hash) {
             Queue::Main
         } else {
             Queue::Small
         };
+        self.admit(hash, Held::new(bytes), seq, queue);
+    }
+
+    /// Offers a chunk just read from the device. It is let in only when the
+    /// ghost remembers its key, that is on its second read in a while:
+    /// `bytes` is asked for then, so a chunk read once costs no copy.
+    /// Returns the held bytes when it was let in.
+    pub fn offer_chunk(
+        &mut self,
+        key: u64,
+        len: usize,
+        seq: u64,
+        bytes: impl FnOnce() -> Rc<[u8]>,
+    ) -> Option<Rc<[u8]>> {
+        if !self.accepts_chunk(len) || self.map.contains_key(&key) {
+            return None;
+        }
+        if !self.ghost_set.remove(&key) {
+            self.remember(key);
+            return None;
+        }
+        // Seen before: popular enough for the main queue, as any ghost hit.
+        let bytes = bytes();
+        self.admit(key, Held::Chunk(bytes.clone()), seq, Queue::Main);
+        self.chunks += 1;
+        Some(bytes)
+    }
+
+    /// Lists `held` in `queue` under `key`, then evicts down to capacity.
+    fn admit(&mut self, key: u64, held: Held, seq: u64, queue: Queue) {
         let generation = self.next_generation;
         self.next_generation += 1;
-        let len = bytes.footprint();
+        let len = held.footprint();
         match queue {
             Queue::Small => {
-                self.small.push_back((hash, generation));
+                self.small.push_back((key, generation));
                 self.small_bytes += len;
             }
             Queue::Main => {
-                self.main.push_back((hash, generation));
+                self.main.push_back((key, generation));
                 self.main_bytes += len;
             }
         }
         self.map.insert(
-            hash,
+            key,
             Entry {
-                bytes,
+                bytes: held,
                 seq,
                 freq: 0,
                 queue,
@@ -199,9 +291,24 @@ impl RamTier {
         self.evict();
     }
 
+    /// Puts a key in the ghost, forgetting the oldest beyond its bound.
+    fn remember(&mut self, key: u64) {
+        if self.ghost_set.insert(key) {
+            self.ghost.push_back(key);
+        }
+        // As many keys as the tier holds objects, or could hold of 64 KiB
+        // each: enough to see a large object's chunks come back.
+        let bound = self.map.len().max(self.capacity / GHOST_UNIT).max(64);
+        while self.ghost.len() > bound {
+            if let Some(old) = self.ghost.pop_front() {
+                self.ghost_set.remove(&old);
+            }
+        }
+    }
+
     fn evict(&mut self) {
         while self.small_bytes + self.main_bytes > self.capacity {
-            if self.small_bytes > self.capacity / 10 || self.main.is_empty() {
+            if self.small_bytes > self.capacity / SMALL_SHARE || self.main.is_empty() {
                 self.evict_small();
             } else {
                 self.evict_main();
@@ -232,15 +339,12 @@ impl RamTier {
             self.main_bytes += len;
             self.main.push_back((hash, generation));
         } else {
-            self.map.remove(&hash);
-            self.stats.evictions += 1;
-            self.ghost.push_back(hash);
-            self.ghost_set.insert(hash);
-            while self.ghost.len() > self.map.len().max(64) {
-                if let Some(old) = self.ghost.pop_front() {
-                    self.ghost_set.remove(&old);
-                }
+            let gone = self.map.remove(&hash).expect("live entry");
+            if matches!(gone.bytes, Held::Chunk(_)) {
+                self.chunks -= 1;
             }
+            self.stats.evictions += 1;
+            self.remember(hash);
         }
     }
 
@@ -256,8 +360,8 @@ impl RamTier {
             e.freq -= 1;
             self.main.push_back((hash, generation));
         } else {
-            self.main_bytes -= e.bytes.footprint();
-            self.map.remove(&hash);
+            let gone = self.map.remove(&hash).expect("live entry");
+            self.forget(&gone);
             self.stats.evictions += 1;
         }
     }
@@ -329,5 +433,65 @@ mod tests {
             r.insert(k, &bytes(100, 0), 1);
         }
         assert!(r.get(0).is_some());
+    }
+
+    #[test]
+    fn a_chunk_enters_on_its_second_read_and_is_shared_not_copied() {
+        let mut r = RamTier::new(1 << 20, 1 << 10);
+        let chunk: Rc<[u8]> = vec![5u8; 64 << 10].into();
+        let k = chunk_key(1, 2, 0);
+        assert_ne!(k, chunk_key(1, 2, 1));
+        assert_ne!(k, chunk_key(1, 3, 0));
+        let mut copies = 0;
+        let mut offer = |r: &mut RamTier| {
+            r.offer_chunk(k, chunk.len(), 9, || {
+                copies += 1;
+                chunk.clone()
+            })
+        };
+        assert!(offer(&mut r).is_none(), "a first read is only remembered");
+        let held = offer(&mut r).expect("a second read lets it in");
+        assert!(offer(&mut r).is_none(), "already held");
+        assert_eq!(copies, 1);
+        let (got, seq) = r.get_chunk(k).unwrap();
+        assert!(Rc::ptr_eq(&got, &held));
+        assert_eq!(seq, 9);
+        assert_eq!(r.get(k), None, "a chunk is not an entry");
+        let s = r.stats();
+        assert_eq!((s.chunks, s.chunk_hits, s.bytes), (1, 1, 64 << 10));
+        assert!(!r.accepts_chunk((1 << 20) / SMALL_SHARE + 1));
+        r.remove(k);
+        let s = r.stats();
+        assert_eq!((s.chunks, s.objects, s.bytes), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_hot_set_of_chunks_stays_while_a_tail_streams_past() {
+        const CHUNK: usize = 64 << 10;
+        // Room for 64 chunks; 20 are hot, and 2,000 others are read once.
+        let mut r = RamTier::new(64 * CHUNK, 1 << 10);
+        let hot: Vec<u64> = (0..20).map(|i| chunk_key(7, 1, i)).collect();
+        let mut tail = (0..2000u32).map(|i| chunk_key(8, 1, i));
+        let mut misses_late = 0;
+        for round in 0..100 {
+            for &k in &hot {
+                if r.get_chunk(k).is_none() {
+                    misses_late += usize::from(round >= 2);
+                    r.offer_chunk(k, CHUNK, 1, || vec![1u8; CHUNK].into());
+                }
+            }
+            for k in tail.by_ref().take(20) {
+                assert!(
+                    r.offer_chunk(k, CHUNK, 1, || vec![2u8; CHUNK].into())
+                        .is_none()
+                );
+            }
+            assert!(r.stats().bytes <= (64 * CHUNK) as u64);
+        }
+        assert_eq!(
+            misses_late, 0,
+            "the hot set is served from RAM after two reads"
+        );
+        assert_eq!(r.stats().chunks, 20, "no chunk read once was copied in");
     }
 }

@@ -7,19 +7,23 @@
 use super::{OwnerMsg, OwnerRouter};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
+use crate::cache::ram::chunk_key;
 use crate::cache::store::SegmentId;
 use crate::cache::store::device::DeviceBytes;
 use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
 use futures_channel::oneshot;
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Tries of a device read before it counts as failed.
 const READ_ATTEMPTS: u32 = 3;
 
-/// Bytes of an entry: copied from a segment buffer or read from the device.
+/// Bytes of an entry: copied from a segment buffer, read from the device,
+/// or a chunk the RAM tier holds.
 pub enum EntryBytes {
     Mem(Vec<u8>),
     Dev(DeviceBytes),
+    Shared(Rc<[u8]>),
 }
 
 impl std::ops::Deref for EntryBytes {
@@ -28,6 +32,7 @@ impl std::ops::Deref for EntryBytes {
         match self {
             EntryBytes::Mem(v) => v,
             EntryBytes::Dev(r) => r,
+            EntryBytes::Shared(b) => b,
         }
     }
 }
@@ -203,7 +208,27 @@ impl OwnerRouter {
                     .await?
             }
         };
-        StoredEntry::parse(raw, seq, key).inspect_err(|&f| self.note_failure(f))
+        let from_device = matches!(raw, EntryBytes::Dev(_));
+        let entry = StoredEntry::parse(raw, seq, key).inspect_err(|&f| self.note_failure(f))?;
+        if from_device {
+            self.promote(owner, key.hash(), seq, &entry.bytes);
+        }
+        Ok(entry)
+    }
+
+    /// Offers an entry read from the device to its owner's RAM tier, so a
+    /// hot small object stops costing a device read. Never waits: when the
+    /// owner's queue is full, the copy is dropped.
+    fn promote(&self, owner: u32, hash: u64, seq: u64, bytes: &[u8]) {
+        if !self.store.ram_accepts(bytes.len()) {
+            return;
+        }
+        if owner == self.shard {
+            self.store.promote(hash, seq, bytes);
+        } else if let Some(mesh) = &self.mesh {
+            let bytes = bytes.to_vec();
+            mesh.try_send_to(owner, OwnerMsg::Promote { hash, seq, bytes });
+        }
     }
 
     /// Reads and verifies one chunk of a large object.
@@ -221,7 +246,9 @@ impl OwnerRouter {
     }
 
     /// Reads and verifies one chunk of the object stored under `hash` at
-    /// `owner`.
+    /// `owner`: from this shard's RAM tier when it holds the chunk, else
+    /// from the owner's segment buffer or the device. A chunk read so is
+    /// offered to the RAM tier, which keeps it from its second read on.
     pub(super) async fn read_chunk_of(
         &self,
         owner: u32,
@@ -231,30 +258,64 @@ impl OwnerRouter {
         c: &ChunkRef,
         buffered: &[SegmentId],
     ) -> Result<StoredChunk, ReadFailure> {
+        let ram_key = chunk_key(hash, fill_id, index);
+        if let Some((held, seq)) = self.store.ram_chunk(ram_key)
+            && seq == c.seq
+        {
+            // Verified when it was let in; the header still has to name
+            // this very chunk (the RAM key is a hash of its name).
+            if let Some(len) = EntryHeader::decode_header(&held)
+                .and_then(|h| chunk_is(&h, c, hash, fill_id, index).ok())
+            {
+                return Ok(StoredChunk {
+                    bytes: EntryBytes::Shared(held),
+                    len,
+                });
+            }
+        }
         let raw = self
             .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
             .await?;
-        let check = || {
-            let h = EntryHeader::verify(&raw).ok_or(ReadFailure::Corrupt)?;
-            if h.seq != c.seq {
-                return Err(ReadFailure::Overwritten);
-            }
-            let mine = h.kind == EntryKind::Chunk
-                && h.key_hash == hash
-                && h.born_ms == fill_id
-                && h.chunk_index == index
-                && h.body_len == c.data_len as u64;
-            if !mine {
-                return Err(ReadFailure::OtherKey);
-            }
-            Ok(h.body_len as usize)
-        };
-        match check() {
-            Ok(len) => Ok(StoredChunk { bytes: raw, len }),
+        let checked = EntryHeader::verify(&raw)
+            .ok_or(ReadFailure::Corrupt)
+            .and_then(|h| chunk_is(&h, c, hash, fill_id, index));
+        let len = match checked {
+            Ok(len) => len,
             Err(f) => {
                 self.note_failure(f);
-                Err(f)
+                return Err(f);
             }
-        }
+        };
+        let bytes = match self
+            .store
+            .offer_ram_chunk(ram_key, raw.len(), c.seq, || Rc::from(&raw[..]))
+        {
+            Some(held) => EntryBytes::Shared(held),
+            None => raw,
+        };
+        Ok(StoredChunk { bytes, len })
     }
+}
+
+/// Checks that a verified header is chunk `index` of fill `fill_id` of the
+/// object under `hash`, as `c` lists it; its body length if so.
+fn chunk_is(
+    h: &EntryHeader,
+    c: &ChunkRef,
+    hash: u64,
+    fill_id: u64,
+    index: u32,
+) -> Result<usize, ReadFailure> {
+    if h.seq != c.seq {
+        return Err(ReadFailure::Overwritten);
+    }
+    let mine = h.kind == EntryKind::Chunk
+        && h.key_hash == hash
+        && h.born_ms == fill_id
+        && h.chunk_index == index
+        && h.body_len == c.data_len as u64;
+    if !mine {
+        return Err(ReadFailure::OtherKey);
+    }
+    Ok(h.body_len as usize)
 }

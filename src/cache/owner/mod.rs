@@ -260,7 +260,7 @@ impl OwnerRouter {
             OwnerMsg::Remove { hash } => {
                 self.store.remove(hash);
             }
-            OwnerMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, bytes),
+            OwnerMsg::Promote { hash, seq, bytes } => self.store.promote(hash, seq, &bytes),
             OwnerMsg::FillBegin { id, meta, lead } => self.store.fill_begin(id, meta, lead),
             OwnerMsg::BeginFetch {
                 hash,

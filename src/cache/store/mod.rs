@@ -67,6 +67,10 @@ pub struct StoreStats {
     pub ram_hits: AtomicU64,
     pub ram_objects: AtomicU64,
     pub ram_bytes: AtomicU64,
+    /// RAM hits on chunks of large objects (also in `ram_hits`).
+    pub ram_chunk_hits: AtomicU64,
+    /// Chunks of large objects the RAM tier holds (also in `ram_objects`).
+    pub ram_chunks: AtomicU64,
     /// Objects found at start-up (checkpoint or scan).
     pub recovered: AtomicU64,
 }
@@ -453,9 +457,42 @@ impl ShardStore {
         self.region.borrow_mut().index.remove(hash).is_some()
     }
 
+    /// Whether chunks of this many bytes (header included) may be held in
+    /// the RAM tier.
+    pub fn ram_accepts_chunk(&self, len: usize) -> bool {
+        self.ram.borrow().accepts_chunk(len)
+    }
+
+    /// The chunk the RAM tier holds under `key` (`ram::chunk_key`), with
+    /// its sequence number.
+    pub fn ram_chunk(&self, key: u64) -> Option<(Rc<[u8]>, u64)> {
+        let found = self.ram.borrow_mut().get_chunk(key);
+        if found.is_some() {
+            self.stats.ram_hits.fetch_add(1, Relaxed);
+            self.stats.ram_chunk_hits.fetch_add(1, Relaxed);
+        }
+        found
+    }
+
+    /// Offers a verified chunk just read from the device to the RAM tier
+    /// (see `RamTier::offer_chunk`); the held bytes when it was let in.
+    pub fn offer_ram_chunk(
+        &self,
+        key: u64,
+        len: usize,
+        seq: u64,
+        bytes: impl FnOnce() -> Rc<[u8]>,
+    ) -> Option<Rc<[u8]>> {
+        let held = self.ram.borrow_mut().offer_chunk(key, len, seq, bytes);
+        if held.is_some() {
+            self.publish_ram_stats();
+        }
+        held
+    }
+
     /// Keeps a verified entry read from the device in the RAM tier, if the
     /// index still holds that very copy.
-    pub fn promote(&self, hash: u64, seq: u64, bytes: Vec<u8>) {
+    pub fn promote(&self, hash: u64, seq: u64, bytes: &[u8]) {
         let current = {
             let region = self.region.borrow();
             region
@@ -464,7 +501,7 @@ impl ShardStore {
                 .is_some_and(|(loc, _)| region.seg(loc.slot).seq == seq)
         };
         if current {
-            self.ram.borrow_mut().insert(hash, &bytes, seq);
+            self.ram.borrow_mut().insert(hash, bytes, seq);
             self.publish_ram_stats();
         }
     }
@@ -497,5 +534,6 @@ impl ShardStore {
         let s = self.ram.borrow().stats();
         self.stats.ram_objects.store(s.objects, Relaxed);
         self.stats.ram_bytes.store(s.bytes, Relaxed);
+        self.stats.ram_chunks.store(s.chunks, Relaxed);
     }
 }
