@@ -140,7 +140,7 @@ impl Answer {
 }
 
 /// Stored heads were written by us; allow them generous limits.
-pub(super) const STORED_HEAD_LIMITS: Limits = Limits {
+pub const STORED_HEAD_LIMITS: Limits = Limits {
     max_header_bytes: crate::cache::store::MAX_HEAD,
     max_uri_bytes: 8192,
     max_headers: 1000,
@@ -463,7 +463,7 @@ fn first_offset(shape: &BodyShape) -> Option<u64> {
 }
 
 /// Appends a small object's body, shaped, to `out`.
-fn inline_body(stored: &[u8], shape: &BodyShape, out: &mut Vec<u8>) {
+pub fn inline_body(stored: &[u8], shape: &BodyShape, out: &mut Vec<u8>) {
     let slice = |r: &std::ops::Range<u64>| &stored[r.start as usize..r.end as usize];
     match shape {
         BodyShape::Whole => out.extend_from_slice(stored),

@@ -8,10 +8,10 @@
 
 mod follow;
 mod forward;
-mod hit;
+pub mod hit;
 mod parts;
 mod relay;
-mod respond;
+pub mod respond;
 mod revalidate;
 pub mod settings;
 pub mod stats;
