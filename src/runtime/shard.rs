@@ -31,6 +31,8 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// How long a drained shard waits for its peers before its checkpoint.
 const PEER_DRAIN_WAIT: Duration = Duration::from_secs(5);
+/// How often a shard hands freed memory back to the OS.
+const HEAP_UPKEEP: Duration = Duration::from_secs(1);
 
 /// After the stop, how long the accept under way may take to complete
 /// before it is cancelled.
@@ -108,6 +110,7 @@ pub(super) async fn run(seed: ShardSeed) {
         task::spawn_detached(crate::admin::serve(admin.into_listener(), Rc::new(served)));
     }
     spawn_heartbeat(seed.heartbeats.clone(), index as usize);
+    spawn_heap_upkeep(&current);
     spawn_log_flusher(&ctx);
     let _ = seed.ready.send(Ok(index));
     drop(seed.ready);
@@ -318,6 +321,17 @@ fn spawn_log_flusher(ctx: &Rc<ShardState>) {
 
 /// Bumps this shard's heartbeat for as long as its event loop turns (the
 /// task ends with the executor).
+/// Once a second, hands memory this shard freed back to the OS.
+fn spawn_heap_upkeep(current: &Rc<Current>) {
+    let current = current.clone();
+    task::spawn_detached(async move {
+        while !current.get().stop.is_set() {
+            task::sleep(HEAP_UPKEEP).await;
+            crate::runtime::heap::return_freed();
+        }
+    });
+}
+
 fn spawn_heartbeat(beats: super::notify::Heartbeats, index: usize) {
     #[cfg(feature = "failpoints")]
     let stall = std::env::var("EDGESLAB_TEST_STALL_SHARD")
