@@ -259,6 +259,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.store.fills_abandoned.load(Relaxed),
     ),
     (
+        "edgeslab_cache_fill_waits_total",
+        "counter",
+        "Fill pieces that waited for cache writes, which fell behind the origin.",
+        |m| m.store.fill_waits.load(Relaxed),
+    ),
+    (
         "edgeslab_cache_remote_lookups_total",
         "counter",
         "Lookups sent to another shard that owns the key.",

@@ -338,20 +338,35 @@ async fn relay_body(
                 ctx.stats
                     .origin_bytes
                     .fetch_add(piece.len() as u64, Relaxed);
-                if let Some(s) = &sink {
-                    s.data(&piece).await;
-                }
-                if reader.is_done()
-                    && framing.ends_with_data()
-                    && let Some(s) = sink.take()
-                {
-                    s.finish(true).await;
-                }
                 let to_viewer = match &mut window {
                     Some(w) => w.clip(&piece),
                     None => &piece[..],
                 };
-                if viewer_ok && body.write(to_viewer).await.is_err() {
+                // The viewer's bytes never wait for the store: a chunk write,
+                // or the segment flush it starts, goes on beside the viewer's
+                // write. Only the response's very last byte waits for the
+                // fill to be indexed.
+                let last = reader.is_done() && framing.ends_with_data();
+                let (now, after_store) = match last {
+                    true => to_viewer.split_at(to_viewer.len().saturating_sub(1)),
+                    false => (to_viewer, &[][..]),
+                };
+                let ending = if last { sink.take() } else { None };
+                let store = async {
+                    if let Some(s) = &sink {
+                        s.data(&piece).await;
+                    }
+                    if let Some(s) = ending {
+                        s.data(&piece).await;
+                        s.finish(true).await;
+                    }
+                };
+                let send = async { !viewer_ok || body.write(now).await.is_ok() };
+                let ((), mut sent) = futures_lite::future::zip(store, send).await;
+                if sent && viewer_ok {
+                    sent = body.write(after_store).await.is_ok();
+                }
+                if !sent {
                     viewer_ok = false;
                     if sink.is_none() {
                         break Ok(());

@@ -242,8 +242,9 @@ impl OwnerRouter {
         self.send(owner, msg).await && rx.await.unwrap_or(false)
     }
 
-    /// Serves a message from another shard. Fill messages are handled in
-    /// arrival order (the caller awaits each), the rest answer at once.
+    /// Serves a message from another shard. Fill messages are taken in
+    /// arrival order; only a refresh, and a fill far behind its writer
+    /// (`ShardStore::fill_data`), wait for the device.
     pub async fn handle(&self, msg: OwnerMsg) {
         match msg {
             OwnerMsg::Lookup { hash, reply } => {
@@ -280,11 +281,19 @@ impl OwnerRouter {
             OwnerMsg::FillRead { id, offset, reply } => self.store.fill_read(id, offset, reply),
             OwnerMsg::FillDetach { id } => self.store.fill_detach(id),
             OwnerMsg::FillData { id, data } => self.store.fill_data(id, &data).await,
+            // Ending a fill writes its last entry, which may wait for the
+            // device: it runs beside the messages that follow, which
+            // therefore do not wait behind a segment write. A fill's data
+            // is all staged by now (taken in order).
             OwnerMsg::FillEnd { id, complete, done } => {
-                self.store.fill_end(id, complete).await;
-                if let Some(done) = done {
-                    let _ = done.send(());
-                }
+                let store = self.store.clone();
+                glommio::spawn_local(async move {
+                    store.fill_end(id, complete).await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                })
+                .detach();
             }
         }
     }

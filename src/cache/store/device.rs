@@ -497,6 +497,9 @@ impl Device {
 
     pub async fn write(&self, buf: Rc<IoBuffer>, pos: u64) -> io::Result<()> {
         self.faults.on_write()?;
+        if let Some(delay) = self.faults.write_delay() {
+            glommio::timer::sleep(delay).await;
+        }
         let len = buf.len();
         let n = self
             .file

@@ -3,8 +3,9 @@
 //! (a dev-dependency of the package on itself); a release build has none.
 //! With the feature, the environment variable `EDGESLAB_TEST_FAULTS`
 //! switches it on at run time (e.g. `read-eio=3,write-eio=5`: every third
-//! read and every fifth segment write fail with EIO); unset, it costs one
-//! branch per I/O. Without the feature, any `EDGESLAB_TEST_*` variable set
+//! read and every fifth segment write fail with EIO; `write-delay-ms=N`:
+//! every segment write takes N ms longer, as a slow or busy device would);
+//! unset, it costs one branch per I/O. Without the feature, any `EDGESLAB_TEST_*` variable set
 //! gets a warning that this build ignores it, never silence.
 
 use std::io;
@@ -24,6 +25,7 @@ mod injecting {
     pub struct Faults {
         read_eio_every: u64,
         write_eio_every: u64,
+        write_delay_ms: u64,
         reads: Cell<u64>,
         writes: Cell<u64>,
     }
@@ -36,10 +38,11 @@ mod injecting {
                     match part.trim().split_once('=') {
                         Some(("read-eio", n)) => f.read_eio_every = n.parse().unwrap_or(0),
                         Some(("write-eio", n)) => f.write_eio_every = n.parse().unwrap_or(0),
+                        Some(("write-delay-ms", n)) => f.write_delay_ms = n.parse().unwrap_or(0),
                         _ => {}
                     }
                 }
-                if f.read_eio_every + f.write_eio_every > 0 {
+                if f.read_eio_every + f.write_eio_every + f.write_delay_ms > 0 {
                     tracing::warn!(spec = %spec, "cache device fault injection is ON (test only)");
                 }
             }
@@ -63,6 +66,11 @@ mod injecting {
         /// Before a segment write: an injected EIO, or go ahead.
         pub fn on_write(&self) -> io::Result<()> {
             Self::fire(self.write_eio_every, &self.writes)
+        }
+
+        /// How much longer a segment write takes, if asked.
+        pub fn write_delay(&self) -> Option<std::time::Duration> {
+            (self.write_delay_ms > 0).then(|| std::time::Duration::from_millis(self.write_delay_ms))
         }
 
         fn fire(every: u64, count: &Cell<u64>) -> io::Result<()> {
@@ -113,6 +121,11 @@ mod absent {
         #[inline(always)]
         pub fn on_write(&self) -> io::Result<()> {
             Ok(())
+        }
+
+        #[inline(always)]
+        pub fn write_delay(&self) -> Option<std::time::Duration> {
+            None
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Fills: a response body arriving in pieces (from this shard or, by
 //! message, from another) becomes one entry, or for a large object a run of
 //! chunk entries and a manifest; a `Vary` variant is followed by its URL's
-//! marker when asked. Only a complete body is ever indexed, and a fill
-//! never holds more than one chunk of its body in memory (plus the one
-//! being written).
+//! marker when asked. Only a complete body is ever indexed. A fill's
+//! chunks are written by a task of its own, so taking a piece does not wait
+//! for the device; it holds at most `MAX_STAGED_CHUNKS` chunks in memory
+//! (plus the one being written), and waits for its writer beyond that.
 //!
 //! While a fill grows, followers read it (`follow`); a fill therefore keeps
 //! its state — staged bytes, the chunk being written, the chunks written —
@@ -18,6 +19,11 @@ use futures_channel::oneshot;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+
+/// Full chunks a fill may have staged, waiting for its writer, before the
+/// next piece waits for the writer: the bound on a fill's memory when the
+/// device is slower than its origin.
+const MAX_STAGED_CHUNKS: usize = 8;
 
 /// A fill that hears nothing for this long lost its sender.
 const FILL_IDLE_LIMIT: Duration = Duration::from_secs(300);
@@ -51,6 +57,13 @@ pub(super) struct FillState {
     pub(super) waiters: Vec<(u64, oneshot::Sender<FillRead>)>,
     /// Last time a piece arrived or a follower read.
     pub(super) touched: Instant,
+    /// A writer task is writing the staged full chunks.
+    pub(super) writer: bool,
+    /// Told when the writer stops (`fill_end` waits for it).
+    pub(super) writer_done: Vec<oneshot::Sender<()>>,
+    /// Told when the writer has written a chunk (`fill_data` waits for it
+    /// when the fill is too far behind).
+    pub(super) room_waiters: Vec<oneshot::Sender<()>>,
 }
 
 impl FillState {
@@ -134,6 +147,9 @@ impl ShardStore {
                 followers,
                 waiters: Vec::new(),
                 touched: Instant::now(),
+                writer: false,
+                writer_done: Vec::new(),
+                room_waiters: Vec::new(),
             },
         );
     }
@@ -162,11 +178,15 @@ impl ShardStore {
         }
     }
 
-    /// Takes the next piece of a fill's body. Full chunks go to the log at
-    /// once, so a fill holds at most one chunk in memory besides the one
-    /// being written.
-    pub async fn fill_data(&self, id: FillId, data: &[u8]) {
-        {
+    /// Takes the next piece of a fill's body. Full chunks go to the log from
+    /// a writer task of the fill's own, so a piece is taken without waiting
+    /// for the device, and the viewer its bytes also go to, and the peers
+    /// whose messages this shard answers, do not wait behind a segment write.
+    /// Only a fill whose writer is `MAX_STAGED_CHUNKS` chunks behind (a
+    /// device slower than the origin, not a write's latency) waits here for
+    /// it: the bound on a fill's memory.
+    pub async fn fill_data(self: &Rc<Self>, id: FillId, data: &[u8]) {
+        let start_writer = {
             let mut fills = self.fills.borrow_mut();
             let Some(st) = fills.get_mut(&id) else { return };
             st.touched = Instant::now();
@@ -177,13 +197,47 @@ impl ShardStore {
             if !st.failed {
                 Rc::make_mut(&mut st.staged).extend_from_slice(data);
             }
-        }
+            let start = !st.failed && !st.writer && st.staged.len() >= self.chunk;
+            st.writer |= start;
+            start
+        };
         self.wake_followers(id);
+        if start_writer {
+            let store = self.clone();
+            glommio::spawn_local(async move { store.write_staged(id).await }).detach();
+        }
+        loop {
+            let behind = {
+                let mut fills = self.fills.borrow_mut();
+                let Some(st) = fills.get_mut(&id) else { return };
+                (!st.failed && st.staged.len() >= MAX_STAGED_CHUNKS * self.chunk).then(|| {
+                    let (tx, rx) = oneshot::channel();
+                    st.room_waiters.push(tx);
+                    rx
+                })
+            };
+            match behind {
+                Some(rx) => {
+                    self.stats.fill_waits.fetch_add(1, Relaxed);
+                    let _ = rx.await;
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// The fill's writer: writes its staged full chunks until fewer than a
+    /// chunk are left, then tells whoever waits for it (`fill_end`).
+    async fn write_staged(&self, id: FillId) {
         loop {
             let next = {
                 let mut fills = self.fills.borrow_mut();
                 let Some(st) = fills.get_mut(&id) else { return };
                 if st.failed || st.staged.len() < self.chunk {
+                    st.writer = false;
+                    for w in st.writer_done.drain(..) {
+                        let _ = w.send(());
+                    }
                     break;
                 }
                 let rest = Rc::make_mut(&mut st.staged).split_off(self.chunk);
@@ -202,8 +256,38 @@ impl ShardStore {
                         st.fail();
                     }
                 }
+                for w in st.room_waiters.drain(..) {
+                    let _ = w.send(());
+                }
             }
             self.wake_followers(id);
+        }
+    }
+
+    /// Waits until the fill has no writer running, then writes what full
+    /// chunks are still staged, so that only the last, partial one is left.
+    async fn drain_writes(&self, id: FillId) {
+        let waiting = {
+            let mut fills = self.fills.borrow_mut();
+            let Some(st) = fills.get_mut(&id) else { return };
+            st.writer.then(|| {
+                let (tx, rx) = oneshot::channel();
+                st.writer_done.push(tx);
+                rx
+            })
+        };
+        if let Some(rx) = waiting {
+            let _ = rx.await;
+        }
+        let more = {
+            let mut fills = self.fills.borrow_mut();
+            let Some(st) = fills.get_mut(&id) else { return };
+            let more = !st.failed && !st.writer && st.staged.len() >= self.chunk;
+            st.writer |= more;
+            more
+        };
+        if more {
+            self.write_staged(id).await;
         }
     }
 
@@ -244,6 +328,12 @@ impl ShardStore {
     /// dead bytes that no index entry points at. Returns once the object is
     /// indexed (or dropped).
     pub async fn fill_end(&self, id: FillId, complete: bool) {
+        // A whole body's full chunks must all be written before its last
+        // entry; one that will not be stored waits for nothing.
+        let failed = self.fills.borrow().get(&id).is_none_or(|st| st.failed);
+        if complete && !failed {
+            self.drain_writes(id).await;
+        }
         let whole = {
             let mut fills = self.fills.borrow_mut();
             let Some(st) = fills.get_mut(&id) else { return };
@@ -487,6 +577,9 @@ mod tests {
             ended: None,
             followers: 0,
             waiters: Vec::new(),
+            writer: false,
+            writer_done: Vec::new(),
+            room_waiters: Vec::new(),
             touched: Instant::now(),
         }
     }

@@ -63,6 +63,9 @@ pub struct StoreStats {
     pub evicted: AtomicU64,
     pub fills_completed: AtomicU64,
     pub fills_abandoned: AtomicU64,
+    /// Pieces of fills that waited for their writer: the device fell
+    /// `MAX_STAGED_CHUNKS` chunks behind the origin.
+    pub fill_waits: AtomicU64,
     pub index_bytes: AtomicU64,
     pub ram_hits: AtomicU64,
     pub ram_objects: AtomicU64,
