@@ -19,14 +19,14 @@ use edgeslab::cache::index::{EntryLayout, Index, Location, UNIT};
 use edgeslab::cache::key::CacheKey;
 use edgeslab::cache::policy::{self, Exchange, Freshness, Reuse, Serve, Stored};
 use edgeslab::config::Config;
-use edgeslab::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range, stored_head};
+use edgeslab::gateway::viewer::{BodyShape, stored_head};
 use edgeslab::http::conditional::{Precondition, evaluate};
 use edgeslab::http::{
-    Limits, Method, RequestHead, ResponseHead, parse_request, parse_response, range,
-    status_has_no_body,
+    Limits, Method, RequestHead, ResponseHead, parse_request, parse_response, status_has_no_body,
 };
-use edgeslab::proxy::hit::{Answer, STORED_HEAD_LIMITS, inline_body};
-use edgeslab::proxy::respond::encode_head;
+use edgeslab::proxy::hit::{
+    Answer, STORED_HEAD_LIMITS, encode_stored_head, inline_body, shape_stored,
+};
 use edgeslab::proxy::settings::{ProxySettings, origin_settings};
 use edgeslab::runtime::heap::{self, Counting};
 use std::alloc::{GlobalAlloc, Layout};
@@ -195,41 +195,29 @@ impl Fixture {
     }
 
     /// The head of a hit as `proxy::hit::serve_stored` finishes it, for a
-    /// GET of a small stored object with no precondition and no Range: the
-    /// same calls in the same order (that function is async and has no pure
-    /// part to call on its own). Returns the buffer it writes and the body's
-    /// shape.
+    /// GET of a small stored object with no precondition and no Range:
+    /// its preconditions, then the same two functions it calls. Returns
+    /// the buffer it writes and the body's shape.
     fn hit_head(&self, mut head: ResponseHead) -> (Vec<u8>, BodyShape) {
         let req = &self.request;
         let answer = Answer::serve(&self.serve);
-        let body_len = BODY_LEN as u64;
         let head_only = req.method == Method::Head || status_has_no_body(head.status);
         // `answer_preconditions`: none in this request (checked at setup).
         black_box(evaluate(&req.headers, &head));
-        answer.strip.strip_from(&mut head.headers);
-        head.headers.set("Age", answer.age.to_string());
-        let plan = range::plan(&req.headers, req.method == Method::Get, &head, body_len);
         // The seed only shapes multipart boundaries (several ranges).
-        let (shape, wire_len) = apply_range(&mut head, plan, body_len, self.key.hash());
-        if head.status == 200 {
-            head.headers.set("Accept-Ranges", "bytes");
-        }
-        let framing = if head_only {
-            ViewerFraming::NoBody
-        } else {
-            ViewerFraming::Length(wire_len)
-        };
-        let cx = HeadContext {
-            node: &self.settings.node,
-            version: req.version,
-            framing,
-            length: Some(wire_len),
-            keep_alive: req.keep_alive,
-            status: answer.status,
-            now: self.hit_time,
-            strip: self.settings.downstream_strip,
-        };
-        (encode_head(&mut head, &cx), shape)
+        let seed = self.key.hash();
+        let (shape, wire_len) =
+            shape_stored(req, &mut head, &answer, BODY_LEN as u64, head_only, seed);
+        let out = encode_stored_head(
+            &self.settings,
+            req,
+            &mut head,
+            &answer,
+            wire_len,
+            head_only,
+            self.hit_time,
+        );
+        (out, shape)
     }
 }
 

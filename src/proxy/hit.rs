@@ -315,19 +315,8 @@ pub async fn serve_stored(
         ctx.stats.hits.fetch_add(1, Relaxed);
         return Found::Served(answered);
     }
-    answer.strip.strip_from(&mut head.headers);
-    head.headers.set("Age", answer.age.to_string());
-    let (shape, wire_len) = if head_only {
-        (BodyShape::Whole, body_len)
-    } else {
-        let plan = range::plan(&req.headers, req.method == Method::Get, &head, body_len);
-        apply_range(&mut head, plan, body_len, seed(key, now))
-    };
-    // This cache answers byte ranges of what it stores, whatever the
-    // origin supports (RFC 9110 §14.3).
-    if head.status == 200 {
-        head.headers.set("Accept-Ranges", "bytes");
-    }
+    let (shape, wire_len) =
+        shape_stored(req, &mut head, &answer, body_len, head_only, seed(key, now));
     let source = match entry.chunks() {
         None => Source::Inline,
         Some((fill_id, chunks)) => Source::Chunks {
@@ -364,22 +353,16 @@ pub async fn serve_stored(
         _ => None,
     };
     ctx.stats.hits.fetch_add(1, Relaxed);
-    let framing = if head_only {
-        ViewerFraming::NoBody
-    } else {
-        ViewerFraming::Length(wire_len)
-    };
-    let cx = HeadContext {
-        node: &ctx.settings.node,
-        version: req.version,
-        framing,
-        length: Some(wire_len),
-        keep_alive: req.keep_alive,
-        status: answer.status,
+    let framing = stored_framing(head_only, wire_len);
+    let mut out = encode_stored_head(
+        &ctx.settings,
+        req,
+        &mut head,
+        &answer,
+        wire_len,
+        head_only,
         now,
-        strip: ctx.settings.downstream_strip,
-    };
-    let mut out = encode_head(&mut head, &cx);
+    );
     let io_timeout = ctx.settings.io_timeout;
     ctx.stats.count_status(head.status);
     let mut outcome = Outcome {
@@ -445,6 +428,67 @@ pub async fn serve_stored(
         }
     }
     Found::Served(outcome)
+}
+
+/// Readies a stored head for this request as `answer` says, after its
+/// preconditions: strips the fields that may not go out, sets `Age`, and
+/// applies the request's range. Returns the body's shape and the length it
+/// sends.
+pub fn shape_stored(
+    req: &RequestHead,
+    head: &mut ResponseHead,
+    answer: &Answer,
+    body_len: u64,
+    head_only: bool,
+    seed: u64,
+) -> (BodyShape, u64) {
+    answer.strip.strip_from(&mut head.headers);
+    head.headers.set("Age", answer.age.to_string());
+    let shaped = if head_only {
+        (BodyShape::Whole, body_len)
+    } else {
+        let plan = range::plan(&req.headers, req.method == Method::Get, head, body_len);
+        apply_range(head, plan, body_len, seed)
+    };
+    // This cache answers byte ranges of what it stores, whatever the
+    // origin supports (RFC 9110 §14.3).
+    if head.status == 200 {
+        head.headers.set("Accept-Ranges", "bytes");
+    }
+    shaped
+}
+
+/// How a stored response's body is framed for the viewer.
+fn stored_framing(head_only: bool, wire_len: u64) -> ViewerFraming {
+    match head_only {
+        true => ViewerFraming::NoBody,
+        false => ViewerFraming::Length(wire_len),
+    }
+}
+
+/// Encodes a shaped stored head for the viewer, with this node's
+/// `Cache-Status` entry. A head-only answer still gives the length the
+/// body would have.
+pub fn encode_stored_head(
+    settings: &super::settings::ProxySettings,
+    req: &RequestHead,
+    head: &mut ResponseHead,
+    answer: &Answer,
+    wire_len: u64,
+    head_only: bool,
+    now: SystemTime,
+) -> Vec<u8> {
+    let cx = HeadContext {
+        node: &settings.node,
+        version: req.version,
+        framing: stored_framing(head_only, wire_len),
+        length: Some(wire_len),
+        keep_alive: req.keep_alive,
+        status: answer.status,
+        now,
+        strip: settings.downstream_strip,
+    };
+    encode_head(head, &cx)
 }
 
 /// The multipart boundary seed: varies between responses and objects.

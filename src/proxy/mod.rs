@@ -11,7 +11,7 @@ mod forward;
 pub mod hit;
 mod parts;
 mod relay;
-pub mod respond;
+mod respond;
 mod revalidate;
 pub mod settings;
 pub mod stats;
