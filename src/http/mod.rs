@@ -94,15 +94,25 @@ impl Default for Limits {
 }
 
 /// Most heads fit in this many slots; keeping them on the stack avoids a heap
-/// allocation on every (re)parse of a partially received head.
+/// allocation on every (re)parse of a head.
 const STACK_HEADER_SLOTS: usize = 64;
 
-/// Runs `f` with exactly `max` empty httparse header slots, so that httparse
-/// itself enforces the header-count limit via `TooManyHeaders`.
-fn with_header_slots<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
-    if max <= STACK_HEADER_SLOTS {
+/// Runs `f` with header slots for parsing `window`, so that httparse itself
+/// enforces the header-count limit `max` via `TooManyHeaders`: exactly
+/// `max` slots, or fewer on the stack when `window` has too few lines to
+/// hold more fields than that (each field takes a line).
+fn with_header_slots<'b, R>(
+    max: usize,
+    window: &[u8],
+    f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
+) -> R {
+    let fits = || {
+        let mut lines = window.iter().filter(|&&b| b == b'\n');
+        lines.nth(STACK_HEADER_SLOTS).is_none()
+    };
+    if max <= STACK_HEADER_SLOTS || fits() {
         let mut slots = [httparse::EMPTY_HEADER; STACK_HEADER_SLOTS];
-        f(&mut slots[..max])
+        f(&mut slots[..max.min(STACK_HEADER_SLOTS)])
     } else {
         let mut slots = vec![httparse::EMPTY_HEADER; max];
         f(&mut slots)
@@ -365,9 +375,16 @@ mod tests {
 
     #[test]
     fn header_slots_match_requested_count() {
-        assert_eq!(with_header_slots(3, |s| s.len()), 3);
-        assert_eq!(with_header_slots(0, |s| s.len()), 0);
-        assert_eq!(with_header_slots(500, |s| s.len()), 500);
+        let short = b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\n";
+        assert_eq!(with_header_slots(3, short, |s| s.len()), 3);
+        assert_eq!(with_header_slots(0, short, |s| s.len()), 0);
+        // Three lines cannot hold more than 64 fields: the stack serves.
+        assert_eq!(
+            with_header_slots(500, short, |s| s.len()),
+            STACK_HEADER_SLOTS
+        );
+        let long = b"A: 1\r\n".repeat(STACK_HEADER_SLOTS + 1);
+        assert_eq!(with_header_slots(500, &long, |s| s.len()), 500);
     }
 
     #[test]

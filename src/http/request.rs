@@ -164,7 +164,7 @@ pub fn parse_request(
     }
     // Never look past the limit: a complete head must fit inside the window.
     let window = &buf[..buf.len().min(limits.max_header_bytes)];
-    let outcome = with_header_slots(limits.max_headers, |slots| {
+    let outcome = with_header_slots(limits.max_headers, window, |slots| {
         let mut req = httparse::Request::new(slots);
         match req.parse(window) {
             Ok(httparse::Status::Complete(n)) if has_bare_cr_or_lf(&window[..n]) => {

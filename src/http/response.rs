@@ -133,7 +133,7 @@ pub fn parse_response(
     let mut config = httparse::ParserConfig::default();
     // RFC 9112 5.2 lets a user agent accept obs-fold; origins still send it.
     config.allow_obsolete_multiline_headers_in_responses(true);
-    with_header_slots(limits.max_headers, |slots| {
+    with_header_slots(limits.max_headers, window, |slots| {
         let mut resp = httparse::Response::new(slots);
         match config.parse_response(&mut resp, window) {
             Ok(httparse::Status::Complete(n)) => {
