@@ -41,6 +41,9 @@ loop bash -c "sleep $(( DURATION < 60 ? 5 : 30 )); $BIN invalidate --admin http:
 admins=$(awk '$1=="regional"||$1=="edge-1"||$1=="edge-2"{sub("http://","",$4); print $4}' "$log")
 # The demo's own nodes only (its children), not other edgeslab processes.
 rss() { ps -o rss= -p "$(pgrep -d, -P "$demo" -f 'edgeslab serve')" | awk '{s+=$1} END {print s}'; }
+# Each node's resident set, in the order of their pids (regional, edge-1,
+# edge-2, as the demo starts them), joined by '/'.
+rss_each() { ps -o rss= -p "$(pgrep -d, -P "$demo" -f 'edgeslab serve')" | awk '{printf "%s%d", (NR > 1 ? "/" : ""), $1}'; }
 # The RAM tiers fill by design (cache.ram_size each): what they hold is
 # sampled beside the resident set and the live heap; the heap beyond the
 # RAM tiers is what must stay flat.
@@ -49,7 +52,7 @@ metric_sum() {
         awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
 samples=$work/rss.csv
-echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects,segments_written,reclaims,reinserted" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects,segments_written,reclaims,reinserted,rss_each_kib" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
     r=$(rss)
@@ -60,7 +63,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
     w=$(metric_sum edgeslab_cache_segments_written_total)
     c=$(metric_sum edgeslab_cache_reclaims_total)
     n=$(metric_sum edgeslab_cache_reinserted_total)
-    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - t )),$i,$o,$w,$c,$n" >>"$samples"
+    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - t )),$i,$o,$w,$c,$n,$(rss_each)" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true
