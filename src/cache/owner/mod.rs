@@ -287,13 +287,12 @@ impl OwnerRouter {
             // is all staged by now (taken in order).
             OwnerMsg::FillEnd { id, complete, done } => {
                 let store = self.store.clone();
-                glommio::spawn_local(async move {
+                crate::runtime::task::spawn_detached(async move {
                     store.fill_end(id, complete).await;
                     if let Some(done) = done {
                         let _ = done.send(());
                     }
-                })
-                .detach();
+                });
             }
         }
     }

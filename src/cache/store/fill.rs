@@ -204,7 +204,7 @@ impl ShardStore {
         self.wake_followers(id);
         if start_writer {
             let store = self.clone();
-            glommio::spawn_local(async move { store.write_staged(id).await }).detach();
+            crate::runtime::task::spawn_detached(async move { store.write_staged(id).await });
         }
         loop {
             let behind = {
