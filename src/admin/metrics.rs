@@ -301,6 +301,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.store.ram_chunks.load(Relaxed),
     ),
     (
+        "edgeslab_cache_ram_chunk_bytes",
+        "gauge",
+        "Bytes of those chunks (also in ram_bytes), mapped outside the heap.",
+        |m| m.store.ram_chunk_bytes.load(Relaxed),
+    ),
+    (
         "edgeslab_cache_ram_bytes",
         "gauge",
         "Bytes in the RAM tier.",

@@ -7,8 +7,13 @@
 //! Chunks of large objects live here too, beside whole entries and under the
 //! same capacity: a chunk is let in on its second read from the device
 //! within the ghost's memory, so a hot object's chunks come from RAM while a
-//! long tail streams past without a copy. A chunk is one shared allocation
-//! of the store's chunk size, handed to every response that sends it.
+//! long tail streams past without a copy. A chunk is an anonymous mapping
+//! of its own, handed to every response that sends it: chunks are about a
+//! megabyte each and churn as hot objects change, and a general-purpose
+//! allocator leaves megabyte holes between the small allocations placed
+//! around them, so the resident set would creep above what the tier holds.
+//! A mapping's pages go back to the system the moment its last holder drops
+//! it.
 //!
 //! Entries of a block or more are held in blocks of one size. The tier
 //! churns entries of every size, and a general-purpose allocator left to
@@ -19,6 +24,30 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
+
+/// A chunk's bytes in an anonymous mapping of their own (see the module's
+/// notes): outside the heap, returned to the system when dropped.
+pub struct ChunkBytes(memmap2::MmapMut);
+
+impl ChunkBytes {
+    /// A copy of `bytes`; None when they are empty or the system will not
+    /// map that much memory (the chunk is then simply not held).
+    pub fn copy_of(bytes: &[u8]) -> Option<ChunkBytes> {
+        let mut map = memmap2::MmapMut::map_anon(bytes.len()).ok()?;
+        map.copy_from_slice(bytes);
+        Some(ChunkBytes(map))
+    }
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A held chunk, shared with the responses sending it.
+pub type SharedChunk = Rc<ChunkBytes>;
 
 /// Size of the blocks entries of this size or more are held in.
 const BLOCK: usize = 4096;
@@ -33,7 +62,7 @@ enum Held {
         blocks: Box<[Box<[u8]>]>,
     },
     /// A chunk of a large object, shared with the responses sending it.
-    Chunk(Rc<[u8]>),
+    Chunk(SharedChunk),
 }
 
 impl Held {
@@ -128,6 +157,9 @@ pub struct RamStats {
     pub chunk_hits: u64,
     /// Chunks held now (also counted in `objects`).
     pub chunks: u64,
+    /// Bytes of those chunks (also counted in `bytes`), held in mappings
+    /// of their own rather than on the heap.
+    pub chunk_bytes: u64,
 }
 
 pub struct RamTier {
@@ -142,6 +174,7 @@ pub struct RamTier {
     ghost_set: HashSet<u64>,
     next_generation: u64,
     chunks: u64,
+    chunk_bytes: usize,
     stats: RamStats,
 }
 
@@ -160,6 +193,7 @@ impl RamTier {
             ghost_set: HashSet::new(),
             next_generation: 0,
             chunks: 0,
+            chunk_bytes: 0,
             stats: RamStats::default(),
         }
     }
@@ -169,6 +203,7 @@ impl RamTier {
             objects: self.map.len() as u64,
             bytes: (self.small_bytes + self.main_bytes) as u64,
             chunks: self.chunks,
+            chunk_bytes: self.chunk_bytes as u64,
             ..self.stats
         }
     }
@@ -195,7 +230,7 @@ impl RamTier {
 
     /// The chunk held under `key` (see [`chunk_key`]) and its sequence
     /// number, counting the hit. Shared, not copied.
-    pub fn get_chunk(&mut self, key: u64) -> Option<(Rc<[u8]>, u64)> {
+    pub fn get_chunk(&mut self, key: u64) -> Option<(SharedChunk, u64)> {
         let e = self.map.get_mut(&key)?;
         let Held::Chunk(bytes) = &e.bytes else {
             return None;
@@ -218,8 +253,9 @@ impl RamTier {
             Queue::Small => self.small_bytes -= e.bytes.footprint(),
             Queue::Main => self.main_bytes -= e.bytes.footprint(),
         }
-        if matches!(e.bytes, Held::Chunk(_)) {
+        if let Held::Chunk(b) = &e.bytes {
             self.chunks -= 1;
+            self.chunk_bytes -= b.len();
         }
     }
 
@@ -239,15 +275,16 @@ impl RamTier {
 
     /// Offers a chunk just read from the device. It is let in only when the
     /// ghost remembers its key, that is on its second read in a while:
-    /// `bytes` is asked for then, so a chunk read once costs no copy.
-    /// Returns the held bytes when it was let in.
+    /// `bytes` is asked for then, so a chunk read once costs no copy (and
+    /// when it has none to give, nothing is held). Returns the held bytes
+    /// when it was let in.
     pub fn offer_chunk(
         &mut self,
         key: u64,
         len: usize,
         seq: u64,
-        bytes: impl FnOnce() -> Rc<[u8]>,
-    ) -> Option<Rc<[u8]>> {
+        bytes: impl FnOnce() -> Option<SharedChunk>,
+    ) -> Option<SharedChunk> {
         if !self.accepts_chunk(len) || self.map.contains_key(&key) {
             return None;
         }
@@ -256,9 +293,10 @@ impl RamTier {
             return None;
         }
         // Seen before: popular enough for the main queue, as any ghost hit.
-        let bytes = bytes();
-        self.admit(key, Held::Chunk(bytes.clone()), seq, Queue::Main);
+        let bytes = bytes()?;
         self.chunks += 1;
+        self.chunk_bytes += bytes.len();
+        self.admit(key, Held::Chunk(bytes.clone()), seq, Queue::Main);
         Some(bytes)
     }
 
@@ -340,8 +378,9 @@ impl RamTier {
             self.main.push_back((hash, generation));
         } else {
             let gone = self.map.remove(&hash).expect("live entry");
-            if matches!(gone.bytes, Held::Chunk(_)) {
+            if let Held::Chunk(b) = &gone.bytes {
                 self.chunks -= 1;
+                self.chunk_bytes -= b.len();
             }
             self.stats.evictions += 1;
             self.remember(hash);
@@ -438,7 +477,7 @@ mod tests {
     #[test]
     fn a_chunk_enters_on_its_second_read_and_is_shared_not_copied() {
         let mut r = RamTier::new(1 << 20, 1 << 10);
-        let chunk: Rc<[u8]> = vec![5u8; 64 << 10].into();
+        let chunk = Rc::new(ChunkBytes::copy_of(&[5u8; 64 << 10]).unwrap());
         let k = chunk_key(1, 2, 0);
         assert_ne!(k, chunk_key(1, 2, 1));
         assert_ne!(k, chunk_key(1, 3, 0));
@@ -446,7 +485,7 @@ mod tests {
         let mut offer = |r: &mut RamTier| {
             r.offer_chunk(k, chunk.len(), 9, || {
                 copies += 1;
-                chunk.clone()
+                Some(chunk.clone())
             })
         };
         assert!(offer(&mut r).is_none(), "a first read is only remembered");
@@ -458,11 +497,14 @@ mod tests {
         assert_eq!(seq, 9);
         assert_eq!(r.get(k), None, "a chunk is not an entry");
         let s = r.stats();
-        assert_eq!((s.chunks, s.chunk_hits, s.bytes), (1, 1, 64 << 10));
+        assert_eq!(
+            (s.chunks, s.chunk_hits, s.bytes, s.chunk_bytes),
+            (1, 1, 64 << 10, 64 << 10)
+        );
         assert!(!r.accepts_chunk((1 << 20) / SMALL_SHARE + 1));
         r.remove(k);
         let s = r.stats();
-        assert_eq!((s.chunks, s.objects, s.bytes), (0, 0, 0));
+        assert_eq!((s.chunks, s.objects, s.bytes, s.chunk_bytes), (0, 0, 0, 0));
     }
 
     #[test]
@@ -477,13 +519,17 @@ mod tests {
             for &k in &hot {
                 if r.get_chunk(k).is_none() {
                     misses_late += usize::from(round >= 2);
-                    r.offer_chunk(k, CHUNK, 1, || vec![1u8; CHUNK].into());
+                    r.offer_chunk(k, CHUNK, 1, || {
+                        ChunkBytes::copy_of(&[1u8; CHUNK]).map(Rc::new)
+                    });
                 }
             }
             for k in tail.by_ref().take(20) {
                 assert!(
-                    r.offer_chunk(k, CHUNK, 1, || vec![2u8; CHUNK].into())
-                        .is_none()
+                    r.offer_chunk(k, CHUNK, 1, || {
+                        ChunkBytes::copy_of(&[2u8; CHUNK]).map(Rc::new)
+                    })
+                    .is_none()
                 );
             }
             assert!(r.stats().bytes <= (64 * CHUNK) as u64);
@@ -493,5 +539,6 @@ mod tests {
             "the hot set is served from RAM after two reads"
         );
         assert_eq!(r.stats().chunks, 20, "no chunk read once was copied in");
+        assert_eq!(r.stats().chunk_bytes, (20 * CHUNK) as u64);
     }
 }

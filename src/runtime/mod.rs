@@ -357,6 +357,7 @@ pub fn start(config: Config, launch: Launch) -> Result<Server, StartError> {
             // glommio's helper threads inherit this name; the executor
             // thread renames itself to edgeslab-s<index> once it runs.
             .name("edgeslab-io")
+            .io_memory(crate::cache::store::device::IO_MEMORY)
             .spawn(move || shard::run(seed))
             .map_err(|e| StartError::Executor {
                 core: cpu,

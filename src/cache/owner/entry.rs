@@ -7,7 +7,7 @@
 use super::{OwnerMsg, OwnerRouter};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
-use crate::cache::ram::chunk_key;
+use crate::cache::ram::{ChunkBytes, SharedChunk, chunk_key};
 use crate::cache::store::SegmentId;
 use crate::cache::store::device::DeviceBytes;
 use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
@@ -23,7 +23,7 @@ const READ_ATTEMPTS: u32 = 3;
 pub enum EntryBytes {
     Mem(Vec<u8>),
     Dev(DeviceBytes),
-    Shared(Rc<[u8]>),
+    Shared(SharedChunk),
 }
 
 impl std::ops::Deref for EntryBytes {
@@ -286,10 +286,9 @@ impl OwnerRouter {
                 return Err(f);
             }
         };
-        let bytes = match self
-            .store
-            .offer_ram_chunk(ram_key, raw.len(), c.seq, || Rc::from(&raw[..]))
-        {
+        let bytes = match self.store.offer_ram_chunk(ram_key, raw.len(), c.seq, || {
+            ChunkBytes::copy_of(&raw).map(Rc::new)
+        }) {
             Some(held) => EntryBytes::Shared(held),
             None => raw,
         };

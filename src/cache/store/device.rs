@@ -16,6 +16,10 @@ use std::rc::Rc;
 /// An aligned buffer that can be written to the device with O_DIRECT.
 pub type IoBuffer = DmaBuffer;
 
+/// Bytes of each shard executor's direct-I/O buffer region
+/// (`LocalExecutorBuilder::io_memory`; glommio's default size).
+pub const IO_MEMORY: usize = 10 << 20;
+
 /// Bytes read from the device (aligned, without a copy); derefs to `[u8]`.
 pub type DeviceBytes = ReadResult;
 
@@ -464,11 +468,32 @@ impl Device {
                 logical_block_size(fd).map_err(|e| err("cannot read its logical block size", e))?;
             alignment = alignment.max(block);
         }
-        Ok(Device {
+        let device = Device {
             file: Rc::new(file),
             alignment,
             faults: Faults::from_env(),
-        })
+        };
+        device.touch_io_memory();
+        Ok(device)
+    }
+
+    /// Makes the shard's I/O memory resident now. glommio carves direct-I/O
+    /// buffers out of one region per executor (`IO_MEMORY` bytes,
+    /// registered with the ring), allocated whole at start but resident only
+    /// as its pages are first written. Left alone, the resident set would
+    /// step up whenever a rare overlap of segment flushes and chunk reads
+    /// first reached a new part of it, hours into a run; touched here, it is
+    /// resident from the start and stays flat. Blocks are taken until the
+    /// region is spent (the last ones come from the heap instead, and are
+    /// freed with the rest).
+    fn touch_io_memory(&self) {
+        const BLOCK: usize = 64 << 10;
+        let mut held = Vec::with_capacity(IO_MEMORY / BLOCK + 1);
+        while held.len() * BLOCK <= IO_MEMORY {
+            let mut b = self.alloc(BLOCK);
+            b.as_bytes_mut().fill(0);
+            held.push(b);
+        }
     }
 
     pub fn alloc(&self, len: usize) -> IoBuffer {

@@ -25,7 +25,7 @@ pub mod region;
 mod writer;
 
 use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
-use crate::cache::ram::RamTier;
+use crate::cache::ram::{RamTier, SharedChunk};
 use crate::cache::vary::Variant;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
@@ -74,6 +74,8 @@ pub struct StoreStats {
     pub ram_chunk_hits: AtomicU64,
     /// Chunks of large objects the RAM tier holds (also in `ram_objects`).
     pub ram_chunks: AtomicU64,
+    /// Their bytes (also in `ram_bytes`), mapped outside the heap.
+    pub ram_chunk_bytes: AtomicU64,
     /// Objects found at start-up (checkpoint or scan).
     pub recovered: AtomicU64,
 }
@@ -468,7 +470,7 @@ impl ShardStore {
 
     /// The chunk the RAM tier holds under `key` (`ram::chunk_key`), with
     /// its sequence number.
-    pub fn ram_chunk(&self, key: u64) -> Option<(Rc<[u8]>, u64)> {
+    pub fn ram_chunk(&self, key: u64) -> Option<(SharedChunk, u64)> {
         let found = self.ram.borrow_mut().get_chunk(key);
         if found.is_some() {
             self.stats.ram_hits.fetch_add(1, Relaxed);
@@ -484,8 +486,8 @@ impl ShardStore {
         key: u64,
         len: usize,
         seq: u64,
-        bytes: impl FnOnce() -> Rc<[u8]>,
-    ) -> Option<Rc<[u8]>> {
+        bytes: impl FnOnce() -> Option<SharedChunk>,
+    ) -> Option<SharedChunk> {
         let held = self.ram.borrow_mut().offer_chunk(key, len, seq, bytes);
         if held.is_some() {
             self.publish_ram_stats();
@@ -538,5 +540,6 @@ impl ShardStore {
         self.stats.ram_objects.store(s.objects, Relaxed);
         self.stats.ram_bytes.store(s.bytes, Relaxed);
         self.stats.ram_chunks.store(s.chunks, Relaxed);
+        self.stats.ram_chunk_bytes.store(s.chunk_bytes, Relaxed);
     }
 }
