@@ -97,6 +97,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.origin_bytes.load(Relaxed),
     ),
     (
+        "edgeslab_origin_spliced_bytes_total",
+        "counter",
+        "Origin body bytes relayed to viewers by splice, without a copy (also in origin_received_bytes).",
+        |m| m.viewer.spliced_bytes.load(Relaxed),
+    ),
+    (
         "edgeslab_connections_accepted_total",
         "counter",
         "Viewer connections accepted.",

@@ -391,6 +391,10 @@ pub struct OriginConfig {
     /// PEM file of the CAs that `https://` origins and parents are verified
     /// against; unset: the system's trust roots.
     pub ca_file: Option<PathBuf>,
+    /// Bodies that are not stored and go to the viewer as they come (passes,
+    /// uncacheable responses) move from the origin's socket to the viewer's
+    /// by splice(2), never copied into user space, when neither side is TLS.
+    pub splice: bool,
 }
 
 impl Default for OriginConfig {
@@ -408,6 +412,7 @@ impl Default for OriginConfig {
             max_header_bytes: 64 << 10,
             max_headers: 200,
             ca_file: None,
+            splice: true,
         }
     }
 }

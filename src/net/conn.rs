@@ -220,6 +220,24 @@ impl Conn {
         Ok((Conn::with_stream(Stream::TlsServer(Box::new(tls))), kind))
     }
 
+    /// The socket, when bytes go over it as they are (no TLS): what a
+    /// splice may move from or to.
+    pub fn plain_fd(&self) -> Option<std::os::fd::RawFd> {
+        match &self.stream {
+            Stream::Plain(s) => Some(s.as_raw_fd()),
+            _ => None,
+        }
+    }
+
+    /// Counts bytes that went to the peer by another way than `write_all`
+    /// (a splice).
+    pub fn count_written(&mut self, n: u64) {
+        self.written += n;
+        if self.first_write.is_none() && n > 0 {
+            self.first_write = Some(Instant::now());
+        }
+    }
+
     /// Whether the viewer came over TLS.
     pub fn is_tls(&self) -> bool {
         !matches!(self.stream, Stream::Plain(_))

@@ -22,6 +22,7 @@ use crate::http::range::{self, Window};
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
+use crate::net::splice::{self, Deadlines, Extent, SpliceError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
@@ -208,8 +209,107 @@ pub async fn relay(
         }
         Keep::Pass(_) => None,
     };
+    if sink.is_none()
+        && window.is_none()
+        && ctx.settings.splice
+        && let Some(extent) = splice_extent(framing, resp.framing)
+    {
+        splice_body(ctx, viewer, extent, upstream, &mut outcome).await;
+        return outcome;
+    }
     relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;
     outcome
+}
+
+/// The extent of a body that goes to the viewer exactly as the origin sends
+/// it (same framing, no range cut from it): what a splice can move.
+fn splice_extent(framing: ViewerFraming, origin: BodyFraming) -> Option<Extent> {
+    match (framing, origin) {
+        (ViewerFraming::Length(n), BodyFraming::ContentLength(m)) if n == m => {
+            Some(Extent::Length(n))
+        }
+        (ViewerFraming::Close, BodyFraming::CloseDelimited) => Some(Extent::Close),
+        _ => None,
+    }
+}
+
+/// Relays a body nothing stores, and that goes out as it comes in, from
+/// the origin's socket to the viewer's: by splice when both are plain TCP
+/// (the bytes that arrived with the head first, from the buffer), else
+/// through `relay_body`.
+async fn splice_body(
+    ctx: &ShardCtx,
+    viewer: &mut Conn,
+    extent: Extent,
+    upstream: UpstreamResponse,
+    outcome: &mut Outcome,
+) {
+    let fds = viewer.plain_fd().zip(upstream.conn.plain_fd());
+    let ring = fds.and_then(|_| splice::ring());
+    let (Some((to, from)), Some(ring)) = (fds, ring) else {
+        let framing = match extent {
+            Extent::Length(n) => ViewerFraming::Length(n),
+            Extent::Close => ViewerFraming::Close,
+        };
+        relay_body(ctx, viewer, framing, None, upstream, None, outcome).await;
+        return;
+    };
+    let UpstreamResponse {
+        head: resp,
+        conn: mut origin,
+        ..
+    } = upstream;
+    // What came with the head is in the origin connection's buffer.
+    let early = match extent {
+        Extent::Length(n) => origin.take(n.min(usize::MAX as u64) as usize),
+        Extent::Close => origin.take(usize::MAX),
+    };
+    origin.release_buffer();
+    ctx.stats
+        .origin_bytes
+        .fetch_add(early.len() as u64, Relaxed);
+    if viewer
+        .write_all(&early, ctx.settings.io_timeout)
+        .await
+        .is_err()
+    {
+        outcome.bytes = 0;
+        outcome.keep_alive = false;
+        return;
+    }
+    let rest = match extent {
+        Extent::Length(n) => Extent::Length(n - early.len() as u64),
+        Extent::Close => Extent::Close,
+    };
+    let deadlines = Deadlines {
+        source_idle: ctx.settings.origin_idle_timeout,
+        sink_idle: ctx.settings.io_timeout,
+    };
+    let (spliced, result) = ring.relay(from, to, rest, deadlines).await;
+    viewer.count_written(spliced);
+    ctx.stats.origin_bytes.fetch_add(spliced, Relaxed);
+    ctx.stats.spliced_bytes.fetch_add(spliced, Relaxed);
+    outcome.bytes = early.len() as u64 + spliced;
+    match result {
+        Ok(()) => {
+            if resp.keep_alive && extent != Extent::Close {
+                ctx.upstream.checkin(origin);
+            }
+            if extent == Extent::Close {
+                outcome.keep_alive = false;
+            }
+        }
+        Err(SpliceError::Source(e)) => {
+            crate::warn_limited!(
+                shard = ctx.shard,
+                "origin body failed after {} bytes: {e}",
+                outcome.bytes
+            );
+            outcome.keep_alive = false;
+            outcome.detail = Some(Detail::OriginBodyTruncated);
+        }
+        Err(SpliceError::Sink(_)) => outcome.keep_alive = false,
+    }
 }
 
 /// What the store keeps with a fill: the head as served later (minus the

@@ -31,6 +31,8 @@ pub struct ProxySettings {
     pub min_body_rate: u64,
     /// Each read of an origin's response body.
     pub origin_idle_timeout: Duration,
+    /// Bodies relayed as they come go by splice when both sides are plain.
+    pub splice: bool,
     pub hosts: HostFilter,
     /// The origin's own authority: the cache key's host when a viewer sent
     /// none (HTTP/1.0), and the `Host` sent upstream then.
@@ -81,6 +83,7 @@ impl ProxySettings {
             io_timeout: c.listen.io_timeout.get(),
             min_body_rate: c.listen.min_body_rate,
             origin_idle_timeout: c.origin.idle_timeout.get(),
+            splice: c.origin.splice,
             hosts: HostFilter::new(&c.listen.hosts, c.listen.unknown_host_status),
             origin_authority: normalise_authority(&origin_authority),
             host_header: c.origin.host_header.clone(),

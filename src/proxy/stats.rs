@@ -35,6 +35,9 @@ pub struct ViewerCounters {
     pub responses_5xx: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub origin_bytes: AtomicU64,
+    /// Origin body bytes that went to viewers by splice, never entering
+    /// user space (also counted in `origin_bytes`).
+    pub spliced_bytes: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_active: AtomicU64,
