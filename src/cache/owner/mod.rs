@@ -243,8 +243,9 @@ impl OwnerRouter {
     }
 
     /// Serves a message from another shard. Fill messages are taken in
-    /// arrival order; only a refresh, and a fill far behind its writer
-    /// (`ShardStore::fill_data`), wait for the device.
+    /// arrival order; only a fill far behind its writer
+    /// (`ShardStore::fill_data`) waits for the device: a refresh and a
+    /// fill's end run beside the messages that follow.
     pub async fn handle(&self, msg: OwnerMsg) {
         match msg {
             OwnerMsg::Lookup { hash, reply } => {
@@ -275,7 +276,13 @@ impl OwnerRouter {
                 body,
                 reply,
             } => {
-                let _ = reply.send(self.store.refresh(meta, expect, body).await);
+                // Its write may wait for the device: it runs beside the
+                // messages that follow (lookups among them), and replaces
+                // the stored copy only if that is still current then.
+                let store = self.store.clone();
+                crate::runtime::task::spawn_detached(async move {
+                    let _ = reply.send(store.refresh(meta, expect, body).await);
+                });
             }
             OwnerMsg::ReleaseLead { hash, lead, how } => self.store.release_lead(hash, lead, how),
             OwnerMsg::FillRead { id, offset, reply } => self.store.fill_read(id, offset, reply),
