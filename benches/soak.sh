@@ -45,28 +45,28 @@ rss() { ps -o rss= -p "$(pgrep -d, -P "$demo" -f 'edgeslab serve')" | awk '{s+=$
 # edge-2, as the demo starts them), joined by '/'.
 rss_each() { ps -o rss= -p "$(pgrep -d, -P "$demo" -f 'edgeslab serve')" | awk '{printf "%s%d", (NR > 1 ? "/" : ""), $1}'; }
 # The RAM tiers fill by design (cache.ram_size each): what they hold is
-# sampled beside the resident set and the live heap; the heap beyond the
-# RAM tiers is what must stay flat. Chunks of large objects are held in
-# mappings of their own, outside the heap: the live heap holds only the
-# rest of what the tiers count.
+# sampled beside the resident set and the live heap. The tiers keep entries
+# of a block or more and chunks of large objects in mappings of their own,
+# outside the heap, so the live heap is nearly all the rest of the nodes'
+# memory: after warm-up (the tiers full) it and the resident set must stay
+# flat.
 metric_sum() {
     for a in $admins; do curl -s --max-time 5 "http://$a/metrics"; done |
         awk -v m="$1" '$1 == m || index($1, m "{") == 1 {s += $2} END {printf "%d", s}'
 }
 samples=$work/rss.csv
-echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,heap_beyond_ram_kib,index_kib,objects,segments_written,reclaims,reinserted,rss_each_kib" >"$samples"
+echo "seconds,rss_kib,ram_tier_kib,heap_live_kib,index_kib,objects,segments_written,reclaims,reinserted,rss_each_kib" >"$samples"
 start=$(date +%s)
 while [ "$(date +%s)" -lt "$end" ]; do
     r=$(rss)
     t=$(( $(metric_sum edgeslab_cache_ram_bytes) / 1024 ))
-    tc=$(( $(metric_sum edgeslab_cache_ram_chunk_bytes) / 1024 ))
     h=$(( $(metric_sum edgeslab_heap_live_bytes) / 1024 ))
     i=$(( $(metric_sum edgeslab_cache_index_bytes) / 1024 ))
     o=$(metric_sum edgeslab_cache_objects)
     w=$(metric_sum edgeslab_cache_segments_written_total)
     c=$(metric_sum edgeslab_cache_reclaims_total)
     n=$(metric_sum edgeslab_cache_reinserted_total)
-    echo "$(( $(date +%s) - start )),$r,$t,$h,$(( h - (t - tc) )),$i,$o,$w,$c,$n,$(rss_each)" >>"$samples"
+    echo "$(( $(date +%s) - start )),$r,$t,$h,$i,$o,$w,$c,$n,$(rss_each)" >>"$samples"
     sleep "$INTERVAL"
 done
 wait "${pids[@]}" || true
