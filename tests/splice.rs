@@ -84,7 +84,11 @@ fn a_close_delimited_body_is_spliced_to_an_http10_viewer() {
         b"GET /close HTTP/1.0\r\nHost: test.local\r\n\r\n",
     );
     assert_eq!(r.status, 200);
-    assert_eq!(r.framing, Framing::Close, "no length: the body ends at close");
+    assert_eq!(
+        r.framing,
+        Framing::Close,
+        "no length: the body ends at close"
+    );
     assert!(r.body == *body, "{} bytes", r.body.len());
     assert!(spliced(&edge) > (LEN as u64 - (1 << 20)));
     // An HTTP/1.1 viewer of the same body gets it chunked: copied, whole.
