@@ -213,7 +213,7 @@ impl Fixture {
             req,
             &mut head,
             &answer,
-            wire_len,
+            (wire_len, BODY_LEN),
             head_only,
             self.hit_time,
         );

@@ -45,17 +45,12 @@ impl CacheKey {
     /// text names the port even when it is the scheme's default, as keys
     /// always have, so that the keys of objects already stored stay valid.
     pub fn new(scheme: &str, authority: &str, target: &str, policy: &KeyPolicy) -> CacheKey {
-        let (host, port) = split_authority(authority, scheme);
         let path = match target.split_once('?') {
             Some((path, _)) if !policy.include_query => path,
             _ => target,
         };
         let mut text = String::with_capacity(scheme.len() + authority.len() + path.len() + 9);
-        text.push_str(scheme);
-        text.push_str("://");
-        text.push_str(host);
-        text.push(':');
-        text.push_str(&port.to_string());
+        push_origin(&mut text, scheme, authority);
         text.push_str(path);
         CacheKey::from_text(text)
     }
@@ -103,6 +98,18 @@ impl CacheKey {
     pub fn owner(&self, shards: usize) -> usize {
         owner_of(self.route, shards)
     }
+}
+
+/// Appends a key's first part, `scheme://host:port`, the port written even
+/// when it is the scheme's default.
+pub fn push_origin(text: &mut String, scheme: &str, authority: &str) {
+    use std::fmt::Write;
+    let (host, port) = split_authority(authority, scheme);
+    text.push_str(scheme);
+    text.push_str("://");
+    text.push_str(host);
+    // Writing to a String cannot fail.
+    let _ = write!(text, ":{port}");
 }
 
 /// Multiply-shift range reduction on the top 32 bits: uniform, and leaves the

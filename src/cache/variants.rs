@@ -232,7 +232,7 @@ mod tests {
     fn headers(fields: &[(&str, &str)]) -> Headers {
         let mut h = Headers::new();
         for (n, v) in fields {
-            h.push(n, v.as_bytes().to_vec());
+            h.push(n, v.as_bytes());
         }
         h
     }

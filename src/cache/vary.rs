@@ -429,6 +429,73 @@ fn qvalue_is_zero(v: &[u8]) -> Option<bool> {
     }
 }
 
+/// Whether each of `codings` (lower case) is acceptable to a request with
+/// these `Accept-Encoding` lines: the function `accept_encoding` writes
+/// out, read without allocating for the codings a server can send (never
+/// `identity` or `*`). None when a member does not parse, as there.
+pub fn codings_accepted<'a, const N: usize>(
+    lines: impl Iterator<Item = &'a [u8]>,
+    codings: [&str; N],
+) -> Option<[bool; N]> {
+    let mut listed: [Option<bool>; N] = [None; N];
+    let mut star = None;
+    for member in lines.flat_map(list_elements) {
+        let (coding, acceptable) = coding_member(member)?;
+        let coding = match coding {
+            c if c.eq_ignore_ascii_case(b"x-gzip") => &b"gzip"[..],
+            c if c.eq_ignore_ascii_case(b"x-compress") => &b"compress"[..],
+            c => c,
+        };
+        if coding == b"*" {
+            star = star.or(Some(acceptable));
+        }
+        for (name, verdict) in codings.iter().zip(listed.iter_mut()) {
+            if coding.eq_ignore_ascii_case(name.as_bytes()) {
+                *verdict = verdict.or(Some(acceptable));
+            }
+        }
+    }
+    // Under an acceptable `*` only an explicit q=0 excludes; otherwise
+    // only a listing with a weight above zero admits.
+    Some(listed.map(|verdict| match star {
+        Some(true) => verdict != Some(false),
+        _ => verdict == Some(true),
+    }))
+}
+
+/// One `Accept-Encoding` member: its coding (a token, or `*`) and whether
+/// its weight is above zero. None unless it is a coding with at most a `q`
+/// parameter.
+fn coding_member(member: &[u8]) -> Option<(&[u8], bool)> {
+    let mut cuts = [member.len(); 2];
+    let mut found = 0;
+    let mut i = 0;
+    each_quoted(member, |b, quoted| {
+        if b == b';' && !quoted {
+            if found < cuts.len() {
+                cuts[found] = i;
+            }
+            found += 1;
+        }
+        i += 1;
+    });
+    let coding = trim(&member[..cuts[0]]);
+    if coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
+        return None;
+    }
+    match found {
+        0 => Some((coding, true)),
+        1 => {
+            let weight = trim(&member[cuts[0] + 1..]);
+            let q = weight
+                .strip_prefix(b"q=")
+                .or_else(|| weight.strip_prefix(b"Q="))?;
+            Some((coding, !qvalue_is_zero(q)?))
+        }
+        _ => None,
+    }
+}
+
 /// The canonical form of `Accept-Encoding` (RFC 9110 §12.5.3), or None if
 /// a member does not parse (`coding` or `*`, with at most a `q` weight).
 ///

@@ -7,7 +7,7 @@ use super::*;
 fn headers(fields: &[(&str, &str)]) -> Headers {
     let mut h = Headers::new();
     for (n, v) in fields {
-        h.push(n, v.as_bytes().to_vec());
+        h.push(n, v.as_bytes());
     }
     h
 }

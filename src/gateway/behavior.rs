@@ -14,7 +14,7 @@
 //! replaces that default.
 
 use super::forwarded::FILL_DROPS;
-use crate::cache::key::{CacheKey, KeyPolicy};
+use crate::cache::key::{self, CacheKey};
 use crate::cache::policy::MAX_DELTA_SECONDS;
 use crate::cache::vary;
 use crate::config::Dur;
@@ -197,23 +197,31 @@ impl QuerySelection {
     /// `target` with only the parameters this selection keeps; no `?` when
     /// none remains. Empty parameters (`a=1&&b=2`) are dropped.
     fn apply(&self, target: &str) -> String {
+        let mut out = String::with_capacity(target.len());
+        self.push_applied(target, &mut out);
+        out
+    }
+
+    /// `apply`, appended to `out`.
+    fn push_applied(&self, target: &str, out: &mut String) {
         let Some((path, query)) = target.split_once('?') else {
-            return target.to_owned();
+            out.push_str(target);
+            return;
         };
         match self {
-            QuerySelection::All => target.to_owned(),
-            _ if self.is_none() => path.to_owned(),
+            QuerySelection::All => out.push_str(target),
+            _ if self.is_none() => out.push_str(path),
             _ => {
-                let mut out = String::with_capacity(target.len());
                 out.push_str(path);
+                let mut first = true;
                 for param in query.split('&').filter(|p| !p.is_empty()) {
                     let name = param.split_once('=').map_or(param, |(n, _)| n);
                     if self.keeps(name) {
-                        out.push(if out.len() == path.len() { '?' } else { '&' });
+                        out.push(if first { '?' } else { '&' });
                         out.push_str(param);
+                        first = false;
                     }
                 }
-                out
             }
         }
     }
@@ -435,14 +443,14 @@ impl Behavior {
     /// over `key_target`) followed by `key_extras`. `KeyPolicy` is left at
     /// its default: `cache.query` has already chosen the query.
     pub fn cache_key(&self, scheme: &str, authority: &str, req: &RequestHead) -> CacheKey {
-        let target = self.key_target(&req.target);
-        let url = CacheKey::new(scheme, authority, &target, &KeyPolicy::default());
-        let extras = self.key_extras(req);
-        if extras.is_empty() {
-            url
-        } else {
-            CacheKey::from_text(url.as_str().to_owned() + &extras)
-        }
+        // One allocation: room for the usual extras (`ae=` and a field or
+        // two) besides the URL.
+        let mut text =
+            String::with_capacity(scheme.len() + authority.len() + req.target.len() + 64);
+        key::push_origin(&mut text, scheme, authority);
+        self.key_query.push_applied(&req.target, &mut text);
+        self.push_key_extras(req, &mut text);
+        CacheKey::from_text(text)
     }
 
     /// What, beyond scheme, host, port and `key_target`, tells requests
@@ -457,44 +465,52 @@ impl Behavior {
     /// text starts with a space no target contains, and never contains a
     /// second one, such as the ` vary;` suffix of a variant key (`vary`).
     pub fn key_extras(&self, req: &RequestHead) -> String {
-        let headers = &req.headers;
         let mut out = String::new();
-        let start_entry = |out: &mut String| out.push_str(if out.is_empty() { " k:" } else { ";" });
+        self.push_key_extras(req, &mut out);
+        out
+    }
+
+    /// `key_extras`, appended to `out`.
+    fn push_key_extras(&self, req: &RequestHead, out: &mut String) {
+        let headers = &req.headers;
+        let start = out.len();
+        let start_entry = |out: &mut String| {
+            out.push_str(if out.len() == start { " k:" } else { ";" });
+        };
         if self.normalize_accept_encoding {
-            start_entry(&mut out);
+            start_entry(out);
             out.push_str("ae=");
-            out.push_str(&served_codings(headers));
+            push_served_codings(headers, out);
         }
         for name in &self.key_headers {
-            start_entry(&mut out);
+            start_entry(out);
             out.push_str("h:");
             out.push_str(name);
             for (i, line) in headers.get_all(name).enumerate() {
                 if i == 0 {
                     out.push('=');
                 } else {
-                    push_escaped(&mut out, b", ");
+                    push_escaped(out, b", ");
                 }
-                push_escaped(&mut out, trim(line));
+                push_escaped(out, trim(line));
             }
         }
         for name in &self.key_cookies {
             let mut found = false;
             for (_, value) in cookie_pairs(headers).filter(|(n, _)| *n == name.as_bytes()) {
-                start_entry(&mut out);
+                start_entry(out);
                 out.push_str("c:");
                 out.push_str(name);
                 out.push('=');
-                push_escaped(&mut out, value);
+                push_escaped(out, value);
                 found = true;
             }
             if !found {
-                start_entry(&mut out);
+                start_entry(out);
                 out.push_str("c:");
                 out.push_str(name);
             }
         }
-        out
     }
 
     /// The path and query that enter the key, per `cache.query`.
@@ -824,30 +840,27 @@ impl Behaviors {
 /// when there is no `Accept-Encoding` (a viewer that sends none is taken to
 /// decode none, as CDNs do) or it does not parse.
 fn served_codings(headers: &Headers) -> String {
-    let lines: Vec<&[u8]> = headers.get_all("accept-encoding").collect();
-    if lines.is_empty() {
-        return "identity".into();
-    }
-    let Some(canonical) = vary::accept_encoding(&lines) else {
-        return "identity".into();
+    let mut out = String::new();
+    push_served_codings(headers, &mut out);
+    out
+}
+
+/// `served_codings`, appended to `out` without allocating.
+fn push_served_codings(headers: &Headers, out: &mut String) {
+    let accepted = match headers.contains("accept-encoding") {
+        true => vary::codings_accepted(headers.get_all("accept-encoding"), SERVED_CODINGS),
+        false => None,
     };
-    // The canonical form is either `*` with `c;q=0` exclusions, or the
-    // acceptable codings themselves.
-    let members: Vec<&[u8]> = canonical.split(|&b| b == b',').collect();
-    let star = members.contains(&&b"*"[..]);
-    let accepted = |coding: &&str| {
-        let c = coding.as_bytes();
-        if star {
-            !members.iter().any(|m| m.strip_suffix(b";q=0") == Some(c))
-        } else {
-            members.contains(&c)
+    let start = out.len();
+    let served = SERVED_CODINGS.iter().zip(accepted.unwrap_or_default());
+    for (coding, _) in served.filter(|(_, ok)| *ok) {
+        if out.len() > start {
+            out.push(',');
         }
-    };
-    let served: Vec<&str> = SERVED_CODINGS.iter().copied().filter(accepted).collect();
-    if served.is_empty() {
-        "identity".into()
-    } else {
-        served.join(",")
+        out.push_str(coding);
+    }
+    if out.len() == start {
+        out.push_str("identity");
     }
 }
 

@@ -2,6 +2,7 @@
 //! TTLs, cache keys and what reaches the origin.
 
 use super::*;
+use crate::cache::key::KeyPolicy;
 use crate::http::request::head_from;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -206,6 +207,93 @@ fn accept_encoding_is_keyed_by_the_codings_served() {
         "",
         "nothing extra"
     );
+}
+
+/// The served codings as `vary::accept_encoding`'s canonical form says,
+/// the way the key read them before `vary::codings_accepted`.
+fn served_by_canonical_form(headers: &Headers) -> String {
+    let lines: Vec<&[u8]> = headers.get_all("accept-encoding").collect();
+    let canonical = match lines.is_empty() {
+        true => None,
+        false => vary::accept_encoding(&lines),
+    };
+    let Some(canonical) = canonical else {
+        return "identity".into();
+    };
+    let members: Vec<&[u8]> = canonical.split(|&b| b == b',').collect();
+    let star = members.contains(&&b"*"[..]);
+    let served: Vec<&str> = SERVED_CODINGS
+        .iter()
+        .copied()
+        .filter(|coding| match star {
+            true => !members
+                .iter()
+                .any(|m| m.strip_suffix(b";q=0") == Some(coding.as_bytes())),
+            false => members.contains(&coding.as_bytes()),
+        })
+        .collect();
+    match served.is_empty() {
+        true => "identity".into(),
+        false => served.join(","),
+    }
+}
+
+#[test]
+fn served_codings_agree_with_the_canonical_form() {
+    let values = [
+        "",
+        " ",
+        ",",
+        "gzip",
+        "GZIP",
+        "x-gzip",
+        "X-Gzip;q=0",
+        "br;q=0.001",
+        "br;q=0.000",
+        "br; q=1",
+        "br;Q=1.0",
+        "br;q=1.5",
+        "br;q=2",
+        "br;q=0.5;x=1",
+        "br;x=1",
+        "*",
+        "*;q=0",
+        "*, gzip;q=0",
+        "*;q=0, gzip",
+        "gzip, gzip;q=0",
+        "gzip;q=0, gzip",
+        "identity",
+        "identity;q=0",
+        "zstd, br",
+        "deflate, compress",
+        "x-compress;q=0, *",
+        "\"gzip\"",
+        "g\"z\"ip",
+        "br;q=\"1\"",
+        ";q=1",
+        "br ; q=0.9 , gzip",
+        "*;q=0.1, br;q=0",
+    ];
+    let mut cases: Vec<Vec<&str>> = vec![vec![]];
+    cases.extend(values.iter().map(|v| vec![*v]));
+    for a in values.iter().step_by(3) {
+        for b in values.iter().skip(1).step_by(4) {
+            cases.push(vec![*a, *b]);
+        }
+    }
+    for lines in cases {
+        let fields: Vec<String> = lines
+            .iter()
+            .map(|v| format!("Accept-Encoding: {v}"))
+            .collect();
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let req = get(&fields);
+        assert_eq!(
+            served_codings(&req.headers),
+            served_by_canonical_form(&req.headers),
+            "{lines:?}"
+        );
+    }
 }
 
 fn keyed(headers: &[&str], cookies: &[&str]) -> Behavior {

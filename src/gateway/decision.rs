@@ -8,7 +8,7 @@
 use crate::cache::policy::{NotStored, RevalidateReason, ServeKind};
 use crate::http::RequestError;
 use crate::upstream::UpstreamErrorKind;
-use std::fmt::Write;
+use std::fmt;
 
 /// The phase a request reached in the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,28 +394,47 @@ impl CachePhase {
 
 impl CacheStatus {
     pub fn render(&self, node: &str) -> String {
-        let mut s = String::from(node);
-        if matches!(self.phase, CachePhase::Hit | CachePhase::HitStale) {
-            s.push_str("; hit");
-        } else if let Some(fwd) = self.fwd {
-            let _ = write!(s, "; fwd={}", fwd.token());
+        self.rendered(node).to_string()
+    }
+
+    /// This node's `Cache-Status` entry (RFC 9211), to format where it goes
+    /// without a string of its own.
+    pub fn rendered<'a>(&'a self, node: &'a str) -> Rendered<'a> {
+        Rendered { status: self, node }
+    }
+}
+
+/// A `CacheStatus` entry as it is written: see `CacheStatus::rendered`.
+pub struct Rendered<'a> {
+    status: &'a CacheStatus,
+    node: &'a str,
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.status;
+        f.write_str(self.node)?;
+        if matches!(status.phase, CachePhase::Hit | CachePhase::HitStale) {
+            f.write_str("; hit")?;
+        } else if let Some(fwd) = status.fwd {
+            write!(f, "; fwd={}", fwd.token())?;
         }
-        if let Some(status) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={status}");
+        if let Some(code) = status.fwd_status {
+            write!(f, "; fwd-status={code}")?;
         }
-        if self.storing == Storing::Yes {
-            s.push_str("; stored");
+        if status.storing == Storing::Yes {
+            f.write_str("; stored")?;
         }
-        if self.phase.collapsed() {
-            s.push_str("; collapsed");
+        if status.phase.collapsed() {
+            f.write_str("; collapsed")?;
         }
-        if let Some(ttl) = self.ttl {
-            let _ = write!(s, "; ttl={ttl}");
+        if let Some(ttl) = status.ttl {
+            write!(f, "; ttl={ttl}")?;
         }
-        if let Some(d) = self.detail {
-            let _ = write!(s, "; detail={}", d.token());
+        if let Some(d) = status.detail {
+            write!(f, "; detail={}", d.token())?;
         }
-        s
+        Ok(())
     }
 }
 

@@ -106,7 +106,7 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
         h.remove(name);
     }
     match cx.framing {
-        ViewerFraming::Length(n) => h.set("Content-Length", n.to_string()),
+        ViewerFraming::Length(n) => h.set_fmt("Content-Length", format_args!("{n}")),
         ViewerFraming::Chunked => match coded {
             Some(mut codings) => {
                 codings.extend_from_slice(b", chunked");
@@ -116,7 +116,7 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
         },
         ViewerFraming::NoBody => {
             if let (Some(n), false) = (cx.length, status_has_no_body(head.status)) {
-                h.set("Content-Length", n.to_string());
+                h.set_fmt("Content-Length", format_args!("{n}"));
             }
         }
         ViewerFraming::Close => {}
@@ -127,17 +127,11 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
     // RFC 9110 7.6.3: the version this node received the response in (a
     // hit's stored head keeps the origin's).
     let received = head.version.number();
-    let via = match h.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, {received} {}", cx.node),
-        _ => format!("{received} {}", cx.node),
-    };
-    h.set("Via", via);
-    let entry = cx.status.render(cx.node);
-    let cache_status = match h.get_str("cache-status") {
-        Some(v) if !v.is_empty() => format!("{v}, {entry}"),
-        _ => entry,
-    };
-    h.set("Cache-Status", cache_status);
+    h.append_fmt("Via", format_args!("{received} {}", cx.node));
+    h.append_fmt(
+        "Cache-Status",
+        format_args!("{}", cx.status.rendered(cx.node)),
+    );
     if !cx.keep_alive || cx.framing == ViewerFraming::Close {
         h.set("Connection", "close");
     } else if cx.version == Version::Http10 {
@@ -308,7 +302,7 @@ pub fn apply_streamed_range(
 
 fn set_status(head: &mut ResponseHead, status: u16) {
     head.status = status;
-    head.reason = reason_phrase(status).to_string();
+    head.reason = reason_phrase(status).into();
 }
 
 #[cfg(test)]
@@ -511,7 +505,7 @@ mod tests {
         let (shape, n) = apply_range(&mut h, RangePlan::Partial(vec![10..20]), 100, 1);
         assert!(matches!(shape, BodyShape::Single(ref r) if *r == (10..20)));
         assert_eq!(
-            (h.status, h.reason.as_str(), n),
+            (h.status, h.reason.as_ref(), n),
             (206, "Partial Content", 10)
         );
         assert_eq!(h.headers.get_str("content-range"), Some("bytes 10-19/100"));

@@ -193,7 +193,7 @@ pub fn not_modified_head(stored: &ResponseHead) -> ResponseHead {
             .iter()
             .any(|f| f.eq_ignore_ascii_case(name))
         {
-            head.headers.push(name, value.to_vec());
+            head.headers.push(name, value);
         }
     }
     head

@@ -24,10 +24,57 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
-/// Ordered header list; names keep their original case, lookups are case-insensitive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Ordered header list; names keep their original case, lookups are
+/// case-insensitive.
+///
+/// Every name and value lives in one byte buffer, and each field is four
+/// offsets into it, so that parsing a head costs two allocations however
+/// many fields it has, and none at all when a list is cleared and reused
+/// (`clear` keeps both buffers' capacity). A value replaced by a longer one
+/// is appended; the old bytes stay unreferenced until the list is cleared.
+#[derive(Default)]
 pub struct Headers {
-    fields: Vec<(String, Vec<u8>)>,
+    bytes: Vec<u8>,
+    fields: Vec<Field>,
+}
+
+/// Where one field's name and value are in `Headers::bytes`.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    name_at: usize,
+    name_len: usize,
+    value_at: usize,
+    value_len: usize,
+}
+
+/// A copy keeps the original's spare room: copies are made to be changed.
+impl Clone for Headers {
+    fn clone(&self) -> Self {
+        let mut bytes = Vec::with_capacity(self.bytes.capacity());
+        bytes.extend_from_slice(&self.bytes);
+        let mut fields = Vec::with_capacity(self.fields.capacity());
+        fields.extend_from_slice(&self.fields);
+        Headers { bytes, fields }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v).into_owned())),
+            )
+            .finish()
+    }
 }
 
 impl Headers {
@@ -35,26 +82,76 @@ impl Headers {
         Self::default()
     }
 
+    /// An empty list with room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            bytes: Vec::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Empties the list and keeps its buffers for the next head.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.fields.clear();
+    }
+
     /// A list of the given fields, in order (names and values as written).
     pub fn from_fields(fields: &[(&str, &str)]) -> Self {
         let mut h = Self::new();
         for (name, value) in fields {
-            h.push(name, *value);
+            h.push(name, value.as_bytes());
         }
         h
     }
 
-    pub fn push(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        self.fields.push((name.to_owned(), value.into()));
+    pub fn push(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        let name_at = self.bytes.len();
+        self.bytes.extend_from_slice(name.as_bytes());
+        let value_at = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.fields.push(Field {
+            name_at,
+            name_len: name.len(),
+            value_at,
+            value_len: value.len(),
+        });
+    }
+
+    /// Like `push`, with each CR and LF of `value` replaced by a space: the
+    /// obs-fold line breaks httparse leaves in a value (RFC 9112 5.2).
+    pub fn push_unfolded(&mut self, name: &str, value: &[u8]) {
+        let value_start = self.bytes.len() + name.len();
+        self.push(name, value);
+        for b in &mut self.bytes[value_start..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+
+    fn name_of(&self, field: &Field) -> &str {
+        let bytes = &self.bytes[field.name_at..field.name_at + field.name_len];
+        // SAFETY: these bytes were copied from a `&str` by `push` and are
+        // never written again (`set` writes values only).
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    }
+
+    fn value_of(&self, field: &Field) -> &[u8] {
+        &self.bytes[field.value_at..field.value_at + field.value_len]
+    }
+
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| self.name_of(f).eq_ignore_ascii_case(name))
     }
 
     /// First value, because repeated singleton fields are rejected during
     /// parsing wherever the difference matters.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.named(name).next().map(|f| self.value_of(f))
     }
 
     pub fn get_str(&self, name: &str) -> Option<&str> {
@@ -64,10 +161,7 @@ impl Headers {
     }
 
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.named(name).map(|f| self.value_of(f))
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -75,33 +169,107 @@ impl Headers {
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let bytes = &self.bytes;
+        self.fields.retain(|f| {
+            !bytes[f.name_at..f.name_at + f.name_len].eq_ignore_ascii_case(name.as_bytes())
+        });
     }
 
     /// Keeps the position of the first occurrence so that re-serialised heads
     /// stay close to what the origin sent.
-    pub fn set(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        let value = value.into();
+    pub fn set(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        let value = value.as_ref();
+        let Some(first) = self
+            .fields
+            .iter()
+            .position(|f| self.name_of(f).eq_ignore_ascii_case(name))
+        else {
+            self.push(name, value);
+            return;
+        };
+        let field = &mut self.fields[first];
+        if value.len() <= field.value_len {
+            self.bytes[field.value_at..field.value_at + value.len()].copy_from_slice(value);
+        } else {
+            field.value_at = self.bytes.len();
+            self.bytes.extend_from_slice(value);
+        }
+        field.value_len = value.len();
+        self.drop_repeats_after(first, name);
+    }
+
+    /// `set` with a value formatted straight into the list's own buffer,
+    /// with no string of its own.
+    pub fn set_fmt(&mut self, name: &str, value: std::fmt::Arguments<'_>) {
+        let at = self.bytes.len();
+        write_args(&mut self.bytes, value);
+        self.set_written(name, at);
+    }
+
+    /// Adds `element` to the end of the list-valued field `name` (after
+    /// `, ` when it has a value, trimmed, in UTF-8; otherwise as its only
+    /// value), keeping the field's position.
+    pub fn append_fmt(&mut self, name: &str, element: std::fmt::Arguments<'_>) {
+        let at = self.bytes.len();
+        let current = self.named(name).next().map(|f| (f.value_at, f.value_len));
+        if let Some((value_at, value_len)) = current {
+            let value = &self.bytes[value_at..value_at + value_len];
+            if let Ok(text) = std::str::from_utf8(value)
+                && !text.trim().is_empty()
+            {
+                let lead = text.len() - text.trim_start().len();
+                let kept = value_at + lead..value_at + lead + text.trim().len();
+                self.bytes.extend_from_within(kept);
+                self.bytes.extend_from_slice(b", ");
+            }
+        }
+        write_args(&mut self.bytes, element);
+        self.set_written(name, at);
+    }
+
+    /// Makes the bytes from `at` to the end of the buffer the value of
+    /// `name`, as `set` would.
+    fn set_written(&mut self, name: &str, at: usize) {
+        let value_len = self.bytes.len() - at;
         match self
             .fields
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+            .position(|f| self.name_of(f).eq_ignore_ascii_case(name))
         {
             Some(first) => {
-                self.fields[first].1 = value;
-                let mut index = 0;
-                self.fields.retain(|(n, _)| {
-                    let keep = index <= first || !n.eq_ignore_ascii_case(name);
-                    index += 1;
-                    keep
+                self.fields[first].value_at = at;
+                self.fields[first].value_len = value_len;
+                self.drop_repeats_after(first, name);
+            }
+            None => {
+                let name_at = self.bytes.len();
+                self.bytes.extend_from_slice(name.as_bytes());
+                self.fields.push(Field {
+                    name_at,
+                    name_len: name.len(),
+                    value_at: at,
+                    value_len,
                 });
             }
-            None => self.push(name, value),
         }
     }
 
+    /// Removes the fields called `name` after position `first`.
+    fn drop_repeats_after(&mut self, first: usize, name: &str) {
+        let bytes = &self.bytes;
+        let mut index = 0;
+        self.fields.retain(|f| {
+            let keep = index <= first
+                || !bytes[f.name_at..f.name_at + f.name_len].eq_ignore_ascii_case(name.as_bytes());
+            index += 1;
+            keep
+        });
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.fields
+            .iter()
+            .map(|f| (self.name_of(f), self.value_of(f)))
     }
 
     pub fn len(&self) -> usize {
@@ -122,51 +290,64 @@ impl Headers {
     /// Removes the RFC 9110 7.6.1 connection-specific fields plus every field
     /// named in `Connection`.
     pub fn strip_hop_by_hop(&mut self) {
-        let nominated = self.nominated();
-        self.fields.retain(|(n, _)| is_end_to_end(n, &nominated));
+        // Stored heads and most requests have nothing to strip.
+        if self.iter().all(|(n, _)| self.is_end_to_end(n)) {
+            return;
+        }
+        let keep: Vec<bool> = self.iter().map(|(n, _)| self.is_end_to_end(n)).collect();
+        let mut index = 0;
+        self.fields.retain(|_| {
+            index += 1;
+            keep[index - 1]
+        });
     }
 
     /// Serialises "Name: value\r\n" for each header.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.reserve(self.encoded_len());
-        for (name, value) in &self.fields {
+        for (name, value) in self.iter() {
             write_field(name, value, out);
         }
     }
 
     /// Encoded size in bytes (as write_to would produce).
     pub fn encoded_len(&self) -> usize {
-        self.fields.iter().map(|(n, v)| n.len() + v.len() + 4).sum()
+        self.fields
+            .iter()
+            .map(|f| f.name_len + f.value_len + 4)
+            .sum()
     }
 
     /// Like `strip_hop_by_hop` followed by `write_to`, without cloning.
     pub(super) fn write_end_to_end(&self, out: &mut Vec<u8>) {
-        let nominated = self.nominated();
-        for (name, value) in &self.fields {
-            if is_end_to_end(name, &nominated) {
+        for (name, value) in self.iter() {
+            if self.is_end_to_end(name) {
                 write_field(name, value, out);
             }
         }
     }
 
-    fn nominated(&self) -> Vec<Vec<u8>> {
-        self.get_all("connection")
+    /// Not connection-specific: neither a hop-by-hop field nor one that
+    /// `Connection` names (Host and Content-Length are never taken as
+    /// named).
+    fn is_end_to_end(&self, name: &str) -> bool {
+        if is_hop_by_hop(name) {
+            return false;
+        }
+        if NEVER_NOMINATED.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            return true;
+        }
+        !self
+            .get_all("connection")
             .flat_map(list_elements)
-            .map(<[u8]>::to_ascii_lowercase)
-            .collect()
+            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
     }
 }
 
-fn is_end_to_end(name: &str, nominated: &[Vec<u8>]) -> bool {
-    if is_hop_by_hop(name) {
-        return false;
-    }
-    if NEVER_NOMINATED.iter().any(|p| p.eq_ignore_ascii_case(name)) {
-        return true;
-    }
-    !nominated
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+/// Formats `args` onto the end of `out`.
+fn write_args(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
+    // Writing to a Vec cannot fail.
+    let _ = std::io::Write::write_fmt(out, args);
 }
 
 /// Stored values are not validated (callers build them from many sources), so
@@ -285,6 +466,37 @@ mod tests {
         h.remove("host");
         assert!(!h.contains("Host"));
         assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn formatted_values_set_and_append() {
+        let mut h = sample();
+        h.set_fmt("accept", format_args!("{}/{}", "text", 7));
+        let all: Vec<&[u8]> = h.get_all("Accept").collect();
+        assert_eq!(all, vec![&b"text/7"[..]]);
+        h.set_fmt("Age", format_args!("{}", 42));
+        assert_eq!(h.get("age"), Some(&b"42"[..]));
+        h.append_fmt("Via", format_args!("1.1 {}", "a"));
+        h.append_fmt("via", format_args!("1.1 {}", "b"));
+        assert_eq!(h.get("Via"), Some(&b"1.1 a, 1.1 b"[..]));
+        h.push("Cache-Status", "  ");
+        h.push("cache-status", "gone");
+        h.append_fmt("Cache-Status", format_args!("me; hit"));
+        let all: Vec<&[u8]> = h.get_all("cache-status").collect();
+        assert_eq!(
+            all,
+            vec![&b"me; hit"[..]],
+            "blank: replaced, repeats dropped"
+        );
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            vec!["Host", "Accept", "Age", "Via", "Cache-Status"],
+            "positions kept, new fields last"
+        );
+        let mut out = Vec::new();
+        h.write_to(&mut out);
+        assert_eq!(out.len(), h.encoded_len());
     }
 
     #[test]

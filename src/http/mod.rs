@@ -119,6 +119,18 @@ fn with_header_slots<'b, R>(
     }
 }
 
+/// Room a parsed head's fields keep for what this node adds or replaces
+/// before sending it on (`Age`, `Via`, `Cache-Status`, framing, …), so that
+/// doing so does not grow the buffers.
+const HEADROOM_FIELDS: usize = 8;
+const HEADROOM_BYTES: usize = 256;
+
+/// The bytes of the names and values of parsed fields, so that a `Headers`
+/// holding them is allocated once.
+fn field_bytes(fields: &[httparse::Header<'_>]) -> usize {
+    fields.iter().map(|h| h.name.len() + h.value.len()).sum()
+}
+
 /// Splits a request-target (RFC 9112 3.2) into what is sent upstream — the
 /// normal form of its origin-form part (`target`), also the cache key's —
 /// and the authority it names, if any.

@@ -7,7 +7,8 @@
 use super::headers::{self, Headers, is_tchar};
 use super::target::normalise_authority;
 use super::{
-    BodyFraming, Limits, Version, request_framing, split_target, valid_authority, with_header_slots,
+    BodyFraming, HEADROOM_BYTES, HEADROOM_FIELDS, Limits, Version, field_bytes, request_framing,
+    split_target, valid_authority, with_header_slots,
 };
 use std::fmt;
 
@@ -275,7 +276,10 @@ fn build(req: &httparse::Request<'_, '_>) -> Result<RequestHead, RequestError> {
     };
     let method = Method::from_token(method);
     let version = Version::from_minor(minor);
-    let mut headers = Headers::new();
+    let mut headers = Headers::with_capacity(
+        req.headers.len() + HEADROOM_FIELDS,
+        field_bytes(req.headers) + HEADROOM_BYTES,
+    );
     for h in req.headers.iter() {
         headers.push(h.name, h.value);
     }

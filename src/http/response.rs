@@ -5,13 +5,18 @@
 //! connection reusable when its framing was doubtful.
 
 use super::headers::{Headers, list_elements, trim_ows};
-use super::{BodyFraming, Limits, Version, response_framing, with_header_slots};
+use super::{
+    BodyFraming, HEADROOM_BYTES, HEADROOM_FIELDS, Limits, Version, field_bytes, response_framing,
+    with_header_slots,
+};
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Clone, Debug)]
 pub struct ResponseHead {
     pub status: u16,
-    pub reason: String,
+    /// The reason phrase: the standard one is not copied.
+    pub reason: Cow<'static, str>,
     pub version: Version,
     pub headers: Headers,
     pub framing: BodyFraming,
@@ -23,7 +28,7 @@ impl ResponseHead {
     pub fn new(status: u16) -> Self {
         ResponseHead {
             status,
-            reason: reason_phrase(status).to_owned(),
+            reason: Cow::Borrowed(reason_phrase(status)),
             version: Version::Http11,
             headers: Headers::new(),
             framing: BodyFraming::None,
@@ -50,9 +55,15 @@ impl ResponseHead {
         self.encode_with(self.version, out);
     }
 
+    /// The length `encode` writes.
+    pub fn encoded_len(&self) -> usize {
+        // "HTTP/1.1 200 " + reason + CRLF + fields + CRLF.
+        13 + self.reason.len() + 2 + self.headers.encoded_len() + 2
+    }
+
     fn encode_with(&self, version: Version, out: &mut Vec<u8>) {
         debug_assert!((100..=999).contains(&self.status), "status {}", self.status);
-        out.reserve(17 + self.reason.len() + self.headers.encoded_len());
+        out.reserve(self.encoded_len());
         out.extend_from_slice(version.as_str().as_bytes());
         out.push(b' ');
         let s = self.status;
@@ -167,16 +178,14 @@ fn build(
         return Err(malformed("status code out of range"));
     }
     let version = Version::from_minor(minor);
-    let mut headers = Headers::new();
+    let mut headers = Headers::with_capacity(
+        resp.headers.len() + HEADROOM_FIELDS,
+        field_bytes(resp.headers) + HEADROOM_BYTES,
+    );
     for h in resp.headers.iter() {
         // httparse leaves obs-fold line breaks in the value; RFC 9112 5.2
         // says to replace them with SP before interpreting the field.
-        let value: Vec<u8> = h
-            .value
-            .iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
-            .collect();
-        headers.push(h.name, value);
+        headers.push_unfolded(h.name, h.value);
     }
 
     let close = headers.has_token("connection", "close");
@@ -195,7 +204,10 @@ fn build(
 
     Ok(ResponseHead {
         status,
-        reason: resp.reason.unwrap_or_default().to_owned(),
+        reason: match resp.reason.unwrap_or_default() {
+            r if r == reason_phrase(status) => Cow::Borrowed(reason_phrase(status)),
+            r => Cow::Owned(r.to_owned()),
+        },
         version,
         headers,
         framing,
@@ -287,7 +299,7 @@ mod tests {
     fn content_length_and_chunked() {
         let h = resp("HTTP/1.1 200 OK\r\nContent-Length: 12\r\nServer: o\r\n\r\n");
         assert_eq!(
-            (h.status, h.reason.as_str(), h.version),
+            (h.status, h.reason.as_ref(), h.version),
             (200, "OK", Version::Http11)
         );
         assert_eq!(
@@ -470,7 +482,7 @@ mod tests {
     fn encode_round_trip() {
         let mut h = ResponseHead::new(404);
         assert_eq!(
-            (h.reason.as_str(), h.framing, h.keep_alive),
+            (h.reason.as_ref(), h.framing, h.keep_alive),
             ("Not Found", BodyFraming::None, true)
         );
         h.headers.push("Content-Length", "0");

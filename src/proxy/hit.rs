@@ -9,7 +9,7 @@
 //! the connection.
 
 use super::parts::{self, PartsObject};
-use super::respond::{ViewerBody, answer_preconditions, encode_head};
+use super::respond::{ViewerBody, answer_preconditions, encode_head_with_room};
 use super::revalidate::{self, StaleCopy};
 use super::{Outcome, ShardCtx};
 use crate::cache::index::Location;
@@ -354,12 +354,17 @@ pub async fn serve_stored(
     };
     ctx.stats.hits.fetch_add(1, Relaxed);
     let framing = stored_framing(head_only, wire_len);
+    // A small body goes out in the head's write, so the buffer has room.
+    let room = match (&source, head_only) {
+        (Source::Inline, false) => usize::try_from(wire_len).unwrap_or(0),
+        _ => 0,
+    };
     let mut out = encode_stored_head(
         &ctx.settings,
         req,
         &mut head,
         &answer,
-        wire_len,
+        (wire_len, room),
         head_only,
         now,
     );
@@ -443,7 +448,7 @@ pub fn shape_stored(
     seed: u64,
 ) -> (BodyShape, u64) {
     answer.strip.strip_from(&mut head.headers);
-    head.headers.set("Age", answer.age.to_string());
+    head.headers.set_fmt("Age", format_args!("{}", answer.age));
     let shaped = if head_only {
         (BodyShape::Whole, body_len)
     } else {
@@ -467,14 +472,14 @@ fn stored_framing(head_only: bool, wire_len: u64) -> ViewerFraming {
 }
 
 /// Encodes a shaped stored head for the viewer, with this node's
-/// `Cache-Status` entry. A head-only answer still gives the length the
-/// body would have.
+/// `Cache-Status` entry, into a buffer with `room` bytes to spare for the
+/// body. A head-only answer still gives the length the body would have.
 pub fn encode_stored_head(
     settings: &super::settings::ProxySettings,
     req: &RequestHead,
     head: &mut ResponseHead,
     answer: &Answer,
-    wire_len: u64,
+    (wire_len, room): (u64, usize),
     head_only: bool,
     now: SystemTime,
 ) -> Vec<u8> {
@@ -488,7 +493,7 @@ pub fn encode_stored_head(
         now,
         strip: settings.downstream_strip,
     };
-    encode_head(head, &cx)
+    encode_head_with_room(head, &cx, room)
 }
 
 /// The multipart boundary seed: varies between responses and objects.

@@ -93,7 +93,7 @@ pub async fn keep_marker(
 pub fn whole_head(resp: &ResponseHead) -> ResponseHead {
     let mut head = resp.clone();
     head.status = 200;
-    head.reason = reason_phrase(200).to_string();
+    head.reason = reason_phrase(200).into();
     head.headers.remove("content-range");
     head
 }
@@ -148,7 +148,7 @@ pub async fn serve(
         head.headers.remove("content-type");
     }
     head.status = status;
-    head.reason = reason_phrase(status).to_string();
+    head.reason = reason_phrase(status).into();
     head.headers.set("Accept-Ranges", "bytes");
     head.headers.set("Age", freshness.age(now).to_string());
     let parts = if head_only || wanted.is_empty() {

@@ -16,8 +16,18 @@ use std::time::{Duration, SystemTime};
 
 /// Finishes `head` for the viewer and encodes it.
 pub fn encode_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Vec<u8> {
+    encode_head_with_room(head, cx, 0)
+}
+
+/// `encode_head` into a buffer with `room` bytes to spare after the head,
+/// for a body that goes out in the same write.
+pub fn encode_head_with_room(
+    head: &mut ResponseHead,
+    cx: &HeadContext<'_>,
+    room: usize,
+) -> Vec<u8> {
     finish_head(head, cx);
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(head.encoded_len() + room);
     head.encode(&mut out);
     out
 }

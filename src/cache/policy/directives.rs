@@ -7,6 +7,7 @@
 //! RFC says for each directive.
 
 use crate::http::Headers;
+use std::borrow::Cow;
 
 /// The largest delta-seconds value kept (RFC 9111 §1.2.2: a recipient that
 /// receives a larger one uses 2^31).
@@ -115,10 +116,10 @@ impl Coverage {
 
 /// A directive's argument as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Arg {
+pub(super) enum Arg<'a> {
     None,
-    Token(String),
-    Quoted(String),
+    Token(Cow<'a, str>),
+    Quoted(Cow<'a, str>),
     /// Present but of a type the directive cannot have (a structured-field
     /// decimal, byte sequence or inner list, or an unterminated quote).
     Unusable,
@@ -146,9 +147,7 @@ impl ResponseDirectives {
     /// All `Cache-Control` lines of a response, read as one list.
     pub fn from_cache_control(headers: &Headers) -> ResponseDirectives {
         let mut d = ResponseDirectives::default();
-        for (name, arg) in cache_control_members(headers) {
-            d.apply(&name, arg, Quoting::Lenient);
-        }
+        each_cache_control_member(headers, |name, arg| d.apply(name, arg, Quoting::Lenient));
         d
     }
 
@@ -169,7 +168,7 @@ impl ResponseDirectives {
 
     /// Records one directive. `quoting` says whether a quoted number counts
     /// (Cache-Control: yes, RFC 9111 §5.2; targeted fields: no, RFC 9213 §2.1).
-    pub(super) fn apply(&mut self, name: &str, arg: Arg, quoting: Quoting) {
+    pub(super) fn apply(&mut self, name: &str, arg: Arg<'_>, quoting: Quoting) {
         let delta = |arg: &Arg| delta_seconds(arg, quoting);
         // Restrictive flags count whatever argument they carry; permissive
         // ones only in their defined, argument-less form.
@@ -227,9 +226,9 @@ impl RequestDirectives {
     /// `Pragma: no-cache` is not read: RFC 9111 §5.4 deprecates it.
     pub fn parse(headers: &Headers) -> RequestDirectives {
         let mut d = RequestDirectives::default();
-        for (name, arg) in cache_control_members(headers) {
+        each_cache_control_member(headers, |name, arg| {
             let secs = delta_seconds(&arg, Quoting::Lenient).valid();
-            match name.as_str() {
+            match name {
                 "no-cache" => d.no_cache = true,
                 "no-store" => d.no_store = true,
                 "only-if-cached" => d.only_if_cached = true,
@@ -255,7 +254,7 @@ impl RequestDirectives {
                 }
                 _ => {}
             }
-        }
+        });
         d
     }
 }
@@ -286,7 +285,7 @@ fn merge_delta(slot: &mut Option<DeltaSeconds>, new: DeltaSeconds) {
     };
 }
 
-fn coverage(arg: &Arg) -> Coverage {
+fn coverage(arg: &Arg<'_>) -> Coverage {
     let list = match arg {
         Arg::Quoted(s) | Arg::Token(s) => s,
         Arg::None | Arg::Unusable => return Coverage::Response,
@@ -299,9 +298,9 @@ fn coverage(arg: &Arg) -> Coverage {
 }
 
 /// delta-seconds = 1*DIGIT (RFC 9111 §1.2.2), capped at 2^31.
-fn delta_seconds(arg: &Arg, quoting: Quoting) -> DeltaSeconds {
+fn delta_seconds(arg: &Arg<'_>, quoting: Quoting) -> DeltaSeconds {
     let digits = match (arg, quoting) {
-        (Arg::Token(s), _) | (Arg::Quoted(s), Quoting::Lenient) => s.as_str(),
+        (Arg::Token(s), _) | (Arg::Quoted(s), Quoting::Lenient) => s.as_ref(),
         _ => return DeltaSeconds::Invalid,
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -319,8 +318,7 @@ fn is_tchar(b: u8) -> bool {
 /// lower-cased (RFC 9111 §5.2: compared case-insensitively). Bytes that are
 /// not UTF-8 are replaced, so an odd byte elsewhere cannot hide a
 /// `no-store` on the same line.
-fn cache_control_members(headers: &Headers) -> Vec<(String, Arg)> {
-    let mut out = Vec::new();
+fn each_cache_control_member(headers: &Headers, mut f: impl FnMut(&str, Arg<'_>)) {
     for value in headers.get_all("cache-control") {
         let value = String::from_utf8_lossy(value);
         for member in list_members(&value) {
@@ -333,47 +331,64 @@ fn cache_control_members(headers: &Headers) -> Vec<(String, Arg)> {
                 Some((n, a)) => (n, parse_arg(a.trim_end_matches([' ', '\t']))),
                 None => (member, Arg::None),
             };
-            let name = name.trim_matches([' ', '\t']).to_ascii_lowercase();
-            if !name.is_empty() {
-                out.push((name, arg));
+            let name = name.trim_matches([' ', '\t']);
+            if name.is_empty() {
+                continue;
+            }
+            match name.bytes().any(|b| b.is_ascii_uppercase()) {
+                true => f(&name.to_ascii_lowercase(), arg),
+                false => f(name, arg),
             }
         }
     }
-    out
 }
 
 /// token / quoted-string (RFC 9110 §5.6.2, §5.6.4).
-fn parse_arg(raw: &str) -> Arg {
+fn parse_arg(raw: &str) -> Arg<'_> {
     let Some(inner) = raw.strip_prefix('"') else {
-        return Arg::Token(raw.to_string());
+        return Arg::Token(Cow::Borrowed(raw));
     };
-    let mut out = String::new();
-    let mut chars = inner.chars();
+    let Some(close) = closing_quote(inner) else {
+        return Arg::Unusable;
+    };
+    if !inner[close + 1..].trim_matches([' ', '\t']).is_empty() {
+        return Arg::Unusable;
+    }
+    let quoted = &inner[..close];
+    if !quoted.contains('\\') {
+        return Arg::Quoted(Cow::Borrowed(quoted));
+    }
+    let mut out = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => match chars.next() {
-                Some(escaped) => out.push(escaped),
-                None => return Arg::Unusable,
-            },
-            '"' => {
-                return if chars.as_str().trim_matches([' ', '\t']).is_empty() {
-                    Arg::Quoted(out)
-                } else {
-                    Arg::Unusable
-                };
-            }
+            '\\' => out.extend(chars.next()),
             c => out.push(c),
         }
     }
-    Arg::Unusable
+    Arg::Quoted(Cow::Owned(out))
+}
+
+/// Where the quoted-string that `inner` continues ends: the byte offset of
+/// its closing quote, None when it is unterminated (or ends mid-escape).
+fn closing_quote(inner: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (i, b) in inner.bytes().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Splits a `#rule` list on commas outside quoted strings (RFC 9110 §5.6.1),
 /// skipping empty members.
-fn list_members(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+fn list_members(value: &str) -> impl Iterator<Item = &str> {
     let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in value.bytes().enumerate() {
+    let mut cuts = value.bytes().enumerate().filter_map(move |(i, b)| {
         if escaped {
             escaped = false;
         } else if quoted && b == b'\\' {
@@ -381,15 +396,20 @@ fn list_members(value: &str) -> Vec<&str> {
         } else if b == b'"' {
             quoted = !quoted;
         } else if b == b',' && !quoted {
-            out.push(&value[start..i]);
-            start = i + 1;
+            return Some(i);
         }
-    }
-    out.push(&value[start..]);
-    out.into_iter()
-        .map(|m| m.trim_matches([' ', '\t']))
-        .filter(|m| !m.is_empty())
-        .collect()
+        None
+    });
+    std::iter::from_fn(move || {
+        let from = start;
+        let to = cuts
+            .next()
+            .or((start <= value.len()).then_some(value.len()))?;
+        start = to + 1;
+        Some(&value[from..to])
+    })
+    .map(|m| m.trim_matches([' ', '\t']))
+    .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]

@@ -184,7 +184,7 @@ fn request_directives() {
 #[test]
 fn odd_bytes_do_not_hide_directives() {
     let mut h = Headers::new();
-    h.push("Cache-Control", b"x=\xff, no-store".to_vec());
+    h.push("Cache-Control", b"x=\xff, no-store");
     assert!(ResponseDirectives::from_cache_control(&h).no_store);
 }
 

@@ -227,7 +227,7 @@ pub fn freshen(
     }
     let mut assessed = head.clone();
     if let Some(age) = not_modified.headers.get("age") {
-        assessed.headers.set("Age", age.to_vec());
+        assessed.headers.set("Age", age);
     }
     let storage = assess(exchange, &assessed, cfg);
     Ok(Freshened { head, storage })
@@ -277,10 +277,10 @@ fn update_stored_fields(stored: &mut Headers, from: &Headers) {
         }
         let mut values = from.get_all(name);
         if let Some(first) = values.next() {
-            stored.set(name, first.to_vec());
+            stored.set(name, first);
         }
         for more in values {
-            stored.push(name, more.to_vec());
+            stored.push(name, more);
         }
         done.push(lower);
     }

@@ -99,9 +99,9 @@ fn targeted_directives(headers: &Headers, name: &str) -> Option<ResponseDirectiv
         let arg = match value {
             Value::Boolean(true) => Arg::None,
             Value::Boolean(false) => continue,
-            Value::Integer(n) => Arg::Token(n.to_string()),
-            Value::String(s) => Arg::Quoted(s),
-            Value::Token(t) => Arg::Token(t),
+            Value::Integer(n) => Arg::Token(n.to_string().into()),
+            Value::String(s) => Arg::Quoted(s.into()),
+            Value::Token(t) => Arg::Token(t.into()),
             Value::Other => Arg::Unusable,
         };
         d.apply(&key, arg, Quoting::Strict);
