@@ -27,5 +27,6 @@ pub mod log_limit;
 pub mod net;
 pub mod proxy;
 pub mod runtime;
+pub mod spare;
 pub mod tune;
 pub mod upstream;

@@ -38,6 +38,13 @@ pub struct CacheKey {
     route: u64,
 }
 
+/// The text's buffer is reused for a later key (`crate::spare`).
+impl Drop for CacheKey {
+    fn drop(&mut self) {
+        crate::spare::give_string(std::mem::take(&mut self.text));
+    }
+}
+
 impl CacheKey {
     /// `authority` and `target` as the codec normalised them (a request
     /// head's `authority` and `target`): the key adds no normalisation of

@@ -25,6 +25,7 @@
 //! rises to what it holds at most and stays there; the capacity counts the
 //! blocks whole, so it is what the tier really occupies.
 
+use crate::spare;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
@@ -168,12 +169,17 @@ impl Held {
         }
     }
 
-    /// A copy of a whole entry; None for a chunk.
+    /// A copy of a whole entry (in a reused buffer, see
+    /// `spare`); None for a chunk.
     fn to_vec(&self, store: &Blocks) -> Option<Vec<u8>> {
         match self {
-            Held::Whole(b) => Some(b.to_vec()),
+            Held::Whole(b) => {
+                let mut v = spare::take(b.len());
+                v.extend_from_slice(b);
+                Some(v)
+            }
             Held::Blocks { len, blocks } => {
-                let mut v = Vec::with_capacity(*len);
+                let mut v = spare::take(*len);
                 for &b in blocks.iter() {
                     let take = (*len - v.len()).min(BLOCK);
                     v.extend_from_slice(&store.block(b)[..take]);

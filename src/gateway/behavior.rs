@@ -446,7 +446,7 @@ impl Behavior {
         // One allocation: room for the usual extras (`ae=` and a field or
         // two) besides the URL.
         let mut text =
-            String::with_capacity(scheme.len() + authority.len() + req.target.len() + 64);
+            crate::spare::take_string(scheme.len() + authority.len() + req.target.len() + 64);
         key::push_origin(&mut text, scheme, authority);
         self.key_query.push_applied(&req.target, &mut text);
         self.push_key_extras(req, &mut text);

@@ -50,11 +50,66 @@ struct Field {
 /// A copy keeps the original's spare room: copies are made to be changed.
 impl Clone for Headers {
     fn clone(&self) -> Self {
-        let mut bytes = Vec::with_capacity(self.bytes.capacity());
-        bytes.extend_from_slice(&self.bytes);
-        let mut fields = Vec::with_capacity(self.fields.capacity());
-        fields.extend_from_slice(&self.fields);
-        Headers { bytes, fields }
+        let mut h = Headers::with_capacity(self.fields.capacity(), self.bytes.capacity());
+        h.bytes.extend_from_slice(&self.bytes);
+        h.fields.extend_from_slice(&self.fields);
+        h
+    }
+}
+
+/// A dropped list's buffers wait for the thread's next head.
+impl Drop for Headers {
+    fn drop(&mut self) {
+        spare_lists::keep(
+            std::mem::take(&mut self.bytes),
+            std::mem::take(&mut self.fields),
+        );
+    }
+}
+
+/// The buffers of dropped header lists, per thread (a shard parses and
+/// drops a request head and a stored head per hit), so that a parsed head
+/// allocates nothing once a shard has served a few requests. Bounded in
+/// count and in the size of the buffers kept.
+mod spare_lists {
+    use super::{Field, Headers};
+    use std::cell::RefCell;
+
+    /// Lists kept per thread: more than a shard's requests in flight at
+    /// once usually need.
+    const LISTS: usize = 64;
+    /// Buffers larger than this (a head with huge fields) are let go.
+    const MAX_BYTES: usize = 8 << 10;
+    const MAX_FIELDS: usize = 128;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<(Vec<u8>, Vec<Field>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn take() -> Option<Headers> {
+        let (bytes, fields) = SPARE
+            .try_with(|s| s.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()?;
+        Some(Headers { bytes, fields })
+    }
+
+    pub(super) fn keep(mut bytes: Vec<u8>, mut fields: Vec<Field>) {
+        if bytes.capacity() == 0 || bytes.capacity() > MAX_BYTES || fields.capacity() > MAX_FIELDS {
+            return;
+        }
+        bytes.clear();
+        fields.clear();
+        // Thread teardown, or a full list: the buffers are freed.
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut()
+                && s.len() < LISTS
+            {
+                let room = LISTS - s.len();
+                s.reserve_exact(room);
+                s.push((bytes, fields));
+            }
+        });
     }
 }
 
@@ -82,12 +137,13 @@ impl Headers {
         Self::default()
     }
 
-    /// An empty list with room for `fields` fields of `bytes` bytes in all.
+    /// An empty list with room for `fields` fields of `bytes` bytes in all:
+    /// the buffers of a list this thread dropped, when it has any.
     pub fn with_capacity(fields: usize, bytes: usize) -> Self {
-        Headers {
-            bytes: Vec::with_capacity(bytes),
-            fields: Vec::with_capacity(fields),
-        }
+        let mut h = spare_lists::take().unwrap_or_default();
+        h.bytes.reserve(bytes);
+        h.fields.reserve(fields);
+        h
     }
 
     /// Empties the list and keeps its buffers for the next head.

@@ -178,7 +178,7 @@ fn split_target<'t>(
 
 fn normalised(origin_form: &str) -> Result<String, RequestError> {
     target::normalise_origin_form(origin_form)
-        .map(std::borrow::Cow::into_owned)
+        .map(|target| crate::spare::string_of(&target))
         .map_err(|unsafe_target| request::bad(unsafe_target.message()))
 }
 

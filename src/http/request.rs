@@ -89,6 +89,16 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+/// The target's and authority's buffers are reused (`crate::spare`).
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        crate::spare::give_string(std::mem::take(&mut self.target));
+        if let Some(authority) = self.authority.take() {
+            crate::spare::give_string(authority);
+        }
+    }
+}
+
 impl RequestHead {
     pub fn path(&self) -> &str {
         self.target
@@ -629,7 +639,7 @@ mod tests {
         assert_eq!(Method::from_token("get"), Method::Other("get".into()));
         assert!(Method::Get.is_cacheable_method() && Method::Head.is_cacheable_method());
         assert!(!Method::Post.is_cacheable_method());
-        let purge = head("PURGE /x HTTP/1.1\r\nHost: h\r\n\r\n").method;
+        let purge = head("PURGE /x HTTP/1.1\r\nHost: h\r\n\r\n").method.clone();
         assert_eq!(purge.as_str(), "PURGE");
     }
 

@@ -83,7 +83,8 @@ pub fn normalise_origin_form(target: &str) -> Result<Cow<'_, str>, UnsafeTarget>
 /// the default port (80) and an empty port omitted, leading zeros of a
 /// port dropped.
 pub fn normalise_authority(authority: &str) -> String {
-    let lower = authority.to_ascii_lowercase();
+    let mut lower = crate::spare::string_of(authority);
+    lower.make_ascii_lowercase();
     // The port follows the last colon, unless that colon is inside an IPv6
     // literal ("[::1]") or the host is a bare IPv6 address (no brackets).
     let port_colon = match lower.rfind(':') {
@@ -95,12 +96,18 @@ pub fn normalise_authority(authority: &str) -> String {
         return lower;
     };
     match lower[i + 1..].parse::<u16>() {
-        Err(_) if lower.len() == i + 1 => lower[..i].to_owned(),
-        Ok(80) => lower[..i].to_owned(),
+        Err(_) if lower.len() == i + 1 => lower.truncate(i),
+        Ok(80) => lower.truncate(i),
         // "080" is port 80 too; leading zeros are not part of the number.
-        Ok(port) => format!("{}:{port}", &lower[..i]),
-        Err(_) => lower,
+        Ok(port) => {
+            use std::fmt::Write;
+            lower.truncate(i);
+            // Writing to a String cannot fail.
+            let _ = write!(lower, ":{port}");
+        }
+        Err(_) => {}
     }
+    lower
 }
 
 /// Whether a path has a `.` or `..` segment (only such paths change when

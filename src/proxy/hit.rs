@@ -25,6 +25,7 @@ use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range}
 use crate::http::range;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
+use crate::spare;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -354,9 +355,10 @@ pub async fn serve_stored(
     };
     ctx.stats.hits.fetch_add(1, Relaxed);
     let framing = stored_framing(head_only, wire_len);
-    // A small body goes out in the head's write, so the buffer has room.
-    let room = match (&source, head_only) {
-        (Source::Inline, false) => usize::try_from(wire_len).unwrap_or(0),
+    // A small body in several ranges is written behind the head, in its
+    // buffer; a whole one or one range goes out from where it is stored.
+    let room = match (&source, head_only, &shape) {
+        (Source::Inline, false, BodyShape::Multi(_)) => usize::try_from(wire_len).unwrap_or(0),
         _ => 0,
     };
     let mut out = encode_stored_head(
@@ -379,19 +381,33 @@ pub async fn serve_stored(
     };
     if head_only {
         outcome.keep_alive &= conn.write_all(&out, io_timeout).await.is_ok();
+        spare::give(out);
         return Found::Served(outcome);
     }
     if let (Source::Inline, Some(stored)) = (&source, entry.inline_body()) {
         // One write for head and body: most hits are small.
-        let before = out.len();
-        inline_body(stored, &shape, &mut out);
-        match conn.write_all(&out, io_timeout).await {
-            Ok(()) => outcome.bytes = (out.len() - before) as u64,
+        let written = match inline_slice(stored, &shape) {
+            Some(body) => conn
+                .write_all_two(&out, body, io_timeout)
+                .await
+                .map(|()| body.len()),
+            None => {
+                let before = out.len();
+                inline_body(stored, &shape, &mut out);
+                let len = out.len() - before;
+                conn.write_all(&out, io_timeout).await.map(|()| len)
+            }
+        };
+        match written {
+            Ok(len) => outcome.bytes = len as u64,
             Err(_) => outcome.keep_alive = false,
         }
+        spare::give(out);
         return Found::Served(outcome);
     }
-    if conn.write_all(&out, io_timeout).await.is_err() {
+    let written = conn.write_all(&out, io_timeout).await;
+    spare::give(out);
+    if written.is_err() {
         outcome.keep_alive = false;
         return Found::Served(outcome);
     }
@@ -508,6 +524,16 @@ fn first_offset(shape: &BodyShape) -> Option<u64> {
         BodyShape::Single(r) => Some(r.start),
         BodyShape::Multi(m) => m.ranges().first().map(|r| r.start),
         BodyShape::Unsatisfiable => None,
+    }
+}
+
+/// The one slice of a small object's body a shape sends: all of it, or one
+/// range (None: several ranges, or none).
+fn inline_slice<'a>(stored: &'a [u8], shape: &BodyShape) -> Option<&'a [u8]> {
+    match shape {
+        BodyShape::Whole => Some(stored),
+        BodyShape::Single(r) => stored.get(r.start as usize..r.end as usize),
+        BodyShape::Multi(_) | BodyShape::Unsatisfiable => None,
     }
 }
 

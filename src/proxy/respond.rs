@@ -11,6 +11,7 @@ use crate::gateway::viewer::{
 use crate::http::conditional::{Precondition, evaluate, not_modified_head};
 use crate::http::{LAST_CHUNK, Method, RequestHead, ResponseHead, Version, encode_chunk_header};
 use crate::net::conn::Conn;
+use crate::spare;
 use std::io;
 use std::time::{Duration, SystemTime};
 
@@ -20,14 +21,15 @@ pub fn encode_head(head: &mut ResponseHead, cx: &HeadContext<'_>) -> Vec<u8> {
 }
 
 /// `encode_head` into a buffer with `room` bytes to spare after the head,
-/// for a body that goes out in the same write.
+/// for a body that goes out in the same write. The buffer is a reused one
+/// (`spare`): give it back once written.
 pub fn encode_head_with_room(
     head: &mut ResponseHead,
     cx: &HeadContext<'_>,
     room: usize,
 ) -> Vec<u8> {
     finish_head(head, cx);
-    let mut out = Vec::with_capacity(head.encoded_len() + room);
+    let mut out = spare::take(head.encoded_len() + room);
     head.encode(&mut out);
     out
 }

@@ -11,6 +11,7 @@ use crate::cache::ram::{ChunkBytes, SharedChunk, chunk_key};
 use crate::cache::store::SegmentId;
 use crate::cache::store::device::DeviceBytes;
 use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
+use crate::spare;
 use futures_channel::oneshot;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +25,15 @@ pub enum EntryBytes {
     Mem(Vec<u8>),
     Dev(DeviceBytes),
     Shared(SharedChunk),
+}
+
+/// A copy's buffer is reused for the next (see `spare`).
+impl Drop for EntryBytes {
+    fn drop(&mut self) {
+        if let EntryBytes::Mem(v) = self {
+            spare::give(std::mem::take(v));
+        }
+    }
 }
 
 impl std::ops::Deref for EntryBytes {
@@ -59,10 +69,7 @@ pub struct StoredEntry {
 impl StoredEntry {
     fn parse(bytes: EntryBytes, seq: u64, key: &CacheKey) -> Result<StoredEntry, ReadFailure> {
         let Some(header) = EntryHeader::verify(&bytes) else {
-            return Err(match EntryHeader::decode_header(&bytes) {
-                Some(h) if h.seq != seq => ReadFailure::Overwritten,
-                _ => ReadFailure::Corrupt,
-            });
+            return Err(unverified(&bytes, seq));
         };
         if header.seq != seq {
             return Err(ReadFailure::Overwritten);
@@ -276,10 +283,18 @@ impl OwnerRouter {
         let raw = self
             .read_bytes(owner, c.segment(), c.offset, c.len, buffered)
             .await?;
-        let checked = EntryHeader::verify(&raw)
-            .ok_or(ReadFailure::Corrupt)
-            .and_then(|h| chunk_is(&h, c, hash, fill_id, index));
+        let checked = match EntryHeader::verify(&raw) {
+            Some(h) => chunk_is(&h, c, hash, fill_id, index),
+            None => Err(unverified(&raw, c.seq)),
+        };
         let len = match checked {
+            // A reclaim of this shard's own region may have rewritten the
+            // segment since the manifest was read, leaving other bytes
+            // where the chunk was: not corruption.
+            Err(ReadFailure::Corrupt) if !self.store.holds_segment(owner, c.segment()) => {
+                self.note_failure(ReadFailure::Overwritten);
+                return Err(ReadFailure::Overwritten);
+            }
             Ok(len) => len,
             Err(f) => {
                 self.note_failure(f);
@@ -293,6 +308,16 @@ impl OwnerRouter {
             None => raw,
         };
         Ok(StoredChunk { bytes, len })
+    }
+}
+
+/// Why bytes read where an entry of segment sequence `seq` should be do
+/// not verify: another entry's header (the slot was rewritten since) or
+/// anything else (corrupt).
+fn unverified(bytes: &[u8], seq: u64) -> ReadFailure {
+    match EntryHeader::decode_header(bytes) {
+        Some(h) if h.seq != seq => ReadFailure::Overwritten,
+        _ => ReadFailure::Corrupt,
     }
 }
 

@@ -512,6 +512,13 @@ impl ShardStore {
     }
 
     /// A copy of bytes from a segment still in memory, if it is.
+    /// Whether `segment` may still be in place: false only when `owner` is
+    /// this shard and its slot has since been rewritten under another
+    /// sequence (another shard's region is not known here).
+    pub fn holds_segment(&self, owner: u32, segment: SegmentId) -> bool {
+        owner != self.shard || self.region.borrow().seg(segment.slot).seq == segment.seq
+    }
+
     pub fn read_buffered(&self, segment: SegmentId, offset: u32, len: u32) -> Option<Vec<u8>> {
         let b = self.buffers.borrow();
         let range = offset as usize..offset as usize + len as usize;
