@@ -16,7 +16,13 @@ const MAX_KEPT: usize = 64 << 10;
 
 thread_local! {
     static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static READ_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Read buffers kept per thread, and the largest kept (a connection's
+/// read chunk plus what it held before).
+const READ_SPARES: usize = 16;
+const MAX_READ_KEPT: usize = 256 << 10;
 
 /// An empty buffer with room for at least `capacity` bytes.
 pub fn take(capacity: usize) -> Vec<u8> {
@@ -42,6 +48,39 @@ pub fn give(mut v: Vec<u8>) {
             && s.len() < SPARES
         {
             let room = SPARES - s.len();
+            s.reserve_exact(room);
+            s.push(v);
+        }
+    });
+}
+
+/// A socket read buffer of at least `len` bytes, all of them initialised
+/// (what they hold is stale: the caller tracks its own data), so that a
+/// connection starting to read again neither zeroes nor faults in fresh
+/// memory. The buffer's length is its initialised part.
+pub fn take_read_buffer(len: usize) -> Vec<u8> {
+    let spare = READ_BUFFERS
+        .try_with(|s| s.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten();
+    let mut v = spare.unwrap_or_default();
+    if v.len() < len {
+        v.resize(len, 0);
+    }
+    v
+}
+
+/// Keeps a read buffer, its initialised length and all, for a later
+/// `take_read_buffer`, unless it is too large or enough are kept.
+pub fn give_read_buffer(v: Vec<u8>) {
+    if v.is_empty() || v.capacity() > MAX_READ_KEPT {
+        return;
+    }
+    let _ = READ_BUFFERS.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut()
+            && s.len() < READ_SPARES
+        {
+            let room = READ_SPARES - s.len();
             s.reserve_exact(room);
             s.push(v);
         }
@@ -79,6 +118,29 @@ mod tests {
         assert!(again.is_empty() && again.capacity() >= 100);
         assert_eq!(again.as_ptr(), at, "the same buffer");
         give(again);
+    }
+
+    #[test]
+    fn a_read_buffer_keeps_its_initialised_length() {
+        let mut v = take_read_buffer(1000);
+        assert!(v.len() >= 1000);
+        v[..3].copy_from_slice(b"abc");
+        let (at, len) = (v.as_ptr(), v.len());
+        give_read_buffer(v);
+        let again = take_read_buffer(10);
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (at, len),
+            "the same, not re-zeroed"
+        );
+        assert_eq!(
+            &again[..3],
+            b"abc",
+            "stale bytes are the caller's to ignore"
+        );
+        give_read_buffer(again);
+        let longer = take_read_buffer(len + 1);
+        assert!(longer.len() > len);
     }
 
     #[test]

@@ -105,8 +105,12 @@ const IDLE_CHUNK: usize = 2 << 10;
 
 pub struct Conn {
     stream: Stream,
+    /// Read buffer, initialised over its whole length (taken from and
+    /// given back to `crate::spare`'s read buffers): the data are
+    /// `buf[start..filled]`, the rest is stale, so a read never zeroes it.
     buf: Vec<u8>,
     start: usize,
+    filled: usize,
     /// Where this side connected to (None for accepted connections): an
     /// upstream connection goes back to that pool.
     remote: Option<Remote>,
@@ -209,6 +213,7 @@ impl Conn {
             // Allocated by the first read, sized by what it waits for.
             buf: Vec::new(),
             start: 0,
+            filled: 0,
             remote: None,
             written: 0,
             first_write: None,
@@ -269,21 +274,21 @@ impl Conn {
 
     /// Unconsumed bytes.
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.filled]
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        self.start = (self.start + n).min(self.filled);
+        if self.start == self.filled {
             self.start = 0;
+            self.filled = 0;
         }
     }
 
     /// Takes up to `max` unconsumed bytes.
     pub fn take(&mut self, max: usize) -> Vec<u8> {
         let n = max.min(self.buffered().len());
-        let v = self.buf[self.start..self.start + n].to_vec();
+        let v = self.buffered()[..n].to_vec();
         self.consume(n);
         v
     }
@@ -304,9 +309,10 @@ impl Conn {
     /// Frees the read buffer when nothing is buffered (a connection going
     /// idle, or into a pool).
     pub fn release_buffer(&mut self) {
-        if self.buffered().is_empty() && self.buf.capacity() > IDLE_CHUNK {
-            self.buf = Vec::new();
+        if self.buffered().is_empty() && self.buf.len() > IDLE_CHUNK {
+            crate::spare::give_read_buffer(std::mem::take(&mut self.buf));
             self.start = 0;
+            self.filled = 0;
         }
     }
 
@@ -316,17 +322,21 @@ impl Conn {
         timeout: Duration,
         what: &'static str,
     ) -> io::Result<usize> {
-        if self.start > 0 && self.start * 2 >= self.buf.capacity() {
-            self.buf.drain(..self.start);
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
             self.start = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + chunk, 0);
+        let need = self.filled + chunk;
+        if self.buf.is_empty() && need > IDLE_CHUNK {
+            self.buf = crate::spare::take_read_buffer(need);
+        } else if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
         let stream = &mut self.stream;
-        let target = &mut self.buf[old..];
+        let target = &mut self.buf[self.filled..need];
         let r = with_timeout(timeout, what, async { stream.read(target).await }).await;
-        let n = *r.as_ref().unwrap_or(&0);
-        self.buf.truncate(old + n);
+        self.filled += *r.as_ref().unwrap_or(&0);
         r
     }
 
