@@ -80,16 +80,16 @@ impl Line<'_> {
                 // that a hostile target cannot forge a field or a line.
                 let _ = writeln!(
                     out,
-                    "{time} access: shard={} peer={} method={:?} host={:?} target={:?} received={:?} status={} phase={:?} detail={:?} bytes={} micros={}",
+                    "{time} access: shard={} peer={} method={} host={} target={} received={} status={} phase={} detail={} bytes={} micros={}",
                     self.shard,
                     self.peer,
-                    self.method,
-                    self.host,
-                    self.target,
-                    self.received,
+                    Quoted(self.method),
+                    Quoted(self.host),
+                    Quoted(self.target),
+                    Quoted(self.received),
                     self.status,
-                    self.phase,
-                    self.detail,
+                    Quoted(self.phase),
+                    Quoted(self.detail),
                     self.bytes,
                     self.micros
                 );
@@ -108,6 +108,25 @@ impl Line<'_> {
                     out.push(b'\n');
                 }
             }
+        }
+    }
+}
+
+/// A string as Rust's `Debug` quotes and escapes it, written as it is
+/// when nothing in it needs escaping (the usual case: the codec refuses
+/// control bytes in targets and hosts), which spares the per-character
+/// escaping on every line.
+struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plain = self
+            .0
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+        match plain {
+            true => write!(f, "\"{}\"", self.0),
+            false => write!(f, "{:?}", self.0),
         }
     }
 }
@@ -230,6 +249,23 @@ impl ShardLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_strings_read_as_debug_writes_them() {
+        for s in [
+            "/a?b=1",
+            "",
+            "h:8080",
+            "a\"b",
+            "a\\b",
+            "tab\there",
+            "new\nline",
+            "é",
+            "\u{7f}",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"), "{s:?}");
+        }
+    }
 
     fn line(target: &str) -> Line<'_> {
         Line {
