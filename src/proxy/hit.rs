@@ -241,7 +241,7 @@ pub async fn lookup(
                 marker,
                 freshness: hit.freshness,
             };
-            Found::Served(parts::serve(ctx, conn, req, peer, object).await)
+            Found::Served(Box::pin(parts::serve(ctx, conn, req, peer, object)).await)
         }
         // A stale parts marker is not validated: the object's head is
         // fetched again, which keeps or replaces the marker.
@@ -342,11 +342,7 @@ pub async fn serve_stored(
             let Some(c) = chunks.get(i) else {
                 return Found::Nothing(Missing::miss(false, Some(seen)));
             };
-            match ctx
-                .cache
-                .read_chunk(key, *fill_id, i as u32, c, &buffered)
-                .await
-            {
+            match Box::pin(ctx.cache.read_chunk(key, *fill_id, i as u32, c, &buffered)).await {
                 Ok(chunk) => Some(chunk),
                 Err(_) => return Found::Nothing(Missing::miss(false, Some(seen))),
             }
@@ -429,7 +425,8 @@ pub async fn serve_stored(
         chunk_size: *chunk_size,
         buffered: &buffered,
     };
-    let result = chunked.send(&mut body, &shape, body_len, first).await;
+    // Boxed: a large object's state stays out of every small hit's future.
+    let result = Box::pin(chunked.send(&mut body, &shape, body_len, first)).await;
     outcome.bytes = body.sent;
     match result {
         Ok(()) => {}

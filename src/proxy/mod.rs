@@ -363,6 +363,9 @@ fn log_access(
     });
 }
 
+/// The paths other than a hit's (forwarding, filling, following a fill)
+/// are awaited boxed: their state is large, and out of this future a hit
+/// neither allocates nor moves it (this future is boxed per request).
 async fn handle_request(
     ctx: &Rc<ShardCtx>,
     conn: &mut Conn,
@@ -373,7 +376,14 @@ async fn handle_request(
         Route::Refuse(refusal) => refuse(ctx, conn, req, refusal).await,
         Route::Pass(reason) => {
             ctx.stats.passes.fetch_add(1, Relaxed);
-            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
+            Box::pin(forward::forward(
+                ctx,
+                conn,
+                req,
+                peer,
+                Forward::Pass(reason),
+            ))
+            .await
         }
         Route::LookupElsePass(reason) => {
             let mut selecting = Selecting::new(cache_key(ctx, req));
@@ -384,7 +394,14 @@ async fn handle_request(
             }
             // Nothing the cache may answer with: the request goes as sent.
             ctx.stats.passes.fetch_add(1, Relaxed);
-            forward::forward(ctx, conn, req, peer, Forward::Pass(reason)).await
+            Box::pin(forward::forward(
+                ctx,
+                conn,
+                req,
+                peer,
+                Forward::Pass(reason),
+            ))
+            .await
         }
         Route::Lookup => lookup_or_fetch(ctx, conn, req, peer).await,
     }
@@ -444,26 +461,28 @@ async fn lookup_or_fetch(
                     false => None,
                 }
             }
-            Fetch::Follow(reader) => match follow::follow(ctx, conn, req, reader, phase).await {
-                Some(outcome) => {
-                    ctx.stats.collapsed.fetch_add(1, Relaxed);
-                    return outcome;
+            Fetch::Follow(reader) => {
+                match Box::pin(follow::follow(ctx, conn, req, reader, phase)).await {
+                    Some(outcome) => {
+                        ctx.stats.collapsed.fetch_add(1, Relaxed);
+                        return outcome;
+                    }
+                    // A range the fill did not reach in time is asked of the
+                    // origin as sent, rather than fetching the object twice.
+                    None if req.headers.contains("range") => {
+                        let pass = Forward::Pass(PassReason::Range);
+                        return Box::pin(forward::forward(ctx, conn, req, peer, pass)).await;
+                    }
+                    None => None,
                 }
-                // A range the fill did not reach in time is asked of the
-                // origin as sent, rather than fetching the object twice.
-                None if req.headers.contains("range") => {
-                    let pass = Forward::Pass(PassReason::Range);
-                    return forward::forward(ctx, conn, req, peer, pass).await;
-                }
-                None => None,
-            },
+            }
             Fetch::Retry | Fetch::Stored if looks < MAX_LOOKS => continue,
             Fetch::Alone => {
                 ctx.stats.hit_for_pass.fetch_add(1, Relaxed);
                 // Nothing will be stored: the origin answers a range itself.
                 if req.headers.contains("range") {
                     let pass = Forward::Pass(PassReason::Range);
-                    return forward::forward(ctx, conn, req, peer, pass).await;
+                    return Box::pin(forward::forward(ctx, conn, req, peer, pass)).await;
                 }
                 None
             }
@@ -475,7 +494,7 @@ async fn lookup_or_fetch(
             lead,
             stale,
         };
-        return forward::forward(ctx, conn, req, peer, fill).await;
+        return Box::pin(forward::forward(ctx, conn, req, peer, fill)).await;
     }
 }
 
