@@ -3,19 +3,32 @@
 //! key in buffers taken here and given back when done with, so that
 //! serving it allocates nothing once the shard has served a few. Per
 //! thread (shared-nothing: a buffer given back on another thread joins
-//! that thread's spares), bounded in count and in the size of the buffers
-//! kept. Never blocks, never does I/O.
+//! that thread's spares), bounded in count, in bytes and in the size of
+//! the buffers kept, the oldest making room for the newest. Never blocks,
+//! never does I/O.
 
 use std::cell::RefCell;
 
-/// Buffers kept per thread.
+/// Buffers kept per thread, and the bytes they may hold in all.
 const SPARES: usize = 64;
+const SPARE_BYTES: usize = 4 << 20;
 /// Larger buffers are freed when given back: a large object goes out
 /// chunk by chunk, never in one of these.
-const MAX_KEPT: usize = 64 << 10;
+const MAX_KEPT: usize = 1 << 20;
+
+/// The spare buffers of a thread and their capacities' sum.
+struct Spares {
+    list: Vec<Vec<u8>>,
+    bytes: usize,
+}
 
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spares> = const {
+        RefCell::new(Spares {
+            list: Vec::new(),
+            bytes: 0,
+        })
+    };
     static READ_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -24,33 +37,44 @@ thread_local! {
 const READ_SPARES: usize = 16;
 const MAX_READ_KEPT: usize = 256 << 10;
 
-/// An empty buffer with room for at least `capacity` bytes.
+/// An empty buffer with room for at least `capacity` bytes: the most
+/// recently kept spare that is large enough, else a new one.
 pub fn take(capacity: usize) -> Vec<u8> {
     let spare = SPARE
-        .try_with(|s| s.try_borrow_mut().ok()?.pop())
+        .try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let at = s.list.iter().rposition(|v| v.capacity() >= capacity)?;
+            let v = s.list.swap_remove(at);
+            s.bytes -= v.capacity();
+            Some(v)
+        })
         .ok()
         .flatten();
-    let mut v = spare.unwrap_or_default();
-    v.reserve(capacity);
-    v
+    spare.unwrap_or_else(|| Vec::with_capacity(capacity))
 }
 
-/// Keeps `v` for a later `take` (emptied), unless it is too large or
-/// enough are kept.
+/// Keeps `v` for a later `take` (emptied), unless it is too large. The
+/// oldest spares make room for it: what the thread serves now decides
+/// which sizes it keeps.
 pub fn give(mut v: Vec<u8>) {
     if v.capacity() == 0 || v.capacity() > MAX_KEPT {
         return;
     }
     v.clear();
-    // Thread teardown, or a full list: the buffer is freed.
+    // Thread teardown: the buffer is freed.
     let _ = SPARE.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut()
-            && s.len() < SPARES
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return;
+        };
+        while !s.list.is_empty() && (s.list.len() >= SPARES || s.bytes + v.capacity() > SPARE_BYTES)
         {
-            let room = SPARES - s.len();
-            s.reserve_exact(room);
-            s.push(v);
+            let oldest = s.list.remove(0);
+            s.bytes -= oldest.capacity();
         }
+        let room = SPARES - s.list.len();
+        s.list.reserve_exact(room);
+        s.bytes += v.capacity();
+        s.list.push(v);
     });
 }
 
@@ -118,6 +142,9 @@ mod tests {
         assert!(again.is_empty() && again.capacity() >= 100);
         assert_eq!(again.as_ptr(), at, "the same buffer");
         give(again);
+        let larger = take(1000);
+        assert!(larger.capacity() >= 1000, "a spare too small is not taken");
+        assert_ne!(larger.as_ptr(), at);
     }
 
     #[test]
@@ -150,7 +177,18 @@ mod tests {
         for _ in 0..SPARES * 2 {
             give(Vec::with_capacity(16));
         }
-        let kept = SPARE.with(|s| s.borrow().len());
+        let kept = SPARE.with(|s| s.borrow().list.len());
         assert_eq!(kept, SPARES);
+        for _ in 0..SPARES {
+            give(Vec::with_capacity(MAX_KEPT));
+        }
+        let (kept, bytes) = SPARE.with(|s| (s.borrow().list.len(), s.borrow().bytes));
+        assert_eq!(bytes, SPARE_BYTES, "the byte budget bounds what is kept");
+        assert_eq!(kept, SPARE_BYTES / MAX_KEPT, "the oldest made room");
+        let large = take(MAX_KEPT);
+        assert!(large.capacity() >= MAX_KEPT);
+        give(large);
+        let small = take(16);
+        assert!(small.capacity() >= 16, "any spare large enough serves");
     }
 }

@@ -56,7 +56,7 @@ impl CacheKey {
             Some((path, _)) if !policy.include_query => path,
             _ => target,
         };
-        let mut text = String::with_capacity(scheme.len() + authority.len() + path.len() + 9);
+        let mut text = crate::spare::take_string(scheme.len() + authority.len() + path.len() + 9);
         push_origin(&mut text, scheme, authority);
         text.push_str(path);
         CacheKey::from_text(text)

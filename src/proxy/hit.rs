@@ -526,7 +526,7 @@ fn first_offset(shape: &BodyShape) -> Option<u64> {
 
 /// The one slice of a small object's body a shape sends: all of it, or one
 /// range (None: several ranges, or none).
-fn inline_slice<'a>(stored: &'a [u8], shape: &BodyShape) -> Option<&'a [u8]> {
+pub fn inline_slice<'a>(stored: &'a [u8], shape: &BodyShape) -> Option<&'a [u8]> {
     match shape {
         BodyShape::Whole => Some(stored),
         BodyShape::Single(r) => stored.get(r.start as usize..r.end as usize),
