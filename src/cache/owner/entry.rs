@@ -60,6 +60,17 @@ pub enum ReadFailure {
     OtherKey,
 }
 
+/// Whether an entry's checksum is computed on this read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checksum {
+    /// Bytes from the device or a segment buffer: hashed and compared.
+    Verify,
+    /// A RAM tier copy: verified when it was let in (read from the device,
+    /// or written by this process), so a hit does not hash the whole body
+    /// again; the header, length, sequence and key are still checked.
+    Verified,
+}
+
 /// A verified object or manifest entry.
 pub struct StoredEntry {
     pub header: EntryHeader,
@@ -67,8 +78,17 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
-    fn parse(bytes: EntryBytes, seq: u64, key: &CacheKey) -> Result<StoredEntry, ReadFailure> {
-        let Some(header) = EntryHeader::verify(&bytes) else {
+    fn parse(
+        bytes: EntryBytes,
+        seq: u64,
+        key: &CacheKey,
+        sum: Checksum,
+    ) -> Result<StoredEntry, ReadFailure> {
+        let header = match sum {
+            Checksum::Verify => EntryHeader::verify(&bytes),
+            Checksum::Verified => EntryHeader::decode_whole(&bytes),
+        };
+        let Some(header) = header else {
             return Err(unverified(&bytes, seq));
         };
         if header.seq != seq {
@@ -194,7 +214,8 @@ impl OwnerRouter {
         }
     }
 
-    /// Reads and verifies the entry a lookup found.
+    /// Reads and verifies the entry a lookup found (`bytes`: the RAM tier's
+    /// copy, when it holds one).
     pub async fn read_entry(
         &self,
         key: &CacheKey,
@@ -208,15 +229,18 @@ impl OwnerRouter {
             slot: loc.slot,
             seq,
         };
-        let raw = match bytes {
-            Some(b) => EntryBytes::Mem(b),
+        let (raw, sum) = match bytes {
+            Some(b) => (EntryBytes::Mem(b), Checksum::Verified),
             None => {
-                self.read_bytes(owner, segment, loc.offset, loc.len, buffered)
-                    .await?
+                let read = self
+                    .read_bytes(owner, segment, loc.offset, loc.len, buffered)
+                    .await?;
+                (read, Checksum::Verify)
             }
         };
         let from_device = matches!(raw, EntryBytes::Dev(_));
-        let entry = StoredEntry::parse(raw, seq, key).inspect_err(|&f| self.note_failure(f))?;
+        let entry =
+            StoredEntry::parse(raw, seq, key, sum).inspect_err(|&f| self.note_failure(f))?;
         if from_device {
             self.promote(owner, key.hash(), seq, &entry.bytes);
         }

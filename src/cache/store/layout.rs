@@ -304,6 +304,14 @@ impl EntryHeader {
     }
 
     /// Decodes and verifies a whole entry held in `b`.
+    /// The header of an entry already verified once, when `b` holds all
+    /// of it: `verify` without hashing the payload again.
+    pub fn decode_whole(b: &[u8]) -> Option<EntryHeader> {
+        let h = Self::decode_header(b)?;
+        let end = (ENTRY_HEADER_SIZE as u64).saturating_add(h.payload_len());
+        (end <= b.len() as u64).then_some(h)
+    }
+
     pub fn verify(b: &[u8]) -> Option<EntryHeader> {
         let h = Self::decode_header(b)?;
         let end = (ENTRY_HEADER_SIZE as u64).saturating_add(h.payload_len());
