@@ -8,7 +8,8 @@
 #
 # Settings (environment): BIN (edgeslab binary, built with `cargo build
 # --release` when missing), SERVERS (which caches, in order), DURATION
-# (seconds per wrk run, 8), CONNS (wrk connections, 50), CACHE_SIZE_MB (each
+# (seconds per wrk run, 8), CONNS (wrk connections, 50), IDLE_CONNS (idle
+# connections held for the memory figure, 2000), CACHE_SIZE_MB (each
 # cache's store, 1024), RAM_CACHE_MB (ATS's RAM cache, 256: the size of
 # edgeslab's default RAM tier), COLD_RATE (origin's rate for the cold object,
 # nginx units, 25m), START_TIMEOUT (seconds a server may take to answer, 10),
@@ -50,10 +51,13 @@
 #   3. 1 MiB hits, 200 keys: MiB/s, p50/p99
 #   4. 1 KiB misses: every URL unique (a random run id, the cache's name,
 #      the wrk thread and a counter), so no key repeats in or across caches
-#   5. a cold 100 MiB object: time to first byte through the cache beside
+#   5. IDLE_CONNS (2,000) idle keep-alive connections, each after one hit:
+#      the resident set each adds
+#   6. a cold 100 MiB object: time to first byte through the cache beside
 #      straight from the origin, then a second viewer starting 1 s into the
 #      fill (its TTFB and whole download), and how many times the origin was
-#      asked for that key (1 when the cache coalesces).
+#      asked for that key (1 when the cache coalesces), and the resident set
+#      the fill in flight adds.
 # Each wrk run (taskset -c 0 wrk -t1 -c$CONNS -d${DURATION}s --latency) also
 # records the server's CPU (utime+stime, children included, of every
 # process under the one started, from /proc/PID/stat before and after) per
@@ -74,6 +78,7 @@ BIN=${BIN:-target/release/edgeslab}
 SERVERS=${SERVERS:-"edgeslab nginx varnish ats"}
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-50}
+IDLE_CONNS=${IDLE_CONNS:-2000}
 CACHE_SIZE_MB=${CACHE_SIZE_MB:-1024}
 RAM_CACHE_MB=${RAM_CACHE_MB:-256}
 COLD_RATE=${COLD_RATE:-25m}
@@ -246,6 +251,14 @@ peak_rss_kib() {
 # are left out, since no process is charged for them.
 cpu1_busy() { awk '$1 == "cpu1" { printf "%d", $2 + $3 + $4 }' /proc/stat; }
 
+# Resident set now (VmRSS summed over the server's processes), in KiB.
+rss_kib() {
+    local p
+    for p in $(tree_pids "$1"); do
+        awk '$1 == "VmRSS:" { print $2 }' "/proc/$p/status" 2>/dev/null || true
+    done | awk '{ t += $1 } END { printf "%d", t }'
+}
+
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$results"; }
 
 # ---- the origin -------------------------------------------------------------
@@ -369,8 +382,9 @@ ttfb() {
 }
 
 cold() {
-    local name=$1 direct=/cold/$run_id-$1-direct key=/cold/$run_id-$1 v1 v2 bad=0 f code size
+    local name=$1 direct=/cold/$run_id-$1-direct key=/cold/$run_id-$1 v1 v2 bad=0 f code size rss0 rss1
     ttfb "http://127.0.0.1:$origin_port$direct" "$work/raw/$name-cold-origin.txt"
+    rss0=$(rss_kib "$server_pid")
     ttfb "http://127.0.0.1:$server_port$key" "$work/raw/$name-cold-first.txt" &
     v1=$!
     started+=("$v1")
@@ -378,6 +392,11 @@ cold() {
     ttfb "http://127.0.0.1:$server_port$key" "$work/raw/$name-cold-second.txt" &
     v2=$!
     started+=("$v2")
+    # The fill is under way (about 1.5 s of its 4): what one in-flight
+    # fill with two viewers holds, beyond what the cache held before it.
+    sleep 0.5
+    rss1=$(rss_kib "$server_pid")
+    record "$name" cold.fill_rss_mib "$(awk -v a="$rss0" -v b="$rss1" 'BEGIN { print (b - a) / 1024 }')"
     wait "$v1" "$v2" || true
     forget "$v1"
     forget "$v2"
@@ -393,6 +412,32 @@ cold() {
     record "$name" cold.origin "$(awk -v k="$key" '$1 == k' "$origin_log" | wc -l)"
     record "$name" cold.bad "$bad"
     say "$name cold: first $(cat "$work/raw/$name-cold-first.txt"), second $(cat "$work/raw/$name-cold-second.txt")"
+}
+
+# The resident set each idle keep-alive connection adds: IDLE_CONNS
+# connections, each after one 1 KiB hit, held open and silent for 2 s.
+idle() {
+    local name=$1 holder ready=$work/raw/$1-idle.ready rss0 rss1 i
+    rm -f "$ready"
+    rss0=$(rss_kib "$server_pid")
+    python3 "$TEMPLATES/idle.py" "$server_port" /1k/0 "$IDLE_CONNS" "$ready" 2>"$work/raw/$name-idle.err" &
+    holder=$!
+    started+=("$holder")
+    for i in $(seq 1 300); do
+        [ -f "$ready" ] && break
+        kill -0 "$holder" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -f "$ready" ]; then
+        sleep 2
+        rss1=$(rss_kib "$server_pid")
+        record "$name" idle.conn_kib "$(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE_CONNS" 'BEGIN { print (b - a) / n }')"
+    else
+        say "$name: could not hold $IDLE_CONNS idle connections (see $work/raw/$name-idle.err)"
+    fi
+    kill "$holder" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    forget "$holder"
 }
 
 warm_all() {
@@ -431,6 +476,7 @@ bench() {
     load "$name" hit100k rotate /100k/ 100
     load "$name" hit1m rotate /1m/ 200
     load "$name" miss unique "/miss/$run_id-$name-"
+    idle "$name"
     cold "$name"
 
     stop_tree "$server_pid" 15

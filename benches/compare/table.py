@@ -46,6 +46,8 @@ ROWS = [
     ("miss.rss", "1 KiB misses: peak RSS so far, MiB", "lower", "{:,.0f}"),
     ("miss.origin_per_req", "1 KiB misses: origin requests per viewer request (want ≈1)", "check", "{:.3f}"),
     ("miss.errors", "1 KiB misses: wrk errors (want 0)", "check", "{:,.0f}"),
+    ("idle.conn_kib", "idle keep-alive connections: resident set added per connection, KiB", "lower", "{:,.1f}"),
+    ("cold.fill_rss_mib", "cold 100 MiB: resident set added by the fill in flight (two viewers), MiB", "lower", "{:,.1f}"),
     ("cold.ttfb_origin_ms", "cold 100 MiB: TTFB direct from the origin, ms (reference)", "check", "{:,.1f}"),
     ("cold.ttfb_first_ms", "cold 100 MiB: TTFB of the first viewer via the cache, ms", "lower", "{:,.1f}"),
     ("cold.ttfb_second_ms", "cold 100 MiB: TTFB of a second viewer 1 s into the fill, ms", "lower", "{:,.1f}"),
