@@ -374,17 +374,7 @@ async fn handle_request(
 ) -> Outcome {
     match route(req, &ctx.settings.hosts, ctx.behavior(req)) {
         Route::Refuse(refusal) => refuse(ctx, conn, req, refusal).await,
-        Route::Pass(reason) => {
-            ctx.stats.passes.fetch_add(1, Relaxed);
-            Box::pin(forward::forward(
-                ctx,
-                conn,
-                req,
-                peer,
-                Forward::Pass(reason),
-            ))
-            .await
-        }
+        Route::Pass(reason) => pass(ctx, conn, req, peer, reason).await,
         Route::LookupElsePass(reason) => {
             let mut selecting = Selecting::new(cache_key(ctx, req));
             if let hit::Found::Served(outcome) =
@@ -393,18 +383,29 @@ async fn handle_request(
                 return outcome;
             }
             // Nothing the cache may answer with: the request goes as sent.
-            ctx.stats.passes.fetch_add(1, Relaxed);
-            Box::pin(forward::forward(
-                ctx,
-                conn,
-                req,
-                peer,
-                Forward::Pass(reason),
-            ))
-            .await
+            pass(ctx, conn, req, peer, reason).await
         }
         Route::Lookup => lookup_or_fetch(ctx, conn, req, peer).await,
     }
+}
+
+/// Forwards a request as sent, counted as a pass.
+async fn pass(
+    ctx: &Rc<ShardCtx>,
+    conn: &mut Conn,
+    req: &RequestHead,
+    peer: SocketAddr,
+    reason: PassReason,
+) -> Outcome {
+    ctx.stats.passes.fetch_add(1, Relaxed);
+    Box::pin(forward::forward(
+        ctx,
+        conn,
+        req,
+        peer,
+        Forward::Pass(reason),
+    ))
+    .await
 }
 
 /// Lookups one request makes before it fetches on its own.
