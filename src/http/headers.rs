@@ -28,10 +28,11 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// case-insensitive.
 ///
 /// Every name and value lives in one byte buffer, and each field is four
-/// offsets into it, so that parsing a head costs two allocations however
-/// many fields it has, and none at all when a list is cleared and reused
-/// (`clear` keeps both buffers' capacity). A value replaced by a longer one
-/// is appended; the old bytes stay unreferenced until the list is cleared.
+/// offsets into it, so that parsing a head costs at most two allocations
+/// however many fields it has, and none once the thread has dropped a list
+/// whose buffers it can reuse (`spare_lists`). A value replaced by a longer
+/// one is appended; the old bytes stay unreferenced until the list is
+/// dropped.
 #[derive(Default)]
 pub struct Headers {
     bytes: Vec<u8>,
@@ -144,12 +145,6 @@ impl Headers {
         h.bytes.reserve(bytes);
         h.fields.reserve(fields);
         h
-    }
-
-    /// Empties the list and keeps its buffers for the next head.
-    pub fn clear(&mut self) {
-        self.bytes.clear();
-        self.fields.clear();
     }
 
     /// A list of the given fields, in order (names and values as written).
