@@ -138,7 +138,13 @@ pub fn ring() -> Option<Rc<Ring>> {
 
 impl Ring {
     fn start() -> io::Result<Rc<Ring>> {
-        let uring = IoUring::new(RING_ENTRIES)?;
+        // As the shard's own rings (see vendor/README.md): completions
+        // caused on another CPU run at this thread's next system call rather
+        // than interrupting it. A kernel before 5.19 refuses the flag.
+        let uring = IoUring::builder()
+            .setup_coop_taskrun()
+            .build(RING_ENTRIES)
+            .or_else(|_| IoUring::new(RING_ENTRIES))?;
         // A kernel without the limit runs as many workers as it likes.
         let mut workers = [MAX_WORKERS, MAX_WORKERS];
         let _ = uring.submitter().register_iowq_max_workers(&mut workers);

@@ -92,6 +92,10 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// Run completion task work when the ring's thread next enters the
+        /// kernel, instead of interrupting it with an IPI (Linux 5.19).
+        /// (edgeslab: added, see vendor/README.md)
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 
