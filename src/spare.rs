@@ -4,78 +4,117 @@
 //! serving it allocates nothing once the shard has served a few. Per
 //! thread (shared-nothing: a buffer given back on another thread joins
 //! that thread's spares), bounded in count, in bytes and in the size of
-//! the buffers kept, the oldest making room for the newest. Never blocks,
-//! never does I/O.
+//! the buffers kept, the oldest making room for the newest ([`Pool`], which
+//! the header lists' own spares use too). Never blocks, never does I/O.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
-/// Buffers kept per thread, and the bytes they may hold in all.
-const SPARES: usize = 64;
-const SPARE_BYTES: usize = 4 << 20;
+/// A thread's kept buffers of one kind, bounded in count and in bytes: the
+/// oldest make room for the newest, so what the thread serves now decides
+/// which sizes it keeps. Each kind (byte buffers, read buffers, header
+/// lists) has a `thread_local!` pool of its own.
+pub struct Pool<T> {
+    /// Kept items and the bytes each holds, oldest first.
+    list: Vec<(T, usize)>,
+    bytes: usize,
+    max_count: usize,
+    max_bytes: usize,
+}
+
+impl<T> Pool<T> {
+    pub const fn new(max_count: usize, max_bytes: usize) -> Self {
+        Pool {
+            list: Vec::new(),
+            bytes: 0,
+            max_count,
+            max_bytes,
+        }
+    }
+
+    /// The most recently kept item that `fits`, taken out.
+    fn take_where(&mut self, fits: impl Fn(&T) -> bool) -> Option<T> {
+        let at = self.list.iter().rposition(|(item, _)| fits(item))?;
+        let (item, size) = self.list.swap_remove(at);
+        self.bytes -= size;
+        Some(item)
+    }
+
+    /// Keeps `item`, which holds `size` bytes, evicting the oldest as the
+    /// bounds require (an item above the byte bound is not kept at all).
+    fn keep(&mut self, item: T, size: usize) {
+        if size > self.max_bytes || self.max_count == 0 {
+            return;
+        }
+        let mut evict = 0;
+        while evict < self.list.len()
+            && (self.list.len() - evict >= self.max_count || self.bytes + size > self.max_bytes)
+        {
+            self.bytes -= self.list[evict].1;
+            evict += 1;
+        }
+        self.list.drain(..evict);
+        // Room for the bound at once: keeping never allocates after that.
+        let room = self.max_count - self.list.len();
+        self.list.reserve_exact(room);
+        self.bytes += size;
+        self.list.push((item, size));
+    }
+}
+
+/// Takes from a thread's pool (None during thread teardown or when empty).
+pub fn take_from<T: 'static>(
+    pool: &'static LocalKey<RefCell<Pool<T>>>,
+    fits: impl Fn(&T) -> bool,
+) -> Option<T> {
+    pool.try_with(|p| p.try_borrow_mut().ok()?.take_where(fits))
+        .ok()
+        .flatten()
+}
+
+/// Gives to a thread's pool; during thread teardown the item is dropped.
+pub fn keep_in<T: 'static>(pool: &'static LocalKey<RefCell<Pool<T>>>, item: T, size: usize) {
+    let _ = pool.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            p.keep(item, size);
+        }
+    });
+}
+
 /// Larger buffers are freed when given back: a large object goes out
 /// chunk by chunk, never in one of these.
 const MAX_KEPT: usize = 1 << 20;
 
-/// The spare buffers of a thread and their capacities' sum.
-struct Spares {
-    list: Vec<Vec<u8>>,
-    bytes: usize,
-}
+/// The largest read buffer kept (a connection's read chunk plus what it
+/// held before).
+const MAX_READ_KEPT: usize = 256 << 10;
+
+/// Byte buffers kept per thread, and the bytes they may hold in all.
+const SPARES: usize = 64;
+const SPARE_BYTES: usize = 4 << 20;
 
 thread_local! {
-    static SPARE: RefCell<Spares> = const {
-        RefCell::new(Spares {
-            list: Vec::new(),
-            bytes: 0,
-        })
-    };
-    static READ_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Pool<Vec<u8>>> = const { RefCell::new(Pool::new(SPARES, SPARE_BYTES)) };
+    /// Enough for a shard's origin exchanges in flight at once under load
+    /// (each holds a 64 KiB read buffer): fewer, and the ones beyond were
+    /// freed and allocated (zeroed, faulted in) again on every miss.
+    static READ_BUFFERS: RefCell<Pool<Vec<u8>>> = const { RefCell::new(Pool::new(64, 4 << 20)) };
 }
-
-/// Read buffers kept per thread, and the largest kept (a connection's
-/// read chunk plus what it held before).
-const READ_SPARES: usize = 16;
-const MAX_READ_KEPT: usize = 256 << 10;
 
 /// An empty buffer with room for at least `capacity` bytes: the most
 /// recently kept spare that is large enough, else a new one.
 pub fn take(capacity: usize) -> Vec<u8> {
-    let spare = SPARE
-        .try_with(|s| {
-            let mut s = s.try_borrow_mut().ok()?;
-            let at = s.list.iter().rposition(|v| v.capacity() >= capacity)?;
-            let v = s.list.swap_remove(at);
-            s.bytes -= v.capacity();
-            Some(v)
-        })
-        .ok()
-        .flatten();
-    spare.unwrap_or_else(|| Vec::with_capacity(capacity))
+    take_from(&SPARE, |v| v.capacity() >= capacity).unwrap_or_else(|| Vec::with_capacity(capacity))
 }
 
-/// Keeps `v` for a later `take` (emptied), unless it is too large. The
-/// oldest spares make room for it: what the thread serves now decides
-/// which sizes it keeps.
+/// Keeps `v` for a later `take` (emptied), unless it is too large.
 pub fn give(mut v: Vec<u8>) {
     if v.capacity() == 0 || v.capacity() > MAX_KEPT {
         return;
     }
     v.clear();
-    // Thread teardown: the buffer is freed.
-    let _ = SPARE.try_with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else {
-            return;
-        };
-        while !s.list.is_empty() && (s.list.len() >= SPARES || s.bytes + v.capacity() > SPARE_BYTES)
-        {
-            let oldest = s.list.remove(0);
-            s.bytes -= oldest.capacity();
-        }
-        let room = SPARES - s.list.len();
-        s.list.reserve_exact(room);
-        s.bytes += v.capacity();
-        s.list.push(v);
-    });
+    let size = v.capacity();
+    keep_in(&SPARE, v, size);
 }
 
 /// A socket read buffer of at least `len` bytes, all of them initialised
@@ -83,11 +122,9 @@ pub fn give(mut v: Vec<u8>) {
 /// connection starting to read again neither zeroes nor faults in fresh
 /// memory. The buffer's length is its initialised part.
 pub fn take_read_buffer(len: usize) -> Vec<u8> {
-    let spare = READ_BUFFERS
-        .try_with(|s| s.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
-    let mut v = spare.unwrap_or_default();
+    let mut v = take_from(&READ_BUFFERS, |v| v.len() >= len)
+        .or_else(|| take_from(&READ_BUFFERS, |_| true))
+        .unwrap_or_default();
     if v.len() < len {
         v.resize(len, 0);
     }
@@ -95,20 +132,13 @@ pub fn take_read_buffer(len: usize) -> Vec<u8> {
 }
 
 /// Keeps a read buffer, its initialised length and all, for a later
-/// `take_read_buffer`, unless it is too large or enough are kept.
+/// `take_read_buffer`, unless it is too large.
 pub fn give_read_buffer(v: Vec<u8>) {
     if v.is_empty() || v.capacity() > MAX_READ_KEPT {
         return;
     }
-    let _ = READ_BUFFERS.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut()
-            && s.len() < READ_SPARES
-        {
-            let room = READ_SPARES - s.len();
-            s.reserve_exact(room);
-            s.push(v);
-        }
-    });
+    let size = v.capacity();
+    keep_in(&READ_BUFFERS, v, size);
 }
 
 /// An empty string with room for at least `capacity` bytes (see `take`).
@@ -168,6 +198,43 @@ mod tests {
         give_read_buffer(again);
         let longer = take_read_buffer(len + 1);
         assert!(longer.len() > len);
+    }
+
+    #[test]
+    fn a_shards_origin_reads_in_flight_all_find_their_buffers_again() {
+        // Fifty exchanges at once, each with a 64 KiB read buffer: all of
+        // them come back, so the next fifty allocate nothing.
+        let first: Vec<Vec<u8>> = (0..50).map(|_| take_read_buffer(64 << 10)).collect();
+        let mut at: Vec<_> = first.iter().map(|v| v.as_ptr()).collect();
+        first.into_iter().for_each(give_read_buffer);
+        let again: Vec<Vec<u8>> = (0..50).map(|_| take_read_buffer(64 << 10)).collect();
+        let mut again_at: Vec<_> = again.iter().map(|v| v.as_ptr()).collect();
+        at.sort();
+        again_at.sort();
+        assert_eq!(at, again_at);
+        again.into_iter().for_each(give_read_buffer);
+    }
+
+    #[test]
+    fn a_pool_keeps_the_newest_within_its_bounds() {
+        let mut p = Pool::new(3, 100);
+        p.keep('a', 40);
+        p.keep('b', 40);
+        p.keep('c', 40); // over 100 bytes: 'a' goes
+        assert_eq!(p.list.iter().map(|x| x.0).collect::<String>(), "bc");
+        p.keep('d', 10);
+        p.keep('e', 10); // over 3 items: 'b' goes
+        assert_eq!(p.list.iter().map(|x| x.0).collect::<String>(), "cde");
+        assert_eq!(p.bytes, 60);
+        p.keep('f', 101); // above the byte bound: not kept
+        assert_eq!(p.list.len(), 3);
+        assert_eq!(
+            p.take_where(|&x| x < 'e'),
+            Some('d'),
+            "the newest that fits"
+        );
+        assert_eq!(p.bytes, 50);
+        assert_eq!(p.take_where(|&x| x == 'z'), None);
     }
 
     #[test]

@@ -74,6 +74,7 @@ impl Drop for Headers {
 /// count and in the size of the buffers kept.
 mod spare_lists {
     use super::{Field, Headers};
+    use crate::spare::{Pool, keep_in, take_from};
     use std::cell::RefCell;
 
     /// Lists kept per thread: more than a shard's requests in flight at
@@ -84,14 +85,13 @@ mod spare_lists {
     const MAX_FIELDS: usize = 128;
 
     thread_local! {
-        static SPARE: RefCell<Vec<(Vec<u8>, Vec<Field>)>> = const { RefCell::new(Vec::new()) };
+        static SPARE: RefCell<Pool<(Vec<u8>, Vec<Field>)>> = const {
+            RefCell::new(Pool::new(LISTS, LISTS * (MAX_BYTES + MAX_FIELDS * size_of::<Field>())))
+        };
     }
 
     pub(super) fn take() -> Option<Headers> {
-        let (bytes, fields) = SPARE
-            .try_with(|s| s.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten()?;
+        let (bytes, fields) = take_from(&SPARE, |_| true)?;
         Some(Headers { bytes, fields })
     }
 
@@ -101,16 +101,8 @@ mod spare_lists {
         }
         bytes.clear();
         fields.clear();
-        // Thread teardown, or a full list: the buffers are freed.
-        let _ = SPARE.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.len() < LISTS
-            {
-                let room = LISTS - s.len();
-                s.reserve_exact(room);
-                s.push((bytes, fields));
-            }
-        });
+        let size = bytes.capacity() + fields.capacity() * size_of::<Field>();
+        keep_in(&SPARE, (bytes, fields), size);
     }
 }
 
