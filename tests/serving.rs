@@ -705,3 +705,50 @@ fn a_small_hit_allocates_a_bounded_few_times() {
     );
     assert!(one_by_one <= 30.0, "{one_by_one:.2} allocations per hit");
 }
+
+/// A stored head is decoded once per stored copy: later hits use the
+/// shard's decoded copy (`edgeslab_stored_head_decodes_total` stays put),
+/// and still send the stored fields and the right body.
+#[test]
+fn hits_do_not_decode_the_stored_head_again() {
+    let origin = cacheable_origin();
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n")
+        .start();
+    let decodes = || edge.metric("edgeslab_stored_head_decodes_total");
+    assert_eq!(get(edge.addr, "/size/1024").status, 200, "the miss");
+    assert!(eventually(Duration::from_secs(5), || get(
+        edge.addr,
+        "/size/1024"
+    )
+    .is_hit()));
+    let before = decodes();
+    assert!(before >= 1, "the first hit decoded the head");
+    let mut viewer = Client::connect(edge.addr);
+    for i in 0..50 {
+        viewer.send(b"GET /size/1024 HTTP/1.1\r\nHost: test.local\r\n\r\n");
+        let r = viewer.read_response().expect("a response to each hit");
+        assert!(r.is_hit() && r.body.len() == 1024, "hit {i}");
+        assert!(
+            r.header("cache-control")
+                .is_some_and(|v| v.contains("max-age")),
+            "hit {i} keeps the stored fields"
+        );
+    }
+    assert_eq!(decodes(), before, "fifty hits decoded nothing");
+    // Another object is another stored copy: its head is decoded on its
+    // first hit, and only then.
+    assert_eq!(get(edge.addr, "/size/2048").status, 200, "another miss");
+    assert!(eventually(Duration::from_secs(5), || get(
+        edge.addr,
+        "/size/2048"
+    )
+    .is_hit()));
+    let after = decodes();
+    assert!(after > before, "the other copy's head was decoded");
+    for _ in 0..10 {
+        assert!(get(edge.addr, "/size/2048").is_hit());
+    }
+    assert_eq!(decodes(), after);
+}

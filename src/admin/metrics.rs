@@ -67,6 +67,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.invalidated_hits.load(Relaxed),
     ),
     (
+        "edgeslab_stored_head_decodes_total",
+        "counter",
+        "Stored response heads decoded from their entry (a hit on a head the shard keeps decoded adds none).",
+        |m| m.viewer.stored_head_decodes.load(Relaxed),
+    ),
+    (
         "edgeslab_cache_variant_hits_total",
         "counter",
         "Hits on one of a URL's Vary variants (also in hits).",

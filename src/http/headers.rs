@@ -319,6 +319,11 @@ impl Headers {
         self.fields.len()
     }
 
+    /// Heap bytes the list holds (its buffers' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.fields.capacity() * size_of::<Field>()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

@@ -8,6 +8,7 @@
 //! exactly as stored becomes a miss; a chunk that fails mid-response closes
 //! the connection.
 
+use super::decoded::{Decoded, EntryId};
 use super::parts::{self, PartsObject};
 use super::respond::{ViewerBody, answer_preconditions, encode_head_with_room};
 use super::revalidate::{self, StaleCopy};
@@ -97,7 +98,10 @@ pub enum Found {
 /// A verified stored response.
 pub struct Hit {
     pub entry: StoredEntry,
+    /// The stored head, to shape into the response (a copy of `decoded`'s).
     pub head: ResponseHead,
+    /// The stored head as the shard keeps it decoded, with its directives.
+    pub decoded: Rc<Decoded>,
     pub freshness: Freshness,
     pub buffered: Vec<SegmentId>,
     /// Where the index pointed: a hit that turns out unreadable is a miss
@@ -178,7 +182,22 @@ pub(super) async fn find(
         (Some(_), None) => return Err(Missing::miss(selecting.is_variant(), seen)),
         (None, _) => entry.head(),
     };
-    let Ok(Some((head, _))) = parse_response(head_bytes, &STORED_HEAD_LIMITS, false) else {
+    let id = EntryId {
+        key_hash: entry.header.key_hash,
+        seq: entry.header.seq,
+        slot: loc.slot,
+        offset: loc.offset,
+        born_ms: entry.header.born_ms,
+        head_len: entry.header.head_len,
+    };
+    let decoded = ctx.decoded.get_or_decode(id, || {
+        ctx.stats.stored_head_decodes.fetch_add(1, Relaxed);
+        match parse_response(head_bytes, &STORED_HEAD_LIMITS, false) {
+            Ok(Some((head, _))) => Some(head),
+            _ => None,
+        }
+    });
+    let Some(decoded) = decoded else {
         crate::warn_limited!(
             key = key.as_str(),
             "stored response head does not parse; treating as a miss"
@@ -187,7 +206,7 @@ pub(super) async fn find(
     };
     // An invalidation newer than the entry makes it a miss; the fill that
     // follows replaces it.
-    if ctx.banned(key, &head, entry.header.born_ms) {
+    if ctx.banned(key, &decoded.head, entry.header.born_ms) {
         ctx.stats.invalidated_hits.fetch_add(1, Relaxed);
         // An object kept in parts goes with all its parts, so that no part
         // of it counts as stored when its marker is filled again.
@@ -200,7 +219,8 @@ pub(super) async fn find(
     }
     Ok(Hit {
         entry,
-        head,
+        head: decoded.head.clone(),
+        decoded,
         freshness,
         buffered,
         seen: loc,
@@ -230,7 +250,13 @@ pub async fn lookup(
         head: &hit.head,
         freshness: hit.freshness,
     };
-    let reuse = policy::reuse(&req.headers, &stored, now, &ctx.settings.policy);
+    let reuse = policy::reuse_under(
+        &req.headers,
+        &stored,
+        &hit.decoded.controls,
+        now,
+        &ctx.settings.policy,
+    );
     let mut hit = hit;
     match (reuse, hit.parts.take()) {
         (Reuse::GatewayTimeout, _) => Found::OnlyIfCached,

@@ -6,6 +6,7 @@
 //! decides HTTP semantics itself: it asks `gateway`, `cache::policy` and
 //! `http`, and moves the bytes.
 
+pub mod decoded;
 mod follow;
 mod forward;
 pub mod hit;
@@ -54,6 +55,8 @@ pub struct ShardState {
     pub request_ids: std::cell::Cell<u64>,
     /// None when `log.access_log` is off.
     pub access_log: Option<crate::access_log::ShardLog>,
+    /// Stored heads this shard has decoded, kept for later hits.
+    pub decoded: decoded::DecodedHeads,
 }
 
 /// Everything a shard's request handlers share: the shard's lasting state

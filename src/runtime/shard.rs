@@ -223,6 +223,10 @@ async fn open(seed: &ShardSeed) -> Result<(Rc<Current>, Receivers<OwnerMsg>), Op
             .access_log
             .clone()
             .map(|w| crate::access_log::ShardLog::new(w, seed.metrics.viewer.clone())),
+        decoded: crate::proxy::decoded::DecodedHeads::new(
+            crate::proxy::decoded::MAX_HEADS,
+            crate::proxy::decoded::MAX_HEAD_BYTES,
+        ),
     });
     let ctx = generation_ctx(state, &first, seed.shards, &seed.metrics);
     Ok((Rc::new(Current::new(ctx)), receivers))

@@ -85,7 +85,7 @@ pub use freshness::{
 pub use invalidation::{TargetUri, invalidation_targets, is_safe};
 pub use reuse::{
     ForwardReason, IfError, OnMiss, OriginOutcome, Reuse, Revalidate, RevalidateReason, Serve,
-    ServeKind, Stored, on_miss, reuse,
+    ServeKind, Stored, on_miss, reuse, reuse_under,
 };
 pub use revalidation::{
     Conditional, EntityTag, Freshened, NotApplicable, NotModifiedUse, conditional_request, freshen,

@@ -229,8 +229,26 @@ fn origin_allows_stale(d: &ResponseDirectives) -> bool {
 /// only with `cfg.honor_viewer_no_cache`; `max-stale`, `only-if-cached` and
 /// `stale-if-error` always are.
 pub fn reuse(request: &Headers, stored: &Stored<'_>, now: SystemTime, cfg: &PolicyConfig) -> Reuse {
+    reuse_under(
+        request,
+        stored,
+        &Controls::of(&stored.head.headers),
+        now,
+        cfg,
+    )
+}
+
+/// `reuse`, with the stored response's governing directives already
+/// decided (`controls`: `Controls::of` its head), as a hit on a head the
+/// shard keeps decoded has them.
+pub fn reuse_under(
+    request: &Headers,
+    stored: &Stored<'_>,
+    controls: &Controls,
+    now: SystemTime,
+    cfg: &PolicyConfig,
+) -> Reuse {
     let req = RequestDirectives::parse(request);
-    let controls = Controls::of(&stored.head.headers);
     let d = &controls.directives;
     let f = stored.freshness;
     let strip_fields = match &d.no_cache {

@@ -1,0 +1,249 @@
+//! Stored heads decoded once per shard. A hit needs its stored response's
+//! head as fields (for the policy, the preconditions, the invalidation tags
+//! and the head it sends) and the directives that govern reuse; both are
+//! decoded from the entry the first time the shard serves it and kept here,
+//! so later hits on the same stored copy neither parse the head nor its
+//! `Cache-Control` again.
+//!
+//! A kept head is named by where its entry was written (the segment's slot
+//! and sequence number, the offset in it) and by what its entry's header
+//! says of it (its key's hash, its birth time, its head's length): bytes
+//! once written there never change, so a kept head cannot disagree with
+//! its entry. An entry replaced, invalidated or evicted is simply never asked
+//! for again, and its head ages out. Bounded in count and bytes; a head
+//! asked for again since it was kept gets a second chance before eviction
+//! (CLOCK), so the hot set stays while one-off heads pass through.
+
+use crate::cache::policy::Controls;
+use crate::http::ResponseHead;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+
+/// Where a stored copy was written: what names its head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EntryId {
+    pub key_hash: u64,
+    pub seq: u64,
+    pub slot: u32,
+    pub offset: u32,
+    pub born_ms: u64,
+    pub head_len: u32,
+}
+
+/// A stored head as a hit uses it.
+pub struct Decoded {
+    pub head: ResponseHead,
+    /// The directives governing this cache's reuse of it.
+    pub controls: Controls,
+}
+
+impl Decoded {
+    pub fn new(head: ResponseHead) -> Decoded {
+        let controls = Controls::of(&head.headers);
+        Decoded { head, controls }
+    }
+
+    /// Memory it holds, roughly: what the bound counts.
+    fn footprint(&self) -> usize {
+        size_of::<Decoded>() + self.head.headers.heap_bytes()
+    }
+}
+
+struct Kept {
+    decoded: Rc<Decoded>,
+    size: usize,
+    /// Asked for since it was kept or last given a second chance.
+    referenced: bool,
+}
+
+/// A shard's decoded heads (see the module's notes).
+pub struct DecodedHeads {
+    inner: RefCell<Inner>,
+}
+
+struct Inner {
+    map: HashMap<EntryId, Kept>,
+    /// Kept heads in the order they came; the clock's hand is the front.
+    order: VecDeque<EntryId>,
+    bytes: usize,
+    max_count: usize,
+    max_bytes: usize,
+    decodes: u64,
+}
+
+/// The default bounds: a shard's hot set of small objects, at a few
+/// hundred bytes each.
+pub const MAX_HEADS: usize = 16_384;
+pub const MAX_HEAD_BYTES: usize = 8 << 20;
+
+impl DecodedHeads {
+    pub fn new(max_count: usize, max_bytes: usize) -> DecodedHeads {
+        DecodedHeads {
+            inner: RefCell::new(Inner {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+                max_count,
+                max_bytes,
+                decodes: 0,
+            }),
+        }
+    }
+
+    /// The head of the entry `id`, decoded by `decode` (from the entry's
+    /// bytes) when it is not kept; None when it does not decode (nothing is
+    /// kept then).
+    pub fn get_or_decode(
+        &self,
+        id: EntryId,
+        decode: impl FnOnce() -> Option<ResponseHead>,
+    ) -> Option<Rc<Decoded>> {
+        if let Some(kept) = self.inner.borrow_mut().map.get_mut(&id) {
+            kept.referenced = true;
+            return Some(kept.decoded.clone());
+        }
+        let decoded = Rc::new(Decoded::new(decode()?));
+        let mut inner = self.inner.borrow_mut();
+        inner.decodes += 1;
+        inner.keep(id, decoded.clone());
+        Some(decoded)
+    }
+
+    /// Heads decoded since the shard started (a hit on a kept head decodes
+    /// nothing).
+    pub fn decodes(&self) -> u64 {
+        self.inner.borrow().decodes
+    }
+
+    /// Heads kept now, and the bytes they hold.
+    pub fn kept(&self) -> (usize, usize) {
+        let inner = self.inner.borrow();
+        (inner.map.len(), inner.bytes)
+    }
+}
+
+impl Inner {
+    fn keep(&mut self, id: EntryId, decoded: Rc<Decoded>) {
+        let size = decoded.footprint();
+        if size > self.max_bytes || self.max_count == 0 {
+            return;
+        }
+        // Each head passes the hand at most twice (once to lose its second
+        // chance), so this ends within twice the count.
+        let mut turns = 2 * self.order.len();
+        while turns > 0 && (self.map.len() >= self.max_count || self.bytes + size > self.max_bytes)
+        {
+            turns -= 1;
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            match self.map.get_mut(&oldest) {
+                Some(k) if k.referenced => {
+                    k.referenced = false;
+                    self.order.push_back(oldest);
+                }
+                Some(_) => {
+                    let k = self.map.remove(&oldest).expect("just seen");
+                    self.bytes -= k.size;
+                }
+                None => {}
+            }
+        }
+        if self.map.len() >= self.max_count || self.bytes + size > self.max_bytes {
+            return;
+        }
+        self.bytes += size;
+        self.order.push_back(id);
+        self.map.insert(
+            id,
+            Kept {
+                decoded,
+                size,
+                referenced: false,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::policy::DeltaSeconds;
+    use crate::http::{Limits, parse_response};
+
+    fn head(cc: &str) -> ResponseHead {
+        let text = format!("HTTP/1.1 200 OK\r\nCache-Control: {cc}\r\nETag: \"x\"\r\n\r\n");
+        let limits = Limits::default();
+        parse_response(text.as_bytes(), &limits, false)
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    fn id(n: u32) -> EntryId {
+        EntryId {
+            key_hash: 7,
+            seq: 1,
+            slot: 0,
+            offset: n,
+            born_ms: 1,
+            head_len: 60,
+        }
+    }
+
+    #[test]
+    fn a_kept_head_is_not_decoded_again() {
+        let heads = DecodedHeads::new(10, 1 << 20);
+        let first = heads.get_or_decode(id(1), || Some(head("max-age=60")));
+        assert_eq!(
+            first.unwrap().controls.directives.max_age,
+            Some(DeltaSeconds::Valid(60))
+        );
+        let again = heads.get_or_decode(id(1), || panic!("decoded twice"));
+        assert!(again.is_some());
+        assert_eq!(heads.decodes(), 1);
+        // Another copy of the same key (a new write) is another head.
+        let other = heads.get_or_decode(id(2), || Some(head("max-age=5")));
+        assert_eq!(
+            other.unwrap().controls.directives.max_age,
+            Some(DeltaSeconds::Valid(5))
+        );
+        assert_eq!(heads.decodes(), 2);
+    }
+
+    #[test]
+    fn a_head_that_does_not_decode_is_not_kept() {
+        let heads = DecodedHeads::new(10, 1 << 20);
+        assert!(heads.get_or_decode(id(1), || None).is_none());
+        assert_eq!(heads.kept().0, 0);
+        assert!(
+            heads
+                .get_or_decode(id(1), || Some(head("no-cache")))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn the_bounds_hold_and_a_head_asked_for_again_stays() {
+        let heads = DecodedHeads::new(3, 1 << 20);
+        for n in 0..3 {
+            heads.get_or_decode(id(n), || Some(head("max-age=1")));
+        }
+        // 0 is asked for again: it gets a second chance; 1 goes first.
+        heads.get_or_decode(id(0), || panic!("kept"));
+        heads.get_or_decode(id(3), || Some(head("max-age=1")));
+        assert_eq!(heads.kept().0, 3);
+        heads.get_or_decode(id(0), || panic!("0 stayed"));
+        let mut again = false;
+        heads.get_or_decode(id(1), || {
+            again = true;
+            Some(head("max-age=1"))
+        });
+        assert!(again, "1 was evicted");
+        // A byte bound below one head keeps nothing.
+        let tiny = DecodedHeads::new(3, 8);
+        tiny.get_or_decode(id(0), || Some(head("max-age=1")));
+        assert_eq!(tiny.kept(), (0, 0));
+    }
+}
