@@ -403,7 +403,14 @@ fn write_args(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) {
 /// that would terminate a field line are replaced one-for-one, which also
 /// keeps `encoded_len` exact.
 pub(super) fn write_field(name: &str, value: &[u8], out: &mut Vec<u8>) {
-    out.extend(name.bytes().map(|b| if is_tchar(b) { b } else { b'-' }));
+    // Names are tokens whenever they were parsed; checked at a table
+    // lookup a byte and copied whole, rewritten only when one is not.
+    let name = name.as_bytes();
+    if name.iter().all(|&b| is_tchar(b)) {
+        out.extend_from_slice(name);
+    } else {
+        out.extend(name.iter().map(|&b| if is_tchar(b) { b } else { b'-' }));
+    }
     out.extend_from_slice(b": ");
     if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
         out.extend(value.iter().map(|&b| match b {
@@ -416,8 +423,37 @@ pub(super) fn write_field(name: &str, value: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// RFC 9110 5.6.2: tchar, by byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
 
 fn is_ows(b: u8) -> bool {
@@ -467,6 +503,25 @@ pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tchar_is_the_rfc_set() {
+        // RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*"
+        //   / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+        let specials = b"!#$%&'*+-.^_`|~";
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || specials.contains(&b);
+            assert_eq!(is_tchar(b), want, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_not_a_token_is_rewritten_not_copied() {
+        let mut out = Vec::new();
+        write_field("X-Ok", b"v", &mut out);
+        write_field("X Bad:", b"v", &mut out);
+        assert_eq!(out, b"X-Ok: v\r\nX-Bad-: v\r\n");
+    }
 
     fn sample() -> Headers {
         let mut h = Headers::new();

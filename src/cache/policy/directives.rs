@@ -7,6 +7,7 @@
 //! RFC says for each directive.
 
 use crate::http::Headers;
+use crate::http::headers::is_tchar;
 use std::borrow::Cow;
 
 /// The largest delta-seconds value kept (RFC 9111 §1.2.2: a recipient that
@@ -308,10 +309,6 @@ fn delta_seconds(arg: &Arg<'_>, quoting: Quoting) -> DeltaSeconds {
     }
     let value = digits.parse::<u64>().unwrap_or(u64::MAX);
     DeltaSeconds::Valid(value.min(MAX_DELTA_SECONDS))
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Every `name[=arg]` member of every `Cache-Control` line, names
