@@ -1,0 +1,472 @@
+//! The long tail through the server against the raw device: hits that no
+//! RAM tier holds (`cache.ram_size = 0`), read from the cache file with
+//! O_DIRECT and sent over loopback HTTP, beside O_DIRECT reads of the same
+//! size and at the same depth from a file beside it, in one run.
+//! Prints each rate and server/raw; the target is at least 0.9.
+//!
+//! Two cases: 8 MiB objects (large objects, read chunk by chunk) and
+//! 16 KiB objects (one entry each), each a set of 1.5 GiB or so, read in
+//! random order by `DEPTH` viewers at once. The raw reads are of the size
+//! the server's device reads are (a chunk; a small object's entry). The edge runs one shard on CPU 1; the viewers (and the
+//! origin that fills the cache first) run on CPU 0; the raw readers run on
+//! CPU 1, where the shard ran. The edge's own counters confirm that every
+//! hit read the device (`edgeslab_cache_device_reads_total`) and none came
+//! from RAM.
+//!
+//! The cache file lives in `$EDGESLAB_BENCH_DIR` or the temp dir, which
+//! must honour O_DIRECT (ext4, xfs; not tmpfs).
+//! Run: `cargo bench --bench longtail` (add `-- --seconds 10`, `--depth
+//! 64`, `--only 16`; `EDGESLAB_BIN=path` measures another build).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Viewers (and raw readers) at once, unless `--depth` says otherwise.
+static DEPTH: AtomicU64 = AtomicU64::new(16);
+
+fn depth() -> usize {
+    DEPTH.load(Relaxed) as usize
+}
+
+struct Case {
+    name: &'static str,
+    /// Each object's body.
+    size: usize,
+    objects: u64,
+    /// What one device read of the server brings: a chunk of a large object
+    /// (about 1 MiB), or a small object's whole entry (its body plus 4 KiB
+    /// for the entry's header, key and head). The raw reads are of this
+    /// size, and count this much of the object each.
+    raw_read: usize,
+    raw_payload: usize,
+}
+
+const CASES: [Case; 2] = [
+    Case {
+        name: "8 MiB objects",
+        size: 8 << 20,
+        objects: 192,
+        raw_read: 1 << 20,
+        raw_payload: 1 << 20,
+    },
+    Case {
+        name: "16 KiB objects",
+        size: 16 << 10,
+        objects: 40_000,
+        raw_read: 20 << 10,
+        raw_payload: 16 << 10,
+    },
+];
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read and write it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// An origin answering `/o/<size>/<n>` with `size` cacheable bytes.
+fn origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(conn));
+        }
+    });
+    addr
+}
+
+fn serve(conn: TcpStream) {
+    pin_to(0);
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut out = conn;
+    let body: Vec<u8> = (0..(8usize << 20)).map(|i| (i * 31 % 251) as u8).collect();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let size: usize = line
+            .split('/')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+            .min(body.len());
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h == "\r\n" {
+                break;
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=86400\r\nContent-Length: {size}\r\n\r\n"
+        );
+        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body[..size]).is_err() {
+            return;
+        }
+    }
+}
+
+struct Edge {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_edge(dir: &Path, origin: SocketAddr, cache_size_mib: u64) -> Edge {
+    let addr = free_addr();
+    let admin = free_addr();
+    let cache = dir.join("cache");
+    let config = format!(
+        "cores = [1]\n[listen]\naddr = \"{addr}\"\n[admin]\naddr = \"{admin}\"\n\
+         [origin]\nurl = \"http://{origin}\"\n\
+         [cache]\npath = \"{}\"\nsize = \"{cache_size_mib}MiB\"\nram_size = 0\n\
+         [log]\naccess_log = false\n",
+        cache.display()
+    );
+    let file = dir.join("edgeslab.toml");
+    std::fs::write(&file, config).expect("config");
+    // EDGESLAB_BIN runs another build (an A/B of two commits).
+    let bin = std::env::var_os("EDGESLAB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_edgeslab")));
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start edgeslab");
+    let started = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "edgeslab did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Edge { child, addr, admin }
+}
+
+/// utime + stime of every thread of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    // Fields 14 and 15 of stat(5), counted from the state (field 3).
+    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The sum of a metric's series on the edge's admin listener.
+fn metric(admin: SocketAddr, name: &str) -> u64 {
+    let mut s = TcpStream::connect(admin).expect("admin");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .expect("scrape");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("metrics");
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// One viewer connection: GETs a path, reads the whole body, returns its
+/// length (and checks it is `want`).
+struct Viewer {
+    s: TcpStream,
+    reader: BufReader<TcpStream>,
+    sink: Vec<u8>,
+}
+
+impl Viewer {
+    fn new(addr: SocketAddr) -> Viewer {
+        let s = TcpStream::connect(addr).expect("connect edge");
+        let reader = BufReader::with_capacity(256 << 10, s.try_clone().expect("clone"));
+        Viewer {
+            s,
+            reader,
+            sink: vec![0; 256 << 10],
+        }
+    }
+
+    fn get(&mut self, path: &str, want: usize) -> (bool, usize) {
+        self.s
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
+            .expect("request");
+        let (mut len, mut hit) = (None, false);
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).expect("head");
+            assert!(!h.is_empty(), "edge closed the connection");
+            if h == "\r\n" {
+                break;
+            }
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            }
+            if lower.starts_with("cache-status:") && lower.contains("; hit") {
+                hit = true;
+            }
+        }
+        let len = len.expect("a Content-Length");
+        assert_eq!(len, want, "{path}: the whole object");
+        let mut left = len;
+        while left > 0 {
+            let n = self
+                .reader
+                .read(&mut self.sink[..left.min(256 << 10)])
+                .expect("body");
+            assert!(n > 0, "body cut short");
+            left -= n;
+        }
+        (hit, len)
+    }
+}
+
+struct Xorshift(u64);
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// `DEPTH` threads on `cpu` doing `op` for `seconds`; returns the sum of
+/// what `op` returned (bytes, or reads) and the seconds taken.
+fn run_at_depth(
+    cpu: usize,
+    seconds: f64,
+    op: impl Fn(usize, &mut Xorshift) -> u64 + Sync,
+) -> (u64, f64) {
+    let stop = AtomicBool::new(false);
+    let bytes = AtomicU64::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for d in 0..depth() {
+            let (stop, bytes, op) = (&stop, &bytes, &op);
+            s.spawn(move || {
+                pin_to(cpu);
+                let mut rng = Xorshift(0x9E37_79B9_7F4A_7C15 ^ ((d as u64 + 1) * 7919));
+                while !stop.load(Relaxed) {
+                    bytes.fetch_add(op(d, &mut rng), Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Relaxed);
+    });
+    (bytes.load(Relaxed), t.elapsed().as_secs_f64())
+}
+
+/// O_DIRECT reads on CPU 1 at `DEPTH` from a file as large as the cached
+/// set, written in full first (a hole or an unwritten extent would read as
+/// zeros without touching the device): each read is one `case.raw_read`
+/// slot at random. Returns the object bytes per second that delivers.
+fn raw(dir: &Path, case: &Case, seconds: f64) -> f64 {
+    let file = dir.join("raw");
+    let len = case.raw_read;
+    let slots = (case.objects * case.size as u64).div_ceil(case.raw_payload as u64);
+    {
+        let mut f = std::fs::File::create(&file).expect("raw file");
+        let block: Vec<u8> = (0..(4usize << 20)).map(|i| (i * 131 % 253) as u8).collect();
+        let mut left = slots * len as u64;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            f.write_all(&block[..n]).expect("write raw file");
+            left -= n as u64;
+        }
+        f.sync_all().expect("sync raw file");
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&file)
+        .expect("open the raw file O_DIRECT");
+    let (reads, wall) = run_at_depth(1, seconds, |_, rng| {
+        thread_local! {
+            static BUF: std::cell::RefCell<Option<AlignedBuf>> = const { std::cell::RefCell::new(None) };
+        }
+        BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            let buf = b.get_or_insert_with(|| AlignedBuf::new(len));
+            let at = rng.next() % slots * len as u64;
+            let n = f.read_at(buf.as_mut(), at).expect("raw read");
+            assert_eq!(n, len, "a whole slot");
+            1
+        })
+    });
+    let _ = std::fs::remove_file(&file);
+    (reads * case.raw_payload as u64) as f64 / wall
+}
+
+/// A 4 KiB-aligned buffer for O_DIRECT.
+struct AlignedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize) -> AlignedBuf {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("layout");
+        // SAFETY: a non-zero size; freed with the same layout in Drop.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        AlignedBuf { ptr, len }
+    }
+
+    fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` owns `len` initialised bytes for self's lifetime.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, 4096).expect("layout");
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) };
+    }
+}
+
+fn main() {
+    let mut seconds = 8.0;
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
+            "--only" => only = args.next(),
+            "--depth" => {
+                let d = args.next().and_then(|v| v.parse().ok()).unwrap_or(16u64);
+                DEPTH.store(d.max(1), Relaxed);
+            }
+            _ => {}
+        }
+    }
+    // Only the threads are pinned: the edge, started from this thread,
+    // must be free to take CPU 1.
+    let base = std::env::var_os("EDGESLAB_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let origin = origin();
+    println!(
+        "{:<16} {:>14} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12}",
+        "case",
+        "server MiB/s",
+        "raw MiB/s",
+        "server/raw",
+        "device reads",
+        "RAM hits",
+        "server CPU %",
+        "viewers CPU %"
+    );
+    for case in &CASES {
+        if only.as_deref().is_some_and(|o| !case.name.contains(o)) {
+            continue;
+        }
+        let dir = base.join(format!("edgeslab-longtail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let set_mib = (case.objects * case.size as u64) >> 20;
+        // Room for the set and what eviction keeps free.
+        let edge = start_edge(&dir, origin, set_mib * 2 + 256);
+        let path = |n: u64| format!("/o/{}/{n}", case.size);
+        // Fill: every object once, from DEPTH viewers.
+        let next = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..depth() {
+                s.spawn(|| {
+                    pin_to(0);
+                    let mut v = Viewer::new(edge.addr);
+                    loop {
+                        let n = next.fetch_add(1, Relaxed);
+                        if n >= case.objects {
+                            return;
+                        }
+                        v.get(&path(n), case.size);
+                    }
+                });
+            }
+        });
+        // Let the last segments reach the device.
+        std::thread::sleep(Duration::from_secs(2));
+        let (reads0, ram0) = (
+            metric(edge.admin, "edgeslab_cache_device_reads_total"),
+            metric(edge.admin, "edgeslab_cache_ram_hits_total"),
+        );
+        let viewers: Vec<std::sync::Mutex<Viewer>> = (0..depth())
+            .map(|_| std::sync::Mutex::new(Viewer::new(edge.addr)))
+            .collect();
+        let misses = AtomicU64::new(0);
+        let cpu0 = cpu_seconds(edge.child.id());
+        let viewers_cpu0 = cpu_seconds(std::process::id());
+        let (bytes, wall) = run_at_depth(0, seconds, |d, rng| {
+            let n = rng.next() % case.objects;
+            let (hit, len) = viewers[d].lock().expect("viewer").get(&path(n), case.size);
+            if !hit {
+                misses.fetch_add(1, Relaxed);
+            }
+            len as u64
+        });
+        let server = bytes as f64 / wall;
+        let busy = (cpu_seconds(edge.child.id()) - cpu0) / wall * 100.0;
+        let viewers_busy = (cpu_seconds(std::process::id()) - viewers_cpu0) / wall * 100.0;
+        let reads = metric(edge.admin, "edgeslab_cache_device_reads_total") - reads0;
+        let ram = metric(edge.admin, "edgeslab_cache_ram_hits_total") - ram0;
+        drop(viewers);
+        drop(edge);
+        let raw = raw(&dir, case, seconds);
+        let mib = |b: f64| b / (1 << 20) as f64;
+        println!(
+            "{:<16} {:>14.0} {:>14.0} {:>10.2} {:>12} {:>10} {:>12.0} {:>12.0}",
+            case.name,
+            mib(server),
+            mib(raw),
+            server / raw,
+            reads,
+            ram,
+            busy,
+            viewers_busy
+        );
+        let missed = misses.load(Relaxed);
+        if missed > 0 {
+            println!("  ({missed} requests were not hits: the set did not all stay stored)");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
