@@ -18,11 +18,14 @@
 //! Run: `cargo bench --bench longtail` (add `-- --seconds 10`, `--depth
 //! 64`, `--only 16`; `EDGESLAB_BIN=path` measures another build).
 
+mod common;
+
+use common::{cpu_seconds, free_addr, spawn_edge};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -62,11 +65,6 @@ const CASES: [Case; 2] = [
         raw_payload: 16 << 10,
     },
 ];
-
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
 
 fn pin_to(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
@@ -150,38 +148,8 @@ fn start_edge(dir: &Path, origin: SocketAddr, cache_size_mib: u64) -> Edge {
     );
     let file = dir.join("edgeslab.toml");
     std::fs::write(&file, config).expect("config");
-    // EDGESLAB_BIN runs another build (an A/B of two commits).
-    let bin = std::env::var_os("EDGESLAB_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_edgeslab")));
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start edgeslab");
-    let started = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "edgeslab did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = spawn_edge(&file, addr);
     Edge { child, addr, admin }
-}
-
-/// utime + stime of every thread of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    // Fields 14 and 15 of stat(5), counted from the state (field 3).
-    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// The sum of a metric's series on the edge's admin listener.

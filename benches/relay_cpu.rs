@@ -9,20 +9,18 @@
 //! case; default 2). The origin here is a plain thread per connection
 //! writing one prepared body; the client reads and discards.
 
+mod common;
+
+use common::{cpu_seconds, free_addr, spawn_edge};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Body of each response.
 const BODY: usize = 64 << 20;
-
-fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
 
 /// An origin answering every request with `BODY` bytes: `no-store` under
 /// `/pass/`, cacheable otherwise.
@@ -96,38 +94,12 @@ fn start_edge(origin: SocketAddr, splice: bool) -> Edge {
     );
     let file = dir.join("edgeslab.toml");
     std::fs::write(&file, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_edgeslab"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start edgeslab");
-    let started = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "edgeslab did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let child = spawn_edge(&file, addr);
     Edge {
         child,
         addr,
         _dir: dir,
     }
-}
-
-/// utime + stime of every thread of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let after = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    // Fields 14 and 15 of stat(5), counted from the state (field 3).
-    let ticks: f64 = f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime");
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// GETs `paths` one after another on one connection, reading every body;

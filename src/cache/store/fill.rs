@@ -3,8 +3,10 @@
 //! chunk entries and a manifest; a `Vary` variant is followed by its URL's
 //! marker when asked. Only a complete body is ever indexed. A fill's
 //! chunks are written by a task of its own, so taking a piece does not wait
-//! for the device; it holds at most `MAX_STAGED_CHUNKS` chunks in memory
-//! (plus the one being written), and waits for its writer beyond that.
+//! for the device; it holds at most `MAX_STAGED_CHUNKS` full chunks in
+//! memory (plus the one being written and the one filling), and waits for
+//! its writer beyond that. Each piece's bytes are copied once, into the
+//! chunk they belong to; a full chunk then goes to the writer as it is.
 //!
 //! While a fill grows, followers read it (`follow`); a fill therefore keeps
 //! its state — staged bytes, the chunk being written, the chunks written —
@@ -16,6 +18,7 @@ use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
 use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError, VariantMeta};
 use crate::cache::index::Location;
 use futures_channel::oneshot;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -24,6 +27,10 @@ use std::time::{Duration, Instant};
 /// next piece waits for the writer: the bound on a fill's memory when the
 /// device is slower than its origin.
 const MAX_STAGED_CHUNKS: usize = 8;
+
+/// A body this long or shorter grows its buffer as it comes; past it, the
+/// buffer takes its whole chunk at once.
+const STAGE_SMALL: usize = 64 << 10;
 
 /// A fill that hears nothing for this long lost its sender.
 const FILL_IDLE_LIMIT: Duration = Duration::from_secs(300);
@@ -39,8 +46,10 @@ pub(super) struct FillState {
     /// fill's own (see `inflight::LeadRef`).
     pub(super) lead_hash: Option<u64>,
     pub(super) nonce: u64,
-    /// Bytes after the last chunk; shared (not copied) with the write of
-    /// the final entry.
+    /// Full chunks waiting for the writer, in order.
+    pub(super) full: VecDeque<Rc<Vec<u8>>>,
+    /// Bytes after the last full chunk (fewer than a chunk); shared (not
+    /// copied) with the write of the final entry.
     pub(super) staged: Rc<Vec<u8>>,
     /// A full chunk on its way to the log; read from here until listed.
     pub(super) writing: Option<Rc<Vec<u8>>>,
@@ -69,7 +78,29 @@ pub(super) struct FillState {
 impl FillState {
     fn fail(&mut self) {
         self.failed = true;
+        self.full.clear();
         self.staged = Rc::new(Vec::new());
+    }
+
+    /// Adds a piece of the body: into the chunk filling, which joins the
+    /// full ones when it is `chunk` bytes long.
+    fn stage(&mut self, mut data: &[u8], chunk: usize) {
+        while !data.is_empty() {
+            let staged = Rc::make_mut(&mut self.staged);
+            let take = (chunk - staged.len()).min(data.len());
+            // A small body grows its buffer as any; one that passes a
+            // small size takes room for its whole chunk at once, so that a
+            // chunk's buffer is exactly a chunk.
+            if staged.len() + take > staged.capacity() && staged.len() + take > STAGE_SMALL {
+                staged.reserve_exact(chunk - staged.len());
+            }
+            staged.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if staged.len() == chunk {
+                let full = std::mem::replace(&mut self.staged, Rc::new(Vec::new()));
+                self.full.push_back(full);
+            }
+        }
     }
 
     /// The answer for `offset`, or None when the follower must wait.
@@ -98,7 +129,8 @@ impl FillState {
             });
         }
         let mut pos: u64 = self.chunks.iter().map(|c| c.data_len as u64).sum();
-        for part in self.writing.iter().chain(std::iter::once(&self.staged)) {
+        let parts = self.writing.iter().chain(self.full.iter());
+        for part in parts.chain(std::iter::once(&self.staged)) {
             let end = pos + part.len() as u64;
             if offset >= pos && offset < end {
                 return Some(FillRead::Bytes(part[(offset - pos) as usize..].to_vec()));
@@ -138,6 +170,7 @@ impl ShardStore {
                 meta,
                 lead_hash,
                 nonce,
+                full: VecDeque::new(),
                 staged: Rc::new(Vec::new()),
                 writing: None,
                 chunks: Vec::new(),
@@ -195,9 +228,9 @@ impl ShardStore {
                 st.fail();
             }
             if !st.failed {
-                Rc::make_mut(&mut st.staged).extend_from_slice(data);
+                st.stage(data, self.chunk);
             }
-            let start = !st.failed && !st.writer && st.staged.len() >= self.chunk;
+            let start = !st.failed && !st.writer && !st.full.is_empty();
             st.writer |= start;
             start
         };
@@ -210,7 +243,7 @@ impl ShardStore {
             let behind = {
                 let mut fills = self.fills.borrow_mut();
                 let Some(st) = fills.get_mut(&id) else { return };
-                (!st.failed && st.staged.len() >= MAX_STAGED_CHUNKS * self.chunk).then(|| {
+                (!st.failed && st.full.len() >= MAX_STAGED_CHUNKS).then(|| {
                     let (tx, rx) = oneshot::channel();
                     st.room_waiters.push(tx);
                     rx
@@ -233,15 +266,14 @@ impl ShardStore {
             let next = {
                 let mut fills = self.fills.borrow_mut();
                 let Some(st) = fills.get_mut(&id) else { return };
-                if st.failed || st.staged.len() < self.chunk {
+                if st.failed || st.full.is_empty() {
                     st.writer = false;
                     for w in st.writer_done.drain(..) {
                         let _ = w.send(());
                     }
                     break;
                 }
-                let rest = Rc::make_mut(&mut st.staged).split_off(self.chunk);
-                let piece = std::mem::replace(&mut st.staged, Rc::new(rest));
+                let piece = st.full.pop_front().expect("checked above");
                 st.writing = Some(piece.clone());
                 (piece, st.meta.hash, st.nonce, st.chunks.len() as u32)
             };
@@ -282,7 +314,7 @@ impl ShardStore {
         let more = {
             let mut fills = self.fills.borrow_mut();
             let Some(st) = fills.get_mut(&id) else { return };
-            let more = !st.failed && !st.writer && st.staged.len() >= self.chunk;
+            let more = !st.failed && !st.writer && !st.full.is_empty();
             st.writer |= more;
             more
         };
@@ -561,6 +593,7 @@ mod tests {
             },
             lead_hash: None,
             nonce: 5,
+            full: VecDeque::new(),
             staged: Rc::new(staged.to_vec()),
             writing: None,
             chunks: (0..chunks)
@@ -616,6 +649,38 @@ mod tests {
                 total: 24
             })
         ));
+    }
+
+    #[test]
+    fn pieces_fill_chunks_of_exactly_a_chunk_each_read_in_order() {
+        let chunk = STAGE_SMALL * 2;
+        let mut st = state(b"", 0, chunk as u64);
+        let body: Vec<u8> = (0..chunk * 3 + 5).map(|i| (i % 251) as u8).collect();
+        // Pieces that straddle the chunks' ends.
+        for piece in body.chunks(7_777) {
+            st.stage(piece, chunk);
+        }
+        st.total = body.len() as u64;
+        assert_eq!(st.full.len(), 3);
+        for c in &st.full {
+            assert_eq!(
+                (c.len(), c.capacity()),
+                (chunk, chunk),
+                "a chunk's buffer is a chunk"
+            );
+        }
+        assert_eq!(st.staged.as_slice(), &body[chunk * 3..]);
+        st.writing = st.full.pop_front();
+        for at in [0, chunk - 1, chunk, 2 * chunk + 3, 3 * chunk + 4] {
+            let Some(FillRead::Bytes(b)) = st.read_at(at as u64, chunk as u64, &none) else {
+                panic!("bytes at {at}");
+            };
+            assert_eq!(b[0], body[at], "at {at}");
+        }
+        // A small body keeps a small buffer.
+        let mut small = state(b"", 0, chunk as u64);
+        small.stage(b"hello", chunk);
+        assert!(small.staged.capacity() < STAGE_SMALL && small.full.is_empty());
     }
 
     #[test]
