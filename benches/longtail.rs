@@ -20,12 +20,11 @@
 
 mod common;
 
-use common::{cpu_seconds, free_addr, spawn_edge};
+use common::{Running, cpu_seconds, free_addr, read_request_line, spawn_edge};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -94,25 +93,15 @@ fn serve(conn: TcpStream) {
     let mut out = conn;
     let body: Vec<u8> = (0..(8usize << 20)).map(|i| (i * 31 % 251) as u8).collect();
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(line) = read_request_line(&mut reader) else {
             return;
-        }
+        };
         let size: usize = line
             .split('/')
             .nth(2)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
             .min(body.len());
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-        }
         let head = format!(
             "HTTP/1.1 200 OK\r\nCache-Control: max-age=86400\r\nContent-Length: {size}\r\n\r\n"
         );
@@ -123,16 +112,9 @@ fn serve(conn: TcpStream) {
 }
 
 struct Edge {
-    child: Child,
+    process: Running,
     addr: SocketAddr,
     admin: SocketAddr,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_edge(dir: &Path, origin: SocketAddr, cache_size_mib: u64) -> Edge {
@@ -148,8 +130,12 @@ fn start_edge(dir: &Path, origin: SocketAddr, cache_size_mib: u64) -> Edge {
     );
     let file = dir.join("edgeslab.toml");
     std::fs::write(&file, config).expect("config");
-    let child = spawn_edge(&file, addr);
-    Edge { child, addr, admin }
+    let process = spawn_edge(&file, addr);
+    Edge {
+        process,
+        addr,
+        admin,
+    }
 }
 
 /// The sum of a metric's series on the edge's admin listener.
@@ -401,7 +387,7 @@ fn main() {
             .map(|_| std::sync::Mutex::new(Viewer::new(edge.addr)))
             .collect();
         let misses = AtomicU64::new(0);
-        let cpu0 = cpu_seconds(edge.child.id());
+        let cpu0 = cpu_seconds(edge.process.0.id());
         let viewers_cpu0 = cpu_seconds(std::process::id());
         let (bytes, wall) = run_at_depth(0, seconds, |d, rng| {
             let n = rng.next() % case.objects;
@@ -412,7 +398,7 @@ fn main() {
             len as u64
         });
         let server = bytes as f64 / wall;
-        let busy = (cpu_seconds(edge.child.id()) - cpu0) / wall * 100.0;
+        let busy = (cpu_seconds(edge.process.0.id()) - cpu0) / wall * 100.0;
         let viewers_busy = (cpu_seconds(std::process::id()) - viewers_cpu0) / wall * 100.0;
         let reads = metric(edge.admin, "edgeslab_cache_device_reads_total") - reads0;
         let ram = metric(edge.admin, "edgeslab_cache_ram_hits_total") - ram0;

@@ -11,11 +11,10 @@
 
 mod common;
 
-use common::{cpu_seconds, free_addr, spawn_edge};
+use common::{Running, cpu_seconds, free_addr, read_request_line, spawn_edge};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,20 +40,10 @@ fn serve(conn: TcpStream, body: &[u8]) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut out = conn;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(line) = read_request_line(&mut reader) else {
             return;
-        }
+        };
         let pass = line.contains(" /pass/");
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-        }
         let cc = if pass { "no-store" } else { "max-age=3600" };
         let head = format!(
             "HTTP/1.1 200 OK\r\nCache-Control: {cc}\r\nContent-Length: {}\r\n\r\n",
@@ -67,16 +56,16 @@ fn serve(conn: TcpStream, body: &[u8]) {
 }
 
 struct Edge {
-    child: Child,
+    process: Running,
     addr: SocketAddr,
-    _dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl Drop for Edge {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
+        // The process first, then its files.
+        self.process.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -94,12 +83,8 @@ fn start_edge(origin: SocketAddr, splice: bool) -> Edge {
     );
     let file = dir.join("edgeslab.toml");
     std::fs::write(&file, config).expect("config");
-    let child = spawn_edge(&file, addr);
-    Edge {
-        child,
-        addr,
-        _dir: dir,
-    }
+    let process = spawn_edge(&file, addr);
+    Edge { process, addr, dir }
 }
 
 /// GETs `paths` one after another on one connection, reading every body;
@@ -161,7 +146,7 @@ fn main() {
         let edge = start_edge(origin, splice);
         // Warm the connections, the ring and the pools.
         fetch(edge.addr, std::iter::once(format!("/{kind}/warm")));
-        let pid = edge.child.id();
+        let pid = edge.process.0.id();
         let before = cpu_seconds(pid);
         let t = Instant::now();
         let bytes = fetch(edge.addr, (0..count).map(|i| format!("/{kind}/{i}")));
