@@ -26,6 +26,15 @@ fn cacheable_origin() -> Origin {
     })
 }
 
+/// Asks for `path` (a miss, said `what`) until it is a hit, for 5 s at most.
+fn stored(edge: &Edge, path: &str, what: &str) {
+    assert_eq!(get(edge.addr, path).status, 200, "{what}");
+    assert!(
+        eventually(Duration::from_secs(5), || get(edge.addr, path).is_hit()),
+        "{path} never became a hit"
+    );
+}
+
 #[test]
 fn miss_then_hit_with_identical_bytes() {
     let origin = cacheable_origin();
@@ -673,12 +682,7 @@ fn a_small_hit_allocates_a_bounded_few_times() {
             }
         }
     };
-    assert_eq!(get(edge.addr, "/size/1024").status, 200, "the miss");
-    assert!(eventually(Duration::from_secs(5), || get(
-        edge.addr,
-        "/size/1024"
-    )
-    .is_hit()));
+    stored(&edge, "/size/1024", "the miss");
     hits(2 * PIPELINED, PIPELINED);
     let scrape = {
         let a = allocations();
@@ -718,12 +722,7 @@ fn hits_do_not_decode_the_stored_head_again() {
         .toml("cores = [0]\n")
         .start();
     let decodes = || edge.metric("edgeslab_stored_head_decodes_total");
-    assert_eq!(get(edge.addr, "/size/1024").status, 200, "the miss");
-    assert!(eventually(Duration::from_secs(5), || get(
-        edge.addr,
-        "/size/1024"
-    )
-    .is_hit()));
+    stored(&edge, "/size/1024", "the miss");
     let before = decodes();
     assert!(before >= 1, "the first hit decoded the head");
     let mut viewer = Client::connect(edge.addr);
@@ -740,12 +739,7 @@ fn hits_do_not_decode_the_stored_head_again() {
     assert_eq!(decodes(), before, "fifty hits decoded nothing");
     // Another object is another stored copy: its head is decoded on its
     // first hit, and only then.
-    assert_eq!(get(edge.addr, "/size/2048").status, 200, "another miss");
-    assert!(eventually(Duration::from_secs(5), || get(
-        edge.addr,
-        "/size/2048"
-    )
-    .is_hit()));
+    stored(&edge, "/size/2048", "another miss");
     let after = decodes();
     assert!(after > before, "the other copy's head was decoded");
     for _ in 0..10 {

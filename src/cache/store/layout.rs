@@ -303,22 +303,18 @@ impl EntryHeader {
         })
     }
 
-    /// Decodes and verifies a whole entry held in `b`.
     /// The header of an entry already verified once, when `b` holds all
     /// of it: `verify` without hashing the payload again.
     pub fn decode_whole(b: &[u8]) -> Option<EntryHeader> {
         let h = Self::decode_header(b)?;
-        let end = (ENTRY_HEADER_SIZE as u64).saturating_add(h.payload_len());
-        (end <= b.len() as u64).then_some(h)
+        (h.total_len() <= b.len() as u64).then_some(h)
     }
 
+    /// Decodes and verifies a whole entry held in `b`.
     pub fn verify(b: &[u8]) -> Option<EntryHeader> {
-        let h = Self::decode_header(b)?;
-        let end = (ENTRY_HEADER_SIZE as u64).saturating_add(h.payload_len());
-        if end > b.len() as u64 {
-            return None;
-        }
-        let sum = xxh3_parts(&[&b[..56], &b[ENTRY_HEADER_SIZE..end as usize]]);
+        let h = Self::decode_whole(b)?;
+        let end = h.total_len() as usize;
+        let sum = xxh3_parts(&[&b[..56], &b[ENTRY_HEADER_SIZE..end]]);
         (sum == u64_at(b, 56)).then_some(h)
     }
 
