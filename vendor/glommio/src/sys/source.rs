@@ -17,7 +17,7 @@ use std::{
     convert::TryFrom,
     ffi::CString,
     fmt,
-    mem::MaybeUninit,
+    mem::{ManuallyDrop, MaybeUninit},
     os::unix::io::RawFd,
     path::PathBuf,
     pin::Pin,
@@ -153,7 +153,56 @@ impl fmt::Debug for InnerSource {
 
 #[derive(Debug)]
 pub struct Source {
-    pub(crate) inner: Pin<Rc<RefCell<InnerSource>>>,
+    // Taken out only by `drop`, which hands it to `recycle`.
+    pub(crate) inner: ManuallyDrop<Pin<Rc<RefCell<InnerSource>>>>,
+}
+
+/// How many finished sources' allocations a thread keeps for new ones.
+const SPARE_SOURCES: usize = 256;
+
+thread_local! {
+    /// Allocations of sources that finished, blanked, for `Source::new`: a
+    /// reactor makes a source for each poll, preemption timer and sleep, so
+    /// reusing them takes the allocator off the path of every I/O.
+    static SPARES: RefCell<Vec<Pin<Rc<RefCell<InnerSource>>>>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps the allocation of a source nothing else holds (not its owner, not
+/// the reactor's map of sources in flight) for the next `Source::new`,
+/// dropping what it held now; a source still held elsewhere is only
+/// released.
+pub(crate) fn recycle(inner: Pin<Rc<RefCell<InnerSource>>>) {
+    let rc = Pin::into_inner(inner);
+    if Rc::strong_count(&rc) != 1 || Rc::weak_count(&rc) != 0 {
+        return;
+    }
+    match rc.try_borrow_mut() {
+        Ok(mut s) if s.enqueued.is_none() => *s = InnerSource::blank(),
+        _ => return,
+    }
+    let _ = SPARES.try_with(|spares| {
+        let mut spares = spares.borrow_mut();
+        if spares.len() < SPARE_SOURCES {
+            spares.push(Pin::new(rc));
+        }
+    });
+}
+
+impl InnerSource {
+    /// A source holding nothing.
+    fn blank() -> InnerSource {
+        InnerSource {
+            raw: -1,
+            wakers: Wakers::new(),
+            source_type: SourceType::Invalid,
+            io_requirements: IoRequirements::default(),
+            enqueued: None,
+            timeout: None,
+            stats_collection: None,
+            task_queue: None,
+        }
+    }
 }
 
 impl Source {
@@ -165,18 +214,36 @@ impl Source {
         stats_collection: Option<StatsCollection>,
         task_queue: Option<TaskQueueHandle>,
     ) -> Source {
+        let fresh = InnerSource {
+            raw,
+            wakers: Wakers::new(),
+            source_type,
+            io_requirements: ioreq,
+            enqueued: None,
+            timeout: None,
+            stats_collection,
+            task_queue,
+        };
+        let spare = SPARES
+            .try_with(|spares| spares.borrow_mut().pop())
+            .ok()
+            .flatten();
+        let inner = match spare {
+            Some(inner) => {
+                *inner.borrow_mut() = fresh;
+                inner
+            }
+            None => Rc::pin(RefCell::new(fresh)),
+        };
         Source {
-            inner: Rc::pin(RefCell::new(InnerSource {
-                raw,
-                wakers: Wakers::new(),
-                source_type,
-                io_requirements: ioreq,
-                enqueued: None,
-                timeout: None,
-                stats_collection,
-                task_queue,
-            })),
+            inner: ManuallyDrop::new(inner),
         }
+    }
+
+    /// Another handle on the source's state, for the reactor to keep while
+    /// the operation is in flight.
+    pub(crate) fn shared(&self) -> Pin<Rc<RefCell<InnerSource>>> {
+        Pin::clone(&self.inner)
     }
 
     pub(crate) fn set_timeout(&self, d: Duration) -> Option<Duration> {
@@ -342,5 +409,8 @@ impl Drop for Source {
                 EnqueuedStatus::Canceled => unreachable!(),
             }
         }
+        drop(inner);
+        // SAFETY: `inner` is taken once, here, and `self` is not used after.
+        recycle(unsafe { ManuallyDrop::take(&mut self.inner) });
     }
 }

@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        membarrier, recycle, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -499,12 +499,17 @@ fn peek_one_chain(queue: &VecDeque<UringDescriptor>, ring_size: usize) -> Option
 
 // Extract a chain of events from the queue.
 // The chain be empty if the sources were cancelled
+//
+// Room for four descriptors inline: the chains glommio makes are of one or
+// two (an operation and its linked timeout; the throughput preemption
+// timer and its eventfd write, queued on every turn of the reactor), so
+// the chain never allocates.
 fn extract_one_chain(
     source_map: &mut SourceMap,
     queue: &mut VecDeque<UringDescriptor>,
     chain: Range<usize>,
     now: Instant,
-) -> SmallVec<[UringDescriptor; 1]> {
+) -> SmallVec<[UringDescriptor; 4]> {
     queue
         .drain(chain)
         .filter(move |op| {
@@ -523,7 +528,7 @@ fn extract_one_chain(
                     }
                 });
                 if status == EnqueuedStatus::Canceled {
-                    source_map.consume_source(id);
+                    recycle(source_map.consume_source(id));
                     return false;
                 }
             }
@@ -561,6 +566,7 @@ where
             inner_source.wakers.result = res;
             woke = inner_source.wakers.wake_waiters();
         }
+        recycle(src);
         return Some(woke);
     }
     None
@@ -577,7 +583,7 @@ fn to_user_data(id: SourceId) -> u64 {
 
 impl SourceMap {
     fn add_source(&mut self, source: &Source, queue: ReactorQueue) -> SourceId {
-        let item = source.inner.clone();
+        let item = source.shared();
         let id = self.alloc(item);
         let status = EnqueuedStatus::Enqueued;
         source
@@ -1579,7 +1585,7 @@ impl Reactor {
 
     pub(crate) fn truncate(&self, source: &Source, size: u64) -> impl Future<Output = ()> {
         let op = BlockingThreadOp::Truncate(source.raw(), size as _);
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn rename(&self, source: &Source) -> impl Future<Output = ()> {
@@ -1589,7 +1595,7 @@ impl Reactor {
         };
 
         let op = BlockingThreadOp::Rename(old_path, new_path);
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn copy_file_range(&self, source: &Source, pos: u64) -> impl Future<Output = ()> {
@@ -1605,7 +1611,7 @@ impl Reactor {
             pos.try_into().unwrap(),
             len,
         );
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn create_dir(
@@ -1619,7 +1625,7 @@ impl Reactor {
         };
 
         let op = BlockingThreadOp::CreateDir(path, mode);
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn remove_file(&self, source: &Source) -> impl Future<Output = ()> {
@@ -1629,7 +1635,7 @@ impl Reactor {
         };
 
         let op = BlockingThreadOp::Remove(path);
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn run_blocking(
@@ -1640,7 +1646,7 @@ impl Reactor {
         assert!(matches!(&*source.source_type(), SourceType::BlockingFn));
 
         let op = BlockingThreadOp::Fn(f);
-        self.enqueue_blocking_request(source.inner.clone(), op)
+        self.enqueue_blocking_request(source.shared(), op)
     }
 
     pub(crate) fn close(&self, source: &Source) {
