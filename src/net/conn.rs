@@ -5,6 +5,7 @@
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use glommio::timer::Timer;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -118,6 +119,9 @@ pub struct Conn {
     written: u64,
     /// When the first write since `mark_first_write` began.
     first_write: Option<Instant>,
+    /// Bounds the connection's reads and writes one after another: made at
+    /// the first that waits, then reset, so a wait allocates nothing.
+    timer: Option<Timer>,
 }
 
 /// Sends what of `head` then `body` the socket `fd` takes now, in one
@@ -155,6 +159,41 @@ pub async fn with_timeout<T>(
         Err(io::Error::new(io::ErrorKind::TimedOut, what))
     })
     .await
+}
+
+/// Like `with_timeout`, on the connection's own `timer`: the operation is
+/// polled first, so one that completes at once never touches the timer.
+async fn timed<T>(
+    timer: &mut Option<Timer>,
+    d: Duration,
+    what: &'static str,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    let mut armed = false;
+    let r = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        let t = match timer {
+            Some(t) if armed => t,
+            Some(t) => {
+                t.reset(d);
+                t
+            }
+            None => timer.insert(Timer::new(d)),
+        };
+        armed = true;
+        match Pin::new(t).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if armed && let Some(t) = timer {
+        t.cancel();
+    }
+    r
 }
 
 /// Opens a connection to `addr`, giving up with `TimedOut` after `timeout`.
@@ -217,6 +256,7 @@ impl Conn {
             remote: None,
             written: 0,
             first_write: None,
+            timer: None,
         }
     }
 
@@ -335,7 +375,7 @@ impl Conn {
         }
         let stream = &mut self.stream;
         let target = &mut self.buf[self.filled..need];
-        let r = with_timeout(timeout, what, async { stream.read(target).await }).await;
+        let r = timed(&mut self.timer, timeout, what, stream.read(target)).await;
         self.filled += *r.as_ref().unwrap_or(&0);
         r
     }
@@ -420,16 +460,13 @@ impl Conn {
         if data.is_empty() {
             return Ok(());
         }
-        let stream = &mut self.stream;
-        with_timeout(timeout, "write timed out", async {
-            stream.write_all(data).await
-        })
-        .await
+        let write = self.stream.write_all(data);
+        timed(&mut self.timer, timeout, "write timed out", write).await
     }
 
     pub async fn flush(&mut self, timeout: Duration) -> io::Result<()> {
-        let stream = &mut self.stream;
-        with_timeout(timeout, "flush timed out", async { stream.flush().await }).await
+        let flush = self.stream.flush();
+        timed(&mut self.timer, timeout, "flush timed out", flush).await
     }
 
     /// Shuts down our sending side so the peer sees the end of the response

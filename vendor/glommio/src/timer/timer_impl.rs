@@ -143,6 +143,20 @@ impl Timer {
         let mut inner = self.inner.borrow_mut();
         inner.reset(dur);
     }
+
+    /// Takes the timer out of the reactor, so it neither fires nor keeps
+    /// the waker it was last polled with; [`Timer::reset`] and awaiting it
+    /// arm it again. With this one timer can bound operation after
+    /// operation without allocating a new one each time.
+    pub fn cancel(&mut self) {
+        let mut inner = self.inner.borrow_mut();
+        if inner.is_charged {
+            if let Some(reactor) = inner.reactor.upgrade() {
+                reactor.remove_timer(inner.id);
+            }
+            inner.is_charged = false;
+        }
+    }
 }
 
 impl Drop for Timer {
