@@ -7,7 +7,14 @@
 //! the buffers kept, the oldest making room for the newest ([`Pool`], which
 //! the header lists' own spares use too). Never blocks, never does I/O.
 
+use std::alloc::Layout;
 use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
 use std::thread::LocalKey;
 
 /// A thread's kept buffers of one kind, bounded in count and in bytes: the
@@ -158,9 +165,125 @@ pub fn string_of(s: &str) -> String {
     out
 }
 
+/// A heap block of one layout, freed when dropped.
+struct Block {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `alloc` with `layout` and is freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// Blocks of finished `Boxed` values (a request's state, a few KiB each).
+const SPARE_BLOCKS: usize = 64;
+const SPARE_BLOCK_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static BLOCKS: RefCell<Pool<Block>> = const { RefCell::new(Pool::new(SPARE_BLOCKS, SPARE_BLOCK_BYTES)) };
+}
+
+/// A value on the heap, like `Box`, in a block the thread reuses: when it
+/// is dropped its block goes to the thread's spares for the next value of
+/// the same size and alignment. For a request's (large) future, which a
+/// connection holds only while the request is handled, so that handling
+/// one allocates nothing once the shard has handled a few.
+pub struct Boxed<T> {
+    ptr: NonNull<T>,
+    _owns: PhantomData<Box<T>>,
+}
+
+impl<T> Boxed<T> {
+    pub fn new(value: T) -> Boxed<T> {
+        let layout = Layout::new::<T>();
+        let ptr: NonNull<T> = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            match take_from(&BLOCKS, |b| b.layout == layout) {
+                Some(block) => ManuallyDrop::new(block).ptr.cast(),
+                None => {
+                    // SAFETY: the layout's size is not zero.
+                    let raw = unsafe { std::alloc::alloc(layout) };
+                    match NonNull::new(raw) {
+                        Some(p) => p.cast(),
+                        None => std::alloc::handle_alloc_error(layout),
+                    }
+                }
+            }
+        };
+        // SAFETY: `ptr` is valid for writes of a `T` and aligned for it.
+        unsafe { ptr.as_ptr().write(value) };
+        Boxed {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl<T> Drop for Boxed<T> {
+    fn drop(&mut self) {
+        // SAFETY: the value is live at `ptr` and dropped once, in place.
+        unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
+        let layout = Layout::new::<T>();
+        if layout.size() > 0 {
+            let block = Block {
+                ptr: self.ptr.cast(),
+                layout,
+            };
+            keep_in(&BLOCKS, block, layout.size());
+        }
+    }
+}
+
+impl<F: Future> Future for Boxed<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: the future never moves: it stays at `ptr` until it is
+        // dropped in place.
+        unsafe { Pin::new_unchecked(&mut *self.ptr.as_ptr()) }.poll(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[test]
+    fn a_boxed_value_is_dropped_and_its_block_reused() {
+        struct Counted(Rc<Cell<u32>>, [u64; 100]);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops = Rc::new(Cell::new(0));
+        let first = Boxed::new(Counted(drops.clone(), [7; 100]));
+        let at = first.ptr.as_ptr() as usize;
+        assert_eq!(first.ptr.as_ptr() as usize % align_of::<Counted>(), 0);
+        drop(first);
+        assert_eq!(drops.get(), 1);
+        let second = Boxed::new(Counted(drops.clone(), [9; 100]));
+        assert_eq!(second.ptr.as_ptr() as usize, at, "the same block");
+        // SAFETY: the value is live while `second` is.
+        assert_eq!(unsafe { second.ptr.as_ref() }.1[99], 9);
+        let other = Boxed::new([1u8; 3]);
+        assert_ne!(other.ptr.as_ptr() as usize, at, "another layout");
+        drop(second);
+        assert_eq!(drops.get(), 2);
+        let _none = Boxed::new(());
+    }
+
+    #[test]
+    fn a_boxed_future_runs_to_its_output() {
+        let fut = Boxed::new(async { 6 * 7 });
+        assert_eq!(futures_lite::future::block_on(fut), 42);
+    }
 
     #[test]
     fn a_buffer_given_back_is_taken_again_empty() {

@@ -144,10 +144,14 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
         ctx.stats.requests.fetch_add(1, Relaxed);
         let started = Instant::now();
         // Boxed: the request's (large) state lives only while it is handled,
-        // so a connection idle between requests holds little memory.
+        // so a connection idle between requests holds little memory; in a
+        // block the shard reuses, so handling it allocates nothing.
         let written = conn.written();
         conn.mark_first_write();
-        let handled = async { Some(Box::pin(handle_request(&ctx, &mut conn, &head, peer)).await) };
+        let handled = async {
+            let request = handle_request(&ctx, &mut conn, &head, peer);
+            Some(crate::spare::Boxed::new(request).await)
+        };
         let deadline = async {
             ctx.deadline.stopped().await;
             None
