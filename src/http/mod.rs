@@ -99,16 +99,32 @@ const STACK_HEADER_SLOTS: usize = 64;
 
 /// Runs `f` with header slots for parsing `window`, so that httparse itself
 /// enforces the header-count limit `max` via `TooManyHeaders`: exactly
-/// `max` slots, or fewer on the stack when `window` has too few lines to
-/// hold more fields than that (each field takes a line).
+/// `max` slots, or fewer on the stack when the head at the start of
+/// `window` has too few lines to hold more fields than that (each field
+/// takes a line). Only the first head's lines count: pipelined requests
+/// behind it do not push it off the stack.
 fn with_header_slots<'b, R>(
     max: usize,
     window: &[u8],
     f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
 ) -> R {
     let fits = || {
-        let mut lines = window.iter().filter(|&&b| b == b'\n');
-        lines.nth(STACK_HEADER_SLOTS).is_none()
+        let mut lines = 0;
+        let mut line_start = 0;
+        for at in memchr::memchr_iter(b'\n', window) {
+            let line = &window[line_start..at];
+            // An empty line after the first ends the head (a CRLF before
+            // the request line is not its end).
+            if lines > 0 && (line.is_empty() || line == b"\r") {
+                return true;
+            }
+            lines += 1;
+            if lines > STACK_HEADER_SLOTS {
+                return false;
+            }
+            line_start = at + 1;
+        }
+        true
     };
     if max <= STACK_HEADER_SLOTS || fits() {
         let mut slots = [httparse::EMPTY_HEADER; STACK_HEADER_SLOTS];
