@@ -118,8 +118,9 @@ pub(super) async fn run(seed: ShardSeed) {
     let active = Rc::new(Cell::new(0usize));
     let stop_flag = seed.stop.clone();
     let stop_watch = async move {
+        let mut sleeper = task::Sleeper::default();
         while !stop_flag.load(Ordering::Relaxed) {
-            task::sleep(STOP_POLL).await;
+            sleeper.sleep(STOP_POLL).await;
         }
         // See `accept_loop`: the accept under way gets a moment to finish.
         task::sleep(ACCEPT_GRACE).await;
@@ -270,8 +271,9 @@ fn spawn_reload_watch(
     let current = current.clone();
     let metrics = metrics.clone();
     task::spawn_detached(async move {
+        let mut sleeper = task::Sleeper::default();
         loop {
-            task::sleep(super::reload::RELOAD_POLL).await;
+            sleeper.sleep(super::reload::RELOAD_POLL).await;
             let running = current.get();
             if running.stop.is_set() {
                 return;
@@ -314,8 +316,9 @@ fn spawn_log_flusher(ctx: &Rc<ShardState>) {
     }
     let ctx = ctx.clone();
     task::spawn_detached(async move {
+        let mut sleeper = task::Sleeper::default();
         loop {
-            task::sleep(crate::access_log::FLUSH_EVERY).await;
+            sleeper.sleep(crate::access_log::FLUSH_EVERY).await;
             if let Some(log) = &ctx.access_log {
                 log.flush_if_due(false);
             }
@@ -323,19 +326,20 @@ fn spawn_log_flusher(ctx: &Rc<ShardState>) {
     });
 }
 
-/// Bumps this shard's heartbeat for as long as its event loop turns (the
-/// task ends with the executor).
 /// Once a second, hands memory this shard freed back to the OS.
 fn spawn_heap_upkeep(current: &Rc<Current>) {
     let current = current.clone();
     task::spawn_detached(async move {
+        let mut sleeper = task::Sleeper::default();
         while !current.get().stop.is_set() {
-            task::sleep(HEAP_UPKEEP).await;
+            sleeper.sleep(HEAP_UPKEEP).await;
             crate::runtime::heap::return_freed();
         }
     });
 }
 
+/// Bumps this shard's heartbeat for as long as its event loop turns (the
+/// task ends with the executor).
 fn spawn_heartbeat(beats: super::notify::Heartbeats, index: usize) {
     #[cfg(feature = "failpoints")]
     let stall = std::env::var("EDGESLAB_TEST_STALL_SHARD")
@@ -345,9 +349,10 @@ fn spawn_heartbeat(beats: super::notify::Heartbeats, index: usize) {
     task::spawn_detached(async move {
         #[cfg(feature = "failpoints")]
         let started = Instant::now();
+        let mut sleeper = task::Sleeper::default();
         loop {
             beats[index].fetch_add(1, Ordering::Relaxed);
-            task::sleep(super::notify::HEARTBEAT).await;
+            sleeper.sleep(super::notify::HEARTBEAT).await;
             // Test-only: blocks the whole event loop 2 s after the start,
             // as a shard stuck in a system call or a loop would be.
             #[cfg(feature = "failpoints")]

@@ -35,3 +35,23 @@ pub fn spawn_detached(fut: impl Future<Output = ()> + 'static) {
 pub async fn sleep(d: Duration) {
     glommio::timer::sleep(d).await;
 }
+
+/// Sleeps for a loop that wakes again and again (a poll, a heartbeat): one
+/// timer, made at the first sleep and reset for each after, so the loop
+/// allocates nothing as it turns.
+#[derive(Default)]
+pub struct Sleeper(Option<glommio::timer::Timer>);
+
+impl Sleeper {
+    /// Completes after `d` on this shard's timer.
+    pub async fn sleep(&mut self, d: Duration) {
+        let timer = match &mut self.0 {
+            Some(t) => {
+                t.reset(d);
+                t
+            }
+            None => self.0.insert(glommio::timer::Timer::new(d)),
+        };
+        timer.await;
+    }
+}
