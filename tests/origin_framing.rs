@@ -152,3 +152,31 @@ fn a_chunked_body_that_breaks_mid_way_is_cut_and_never_stored() {
         "nothing stored"
     );
 }
+
+/// An origin that sends more than its `Content-Length` says: the viewer
+/// gets the body the length frames, and the bytes after it are never read
+/// as the next response: that connection is closed, not pooled.
+#[test]
+fn bytes_after_a_framed_body_never_reach_the_next_response() {
+    let answers: HashMap<&'static str, Vec<u8>> = [(
+        "/extra",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=600\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG".to_vec(),
+    )]
+    .into_iter()
+    .collect();
+    let origin = canned(answers);
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]")
+        .start();
+    let r = get(edge.addr, "/extra");
+    assert_eq!((r.status, r.text()), (200, "hello".to_string()));
+    let before = origin.connections.load(Ordering::SeqCst);
+    let next = get(edge.addr, "/next");
+    assert_eq!((next.status, next.text()), (200, "ok".to_string()));
+    assert_eq!(
+        origin.connections.load(Ordering::SeqCst),
+        before + 1,
+        "the connection with bytes left over was not used again"
+    );
+}

@@ -14,6 +14,29 @@ pub struct BodyReader {
     decoder: ChunkedDecoder,
     done: bool,
     received: u64,
+    /// Bytes of the connection's buffer lent as the last piece, consumed
+    /// when the next is asked for (or by `settle`).
+    lent: usize,
+}
+
+/// A piece of body. Bytes that arrive as they are sent (a length-delimited
+/// or close-delimited body) are lent from the connection's read buffer, so
+/// relaying them copies nothing in between; a chunked body's data are
+/// decoded into a buffer of the piece's own.
+pub enum Piece<'c> {
+    Lent(&'c [u8]),
+    Decoded(Vec<u8>),
+}
+
+impl std::ops::Deref for Piece<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Piece::Lent(b) => b,
+            Piece::Decoded(v) => v,
+        }
+    }
 }
 
 impl BodyReader {
@@ -27,6 +50,7 @@ impl BodyReader {
             decoder: ChunkedDecoder::new(),
             done: framing.is_empty(),
             received: 0,
+            lent: 0,
         }
     }
 
@@ -39,10 +63,22 @@ impl BodyReader {
         self.received
     }
 
+    /// Consumes the last piece lent from `conn`, so that what the buffer
+    /// holds next is what follows it: before `conn` serves another message
+    /// or goes back to a pool. `next` does it first thing.
+    pub fn settle(&mut self, conn: &mut Conn) {
+        conn.consume(std::mem::take(&mut self.lent));
+    }
+
     /// The next piece of body data, or None once the body is complete.
     /// A connection that ends early is `UnexpectedEof`; bad chunk framing
     /// is `InvalidData`; a stalled peer is `TimedOut`.
-    pub async fn next(&mut self, conn: &mut Conn, idle: Duration) -> io::Result<Option<Vec<u8>>> {
+    pub async fn next<'c>(
+        &mut self,
+        conn: &'c mut Conn,
+        idle: Duration,
+    ) -> io::Result<Option<Piece<'c>>> {
+        self.settle(conn);
         if self.done {
             return Ok(None);
         }
@@ -53,12 +89,14 @@ impl BodyReader {
                     return Ok(None);
                 }
                 BodyFraming::ContentLength(_) => {
-                    if !conn.buffered().is_empty() {
-                        let piece = conn.take(self.remaining.min(usize::MAX as u64) as usize);
-                        self.remaining -= piece.len() as u64;
-                        self.received += piece.len() as u64;
+                    let buffered = conn.buffered().len();
+                    if buffered > 0 {
+                        let n = self.remaining.min(buffered as u64) as usize;
+                        self.remaining -= n as u64;
+                        self.received += n as u64;
                         self.done = self.remaining == 0;
-                        return Ok(Some(piece));
+                        self.lent = n;
+                        return Ok(Some(Piece::Lent(&conn.buffered()[..n])));
                     }
                 }
                 BodyFraming::Chunked => {
@@ -76,17 +114,18 @@ impl BodyReader {
                     self.done = self.decoder.is_done();
                     if !out.is_empty() {
                         self.received += out.len() as u64;
-                        return Ok(Some(out));
+                        return Ok(Some(Piece::Decoded(out)));
                     }
                     if self.done {
                         return Ok(None);
                     }
                 }
                 BodyFraming::CloseDelimited => {
-                    if !conn.buffered().is_empty() {
-                        let piece = conn.take(usize::MAX);
-                        self.received += piece.len() as u64;
-                        return Ok(Some(piece));
+                    let n = conn.buffered().len();
+                    if n > 0 {
+                        self.received += n as u64;
+                        self.lent = n;
+                        return Ok(Some(Piece::Lent(conn.buffered())));
                     }
                 }
             }

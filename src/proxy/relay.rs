@@ -499,6 +499,9 @@ async fn relay_body(
                 viewer_ok = false;
             }
             if resp.keep_alive && resp.framing != BodyFraming::CloseDelimited {
+                // The last piece may still be lent from the buffer (the
+                // loop ended on it, the viewer gone).
+                reader.settle(&mut origin);
                 ctx.upstream.checkin(origin);
             }
         }
