@@ -100,8 +100,8 @@ pub struct Remote {
 const READ_CHUNK: usize = 64 << 10;
 /// How long a TLS close_notify may take to go out before the socket is shut.
 const CLOSE_NOTIFY_WITHIN: Duration = Duration::from_secs(1);
-/// Bytes asked while waiting for a connection's next message: enough for a
-/// typical request head, and all an idle keep-alive connection holds.
+/// The least buffer a connection's next message is read into when the
+/// thread has no spare (enough for a typical request head).
 const IDLE_CHUNK: usize = 2 << 10;
 
 pub struct Conn {
@@ -338,18 +338,41 @@ impl Conn {
         self.read_up_to(READ_CHUNK, timeout, what).await
     }
 
-    /// Waits for the first bytes of a connection's next message holding
-    /// only a small buffer: a connection idle between requests keeps
-    /// `IDLE_CHUNK` bytes, not a whole read buffer.
+    /// Waits for the first bytes of a connection's next message holding no
+    /// buffer: a read that would wait hands the buffer it was lent back to
+    /// the thread's spares before it does, so a connection idle between
+    /// requests holds none. Once bytes come, the buffer they are in stays
+    /// with the connection until it is idle again.
     pub async fn read_idle(&mut self, timeout: Duration, what: &'static str) -> io::Result<usize> {
         self.release_buffer();
-        self.read_up_to(IDLE_CHUNK, timeout, what).await
+        if !self.buf.is_empty() {
+            // Bytes are buffered after all: read on behind them.
+            return self.read_up_to(IDLE_CHUNK, timeout, what).await;
+        }
+        let stream = &mut self.stream;
+        let (buf, filled) = (&mut self.buf, &mut self.filled);
+        let read = std::future::poll_fn(|cx| {
+            let mut lent = crate::spare::take_read_buffer(IDLE_CHUNK);
+            let len = lent.len().min(READ_CHUNK);
+            match Pin::new(&mut *stream).poll_read(cx, &mut lent[..len]) {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    *buf = lent;
+                    *filled = n;
+                    Poll::Ready(Ok(n))
+                }
+                other => {
+                    crate::spare::give_read_buffer(lent);
+                    other
+                }
+            }
+        });
+        timed(&mut self.timer, timeout, what, read).await
     }
 
-    /// Frees the read buffer when nothing is buffered (a connection going
-    /// idle, or into a pool).
+    /// Gives the read buffer back to the thread's spares when nothing is
+    /// buffered (a connection going idle, or into a pool).
     pub fn release_buffer(&mut self) {
-        if self.buffered().is_empty() && self.buf.len() > IDLE_CHUNK {
+        if self.buffered().is_empty() && !self.buf.is_empty() {
             crate::spare::give_read_buffer(std::mem::take(&mut self.buf));
             self.start = 0;
             self.filled = 0;
@@ -368,7 +391,7 @@ impl Conn {
             self.start = 0;
         }
         let need = self.filled + chunk;
-        if self.buf.is_empty() && need > IDLE_CHUNK {
+        if self.buf.is_empty() {
             self.buf = crate::spare::take_read_buffer(need);
         } else if self.buf.len() < need {
             self.buf.resize(need, 0);
