@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::net::conn::Conn;
 use crate::net::listener::{BoundListener, Listener};
 use crate::proxy::{Current, ShardCtx, ShardState, serve_conn};
+use crate::spare::Boxed;
 use crate::upstream::UpstreamClient;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use std::cell::Cell;
@@ -491,12 +492,13 @@ async fn accept_loop(
         task::spawn_detached(async move {
             // Boxed: these futures (a TLS handshake holds a whole rustls
             // connection) live on the heap only while they run, instead of
-            // widening every connection's task for its whole life.
-            let accepted = Box::pin(behind_proxy(&current, conn, peer)).await;
+            // widening every connection's task for its whole life; in
+            // blocks the shard reuses from one connection to the next.
+            let accepted = Boxed::new(behind_proxy(&current, conn, peer)).await;
             if let Some((conn, peer)) = accepted {
                 let conn = match transport {
                     Transport::Plain => Some(conn),
-                    Transport::Tls => Box::pin(handshake(&current, conn, peer)).await,
+                    Transport::Tls => Boxed::new(handshake(&current, conn, peer)).await,
                 };
                 if let Some(conn) = conn {
                     serve_conn(current, conn, peer).await;
