@@ -23,11 +23,14 @@
 //! the tier holds (by a quarter, measured over a soak). Blocks of the
 //! tier's own are reused whatever the mix and order, so its resident set
 //! rises to what it holds at most and stays there; the capacity counts the
-//! blocks whole, so it is what the tier really occupies.
+//! blocks whole, so it is what the tier really occupies. Entries of
+//! `MAPPED_ENTRY` (64 KiB) or more are held as chunks are, each in a
+//! mapping of its own (4,096 at most, then in blocks), so that a hit shares
+//! them with its response instead of copying them out.
 
 use crate::spare;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// A chunk's bytes in an anonymous mapping of their own (see the module's
 /// notes): outside the heap, returned to the system when dropped.
@@ -50,8 +53,47 @@ impl std::ops::Deref for ChunkBytes {
     }
 }
 
-/// A held chunk, shared with the responses sending it.
-pub type SharedChunk = Rc<ChunkBytes>;
+/// A held chunk (or large entry), shared with the responses sending it;
+/// atomically counted, since a lookup may answer another shard.
+pub type SharedChunk = Arc<ChunkBytes>;
+
+/// An entry's bytes as a lookup hands them out: a copy, or the tier's own
+/// mapping of a large entry, shared.
+#[derive(Clone)]
+pub enum EntryCopy {
+    Copied(Vec<u8>),
+    Shared(SharedChunk),
+}
+
+impl std::fmt::Debug for EntryCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            EntryCopy::Copied(_) => "Copied",
+            EntryCopy::Shared(_) => "Shared",
+        };
+        write!(f, "{kind}({} bytes)", self.len())
+    }
+}
+
+impl std::ops::Deref for EntryCopy {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            EntryCopy::Copied(v) => v,
+            EntryCopy::Shared(c) => c,
+        }
+    }
+}
+
+/// Entries this large or larger are held in a mapping of their own, like a
+/// chunk, and a hit shares it instead of copying it out (at 100 KiB the
+/// copy was a sixth of a hit's time); smaller ones are copied, from blocks.
+const MAPPED_ENTRY: usize = 64 << 10;
+
+/// Mappings of whole entries a tier holds at most (the system's limit on a
+/// process's mappings is 65,530 by default, and chunks hold mappings too):
+/// beyond it, large entries go to blocks.
+const MAPPED_ENTRIES: usize = 4096;
 
 /// Size of the blocks entries of this size or more are held in.
 const BLOCK: usize = 4096;
@@ -133,13 +175,22 @@ enum Held {
     Blocks { len: usize, blocks: Box<[u32]> },
     /// A chunk of a large object, shared with the responses sending it.
     Chunk(SharedChunk),
+    /// A whole entry of `MAPPED_ENTRY` bytes or more, shared likewise.
+    Mapped(SharedChunk),
 }
 
 impl Held {
     /// A copy of `bytes`; None when the blocks it needs are not free.
-    fn new(bytes: &[u8], store: &mut Blocks) -> Option<Held> {
+    /// `mapped`: whether a large entry may take a mapping of its own.
+    fn new(bytes: &[u8], store: &mut Blocks, mapped: bool) -> Option<Held> {
         if bytes.len() < BLOCK {
             return Some(Held::Whole(bytes.into()));
+        }
+        if mapped
+            && bytes.len() >= MAPPED_ENTRY
+            && let Some(map) = ChunkBytes::copy_of(bytes)
+        {
+            return Some(Held::Mapped(Arc::new(map)));
         }
         let blocks = store.take(blocks_for(bytes.len()))?;
         for (&b, part) in blocks.iter().zip(bytes.chunks(BLOCK)) {
@@ -166,25 +217,28 @@ impl Held {
             Held::Whole(b) => b.len(),
             Held::Blocks { blocks, .. } => blocks.len() * BLOCK,
             Held::Chunk(b) => b.len(),
+            // Whole pages, as mapped.
+            Held::Mapped(b) => blocks_for(b.len()) * BLOCK,
         }
     }
 
-    /// A copy of a whole entry (in a reused buffer, see
-    /// `spare`); None for a chunk.
-    fn to_vec(&self, store: &Blocks) -> Option<Vec<u8>> {
+    /// A whole entry: a copy (in a reused buffer, see `spare`), or its
+    /// mapping shared; None for a chunk.
+    fn entry(&self, store: &Blocks) -> Option<EntryCopy> {
         match self {
             Held::Whole(b) => {
                 let mut v = spare::take(b.len());
                 v.extend_from_slice(b);
-                Some(v)
+                Some(EntryCopy::Copied(v))
             }
+            Held::Mapped(b) => Some(EntryCopy::Shared(b.clone())),
             Held::Blocks { len, blocks } => {
                 let mut v = spare::take(*len);
                 for &b in blocks.iter() {
                     let take = (*len - v.len()).min(BLOCK);
                     v.extend_from_slice(&store.block(b)[..take]);
                 }
-                Some(v)
+                Some(EntryCopy::Copied(v))
             }
             Held::Chunk(_) => None,
         }
@@ -255,6 +309,8 @@ pub struct RamTier {
     next_generation: u64,
     chunks: u64,
     chunk_bytes: usize,
+    /// Whole entries held in mappings of their own (`Held::Mapped`).
+    mapped: usize,
     blocks: Blocks,
     stats: RamStats,
 }
@@ -275,6 +331,7 @@ impl RamTier {
             next_generation: 0,
             chunks: 0,
             chunk_bytes: 0,
+            mapped: 0,
             blocks: Blocks::new(capacity),
             stats: RamStats::default(),
         }
@@ -300,11 +357,11 @@ impl RamTier {
         len > 0 && len <= self.capacity / SMALL_SHARE
     }
 
-    /// A copy of the entry of `hash` and its header's sequence number,
-    /// counting the hit.
-    pub fn get(&mut self, hash: u64) -> Option<(Vec<u8>, u64)> {
+    /// The entry of `hash` (copied, or shared when it is large) and its
+    /// header's sequence number, counting the hit.
+    pub fn get(&mut self, hash: u64) -> Option<(EntryCopy, u64)> {
         let e = self.map.get_mut(&hash)?;
-        let bytes = e.bytes.to_vec(&self.blocks)?;
+        let bytes = e.bytes.entry(&self.blocks)?;
         e.freq = (e.freq + 1).min(FREQ_MAX);
         self.stats.hits += 1;
         Some((bytes, e.seq))
@@ -342,6 +399,7 @@ impl RamTier {
                 self.chunk_bytes -= b.len();
             }
             Held::Blocks { blocks, .. } => self.blocks.give_back(&blocks),
+            Held::Mapped(_) => self.mapped -= 1,
             Held::Whole(_) => {}
         }
     }
@@ -359,7 +417,9 @@ impl RamTier {
         };
         // Room first: the blocks it needs are then free.
         self.evict_for(Held::footprint_of(bytes.len()));
-        if let Some(held) = Held::new(bytes, &mut self.blocks) {
+        let mapped = self.mapped < MAPPED_ENTRIES;
+        if let Some(held) = Held::new(bytes, &mut self.blocks, mapped) {
+            self.mapped += usize::from(matches!(held, Held::Mapped(_)));
             self.admit(hash, held, seq, queue);
         }
     }
@@ -545,14 +605,42 @@ mod tests {
         let mut r = RamTier::new(1 << 20, 1 << 20);
         let big: Vec<u8> = (0..3 * BLOCK + 5).map(|i| (i % 251) as u8).collect();
         r.insert(9, &big, 3);
-        assert_eq!(r.get(9), Some((big.clone(), 3)));
+        assert_eq!(
+            r.get(9).map(|(b, s)| (b.to_vec(), s)),
+            Some((big.clone(), 3))
+        );
         assert_eq!(r.stats().bytes, 4 * BLOCK as u64, "four blocks held");
         let exact: Vec<u8> = vec![7; 2 * BLOCK];
         r.insert(10, &exact, 1);
-        assert_eq!(r.get(10).unwrap().0, exact);
+        assert_eq!(r.get(10).unwrap().0.to_vec(), exact);
         assert_eq!(r.stats().bytes, 6 * BLOCK as u64);
         r.remove(9);
         assert_eq!(r.stats().bytes, 2 * BLOCK as u64);
+    }
+
+    #[test]
+    fn a_large_entry_is_mapped_and_shared_not_copied() {
+        let mut r = RamTier::new(4 << 20, 1 << 20);
+        let big: Vec<u8> = (0..MAPPED_ENTRY + 5).map(|i| (i % 253) as u8).collect();
+        r.insert(1, &big, 4);
+        let (first, seq) = r.get(1).unwrap();
+        let (second, _) = r.get(1).unwrap();
+        let (EntryCopy::Shared(a), EntryCopy::Shared(b)) = (&first, &second) else {
+            panic!("a large entry is shared: {first:?}");
+        };
+        assert!(Arc::ptr_eq(a, b), "the same mapping each hit");
+        assert!(a[..] == big[..] && seq == 4);
+        let pages = (MAPPED_ENTRY / BLOCK + 1) * BLOCK;
+        assert_eq!(r.stats().bytes, pages as u64, "counted in whole pages");
+        // Dropped from the tier while a response still sends it: the
+        // response's bytes stay whole, and the tier no longer counts them.
+        r.remove(1);
+        assert_eq!(r.stats().bytes, 0);
+        assert!(a[..] == big[..], "the shared bytes stay whole");
+        assert_eq!(r.mapped, 0);
+        // Below the size, entries are copied out of blocks.
+        r.insert(2, &big[..MAPPED_ENTRY - 1], 1);
+        assert!(matches!(r.get(2), Some((EntryCopy::Copied(_), 1))));
     }
 
     #[test]
@@ -578,7 +666,7 @@ mod tests {
         let mut found = 0;
         for k in 4000..5000 {
             if let Some((b, _)) = r.get(k) {
-                assert!(b == body(k), "entry {k} reads back whole");
+                assert!(*b == body(k), "entry {k} reads back whole");
                 found += 1;
             }
         }
@@ -613,7 +701,7 @@ mod tests {
     #[test]
     fn a_chunk_enters_on_its_second_read_and_is_shared_not_copied() {
         let mut r = RamTier::new(1 << 20, 1 << 10);
-        let chunk = Rc::new(ChunkBytes::copy_of(&[5u8; 64 << 10]).unwrap());
+        let chunk = Arc::new(ChunkBytes::copy_of(&[5u8; 64 << 10]).unwrap());
         let k = chunk_key(1, 2, 0);
         assert_ne!(k, chunk_key(1, 2, 1));
         assert_ne!(k, chunk_key(1, 3, 0));
@@ -629,9 +717,9 @@ mod tests {
         assert!(offer(&mut r).is_none(), "already held");
         assert_eq!(copies, 1);
         let (got, seq) = r.get_chunk(k).unwrap();
-        assert!(Rc::ptr_eq(&got, &held));
+        assert!(Arc::ptr_eq(&got, &held));
         assert_eq!(seq, 9);
-        assert_eq!(r.get(k), None, "a chunk is not an entry");
+        assert!(r.get(k).is_none(), "a chunk is not an entry");
         let s = r.stats();
         assert_eq!(
             (s.chunks, s.chunk_hits, s.bytes, s.chunk_bytes),
@@ -656,14 +744,14 @@ mod tests {
                 if r.get_chunk(k).is_none() {
                     misses_late += usize::from(round >= 2);
                     r.offer_chunk(k, CHUNK, 1, || {
-                        ChunkBytes::copy_of(&[1u8; CHUNK]).map(Rc::new)
+                        ChunkBytes::copy_of(&[1u8; CHUNK]).map(Arc::new)
                     });
                 }
             }
             for k in tail.by_ref().take(20) {
                 assert!(
                     r.offer_chunk(k, CHUNK, 1, || {
-                        ChunkBytes::copy_of(&[2u8; CHUNK]).map(Rc::new)
+                        ChunkBytes::copy_of(&[2u8; CHUNK]).map(Arc::new)
                     })
                     .is_none()
                 );

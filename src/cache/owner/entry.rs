@@ -7,13 +7,13 @@
 use super::{OwnerMsg, OwnerRouter};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
-use crate::cache::ram::{ChunkBytes, SharedChunk, chunk_key};
+use crate::cache::ram::{ChunkBytes, EntryCopy, SharedChunk, chunk_key};
 use crate::cache::store::SegmentId;
 use crate::cache::store::device::DeviceBytes;
 use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
 use crate::spare;
 use futures_channel::oneshot;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Tries of a device read before it counts as failed.
@@ -221,7 +221,7 @@ impl OwnerRouter {
         key: &CacheKey,
         loc: Location,
         seq: u64,
-        bytes: Option<Vec<u8>>,
+        bytes: Option<EntryCopy>,
         buffered: &[SegmentId],
     ) -> Result<StoredEntry, ReadFailure> {
         let owner = self.owner(key);
@@ -230,7 +230,8 @@ impl OwnerRouter {
             seq,
         };
         let (raw, sum) = match bytes {
-            Some(b) => (EntryBytes::Mem(b), Checksum::Verified),
+            Some(EntryCopy::Copied(b)) => (EntryBytes::Mem(b), Checksum::Verified),
+            Some(EntryCopy::Shared(b)) => (EntryBytes::Shared(b), Checksum::Verified),
             None => {
                 let read = self
                     .read_bytes(owner, segment, loc.offset, loc.len, buffered)
@@ -326,7 +327,7 @@ impl OwnerRouter {
             }
         };
         let bytes = match self.store.offer_ram_chunk(ram_key, raw.len(), c.seq, || {
-            ChunkBytes::copy_of(&raw).map(Rc::new)
+            ChunkBytes::copy_of(&raw).map(Arc::new)
         }) {
             Some(held) => EntryBytes::Shared(held),
             None => raw,

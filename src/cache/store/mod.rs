@@ -25,7 +25,7 @@ pub mod region;
 mod writer;
 
 use crate::cache::index::{EntryLayout, Index, LayoutTooWide, Location, UNIT};
-use crate::cache::ram::{RamTier, SharedChunk};
+use crate::cache::ram::{EntryCopy, RamTier, SharedChunk};
 use crate::cache::vary::Variant;
 use crate::runtime::sync::AsyncLock;
 use crate::runtime::task::Task;
@@ -139,7 +139,7 @@ pub enum Lookup {
         seq: u64,
         /// The entry's bytes when they are in memory: in the RAM tier or in
         /// a segment buffer not yet written.
-        bytes: Option<Vec<u8>>,
+        bytes: Option<EntryCopy>,
         /// Segments not yet on the device at the time of the lookup: chunks
         /// in them must be asked of the owner.
         buffered: Vec<SegmentId>,
@@ -452,7 +452,9 @@ impl ShardStore {
         Lookup::Found {
             loc,
             seq,
-            bytes: self.read_buffered(segment, loc.offset, loc.len),
+            bytes: self
+                .read_buffered(segment, loc.offset, loc.len)
+                .map(EntryCopy::Copied),
             buffered: self.buffered_segments(),
         }
     }
