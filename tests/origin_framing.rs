@@ -65,6 +65,11 @@ fn canned(answers: HashMap<&'static str, Vec<u8>>) -> CannedOrigin {
     }
 }
 
+/// `canned` with one path's answer (every other path gets a good one).
+fn canned_one(path: &'static str, answer: &[u8]) -> CannedOrigin {
+    canned([(path, answer.to_vec())].into_iter().collect())
+}
+
 #[test]
 fn ambiguous_origin_responses_are_502_never_stored_and_never_reused() {
     let huge = format!(
@@ -124,13 +129,10 @@ fn ambiguous_origin_responses_are_502_never_stored_and_never_reused() {
 
 #[test]
 fn a_chunked_body_that_breaks_mid_way_is_cut_and_never_stored() {
-    let answers: HashMap<&'static str, Vec<u8>> = [(
+    let origin = canned_one(
         "/bad-chunk",
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=600\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n".to_vec(),
-    )]
-    .into_iter()
-    .collect();
-    let origin = canned(answers);
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=600\r\n\r\n5\r\nhello\r\nzz\r\nmore\r\n0\r\n\r\n",
+    );
     let edge = Edge::builder().origin(origin.addr).start();
     for _ in 0..2 {
         let mut c = Client::connect(edge.addr);
@@ -158,13 +160,10 @@ fn a_chunked_body_that_breaks_mid_way_is_cut_and_never_stored() {
 /// as the next response: that connection is closed, not pooled.
 #[test]
 fn bytes_after_a_framed_body_never_reach_the_next_response() {
-    let answers: HashMap<&'static str, Vec<u8>> = [(
+    let origin = canned_one(
         "/extra",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=600\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG".to_vec(),
-    )]
-    .into_iter()
-    .collect();
-    let origin = canned(answers);
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=600\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nWRONG",
+    );
     let edge = Edge::builder()
         .origin(origin.addr)
         .toml("cores = [0]")
