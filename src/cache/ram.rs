@@ -63,6 +63,8 @@ pub type SharedChunk = Arc<ChunkBytes>;
 pub enum EntryCopy {
     Copied(Vec<u8>),
     Shared(SharedChunk),
+    /// An entry below a block, shared with the tier.
+    Small(Arc<[u8]>),
 }
 
 impl std::fmt::Debug for EntryCopy {
@@ -70,6 +72,7 @@ impl std::fmt::Debug for EntryCopy {
         let kind = match self {
             EntryCopy::Copied(_) => "Copied",
             EntryCopy::Shared(_) => "Shared",
+            EntryCopy::Small(_) => "Small",
         };
         write!(f, "{kind}({} bytes)", self.len())
     }
@@ -81,6 +84,7 @@ impl std::ops::Deref for EntryCopy {
         match self {
             EntryCopy::Copied(v) => v,
             EntryCopy::Shared(c) => c,
+            EntryCopy::Small(b) => b,
         }
     }
 }
@@ -169,8 +173,9 @@ fn blocks_for(len: usize) -> usize {
 
 /// An entry's bytes as held.
 enum Held {
-    /// Below a block: exactly the bytes.
-    Whole(Box<[u8]>),
+    /// Below a block: exactly the bytes, shared with the responses sending
+    /// them.
+    Whole(Arc<[u8]>),
     /// `len` bytes over whole blocks of the tier's `Blocks`.
     Blocks { len: usize, blocks: Box<[u32]> },
     /// A chunk of a large object, shared with the responses sending it.
@@ -226,11 +231,7 @@ impl Held {
     /// mapping shared; None for a chunk.
     fn entry(&self, store: &Blocks) -> Option<EntryCopy> {
         match self {
-            Held::Whole(b) => {
-                let mut v = spare::take(b.len());
-                v.extend_from_slice(b);
-                Some(EntryCopy::Copied(v))
-            }
+            Held::Whole(b) => Some(EntryCopy::Small(b.clone())),
             Held::Mapped(b) => Some(EntryCopy::Shared(b.clone())),
             Held::Blocks { len, blocks } => {
                 let mut v = spare::take(*len);
@@ -641,6 +642,13 @@ mod tests {
         // Below the size, entries are copied out of blocks.
         r.insert(2, &big[..MAPPED_ENTRY - 1], 1);
         assert!(matches!(r.get(2), Some((EntryCopy::Copied(_), 1))));
+        // Below a block, they are shared too.
+        r.insert(3, &big[..100], 2);
+        let (Some((EntryCopy::Small(a), 2)), Some((EntryCopy::Small(b), _))) = (r.get(3), r.get(3))
+        else {
+            panic!("a small entry is shared");
+        };
+        assert!(Arc::ptr_eq(&a, &b) && a[..] == big[..100]);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum EntryBytes {
     Mem(Vec<u8>),
     Dev(DeviceBytes),
     Shared(SharedChunk),
+    /// A small entry shared with the RAM tier.
+    Small(Arc<[u8]>),
 }
 
 /// A copy's buffer is reused for the next (see `spare`).
@@ -43,6 +45,7 @@ impl std::ops::Deref for EntryBytes {
             EntryBytes::Mem(v) => v,
             EntryBytes::Dev(r) => r,
             EntryBytes::Shared(b) => b,
+            EntryBytes::Small(b) => b,
         }
     }
 }
@@ -232,6 +235,7 @@ impl OwnerRouter {
         let (raw, sum) = match bytes {
             Some(EntryCopy::Copied(b)) => (EntryBytes::Mem(b), Checksum::Verified),
             Some(EntryCopy::Shared(b)) => (EntryBytes::Shared(b), Checksum::Verified),
+            Some(EntryCopy::Small(b)) => (EntryBytes::Small(b), Checksum::Verified),
             None => {
                 let read = self
                     .read_bytes(owner, segment, loc.offset, loc.len, buffered)
