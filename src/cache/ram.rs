@@ -57,14 +57,24 @@ impl std::ops::Deref for ChunkBytes {
 /// atomically counted, since a lookup may answer another shard.
 pub type SharedChunk = Arc<ChunkBytes>;
 
-/// An entry's bytes as a lookup hands them out: a copy, or the tier's own
-/// mapping of a large entry, shared.
+/// An entry's bytes held in memory, as a lookup hands them out: a copy (in
+/// a reused buffer, see `spare`), or the tier's own bytes of a large entry
+/// or a chunk, or of an entry below a block, shared.
 #[derive(Clone)]
 pub enum EntryCopy {
     Copied(Vec<u8>),
     Shared(SharedChunk),
     /// An entry below a block, shared with the tier.
     Small(Arc<[u8]>),
+}
+
+/// A copy's buffer is reused for the next.
+impl Drop for EntryCopy {
+    fn drop(&mut self) {
+        if let EntryCopy::Copied(v) = self {
+            spare::give(std::mem::take(v));
+        }
+    }
 }
 
 impl std::fmt::Debug for EntryCopy {
@@ -91,7 +101,8 @@ impl std::ops::Deref for EntryCopy {
 
 /// Entries this large or larger are held in a mapping of their own, like a
 /// chunk, and a hit shares it instead of copying it out (at 100 KiB the
-/// copy was a sixth of a hit's time); smaller ones are copied, from blocks.
+/// copy was a sixth of a hit's time). Entries below a block are shared too;
+/// those in between are copied out of their blocks.
 const MAPPED_ENTRY: usize = 64 << 10;
 
 /// Mappings of whole entries a tier holds at most (the system's limit on a
@@ -644,11 +655,12 @@ mod tests {
         assert!(matches!(r.get(2), Some((EntryCopy::Copied(_), 1))));
         // Below a block, they are shared too.
         r.insert(3, &big[..100], 2);
-        let (Some((EntryCopy::Small(a), 2)), Some((EntryCopy::Small(b), _))) = (r.get(3), r.get(3))
+        let (first, second) = (r.get(3), r.get(3));
+        let (Some((EntryCopy::Small(a), 2)), Some((EntryCopy::Small(b), _))) = (&first, &second)
         else {
             panic!("a small entry is shared");
         };
-        assert!(Arc::ptr_eq(&a, &b) && a[..] == big[..100]);
+        assert!(Arc::ptr_eq(a, b) && a[..] == big[..100]);
     }
 
     #[test]

@@ -148,21 +148,19 @@ fn send_two_now(fd: std::os::fd::RawFd, head: &[u8], body: &[u8]) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-/// Runs `fut` but gives up with `TimedOut` after `d`.
+/// Runs `fut` but gives up with `TimedOut` after `d`, on a timer of its
+/// own.
 pub async fn with_timeout<T>(
     d: Duration,
     what: &'static str,
     fut: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
-    futures_lite::future::or(fut, async move {
-        glommio::timer::sleep(d).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, what))
-    })
-    .await
+    timed(&mut None, d, what, fut).await
 }
 
-/// Like `with_timeout`, on the connection's own `timer`: the operation is
-/// polled first, so one that completes at once never touches the timer.
+/// Runs `fut` but gives up with `TimedOut` after `d`, on `timer` (made at
+/// the first wait, reset after that): the operation is polled first, so
+/// one that completes at once never touches the timer.
 async fn timed<T>(
     timer: &mut Option<Timer>,
     d: Duration,

@@ -7,11 +7,10 @@
 use super::{OwnerMsg, OwnerRouter};
 use crate::cache::index::Location;
 use crate::cache::key::CacheKey;
-use crate::cache::ram::{ChunkBytes, EntryCopy, SharedChunk, chunk_key};
+use crate::cache::ram::{ChunkBytes, EntryCopy, chunk_key};
 use crate::cache::store::SegmentId;
 use crate::cache::store::device::DeviceBytes;
 use crate::cache::store::layout::{ChunkRef, ENTRY_HEADER_SIZE, EntryHeader, EntryKind};
-use crate::spare;
 use futures_channel::oneshot;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,33 +18,19 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Tries of a device read before it counts as failed.
 const READ_ATTEMPTS: u32 = 3;
 
-/// Bytes of an entry: copied from a segment buffer, read from the device,
-/// or a chunk the RAM tier holds.
+/// Bytes of an entry: in memory (copied from a segment buffer, or the RAM
+/// tier's), or read from the device.
 pub enum EntryBytes {
-    Mem(Vec<u8>),
+    Mem(EntryCopy),
     Dev(DeviceBytes),
-    Shared(SharedChunk),
-    /// A small entry shared with the RAM tier.
-    Small(Arc<[u8]>),
-}
-
-/// A copy's buffer is reused for the next (see `spare`).
-impl Drop for EntryBytes {
-    fn drop(&mut self) {
-        if let EntryBytes::Mem(v) = self {
-            spare::give(std::mem::take(v));
-        }
-    }
 }
 
 impl std::ops::Deref for EntryBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            EntryBytes::Mem(v) => v,
+            EntryBytes::Mem(b) => b,
             EntryBytes::Dev(r) => r,
-            EntryBytes::Shared(b) => b,
-            EntryBytes::Small(b) => b,
         }
     }
 }
@@ -188,7 +173,7 @@ impl OwnerRouter {
         if buffered.contains(&segment)
             && let Some(b) = self.read_buffered(owner, segment, offset, len).await
         {
-            return Ok(EntryBytes::Mem(b));
+            return Ok(EntryBytes::Mem(EntryCopy::Copied(b)));
         }
         let pos = self.store.geometry().segment_offset(owner, segment.slot) + offset as u64;
         // An I/O error is tried again (it may pass); one that persists makes
@@ -233,9 +218,7 @@ impl OwnerRouter {
             seq,
         };
         let (raw, sum) = match bytes {
-            Some(EntryCopy::Copied(b)) => (EntryBytes::Mem(b), Checksum::Verified),
-            Some(EntryCopy::Shared(b)) => (EntryBytes::Shared(b), Checksum::Verified),
-            Some(EntryCopy::Small(b)) => (EntryBytes::Small(b), Checksum::Verified),
+            Some(b) => (EntryBytes::Mem(b), Checksum::Verified),
             None => {
                 let read = self
                     .read_bytes(owner, segment, loc.offset, loc.len, buffered)
@@ -304,7 +287,7 @@ impl OwnerRouter {
                 .and_then(|h| chunk_is(&h, c, hash, fill_id, index).ok())
             {
                 return Ok(StoredChunk {
-                    bytes: EntryBytes::Shared(held),
+                    bytes: EntryBytes::Mem(EntryCopy::Shared(held)),
                     len,
                 });
             }
@@ -333,7 +316,7 @@ impl OwnerRouter {
         let bytes = match self.store.offer_ram_chunk(ram_key, raw.len(), c.seq, || {
             ChunkBytes::copy_of(&raw).map(Arc::new)
         }) {
-            Some(held) => EntryBytes::Shared(held),
+            Some(held) => EntryBytes::Mem(EntryCopy::Shared(held)),
             None => raw,
         };
         Ok(StoredChunk { bytes, len })
