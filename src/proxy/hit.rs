@@ -281,7 +281,7 @@ pub async fn lookup(
             if variant && answer.status.detail.is_none() {
                 answer.status.detail = Some(Detail::Variant);
             }
-            let found = serve_stored(ctx, conn, req, key, hit, answer).await;
+            let found = serve_stored(ctx, conn, req, key, hit, answer, now).await;
             if variant && matches!(found, Found::Served(_)) {
                 ctx.stats.variant_hits.fetch_add(1, Relaxed);
             }
@@ -314,8 +314,9 @@ enum Stop {
 }
 
 /// Sends a stored response to the viewer as `answer` says, after its
-/// preconditions and range. `Found::Nothing` when a large object's first
-/// needed chunk cannot be read (nothing was sent).
+/// preconditions and range, as of `now` (the time the answer was decided
+/// at). `Found::Nothing` when a large object's first needed chunk cannot be
+/// read (nothing was sent).
 pub async fn serve_stored(
     ctx: &ShardCtx,
     conn: &mut Conn,
@@ -323,8 +324,8 @@ pub async fn serve_stored(
     key: &CacheKey,
     hit: Hit,
     answer: Answer,
+    now: SystemTime,
 ) -> Found {
-    let now = SystemTime::now();
     let Hit {
         entry,
         mut head,

@@ -116,7 +116,9 @@ pub struct Outcome {
 
 /// What the connection holds next.
 enum NextRequest {
-    Head(RequestHead),
+    /// A request head, and when its first byte was in (the request's
+    /// latency counts from there).
+    Head(RequestHead, Instant),
     /// The viewer closed or idled out, or the shard is stopping.
     Gone,
     /// The head was malformed or too slow: it was answered and the
@@ -129,8 +131,8 @@ enum NextRequest {
 pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) {
     let mut first = true;
     loop {
-        let head = match next_request(&current.get(), &mut conn, peer, first).await {
-            NextRequest::Head(head) => head,
+        let (head, started) = match next_request(&current.get(), &mut conn, peer, first).await {
+            NextRequest::Head(head, started) => (head, started),
             NextRequest::Gone => return,
             NextRequest::Refused => {
                 conn.shutdown().await;
@@ -142,7 +144,6 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
         let ctx = current.get();
         first = false;
         ctx.stats.requests.fetch_add(1, Relaxed);
-        let started = Instant::now();
         // Boxed: the request's (large) state lives only while it is handled,
         // so a connection idle between requests holds little memory; in a
         // block the shard reuses, so handling it allocates nothing.
@@ -239,7 +240,7 @@ async fn next_request(
                     refuse_unparsed(ctx, conn, peer, refusal, msg, started).await;
                     return NextRequest::Refused;
                 }
-                return NextRequest::Head(head);
+                return NextRequest::Head(head, started);
             }
             Ok(None) => match conn.read_more_until(deadline, "request head timeout").await {
                 Ok(0) => return NextRequest::Gone,

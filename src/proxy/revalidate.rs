@@ -69,15 +69,14 @@ pub async fn serve_if_error(
     stale: StaleCopy,
     outcome: OriginOutcome,
 ) -> Option<Outcome> {
-    let serve = stale
-        .revalidate
-        .on_origin_outcome(outcome, SystemTime::now())?;
+    let now = SystemTime::now();
+    let serve = stale.revalidate.on_origin_outcome(outcome, now)?;
     let mut answer = Answer::serve(&serve);
     answer.status.fwd = Some(stale.fwd());
     if let OriginOutcome::Status(status) = outcome {
         answer.status.fwd_status = Some(status);
     }
-    match hit::serve_stored(ctx, conn, req, key, stale.hit, answer).await {
+    match hit::serve_stored(ctx, conn, req, key, stale.hit, answer, now).await {
         Found::Served(outcome) => Some(outcome),
         _ => None,
     }
@@ -124,7 +123,7 @@ pub async fn serve_freshened(
         age: hit.freshness.age(now),
         strip: FieldNames::new(),
     };
-    match hit::serve_stored(ctx, conn, req, key, hit, answer).await {
+    match hit::serve_stored(ctx, conn, req, key, hit, answer, now).await {
         Found::Served(outcome) => Ok(outcome),
         _ => Err(()),
     }
