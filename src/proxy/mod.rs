@@ -28,6 +28,7 @@ use crate::gateway::viewer::Generated;
 use crate::http::{RequestHead, parse_request};
 use crate::net::conn::Conn;
 use crate::runtime::sync::StopSignal;
+use crate::spare::Boxed;
 use crate::upstream::{UpstreamClient, UpstreamRoute};
 use forward::Forward;
 use settings::ProxySettings;
@@ -128,10 +129,10 @@ enum NextRequest {
 
 /// Serves one viewer connection until it closes, errs, idles out, or the
 /// shard stops.
-pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) {
+pub async fn serve_conn(current: Rc<Current>, conn: &mut Conn, peer: SocketAddr) {
     let mut first = true;
     loop {
-        let (head, started) = match next_request(&current.get(), &mut conn, peer, first).await {
+        let (head, started) = match next_request(&current.get(), conn, peer, first).await {
             NextRequest::Head(head, started) => (head, started),
             NextRequest::Gone => return,
             NextRequest::Refused => {
@@ -150,8 +151,8 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
         let written = conn.written();
         conn.mark_first_write();
         let handled = async {
-            let request = handle_request(&ctx, &mut conn, &head, peer);
-            Some(crate::spare::Boxed::new(request).await)
+            let request = handle_request(&ctx, conn, &head, peer);
+            Some(Boxed::new(request).await)
         };
         let deadline = async {
             ctx.deadline.stopped().await;
@@ -160,8 +161,9 @@ pub async fn serve_conn(current: Rc<Current>, mut conn: Conn, peer: SocketAddr) 
         let outcome = match futures_lite::future::or(handled, deadline).await {
             Some(outcome) => outcome,
             None => {
-                let sent = conn_sent(&conn, written);
-                cut_at_deadline(&ctx, &mut conn, &head, sent).await
+                let sent = conn_sent(conn, written);
+                // Boxed: rare, and out of the connection's task for its life.
+                Boxed::new(cut_at_deadline(&ctx, conn, &head, sent)).await
             }
         };
         ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
@@ -237,7 +239,7 @@ async fn next_request(
                     ctx.stats.requests.fetch_add(1, Relaxed);
                     let refusal = Refusal::BadHead(RequestErrorKind::BadRequest);
                     let msg = "a header field name holds an underscore";
-                    refuse_unparsed(ctx, conn, peer, refusal, msg, started).await;
+                    Boxed::new(refuse_unparsed(ctx, conn, peer, refusal, msg, started)).await;
                     return NextRequest::Refused;
                 }
                 return NextRequest::Head(head, started);
@@ -248,7 +250,15 @@ async fn next_request(
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     ctx.stats.header_timeouts.fetch_add(1, Relaxed);
                     let msg = "the request head did not arrive in time";
-                    refuse_unparsed(ctx, conn, peer, Refusal::HeaderTimeout, msg, started).await;
+                    Boxed::new(refuse_unparsed(
+                        ctx,
+                        conn,
+                        peer,
+                        Refusal::HeaderTimeout,
+                        msg,
+                        started,
+                    ))
+                    .await;
                     return NextRequest::Refused;
                 }
                 Err(_) => return NextRequest::Gone,
@@ -256,7 +266,15 @@ async fn next_request(
             Err(e) => {
                 ctx.stats.requests.fetch_add(1, Relaxed);
                 let refusal = Refusal::BadHead(RequestErrorKind::from(&e));
-                refuse_unparsed(ctx, conn, peer, refusal, e.reason(), started).await;
+                Boxed::new(refuse_unparsed(
+                    ctx,
+                    conn,
+                    peer,
+                    refusal,
+                    e.reason(),
+                    started,
+                ))
+                .await;
                 return NextRequest::Refused;
             }
         }
@@ -285,6 +303,7 @@ fn underscore_fields(head: &mut RequestHead, rule: crate::config::UnderscoreHead
 }
 
 /// Answers a head that never parsed; the connection closes after it.
+/// Awaited boxed: rare, and kept out of every connection's task.
 async fn refuse_unparsed(
     ctx: &ShardCtx,
     conn: &mut Conn,

@@ -375,17 +375,13 @@ enum Transport {
 /// viewer's address it names; a connection from an untrusted peer, or with
 /// no valid header within `listen.header_timeout`, is counted and closed
 /// (None). With it off, the connection as accepted.
-async fn behind_proxy(
-    current: &Current,
-    mut conn: Conn,
-    peer: std::net::SocketAddr,
-) -> Option<(Conn, std::net::SocketAddr)> {
+async fn behind_proxy(current: &Current, conn: &mut Conn, peer: &mut std::net::SocketAddr) -> bool {
     let ctx = current.get();
     let Some(trusted) = &ctx.settings.proxy_trusted else {
-        return Some((conn, peer));
+        return true;
     };
     let deadline = Instant::now() + ctx.settings.header_timeout;
-    match crate::net::proxy_protocol::accept(&mut conn, peer, trusted, deadline).await {
+    match crate::net::proxy_protocol::accept(conn, *peer, trusted, deadline).await {
         Ok((viewer, kind)) => {
             use crate::net::proxy_protocol::HeaderKind;
             let counter = match kind {
@@ -394,12 +390,13 @@ async fn behind_proxy(
                 HeaderKind::Local => &ctx.stats.proxy_local,
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            Some((conn, viewer))
+            *peer = viewer;
+            true
         }
         Err(e) => {
             ctx.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
             crate::warn_limited!(shard = ctx.shard, %peer, "connection refused: {e}");
-            None
+            false
         }
     }
 }
@@ -467,7 +464,7 @@ async fn accept_loop(
     while !stop.load(Relaxed) {
         let accepted = listener.accept().await;
         let ctx = current.get();
-        let conn = match accepted {
+        let mut conn = match accepted {
             Ok(c) => c,
             Err(e) => {
                 crate::warn_limited!(shard = ctx.shard, "accept failed: {e}");
@@ -479,7 +476,7 @@ async fn accept_loop(
             ctx.stats.connections_refused.fetch_add(1, Relaxed);
             continue;
         }
-        let Ok(peer) = conn.peer_addr() else {
+        let Ok(mut peer) = conn.peer_addr() else {
             continue;
         };
         ctx.stats.connections_accepted.fetch_add(1, Relaxed);
@@ -489,19 +486,24 @@ async fn accept_loop(
         drop(ctx);
         let current = current.clone();
         let active = active.clone();
+        // The task holds the connection once, in place, and lends it to
+        // each stage: moved from stage to stage, every move took a slot of
+        // its own in the task (a connection idle between requests held
+        // four copies of the `Conn`).
         task::spawn_detached(async move {
             // Boxed: these futures (a TLS handshake holds a whole rustls
             // connection) live on the heap only while they run, instead of
             // widening every connection's task for its whole life; in
             // blocks the shard reuses from one connection to the next.
-            let accepted = Boxed::new(behind_proxy(&current, conn, peer)).await;
-            if let Some((conn, peer)) = accepted {
-                let conn = match transport {
-                    Transport::Plain => Some(conn),
-                    Transport::Tls => Boxed::new(handshake(&current, conn, peer)).await,
-                };
-                if let Some(conn) = conn {
-                    serve_conn(current, conn, peer).await;
+            if Boxed::new(behind_proxy(&current, &mut conn, &mut peer)).await {
+                match transport {
+                    Transport::Plain => serve_conn(current, &mut conn, peer).await,
+                    Transport::Tls => {
+                        if let Some(tls) = Boxed::new(handshake(&current, conn, peer)).await {
+                            conn = tls;
+                            serve_conn(current, &mut conn, peer).await;
+                        }
+                    }
                 }
             }
             active.set(active.get() - 1);
