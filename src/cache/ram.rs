@@ -5,9 +5,10 @@
 //! head, body), so they are served through the same verification as a read.
 //!
 //! Chunks of large objects live here too, beside whole entries and under the
-//! same capacity: a chunk is let in on its second read from the device
-//! within the ghost's memory, so a hot object's chunks come from RAM while a
-//! long tail streams past without a copy. A chunk is an anonymous mapping
+//! same capacity: a chunk is let in on its object's second request within
+//! the ghost's memory (the fill that wrote it counts as the first, on the
+//! shard that ran it; elsewhere a first read does), so a hot object's
+//! chunks come from RAM while a long tail streams past without a copy. A chunk is an anonymous mapping
 //! of its own, handed to every response that sends it: chunks are about a
 //! megabyte each and churn as hot objects change, and a general-purpose
 //! allocator leaves megabyte holes between the small allocations placed
@@ -436,8 +437,17 @@ impl RamTier {
         }
     }
 
+    /// A chunk a fill just wrote, `len` bytes: its object was asked for
+    /// once, so the ghost remembers it and the chunk's first read lets it
+    /// in (S3-FIFO keeps what is asked for twice). Nothing is copied here.
+    pub fn saw_chunk(&mut self, key: u64, len: usize) {
+        if self.accepts_chunk(len) && !self.map.contains_key(&key) {
+            self.remember(key);
+        }
+    }
+
     /// Offers a chunk just read from the device. It is let in only when the
-    /// ghost remembers its key, that is on its second read in a while:
+    /// ghost remembers its key (its fill, or a read before, in a while):
     /// `bytes` is asked for then, so a chunk read once costs no copy (and
     /// when it has none to give, nothing is held). Returns the held bytes
     /// when it was let in.
@@ -716,6 +726,24 @@ mod tests {
             r.insert(k, &bytes(100, 0), 1);
         }
         assert!(r.get(0).is_some());
+    }
+
+    #[test]
+    fn a_chunk_a_fill_wrote_enters_on_its_first_read() {
+        let mut r = RamTier::new(1 << 20, 1 << 10);
+        let chunk = Arc::new(ChunkBytes::copy_of(&[6u8; 64 << 10]).unwrap());
+        let k = chunk_key(1, 2, 0);
+        r.saw_chunk(k, chunk.len());
+        assert_eq!(r.stats().chunks, 0, "a fill copies nothing in");
+        let held = r.offer_chunk(k, chunk.len(), 3, || Some(chunk.clone()));
+        assert!(held.is_some(), "the object's second request lets it in");
+        // A chunk too large for the tier is not remembered at all.
+        let big = chunk_key(1, 2, 1);
+        r.saw_chunk(big, 1 << 20);
+        assert!(
+            r.offer_chunk(big, 1 << 20, 3, || Some(chunk.clone()))
+                .is_none()
+        );
     }
 
     #[test]

@@ -267,7 +267,8 @@ impl OwnerRouter {
     /// Reads and verifies one chunk of the object stored under `hash` at
     /// `owner`: from this shard's RAM tier when it holds the chunk, else
     /// from the owner's segment buffer or the device. A chunk read so is
-    /// offered to the RAM tier, which keeps it from its second read on.
+    /// offered to the RAM tier, which keeps it from its object's second
+    /// request on (see `RamTier::saw_chunk`).
     pub(super) async fn read_chunk_of(
         &self,
         owner: u32,

@@ -17,6 +17,7 @@ use super::inflight::{FollowInfo, LeadRef};
 use super::layout::{self, ChunkRef, EntryHeader, EntryKind, Queue};
 use super::{FillId, FillMeta, MAX_HEAD, MAX_KEY, SegmentId, ShardStore, StoreError, VariantMeta};
 use crate::cache::index::Location;
+use crate::cache::ram::chunk_key;
 use futures_channel::oneshot;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -344,6 +345,11 @@ impl ShardStore {
             expires_ms: 0,
         };
         let loc = self.write_entry(Queue::Main, header, &[data]).await?;
+        // The request filling the object is its first: the next read of
+        // this chunk may keep it in RAM.
+        self.ram
+            .borrow_mut()
+            .saw_chunk(chunk_key(hash, nonce, index), loc.len as usize);
         let mut region = self.region.borrow_mut();
         let seq = region.seg(loc.slot).seq;
         region.note_chunk(loc.slot, hash);
