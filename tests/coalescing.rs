@@ -152,19 +152,22 @@ fn fifty_viewers_of_a_cold_100mb_object_on_both_shards_make_one_origin_request()
             move |_, mut c| {
                 // Compare as the bytes come: 50 copies are not kept.
                 let mut at = 0usize;
-                let mut same = true;
+                let mut differs: Option<usize> = None;
                 let r = c
                     .read_response_streaming(&raw_get("/big"), &mut |b: &[u8]| {
-                        same &= body.get(at..at + b.len()) == Some(b);
+                        if differs.is_none() && body.get(at..at + b.len()) != Some(b) {
+                            differs = Some(at);
+                        }
                         at += b.len();
                     })
                     .expect("a response");
-                (
-                    r.status,
-                    r.complete,
-                    same && at == body.len(),
-                    r.cache_status().to_string(),
-                )
+                let whole = r.complete && differs.is_none() && at == body.len();
+                let how = format!(
+                    "{}; complete {}, {at} bytes, first differing piece at {differs:?}",
+                    r.cache_status(),
+                    r.complete
+                );
+                (r.status, whole, how)
             },
             edge.addr,
             "/big",
@@ -172,9 +175,13 @@ fn fifty_viewers_of_a_cold_100mb_object_on_both_shards_make_one_origin_request()
     };
     sent.wait();
     for h in handles {
-        let (status, complete, same, cs) = h.join().expect("viewer");
-        assert_eq!(status, 200, "{cs}");
-        assert!(complete && same, "a whole, byte-identical body ({cs})");
+        let (status, whole, how) = h.join().expect("viewer");
+        assert_eq!(status, 200, "{how}");
+        assert!(
+            whole,
+            "a whole, byte-identical body ({how}); the edge's log:\n{}",
+            edge.stderr()
+        );
     }
     assert_eq!(
         origin.count("/big"),

@@ -361,10 +361,7 @@ impl ShardStore {
         let _writer = self.write_lock.lock().await;
         let sealed = self.region.borrow_mut().seal_heads();
         for (queue, s) in sealed {
-            let open = self.buffers.borrow_mut().open[queue as usize].take();
-            if let Some(open) = open {
-                self.start_flush(open, s.used as usize).await;
-            }
+            self.start_flush(queue, s.used as usize).await;
         }
         self.finish_flush().await;
         let (buf, objects) = {

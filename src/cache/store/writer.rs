@@ -75,16 +75,24 @@ impl ShardStore {
         });
     }
 
-    /// Waits for the segment in flight to reach the device. A failed write
-    /// unindexes everything in that segment: it must never be read.
+    /// Waits for the segment in flight to reach the device. Its buffer
+    /// stays listed, so reads of it are answered from memory, until the
+    /// write is done: a read sent to the device before then would find
+    /// what the slot held before. A failed write unindexes everything in
+    /// that segment: it must never be read. Callers hold the write lock.
     pub(super) async fn finish_flush(&self) {
-        let flushing = self.buffers.borrow_mut().flushing.take();
-        let Some(mut f) = flushing else { return };
-        let result = match f.task.take() {
+        let task = match self.buffers.borrow_mut().flushing.as_mut() {
+            Some(f) => f.task.take(),
+            None => return,
+        };
+        let result = match task {
             Some(t) => t
                 .await
                 .unwrap_or_else(|| Err(io::Error::other("flush task cancelled"))),
             None => Ok(()),
+        };
+        let Some(f) = self.buffers.borrow_mut().flushing.take() else {
+            return;
         };
         match result {
             Ok(()) => {
@@ -108,19 +116,27 @@ impl ShardStore {
         }
     }
 
-    /// Starts writing a sealed buffer; waits for the previous flush first,
-    /// so at most one segment is in flight per shard.
-    pub(super) async fn start_flush(&self, sealed: OpenBuf, used: usize) {
-        let OpenBuf {
+    /// Starts writing `queue`'s open buffer, sealed at `used` bytes; waits
+    /// for the previous flush first, so at most one segment is in flight
+    /// per shard. The buffer stays listed throughout (open while it waits,
+    /// then flushing), so its entries are read from memory until they are
+    /// on the device. Callers hold the write lock.
+    pub(super) async fn start_flush(&self, queue: Queue, used: usize) {
+        self.finish_flush().await;
+        // No await from here on: the buffer moves from open to flushing at
+        // once.
+        let Some(OpenBuf {
             segment,
             mut buf,
             summary,
-        } = sealed;
+        }) = self.buffers.borrow_mut().open[queue as usize].take()
+        else {
+            return;
+        };
         // A reused buffer holds an older segment's bytes past the cursor;
         // zeros there end any scan of this segment cleanly.
         buf.as_bytes_mut()[used..].fill(0);
         write_summary(buf.as_bytes_mut(), segment.seq, &summary);
-        self.finish_flush().await;
         let buf = Rc::new(buf);
         let pos = self.geo.segment_offset(self.shard, segment.slot);
         let device = self.device.clone();
@@ -136,9 +152,9 @@ impl ShardStore {
     /// Starts writing the segment a rotation sealed and opens a buffer for
     /// the one it opened.
     async fn rotate_head(&self, r: Rotation) {
-        let sealed = self.buffers.borrow_mut().open[r.queue as usize].take();
-        if let (Some(buf), Some(s)) = (sealed, r.sealed) {
-            self.start_flush(buf, s.used as usize).await;
+        match r.sealed {
+            Some(s) => self.start_flush(r.queue, s.used as usize).await,
+            None => drop(self.buffers.borrow_mut().open[r.queue as usize].take()),
         }
         let spare = self.buffers.borrow_mut().spare.pop();
         let mut buf = spare.unwrap_or_else(|| self.device.alloc(self.geo.segment_size as usize));
