@@ -47,6 +47,35 @@ impl<T> Pool<T> {
         Some(item)
     }
 
+    /// The most recently kept item whose `len` is at least `want` and at
+    /// most twice that; else the smallest that fits; else (none is that
+    /// large) the largest, which has the least to grow. Taken out.
+    fn take_nearest(&mut self, len: impl Fn(&T) -> usize, want: usize) -> Option<T> {
+        // Fitting items rank first, the smallest of them; then the largest.
+        let rank = |l: usize| {
+            if l >= want {
+                (0, l)
+            } else {
+                (1, usize::MAX - l)
+            }
+        };
+        let mut best: Option<(usize, (u8, usize))> = None;
+        for (at, (item, _)) in self.list.iter().enumerate().rev() {
+            let l = len(item);
+            if l >= want && l / 2 <= want {
+                best = Some((at, (0, l)));
+                break;
+            }
+            if best.is_none_or(|(_, r)| rank(l) < r) {
+                best = Some((at, rank(l)));
+            }
+        }
+        let (at, _) = best?;
+        let (item, size) = self.list.swap_remove(at);
+        self.bytes -= size;
+        Some(item)
+    }
+
     /// Keeps `item`, which holds `size` bytes, evicting the oldest as the
     /// bounds require (an item above the byte bound is not kept at all).
     fn keep(&mut self, item: T, size: usize) {
@@ -103,9 +132,10 @@ const SPARE_BYTES: usize = 4 << 20;
 thread_local! {
     static SPARE: RefCell<Pool<Vec<u8>>> = const { RefCell::new(Pool::new(SPARES, SPARE_BYTES)) };
     /// Enough for a shard's origin exchanges in flight at once under load
-    /// (each holds a 64 KiB read buffer): fewer, and the ones beyond were
-    /// freed and allocated (zeroed, faulted in) again on every miss.
-    static READ_BUFFERS: RefCell<Pool<Vec<u8>>> = const { RefCell::new(Pool::new(64, 4 << 20)) };
+    /// (each holds a 64 KiB read buffer) beside as many viewers' small
+    /// ones: fewer, and the ones beyond were freed and allocated (zeroed,
+    /// faulted in) again on every miss.
+    static READ_BUFFERS: RefCell<Pool<Vec<u8>>> = const { RefCell::new(Pool::new(256, 8 << 20)) };
 }
 
 /// An empty buffer with room for at least `capacity` bytes: the most
@@ -127,10 +157,15 @@ pub fn give(mut v: Vec<u8>) {
 /// A socket read buffer of at least `len` bytes, all of them initialised
 /// (what they hold is stale: the caller tracks its own data), so that a
 /// connection starting to read again neither zeroes nor faults in fresh
-/// memory. The buffer's length is its initialised part.
+/// memory. The buffer's length is its initialised part. The kept buffer
+/// nearest in size is taken: a viewer waiting for a small request head
+/// takes a small one and leaves the large ones to origin reads, which
+/// would otherwise zero a fresh 64 KiB each time they grew a small one.
 pub fn take_read_buffer(len: usize) -> Vec<u8> {
-    let mut v = take_from(&READ_BUFFERS, |v| v.len() >= len)
-        .or_else(|| take_from(&READ_BUFFERS, |_| true))
+    let mut v = READ_BUFFERS
+        .try_with(|p| p.try_borrow_mut().ok()?.take_nearest(Vec::len, len))
+        .ok()
+        .flatten()
         .unwrap_or_default();
     if v.len() < len {
         v.resize(len, 0);
@@ -336,6 +371,22 @@ mod tests {
         again_at.sort();
         assert_eq!(at, again_at);
         again.into_iter().for_each(give_read_buffer);
+    }
+
+    #[test]
+    fn a_read_takes_a_buffer_near_its_size_and_leaves_the_large() {
+        let mut p = Pool::new(8, 1 << 20);
+        for len in [70_000usize, 2048, 66_000, 9000] {
+            p.keep(vec![0u8; len], len);
+        }
+        let len = |v: Option<Vec<u8>>| v.map(|v| v.len());
+        assert_eq!(len(p.take_nearest(Vec::len, 2048)), Some(2048));
+        // None within twice the size: the smallest that fits.
+        assert_eq!(len(p.take_nearest(Vec::len, 2048)), Some(9000));
+        assert_eq!(len(p.take_nearest(Vec::len, 65_536)), Some(66_000));
+        // None fits: the largest, which has the least to grow.
+        assert_eq!(len(p.take_nearest(Vec::len, 80_000)), Some(70_000));
+        assert_eq!(len(p.take_nearest(Vec::len, 1)), None);
     }
 
     #[test]
