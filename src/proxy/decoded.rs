@@ -36,18 +36,57 @@ pub struct Decoded {
     pub head: ResponseHead,
     /// The directives governing this cache's reuse of it.
     pub controls: Controls,
+    /// What a plain hit sends before its own fields, encoded once: the
+    /// status line and the stored fields less those a hit writes itself
+    /// (see `hit_prefix`). None when the head cannot be sent that way.
+    pub hit_prefix: Option<Vec<u8>>,
 }
+
+/// Fields a hit writes itself, so a plain hit's prefix leaves them out.
+/// Hop-by-hop fields go too, as from every response toward a viewer.
+const HIT_WRITES: [&str; 3] = ["age", "accept-ranges", "content-length"];
 
 impl Decoded {
     pub fn new(head: ResponseHead) -> Decoded {
         let controls = Controls::of(&head.headers);
-        Decoded { head, controls }
+        let hit_prefix = hit_prefix(&head);
+        Decoded {
+            head,
+            controls,
+            hit_prefix,
+        }
     }
 
     /// Memory it holds, roughly: what the bound counts.
     fn footprint(&self) -> usize {
-        size_of::<Decoded>() + self.head.headers.heap_bytes()
+        size_of::<Decoded>()
+            + self.head.headers.heap_bytes()
+            + self.hit_prefix.as_ref().map_or(0, Vec::capacity)
     }
+}
+
+/// A 200's status line and fields as every plain hit of it sends them,
+/// ending before the blank line: the hit appends `Age`, `Accept-Ranges`,
+/// its framing, `Via`, `Cache-Status` and `Connection`. Only for a head
+/// with a `Date` and none of the fields a hit appends to (`Via`,
+/// `Cache-Status`), which is how heads are stored; any other takes the
+/// shaped way (`hit::serve_stored`).
+fn hit_prefix(head: &ResponseHead) -> Option<Vec<u8>> {
+    let h = &head.headers;
+    if head.status != 200 || !h.contains("date") || h.contains("via") || h.contains("cache-status")
+    {
+        return None;
+    }
+    let mut head = head.clone();
+    head.headers.strip_hop_by_hop();
+    for name in HIT_WRITES {
+        head.headers.remove(name);
+    }
+    let mut out = Vec::with_capacity(head.encoded_len());
+    head.encode(&mut out);
+    // Without the blank line that ends the head: the hit's fields follow.
+    out.truncate(out.len().checked_sub(2)?);
+    Some(out)
 }
 
 struct Kept {

@@ -23,10 +23,14 @@ use crate::cache::store::layout::ChunkRef;
 use crate::cache::variants::{self, Selecting};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail};
 use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
+use crate::http::conditional::{Precondition, evaluate};
 use crate::http::range;
-use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
+use crate::http::{
+    Limits, Method, RequestHead, ResponseHead, Version, parse_response, status_has_no_body,
+};
 use crate::net::conn::Conn;
 use crate::spare;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -98,10 +102,11 @@ pub enum Found {
 /// A verified stored response.
 pub struct Hit {
     pub entry: StoredEntry,
-    /// The stored head, to shape into the response (a copy of `decoded`'s).
-    pub head: ResponseHead,
     /// The stored head as the shard keeps it decoded, with its directives.
     pub decoded: Rc<Decoded>,
+    /// A head to serve instead of `decoded`'s: the stored one freshened by
+    /// a revalidation.
+    pub replaced: Option<ResponseHead>,
     pub freshness: Freshness,
     pub buffered: Vec<SegmentId>,
     /// Where the index pointed: a hit that turns out unreadable is a miss
@@ -110,6 +115,20 @@ pub struct Hit {
     /// Set when the entry is the marker of an object kept in parts: `head`
     /// is then the origin's head it keeps, and the body is in the parts.
     pub parts: Option<PartsMarker>,
+}
+
+impl Hit {
+    /// The head this hit serves.
+    pub fn head(&self) -> &ResponseHead {
+        self.replaced.as_ref().unwrap_or(&self.decoded.head)
+    }
+
+    /// The head this hit serves, to shape into a response.
+    fn take_head(&mut self) -> ResponseHead {
+        self.replaced
+            .take()
+            .unwrap_or_else(|| self.decoded.head.clone())
+    }
 }
 
 /// How a stored response is answered: what `Cache-Status` says, its `Age`,
@@ -219,8 +238,8 @@ pub(super) async fn find(
     }
     Ok(Hit {
         entry,
-        head: decoded.head.clone(),
         decoded,
+        replaced: None,
         freshness,
         buffered,
         seen: loc,
@@ -247,7 +266,7 @@ pub async fn lookup(
     let variant = selecting.is_variant();
     let now = SystemTime::now();
     let stored = Stored {
-        head: &hit.head,
+        head: hit.head(),
         freshness: hit.freshness,
     };
     let reuse = policy::reuse_under(
@@ -263,7 +282,7 @@ pub async fn lookup(
         (Reuse::Serve(_), Some(marker)) => {
             let object = PartsObject {
                 key: key.clone(),
-                head: hit.head,
+                head: hit.take_head(),
                 marker,
                 freshness: hit.freshness,
             };
@@ -326,25 +345,54 @@ pub async fn serve_stored(
     answer: Answer,
     now: SystemTime,
 ) -> Found {
+    let mut hit = hit;
+    let body_len = hit.entry.body_len();
+    let phase = answer.status.phase;
+    let detail = answer.status.detail;
+    let plain = match hit.replaced {
+        None => plain_hit_head(&ctx.settings, req, &hit.decoded, &answer, body_len),
+        Some(_) => None,
+    };
+    // The way most hits take: a whole 200 from the decoded head's
+    // pre-encoded fields. Any other is shaped from a copy of the head.
+    let (status, shape, wire_len, head_only, mut out) = match plain {
+        Some(out) => (200, BodyShape::Whole, body_len, false, out),
+        None => {
+            let mut head = hit.take_head();
+            let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
+            if let Some(answered) =
+                answer_preconditions(ctx, conn, req, &mut head, &mut head_only, phase, detail).await
+            {
+                ctx.stats.hits.fetch_add(1, Relaxed);
+                return Found::Served(answered);
+            }
+            let (shape, wire_len) =
+                shape_stored(req, &mut head, &answer, body_len, head_only, seed(key, now));
+            // A small body in several ranges is written behind the head,
+            // in its buffer; a whole one or one range goes out from where
+            // it is stored.
+            let room = match (hit.entry.chunks(), head_only, &shape) {
+                (None, false, BodyShape::Multi(_)) => usize::try_from(wire_len).unwrap_or(0),
+                _ => 0,
+            };
+            let out = encode_stored_head(
+                &ctx.settings,
+                req,
+                &mut head,
+                &answer,
+                (wire_len, room),
+                head_only,
+                now,
+            );
+            (head.status, shape, wire_len, head_only, out)
+        }
+    };
     let Hit {
         entry,
-        mut head,
         buffered,
         seen,
         ..
     } = hit;
-    let body_len = entry.body_len();
-    let phase = answer.status.phase;
-    let mut head_only = req.method == Method::Head || status_has_no_body(head.status);
-    let detail = answer.status.detail;
-    if let Some(answered) =
-        answer_preconditions(ctx, conn, req, &mut head, &mut head_only, phase, detail).await
-    {
-        ctx.stats.hits.fetch_add(1, Relaxed);
-        return Found::Served(answered);
-    }
-    let (shape, wire_len) =
-        shape_stored(req, &mut head, &answer, body_len, head_only, seed(key, now));
     let source = match entry.chunks() {
         None => Source::Inline,
         Some((fill_id, chunks)) => Source::Chunks {
@@ -378,25 +426,10 @@ pub async fn serve_stored(
     };
     ctx.stats.hits.fetch_add(1, Relaxed);
     let framing = stored_framing(head_only, wire_len);
-    // A small body in several ranges is written behind the head, in its
-    // buffer; a whole one or one range goes out from where it is stored.
-    let room = match (&source, head_only, &shape) {
-        (Source::Inline, false, BodyShape::Multi(_)) => usize::try_from(wire_len).unwrap_or(0),
-        _ => 0,
-    };
-    let mut out = encode_stored_head(
-        &ctx.settings,
-        req,
-        &mut head,
-        &answer,
-        (wire_len, room),
-        head_only,
-        now,
-    );
     let io_timeout = ctx.settings.io_timeout;
-    ctx.stats.count_status(head.status);
+    ctx.stats.count_status(status);
     let mut outcome = Outcome {
-        status: head.status,
+        status,
         phase,
         bytes: 0,
         keep_alive: req.keep_alive,
@@ -473,6 +506,50 @@ pub async fn serve_stored(
         }
     }
     Found::Served(outcome)
+}
+
+/// The head of a plain hit, written from the decoded head's pre-encoded
+/// prefix without a copy of the head to shape: a whole 200 to a GET with
+/// no range, no precondition and no field to strip. It carries the fields
+/// `shape_stored` and `encode_stored_head` would give it (in another
+/// order); None for any other hit, which takes that way.
+pub fn plain_hit_head(
+    settings: &super::settings::ProxySettings,
+    req: &RequestHead,
+    decoded: &Decoded,
+    answer: &Answer,
+    body_len: u64,
+) -> Option<Vec<u8>> {
+    let prefix = decoded.hit_prefix.as_deref()?;
+    let stored = &decoded.head;
+    let plain = req.method == Method::Get
+        && answer.strip.is_empty()
+        && !req.headers.contains("range")
+        && !settings
+            .downstream_strip
+            .iter()
+            .any(|name| stored.headers.contains(name))
+        && matches!(evaluate(&req.headers, stored), Precondition::Proceed);
+    if !plain {
+        return None;
+    }
+    let mut out = spare::take(prefix.len() + 128 + 2 * settings.node.len());
+    out.extend_from_slice(prefix);
+    let status = answer.status.rendered(&settings.node);
+    let received = stored.version.number();
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "Age: {}\r\nAccept-Ranges: bytes\r\nContent-Length: {body_len}\r\nVia: {received} {}\r\nCache-Status: {status}\r\n",
+        answer.age, settings.node
+    );
+    if !req.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if req.version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(out)
 }
 
 /// Readies a stored head for this request as `answer` says, after its
@@ -658,5 +735,108 @@ impl ChunkedBody<'_> {
             current = next?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::http::parse_request;
+    use crate::proxy::settings::ProxySettings;
+
+    const STORED: &str = "HTTP/1.1 200 OK\r\nDate: Tue, 10 Jun 2025 17:12:45 GMT\r\n\
+        Content-Type: text/plain\r\nETag: \"v1\"\r\nCache-Control: max-age=60\r\n\
+        X-Twice: a\r\nX-Twice: b\r\n\r\n";
+
+    /// The status line, then the fields sorted: the two ways may order
+    /// fields differently, which HTTP allows for fields of different names.
+    fn fields(bytes: &[u8]) -> (String, Vec<String>) {
+        let text = std::str::from_utf8(bytes).expect("a head is text");
+        let head = text.strip_suffix("\r\n\r\n").expect("a whole head");
+        let mut lines = head.split("\r\n").map(str::to_string);
+        let status = lines.next().expect("a status line");
+        let mut rest: Vec<String> = lines.collect();
+        rest.sort();
+        (status, rest)
+    }
+
+    #[test]
+    fn a_plain_hit_sends_what_the_shaped_way_sends_and_only_when_it_may() {
+        let settings = ProxySettings::from_config(&Config::default(), "origin.test".into());
+        let stored = match parse_response(STORED.as_bytes(), &STORED_HEAD_LIMITS, false) {
+            Ok(Some((head, _))) => head,
+            other => panic!("the stored head parses: {other:?}"),
+        };
+        let decoded = Decoded::new(stored);
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_749_575_600);
+        let answer = Answer {
+            status: CacheStatus::of(CachePhase::Hit),
+            age: 7,
+            strip: FieldNames::new(),
+        };
+        let cases = [
+            ("GET /a HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            (
+                "GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                true,
+            ),
+            (
+                "GET /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            ("GET /a HTTP/1.0\r\nHost: x\r\n\r\n", true),
+            (
+                "GET /a HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v0\"\r\n\r\n",
+                true,
+            ),
+            (
+                "GET /a HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n\r\n",
+                false,
+            ),
+            (
+                "GET /a HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n",
+                false,
+            ),
+            ("HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", false),
+        ];
+        for (raw, plain) in cases {
+            let req = match parse_request(raw.as_bytes(), &settings.limits) {
+                Ok(Some((req, _))) => req,
+                other => panic!("{raw:?} parses: {other:?}"),
+            };
+            let fast = plain_hit_head(&settings, &req, &decoded, &answer, 1024);
+            assert_eq!(fast.is_some(), plain, "{raw:?}");
+            let Some(fast) = fast else { continue };
+            let mut head = decoded.head.clone();
+            let (shape, wire_len) = shape_stored(&req, &mut head, &answer, 1024, false, 1);
+            assert!(matches!(shape, BodyShape::Whole));
+            let shaped = encode_stored_head(
+                &settings,
+                &req,
+                &mut head,
+                &answer,
+                (wire_len, 0),
+                false,
+                now,
+            );
+            assert_eq!(fields(&fast), fields(&shaped), "{raw:?}");
+        }
+        // A field to strip, or a head a hit would append to, takes the
+        // shaped way.
+        let req = match parse_request(cases[0].0.as_bytes(), &settings.limits) {
+            Ok(Some((req, _))) => req,
+            other => panic!("parses: {other:?}"),
+        };
+        let mut strip = FieldNames::new();
+        strip.add("etag");
+        let stripping = Answer { strip, ..answer };
+        assert!(plain_hit_head(&settings, &req, &decoded, &stripping, 1024).is_none());
+        let via = STORED.replace("ETag", "Via: 1.1 upstream\r\nETag");
+        let Ok(Some((with_via, _))) = parse_response(via.as_bytes(), &STORED_HEAD_LIMITS, false)
+        else {
+            panic!("the head with Via parses");
+        };
+        assert!(Decoded::new(with_via).hit_prefix.is_none());
     }
 }

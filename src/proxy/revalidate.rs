@@ -39,7 +39,7 @@ pub struct StaleCopy {
 impl StaleCopy {
     /// The validators to send (RFC 9111 §4.3.1), if the copy has any.
     pub fn validators(&self) -> Option<Conditional> {
-        let c = policy::conditional_request(&self.hit.head);
+        let c = policy::conditional_request(self.hit.head());
         (!c.is_empty()).then_some(c)
     }
 
@@ -99,13 +99,13 @@ pub async fn serve_freshened(
         mut hit,
         revalidate,
     } = stale;
-    let freshened =
-        policy::freshen(exchange, &hit.head, not_modified, &ctx.settings.policy).map_err(|_| ())?;
+    let freshened = policy::freshen(exchange, hit.head(), not_modified, &ctx.settings.policy)
+        .map_err(|_| ())?;
     let storing = keep_freshened(ctx, key, &hit, &freshened.head, &freshened.storage).await;
     if let Ok(storable) = &freshened.storage {
         hit.freshness = storable.freshness;
     }
-    hit.head = freshened.head;
+    hit.replaced = Some(freshened.head);
     let now = SystemTime::now();
     let fwd = match revalidate.reason.forward_reason() {
         ForwardReason::Stale => Fwd::Stale,
@@ -198,7 +198,7 @@ async fn revalidate_alone(
     let Ok(hit) = hit::find(ctx, req, &mut selecting).await else {
         return;
     };
-    let validators = policy::conditional_request(&hit.head);
+    let validators = policy::conditional_request(hit.head());
     let validators = (!validators.is_empty()).then_some(validators);
     let forwarding = forward::forwarding(ctx, req, peer, validators.as_ref());
     let head = upstream_head(req, Purpose::Fill, &forwarding);
@@ -218,7 +218,7 @@ async fn revalidate_alone(
         if validators.is_none() {
             return;
         }
-        let Ok(freshened) = policy::freshen(&exchange, &hit.head, &resp, &ctx.settings.policy)
+        let Ok(freshened) = policy::freshen(&exchange, hit.head(), &resp, &ctx.settings.policy)
         else {
             return;
         };

@@ -62,7 +62,7 @@ impl FieldNames {
         }
     }
 
-    fn add(&mut self, name: &str) {
+    pub(crate) fn add(&mut self, name: &str) {
         if !self.contains(name) {
             self.0.push(name.to_ascii_lowercase());
         }
