@@ -14,7 +14,7 @@
 //! asked for again since it was kept gets a second chance before eviction
 //! (CLOCK), so the hot set stays while one-off heads pass through.
 
-use crate::cache::policy::Controls;
+use crate::cache::policy::{Controls, Downstream, fields_to_strip};
 use crate::http::ResponseHead;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +40,10 @@ pub struct Decoded {
     /// status line and the stored fields less those a hit writes itself
     /// (see `hit_prefix`). None when the head cannot be sent that way.
     pub hit_prefix: Option<Vec<u8>>,
+    /// Whether the head carries a targeted field that some role strips
+    /// from what it sends downstream (`fields_to_strip`), so that a hit
+    /// need not look for each.
+    pub carries_strippable: bool,
 }
 
 /// Fields a hit writes itself, so a plain hit's prefix leaves them out.
@@ -50,10 +54,15 @@ impl Decoded {
     pub fn new(head: ResponseHead) -> Decoded {
         let controls = Controls::of(&head.headers);
         let hit_prefix = hit_prefix(&head);
+        let carries_strippable = [Downstream::Viewers, Downstream::Caches]
+            .into_iter()
+            .flat_map(fields_to_strip)
+            .any(|name| head.headers.contains(name));
         Decoded {
             head,
             controls,
             hit_prefix,
+            carries_strippable,
         }
     }
 

@@ -525,10 +525,7 @@ pub fn plain_hit_head(
     let plain = req.method == Method::Get
         && answer.strip.is_empty()
         && !req.headers.contains("range")
-        && !settings
-            .downstream_strip
-            .iter()
-            .any(|name| stored.headers.contains(name))
+        && (settings.downstream_strip.is_empty() || !decoded.carries_strippable)
         && matches!(evaluate(&req.headers, stored), Precondition::Proceed);
     if !plain {
         return None;
@@ -838,5 +835,14 @@ mod tests {
             panic!("the head with Via parses");
         };
         assert!(Decoded::new(with_via).hit_prefix.is_none());
+        // An edge strips the targeted fields it obeyed.
+        let cdn = STORED.replace("ETag", "CDN-Cache-Control: max-age=9\r\nETag");
+        let Ok(Some((with_cdn, _))) = parse_response(cdn.as_bytes(), &STORED_HEAD_LIMITS, false)
+        else {
+            panic!("the head with CDN-Cache-Control parses");
+        };
+        assert!(!settings.downstream_strip.is_empty(), "an edge by default");
+        let with_cdn = Decoded::new(with_cdn);
+        assert!(plain_hit_head(&settings, &req, &with_cdn, &answer, 1024).is_none());
     }
 }
