@@ -42,9 +42,13 @@ impl<T> Pool<T> {
     /// The most recently kept item that `fits`, taken out.
     fn take_where(&mut self, fits: impl Fn(&T) -> bool) -> Option<T> {
         let at = self.list.iter().rposition(|(item, _)| fits(item))?;
+        Some(self.take_at(at))
+    }
+
+    fn take_at(&mut self, at: usize) -> T {
         let (item, size) = self.list.swap_remove(at);
         self.bytes -= size;
-        Some(item)
+        item
     }
 
     /// The most recently kept item whose `len` is at least `want` and at
@@ -71,9 +75,7 @@ impl<T> Pool<T> {
             }
         }
         let (at, _) = best?;
-        let (item, size) = self.list.swap_remove(at);
-        self.bytes -= size;
-        Some(item)
+        Some(self.take_at(at))
     }
 
     /// Keeps `item`, which holds `size` bytes, evicting the oldest as the
@@ -103,7 +105,15 @@ pub fn take_from<T: 'static>(
     pool: &'static LocalKey<RefCell<Pool<T>>>,
     fits: impl Fn(&T) -> bool,
 ) -> Option<T> {
-    pool.try_with(|p| p.try_borrow_mut().ok()?.take_where(fits))
+    take_with(pool, |p| p.take_where(fits))
+}
+
+/// Runs `take` on a thread's pool (None during thread teardown).
+fn take_with<T: 'static>(
+    pool: &'static LocalKey<RefCell<Pool<T>>>,
+    take: impl FnOnce(&mut Pool<T>) -> Option<T>,
+) -> Option<T> {
+    pool.try_with(|p| take(&mut *p.try_borrow_mut().ok()?))
         .ok()
         .flatten()
 }
@@ -162,11 +172,7 @@ pub fn give(mut v: Vec<u8>) {
 /// takes a small one and leaves the large ones to origin reads, which
 /// would otherwise zero a fresh 64 KiB each time they grew a small one.
 pub fn take_read_buffer(len: usize) -> Vec<u8> {
-    let mut v = READ_BUFFERS
-        .try_with(|p| p.try_borrow_mut().ok()?.take_nearest(Vec::len, len))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let mut v = take_with(&READ_BUFFERS, |p| p.take_nearest(Vec::len, len)).unwrap_or_default();
     if v.len() < len {
         v.resize(len, 0);
     }
