@@ -132,10 +132,25 @@ pub fn finish_head(head: &mut ResponseHead, cx: &HeadContext<'_>) {
         "Cache-Status",
         format_args!("{}", cx.status.rendered(cx.node)),
     );
-    if !cx.keep_alive || cx.framing == ViewerFraming::Close {
-        h.set("Connection", "close");
-    } else if cx.version == Version::Http10 {
-        h.set("Connection", "keep-alive");
+    if let Some(value) = connection_value(cx.keep_alive, cx.framing, cx.version) {
+        h.set("Connection", value);
+    }
+}
+
+/// The `Connection` field a response toward a viewer carries, if any: it
+/// closes when the request or the framing says so, and an HTTP/1.0 viewer
+/// is told it stays open.
+pub fn connection_value(
+    keep_alive: bool,
+    framing: ViewerFraming,
+    version: Version,
+) -> Option<&'static str> {
+    if !keep_alive || framing == ViewerFraming::Close {
+        Some("close")
+    } else if version == Version::Http10 {
+        Some("keep-alive")
+    } else {
+        None
     }
 }
 

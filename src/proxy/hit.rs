@@ -22,12 +22,12 @@ use crate::cache::store::SegmentId;
 use crate::cache::store::layout::ChunkRef;
 use crate::cache::variants::{self, Selecting};
 use crate::gateway::decision::{CachePhase, CacheStatus, Detail};
-use crate::gateway::viewer::{BodyShape, HeadContext, ViewerFraming, apply_range};
+use crate::gateway::viewer::{
+    BodyShape, HeadContext, ViewerFraming, apply_range, connection_value,
+};
 use crate::http::conditional::{Precondition, evaluate};
 use crate::http::range;
-use crate::http::{
-    Limits, Method, RequestHead, ResponseHead, Version, parse_response, status_has_no_body,
-};
+use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use crate::spare;
 use std::io::Write as _;
@@ -540,10 +540,9 @@ pub fn plain_hit_head(
         "Age: {}\r\nAccept-Ranges: bytes\r\nContent-Length: {body_len}\r\nVia: {received} {}\r\nCache-Status: {status}\r\n",
         answer.age, settings.node
     );
-    if !req.keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if req.version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    let framing = ViewerFraming::Length(body_len);
+    if let Some(value) = connection_value(req.keep_alive, framing, req.version) {
+        let _ = write!(out, "Connection: {value}\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Some(out)
