@@ -417,9 +417,11 @@ pub fn run(listen: Option<SocketAddr>, admin: Option<SocketAddr>) -> Result<(), 
          Try (watch Cache-Status: one entry per tier, regional first):\n\
          \x20 curl -s -o /dev/null -D - http://{e1}/hello   # origin fetch: both tiers miss and store\n\
          \x20 curl -s -o /dev/null -D - http://{e1}/hello   # edge hit\n\
-         \x20 curl -s -o /dev/null -D - http://{e2}/hello   # regional hit: edge-2 never had it\n\
+         \x20 curl -s -o /dev/null -D - -H 'Host: {e1}' http://{e2}/hello   # regional hit: edge-2 never had it\n\
          \x20 ./target/release/edgeslab invalidate --admin http://{a1} --token {DEMO_TOKEN} /hello\n\
-         \x20 curl -s -o /dev/null -D - http://{e2}/hello   # after the invalidation: origin fetch again\n\
+         \x20 curl -s -o /dev/null -D - -H 'Host: {e1}' http://{e2}/hello   # after the invalidation: origin fetch again\n\
+         (The key names the site by its Host, as a real one's viewers send it to every edge:\n\
+         \x20 edge-2's lines ask for edge-1's site; with its own Host it would be another object.)\n\
          \x20 curl -s -X POST -H 'Authorization: Bearer {DEMO_TOKEN}' -d '{{\"paths\": [\"/big/*\"]}}' http://{a1}/invalidations\n\
          \x20 curl -s http://{e1}/big/10485760 | wc -c\n\
          \x20 curl -s -r 1000-1999 http://{e1}/big/10485760 | wc -c   # a range from the cache: 1000\n\

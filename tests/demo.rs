@@ -118,6 +118,14 @@ fn the_demo_does_what_its_printed_lines_promise() {
     let second = get(edge, "/hello");
     assert!(second.is_hit_at("edge-1"), "{}", second.cache_status());
     assert_eq!(second.body, first.body);
+    // The printed line asks edge-2 for edge-1's site, as this test does:
+    // one Host for both (here test.local), so the regional's key is one.
+    let printed_line = format!("-H 'Host: {edge}' http://{}/hello", demo.edge2);
+    assert!(
+        demo.printed.contains(&printed_line),
+        "{printed_line} in:\n{}",
+        demo.printed
+    );
     let other = get(demo.edge2, "/hello");
     assert!(
         other.cache_status().starts_with("regional; hit"),
