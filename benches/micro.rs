@@ -154,7 +154,7 @@ impl Fixture {
         // What the fill keeps (`proxy::relay`'s `fill_meta`).
         let mut kept = origin.clone();
         storable.strip_unstorable_fields(&mut kept.headers);
-        let stored = stored_head(&kept, response_time);
+        let stored = stored_head(kept, response_time);
         let stored_head = parse_head(&stored, &STORED_HEAD_LIMITS);
         let hit_time = response_time + Duration::from_secs(60);
         let held = Stored {

@@ -157,8 +157,7 @@ pub fn connection_value(
 /// The head to store: what a later hit serves, minus what is recomputed then
 /// (framing, `Age`, this node's `Via` and `Cache-Status`), with the origin's
 /// version in its status line for the hit's `Via`.
-pub fn stored_head(resp: &ResponseHead, now: SystemTime) -> Vec<u8> {
-    let mut h = resp.clone();
+pub fn stored_head(mut h: ResponseHead, now: SystemTime) -> Vec<u8> {
     h.headers.strip_hop_by_hop();
     for name in ["age", "content-length", "via", "cache-status"] {
         h.headers.remove(name);
@@ -458,7 +457,7 @@ mod tests {
         let text = encoded(&h);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
         assert!(text.contains("Via: 1.1 up, 1.0 edge1\r\n"), "{text}");
-        let stored = stored_head(&origin(raw), now());
+        let stored = stored_head(origin(raw), now());
         assert!(stored.starts_with(b"HTTP/1.0 200 OK\r\n"));
         let mut hit = parse_response(&stored, &Limits::default(), false)
             .expect("valid")
@@ -506,7 +505,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nAge: 5\r\nContent-Length: 3\r\nVia: 1.1 x\r\nCache-Status: x; hit\r\n\
              Connection: close\r\nETag: \"a\"\r\n\r\n",
         );
-        let stored = String::from_utf8(stored_head(&h, now())).expect("ascii");
+        let stored = String::from_utf8(stored_head(h.clone(), now())).expect("ascii");
         assert_eq!(
             stored,
             "HTTP/1.1 200 OK\r\nETag: \"a\"\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\n"

@@ -338,11 +338,13 @@ impl Headers {
     /// Removes the RFC 9110 7.6.1 connection-specific fields plus every field
     /// named in `Connection`.
     pub fn strip_hop_by_hop(&mut self) {
+        let end_to_end = self.end_to_end();
         // Stored heads and most requests have nothing to strip.
-        if self.iter().all(|(n, _)| self.is_end_to_end(n)) {
+        if self.iter().all(|(n, _)| end_to_end(n)) {
             return;
         }
-        let keep: Vec<bool> = self.iter().map(|(n, _)| self.is_end_to_end(n)).collect();
+        let keep: Vec<bool> = self.iter().map(|(n, _)| end_to_end(n)).collect();
+        drop(end_to_end);
         let mut index = 0;
         self.fields.retain(|_| {
             index += 1;
@@ -368,27 +370,45 @@ impl Headers {
 
     /// Like `strip_hop_by_hop` followed by `write_to`, without cloning.
     pub(super) fn write_end_to_end(&self, out: &mut Vec<u8>) {
+        let end_to_end = self.end_to_end();
         for (name, value) in self.iter() {
-            if self.is_end_to_end(name) {
+            if end_to_end(name) {
                 write_field(name, value, out);
             }
         }
     }
 
-    /// Not connection-specific: neither a hop-by-hop field nor one that
-    /// `Connection` names (Host and Content-Length are never taken as
-    /// named).
-    fn is_end_to_end(&self, name: &str) -> bool {
-        if is_hop_by_hop(name) {
-            return false;
+    /// The test of a field name for this list: not connection-specific,
+    /// that is neither a hop-by-hop field nor one that `Connection` names
+    /// (Host and Content-Length are never taken as named). `Connection` is
+    /// read once here, not once for each field tested.
+    fn end_to_end(&self) -> impl Fn(&str) -> bool + '_ {
+        // A peer names one or two options; past four the field is read
+        // again for each name (and nothing is allocated either way).
+        let mut named: [&[u8]; 4] = [&[]; 4];
+        let mut count = 0;
+        for option in self.get_all("connection").flat_map(list_elements) {
+            if let Some(slot) = named.get_mut(count) {
+                *slot = option;
+            }
+            count += 1;
         }
-        if NEVER_NOMINATED.iter().any(|p| p.eq_ignore_ascii_case(name)) {
-            return true;
+        move |name: &str| {
+            if is_hop_by_hop(name) {
+                return false;
+            }
+            if count == 0 || NEVER_NOMINATED.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+                return true;
+            }
+            let is_named = |t: &[u8]| t.eq_ignore_ascii_case(name.as_bytes());
+            match named.get(..count) {
+                Some(few) => !few.iter().any(|t| is_named(t)),
+                None => !self
+                    .get_all("connection")
+                    .flat_map(list_elements)
+                    .any(is_named),
+            }
         }
-        !self
-            .get_all("connection")
-            .flat_map(list_elements)
-            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
     }
 }
 
@@ -656,6 +676,24 @@ mod tests {
         let mut expected = Vec::new();
         h.write_to(&mut expected);
         assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn strip_reads_every_option_of_every_connection_field() {
+        // Six options over two fields: more than are kept inline.
+        let mut h = Headers::new();
+        h.push("Connection", "a, b, c");
+        h.push("A", "1");
+        h.push("Connection", "d, e, X-Last");
+        h.push("x-last", "2");
+        h.push("Host", "h");
+        h.push("Kept", "3");
+        let mut written = Vec::new();
+        h.write_end_to_end(&mut written);
+        h.strip_hop_by_hop();
+        let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Host", "Kept"]);
+        assert_eq!(written, b"Host: h\r\nKept: 3\r\n");
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub async fn keep_marker(
         variant: target.variant.clone(),
     };
     let fill = ctx.cache.fill(key, meta, None).await;
-    fill.data(&stored_head(head, SystemTime::now())).await;
+    fill.data(&stored_head(head.clone(), SystemTime::now()))
+        .await;
     fill.finish(true).await;
 }
 
@@ -418,7 +419,7 @@ impl Obtaining<'_> {
         let meta = FillMeta {
             key: pkey.as_str().to_string(),
             hash: pkey.hash(),
-            head: stored_head(&resp, SystemTime::now()),
+            head: stored_head(resp.clone(), SystemTime::now()),
             born_ms: policy::to_unix_millis(self.freshness.born),
             expires_ms: policy::to_unix_millis(self.freshness.expires),
             declared_len: Some(want as u64),

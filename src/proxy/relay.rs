@@ -419,7 +419,7 @@ fn fill_meta(
     FillMeta {
         key: key.as_str().to_string(),
         hash: key.hash(),
-        head: stored_head(&kept, now),
+        head: stored_head(kept, now),
         born_ms: to_unix_millis(storable.freshness.born),
         expires_ms: to_unix_millis(storable.freshness.expires),
         declared_len: match resp.framing {

@@ -147,7 +147,7 @@ async fn keep_freshened(
     let meta = FillMeta {
         key: key.as_str().to_string(),
         hash: key.hash(),
-        head: stored_head(&kept, SystemTime::now()),
+        head: stored_head(kept, SystemTime::now()),
         born_ms: policy::to_unix_millis(storable.freshness.born),
         expires_ms: policy::to_unix_millis(storable.freshness.expires),
         declared_len: Some(hit.entry.body_len()),
