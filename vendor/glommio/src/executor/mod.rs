@@ -66,6 +66,10 @@ use tracing::trace;
 
 mod latch;
 mod multitask;
+
+/// (edgeslab) How many of a run's first tasks are each followed by a poll
+/// of the rings (see `run_one_task_queue`).
+const POLLS_BETWEEN_TASKS: u64 = 64;
 mod placement;
 pub mod stall;
 
@@ -1381,6 +1385,20 @@ impl LocalExecutor {
                     drop(queue_ref);
                     r.run();
                     tasks_executed_this_loop += 1;
+                    // (edgeslab) Submit what the task queued and collect what
+                    // completed meanwhile, now rather than once the queue
+                    // runs dry (see `multitask::waking_fresh`); for the
+                    // run's first tasks only, so that a run still ends and
+                    // timers and other executors' messages, handled by the
+                    // executor's loop, wait no longer than they did. A
+                    // failure here is met again, and reported, by the poll
+                    // of that loop.
+                    if tasks_executed_this_loop <= POLLS_BETWEEN_TASKS {
+                        let mut woke = 0;
+                        let _ = multitask::waking_fresh(|| {
+                            self.reactor.sys.poll_io_between_tasks(&mut woke)
+                        });
+                    }
                 } else {
                     break;
                 }

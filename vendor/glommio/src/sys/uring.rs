@@ -1762,6 +1762,15 @@ impl Reactor {
         Ok(())
     }
 
+    /// (edgeslab) `poll_io` of the rings a task's plain I/O goes through,
+    /// for the executor between two tasks. The latency ring is left alone:
+    /// its unconsumed completions are how `need_preempt` learns that the
+    /// preemption timer fired.
+    pub(crate) fn poll_io_between_tasks(&self, woke: &mut usize) -> io::Result<()> {
+        self.poll_ring.borrow_mut().poll(woke)?;
+        self.main_ring.borrow_mut().poll(woke)
+    }
+
     pub(crate) fn rush_dispatch(&self, src: &Source, woke: &mut usize) -> io::Result<()> {
         let ring = &mut *self.ring_for_source(src);
         if ring.may_rush() {
