@@ -66,6 +66,7 @@ use tracing::trace;
 
 mod latch;
 mod multitask;
+pub(crate) use multitask::waking_after_file_io;
 
 /// (edgeslab) How many of a run's first tasks are each followed by a poll
 /// of the rings (see `run_one_task_queue`).
@@ -1387,17 +1388,14 @@ impl LocalExecutor {
                     tasks_executed_this_loop += 1;
                     // (edgeslab) Submit what the task queued and collect what
                     // completed meanwhile, now rather than once the queue
-                    // runs dry (see `multitask::waking_fresh`); for the
-                    // run's first tasks only, so that a run still ends and
-                    // timers and other executors' messages, handled by the
-                    // executor's loop, wait no longer than they did. A
-                    // failure here is met again, and reported, by the poll
-                    // of that loop.
+                    // runs dry; for the run's first tasks only, so that a
+                    // run still ends and timers and other executors'
+                    // messages, handled by the executor's loop, wait no
+                    // longer than they did. A failure here is met again,
+                    // and reported, by the poll of that loop.
                     if tasks_executed_this_loop <= POLLS_BETWEEN_TASKS {
                         let mut woke = 0;
-                        let _ = multitask::waking_fresh(|| {
-                            self.reactor.sys.poll_io_between_tasks(&mut woke)
-                        });
+                        let _ = self.reactor.sys.poll_io_between_tasks(&mut woke);
                     }
                 } else {
                     break;

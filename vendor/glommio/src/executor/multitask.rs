@@ -93,27 +93,27 @@ impl<T> Future for Task<T> {
 #[derive(Debug)]
 struct LocalQueue {
     queue: RefCell<VecDeque<Runnable>>,
-    /// (edgeslab) Tasks woken by I/O that completed while the queue ran
-    /// (see `waking_fresh`). They take every other turn until none is left,
-    /// so a task whose request just arrived does not wait behind all the
-    /// work that was queued before it, and that work still gets at least
-    /// half the turns.
-    fresh: RefCell<VecDeque<Runnable>>,
-    fresh_streak: Cell<u32>,
+    /// (edgeslab) Tasks woken by a file read or write that completed (see
+    /// `waking_after_file_io`). They run when no other task waits, or after
+    /// `OTHERS_FIRST` others in a row: a response whose stored bytes just
+    /// arrived does not hold back the tasks that take in new requests
+    /// (and start their reads), and it is not held back for long either.
+    later: RefCell<VecDeque<Runnable>>,
+    others_run: Cell<u32>,
 }
 
-const FRESH_STREAK: u32 = 16;
+const OTHERS_FIRST: u32 = 16;
 
 thread_local! {
-    static WAKING_FRESH: Cell<bool> = const { Cell::new(false) };
+    static WAKING_LATER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// (edgeslab) Runs `f` (the executor's poll of its rings between two
-/// tasks) with the tasks it wakes queued as fresh.
-pub(crate) fn waking_fresh<R>(f: impl FnOnce() -> R) -> R {
-    WAKING_FRESH.with(|w| w.set(true));
+/// (edgeslab) Runs `f` (the wake of a file read's or write's waiters) with
+/// the tasks it wakes queued behind the others (`LocalQueue::later`).
+pub(crate) fn waking_after_file_io<R>(f: impl FnOnce() -> R) -> R {
+    WAKING_LATER.with(|w| w.set(true));
     let r = f();
-    WAKING_FRESH.with(|w| w.set(false));
+    WAKING_LATER.with(|w| w.set(false));
     r
 }
 
@@ -121,35 +121,35 @@ impl LocalQueue {
     fn new() -> Self {
         LocalQueue {
             queue: RefCell::new(VecDeque::new()),
-            fresh: RefCell::new(VecDeque::new()),
-            fresh_streak: Cell::new(0),
+            later: RefCell::new(VecDeque::new()),
+            others_run: Cell::new(0),
         }
     }
 
     pub(crate) fn push(&self, runnable: Runnable) {
-        if WAKING_FRESH.with(Cell::get) {
-            self.fresh.borrow_mut().push_back(runnable);
+        if WAKING_LATER.with(Cell::get) {
+            self.later.borrow_mut().push_back(runnable);
         } else {
             self.queue.borrow_mut().push_back(runnable);
         }
     }
 
     pub(crate) fn pop(&self) -> Option<Runnable> {
-        if self.fresh_streak.get() < FRESH_STREAK {
-            if let Some(r) = self.fresh.borrow_mut().pop_front() {
-                self.fresh_streak.set(self.fresh_streak.get() + 1);
+        if self.others_run.get() < OTHERS_FIRST {
+            if let Some(r) = self.queue.borrow_mut().pop_front() {
+                self.others_run.set(self.others_run.get() + 1);
                 return Some(r);
             }
         }
-        if let Some(r) = self.queue.borrow_mut().pop_front() {
-            self.fresh_streak.set(0);
+        if let Some(r) = self.later.borrow_mut().pop_front() {
+            self.others_run.set(0);
             return Some(r);
         }
-        self.fresh.borrow_mut().pop_front()
+        self.queue.borrow_mut().pop_front()
     }
 
     fn is_empty(&self) -> bool {
-        self.queue.borrow().is_empty() && self.fresh.borrow().is_empty()
+        self.queue.borrow().is_empty() && self.later.borrow().is_empty()
     }
 }
 

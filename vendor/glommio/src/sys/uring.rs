@@ -564,7 +564,13 @@ where
             let res = Some(post_process(src.borrow_mut(), transmute_error(result)));
             let mut inner_source = src.borrow_mut();
             inner_source.wakers.result = res;
-            woke = inner_source.wakers.wake_waiters();
+            // (edgeslab) See `multitask::LocalQueue::later`.
+            woke = match inner_source.source_type {
+                SourceType::Read(..) | SourceType::Write(..) => {
+                    crate::executor::waking_after_file_io(|| inner_source.wakers.wake_waiters())
+                }
+                _ => inner_source.wakers.wake_waiters(),
+            };
         }
         recycle(src);
         return Some(woke);
