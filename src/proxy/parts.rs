@@ -419,7 +419,7 @@ impl Obtaining<'_> {
         let meta = FillMeta {
             key: pkey.as_str().to_string(),
             hash: pkey.hash(),
-            head: stored_head(resp.clone(), SystemTime::now()),
+            head: stored_head(resp, SystemTime::now()),
             born_ms: policy::to_unix_millis(self.freshness.born),
             expires_ms: policy::to_unix_millis(self.freshness.expires),
             declared_len: Some(want as u64),

@@ -66,13 +66,14 @@ use tracing::trace;
 
 mod latch;
 mod multitask;
+mod placement;
+pub mod stall;
+
 pub(crate) use multitask::waking_after_file_io;
 
 /// (edgeslab) How many of a run's first tasks are each followed by a poll
 /// of the rings (see `run_one_task_queue`).
 const POLLS_BETWEEN_TASKS: u64 = 64;
-mod placement;
-pub mod stall;
 
 pub(crate) const DEFAULT_EXECUTOR_NAME: &str = "unnamed";
 pub(crate) const DEFAULT_PREEMPT_TIMER: Duration = Duration::from_millis(100);
