@@ -2,7 +2,9 @@
 //! chunks on the object's second request (its first hit after the fill),
 //! after which hits of that object read nothing from the device; an object
 //! asked for once (its fill) leaves nothing in RAM.
-//! Every body is checked byte for byte, whole and in ranges.
+//! Every body is checked byte for byte, whole and in ranges. Held chunks
+//! go to a plain viewer's socket by sendfile, their pages lent rather than
+//! copied: the bytes lent are counted, and checked as every other byte is.
 
 mod support;
 
@@ -40,6 +42,7 @@ fn a_hot_large_object_is_served_from_ram_after_its_first_hit() {
     let reads = || edge.metric("edgeslab_cache_device_reads_total");
     let chunk_hits = || edge.metric("edgeslab_cache_ram_chunk_hits_total");
     let chunks = || edge.metric("edgeslab_cache_ram_chunks");
+    let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
 
     assert!(!fetch_whole(&edge, "/big/1").is_hit());
     assert!(eventually(Duration::from_secs(20), || fills() == 1));
@@ -48,10 +51,16 @@ fn a_hot_large_object_is_served_from_ram_after_its_first_hit() {
     assert!(fetch_whole(&edge, "/big/1").is_hit());
     let held = chunks();
     assert!(held >= 5, "a 5 MiB object's chunks are held: {held}");
-    let (reads_before, hits_before) = (reads(), chunk_hits());
+    let (reads_before, hits_before, lent_before) = (reads(), chunk_hits(), lent());
     for _ in 0..5 {
         assert!(fetch_whole(&edge, "/big/1").is_hit());
     }
+    // All but a short last chunk (under 64 KiB, copied) is lent.
+    let lent_now = lent() - lent_before;
+    assert!(
+        lent_now >= 5 * (SIZE as u64 - (64 << 10)) && lent_now <= 5 * SIZE as u64,
+        "bytes lent by five hits of {SIZE}: {lent_now}"
+    );
     assert_eq!(
         reads() - reads_before,
         0,
@@ -72,6 +81,10 @@ fn a_hot_large_object_is_served_from_ram_after_its_first_hit() {
     assert!(r.is_hit(), "{}", r.cache_status());
     assert!(r.body == whole[first..=last], "the range's bytes differ");
     assert_eq!(reads() - reads_before, 0);
+    assert!(
+        lent() - lent_before - lent_now >= (last - first) as u64 / 2,
+        "a range's pieces of held chunks are lent too"
+    );
     assert_eq!(origin.count("/big/1"), 1, "{:?}", origin.seen());
 }
 

@@ -109,6 +109,12 @@ const METRICS: &[(&str, &str, &str, Getter)] = &[
         |m| m.viewer.spliced_bytes.load(Relaxed),
     ),
     (
+        "edgeslab_ram_lent_bytes_total",
+        "counter",
+        "Body bytes of hits sent from the RAM tier's pages by reference, without a copy (also in sent_bytes).",
+        |m| m.viewer.lent_bytes.load(Relaxed),
+    ),
+    (
         "edgeslab_connections_accepted_total",
         "counter",
         "Viewer connections accepted.",

@@ -29,28 +29,72 @@
 //! mapping of its own (4,096 at most, then in blocks), so that a hit shares
 //! them with its response instead of copying them out.
 
+use crate::cache::lend::ChunkFile;
 use crate::spare;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-/// A chunk's bytes in an anonymous mapping of their own (see the module's
-/// notes): outside the heap, returned to the system when dropped.
-pub struct ChunkBytes(memmap2::MmapMut);
+/// A chunk's bytes, outside the heap and returned to the system when
+/// dropped: in an anonymous mapping of their own (see the module's notes),
+/// or in a file whose pages a response may lend to its socket (see
+/// `lend`), mapped to be read.
+pub struct ChunkBytes {
+    map: Mapped,
+    file: Option<ChunkFile>,
+}
+
+enum Mapped {
+    Anon(memmap2::MmapMut),
+    File(memmap2::Mmap),
+}
+
+/// Chunks of this many bytes or more are held in files, to be lent; below
+/// it, a copy costs less than the file.
+const LEND_FROM: usize = 64 << 10;
 
 impl ChunkBytes {
-    /// A copy of `bytes`; None when they are empty or the system will not
-    /// map that much memory (the chunk is then simply not held).
+    /// A copy of `bytes` in anonymous memory; None when they are empty or
+    /// the system will not map that much memory (the chunk is then simply
+    /// not held).
     pub fn copy_of(bytes: &[u8]) -> Option<ChunkBytes> {
         let mut map = memmap2::MmapMut::map_anon(bytes.len()).ok()?;
         map.copy_from_slice(bytes);
-        Some(ChunkBytes(map))
+        Some(ChunkBytes {
+            map: Mapped::Anon(map),
+            file: None,
+        })
+    }
+
+    /// A copy of `bytes` that responses may lend to their sockets: in a
+    /// file when they are large enough and one is to be had, else as
+    /// `copy_of`.
+    pub fn lendable_copy_of(bytes: &[u8]) -> Option<ChunkBytes> {
+        if bytes.len() >= LEND_FROM
+            && let Some(file) = ChunkFile::holding(bytes)
+            // SAFETY: the file is this chunk's alone and never written again.
+            && let Ok(map) = unsafe { memmap2::Mmap::map(file.file()) }
+        {
+            return Some(ChunkBytes {
+                map: Mapped::File(map),
+                file: Some(file),
+            });
+        }
+        ChunkBytes::copy_of(bytes)
+    }
+
+    /// The file holding the bytes, when they are lendable.
+    pub fn file(&self) -> Option<std::os::fd::RawFd> {
+        self.file.as_ref().map(ChunkFile::fd)
     }
 }
 
 impl std::ops::Deref for ChunkBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.map {
+            Mapped::Anon(m) => m,
+            Mapped::File(m) => m,
+        }
     }
 }
 

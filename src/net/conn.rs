@@ -470,6 +470,35 @@ impl Conn {
         }
     }
 
+    /// Writes `data`, which are the bytes of `file` from `offset`: on a
+    /// plain connection by sendfile(2), the file's pages lent to the socket
+    /// rather than copied into it; otherwise (TLS, or no splice ring on
+    /// this shard) `data` is written. Returns whether the pages were lent.
+    pub async fn write_file(
+        &mut self,
+        data: &[u8],
+        file: std::os::fd::RawFd,
+        offset: u64,
+        timeout: Duration,
+    ) -> io::Result<bool> {
+        let (Some(sock), Some(ring)) = (self.plain_fd(), crate::net::splice::ring()) else {
+            return self.write_all(data, timeout).await.map(|()| false);
+        };
+        self.count_write(data.len());
+        match ring
+            .send_file(sock, file, offset, data.len(), timeout)
+            .await
+        {
+            (_, Ok(())) => Ok(true),
+            // A file the kernel will not send from: nothing went, so the
+            // bytes are written instead.
+            (0, Err(e)) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                self.send_all(data, timeout).await.map(|()| false)
+            }
+            (_, Err(e)) => Err(e),
+        }
+    }
+
     fn count_write(&mut self, len: usize) {
         self.written += len as u64;
         if self.first_write.is_none() && len > 0 {

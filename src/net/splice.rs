@@ -271,6 +271,48 @@ impl Ring {
         }
     }
 
+    /// Sends `len` bytes of `file` from `offset` to socket `sock` (plain
+    /// TCP, blocking as glommio keeps it) with sendfile(2): the file's pages
+    /// go to the socket by reference, not copied. Waits for room at most
+    /// `idle` at a time. Returns the bytes sent, and any error.
+    pub async fn send_file(
+        &self,
+        sock: RawFd,
+        file: RawFd,
+        offset: u64,
+        len: usize,
+        idle: Duration,
+    ) -> (usize, io::Result<()>) {
+        let _sock = match NonBlocking::set(sock) {
+            Ok(g) => g,
+            Err(e) => return (0, Err(e)),
+        };
+        let mut sent = 0;
+        while sent < len {
+            let mut off = (offset + sent as u64) as libc::off_t;
+            // SAFETY: both descriptors are open for the call; `off` is ours.
+            let n = unsafe { libc::sendfile(sock, file, &mut off, len - sent) };
+            if n > 0 {
+                sent += n as usize;
+                continue;
+            }
+            if n == 0 {
+                return (sent, Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    if let Err(e) = self.wait(sock, libc::POLLOUT, idle).await {
+                        return (sent, Err(e));
+                    }
+                }
+                _ => return (sent, Err(e)),
+            }
+        }
+        (sent, Ok(()))
+    }
+
     fn take_pipe(&self) -> io::Result<Pipe> {
         match self.pipes.borrow_mut().pop() {
             Some(p) => Ok(p),

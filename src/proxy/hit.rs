@@ -488,6 +488,7 @@ pub async fn serve_stored(
     // Boxed: a large object's state stays out of every small hit's future.
     let result = Box::pin(chunked.send(&mut body, &shape, body_len, first)).await;
     outcome.bytes = body.sent;
+    ctx.stats.lent_bytes.fetch_add(body.lent, Relaxed);
     match result {
         Ok(()) => {}
         Err(Stop::Viewer) => outcome.keep_alive = false,
@@ -722,11 +723,12 @@ impl ChunkedBody<'_> {
             let from = range.start.saturating_sub(start).min(data.len() as u64) as usize;
             let to = (range.end - start).min(data.len() as u64) as usize;
             let piece = &data[from..to.max(from)];
+            let file = current.file().map(|(fd, at)| (fd, at + from as u64));
             if i == last_index {
-                return body.write(piece).await.map_err(|_| Stop::Viewer);
+                return body.write_file(piece, file).await.map_err(|_| Stop::Viewer);
             }
             let (written, next) =
-                futures_lite::future::zip(body.write(piece), self.read(i + 1)).await;
+                futures_lite::future::zip(body.write_file(piece, file), self.read(i + 1)).await;
             written.map_err(|_| Stop::Viewer)?;
             current = next?;
         }

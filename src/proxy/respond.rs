@@ -108,6 +108,8 @@ pub struct ViewerBody<'a> {
     timeout: Duration,
     /// Body bytes written so far.
     pub sent: u64,
+    /// Of those, bytes whose pages were lent to the socket.
+    pub lent: u64,
     scratch: Vec<u8>,
 }
 
@@ -118,6 +120,7 @@ impl<'a> ViewerBody<'a> {
             framing,
             timeout,
             sent: 0,
+            lent: 0,
             scratch: Vec::new(),
         }
     }
@@ -140,6 +143,32 @@ impl<'a> ViewerBody<'a> {
         }
         self.sent += data.len() as u64;
         Ok(())
+    }
+
+    /// Writes `data`, which are the bytes of `file` from `offset`: lent to
+    /// the socket where the framing sends them as they are (see
+    /// `Conn::write_file`).
+    pub async fn write_file(
+        &mut self,
+        data: &[u8],
+        file: Option<(std::os::fd::RawFd, u64)>,
+    ) -> io::Result<()> {
+        match file {
+            Some((fd, offset))
+                if !data.is_empty()
+                    && matches!(
+                        self.framing,
+                        ViewerFraming::Length(_) | ViewerFraming::Close
+                    ) =>
+            {
+                if self.conn.write_file(data, fd, offset, self.timeout).await? {
+                    self.lent += data.len() as u64;
+                }
+                self.sent += data.len() as u64;
+                Ok(())
+            }
+            _ => self.write(data).await,
+        }
     }
 
     /// Ends the body (the last chunk for chunked framing).

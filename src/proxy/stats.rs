@@ -41,6 +41,9 @@ pub struct ViewerCounters {
     /// Origin body bytes that went to viewers by splice, never entering
     /// user space (also counted in `origin_bytes`).
     pub spliced_bytes: AtomicU64,
+    /// Body bytes of hits whose pages the RAM tier lent to the viewer's
+    /// socket, never copied (also counted in `bytes_sent`).
+    pub lent_bytes: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_active: AtomicU64,

@@ -136,6 +136,17 @@ impl StoredChunk {
     pub fn data(&self) -> &[u8] {
         &self.bytes[ENTRY_HEADER_SIZE..ENTRY_HEADER_SIZE + self.len]
     }
+
+    /// The file whose pages hold `data()`, and where in it `data()` starts,
+    /// when the chunk is one the RAM tier holds in a file of its own.
+    pub fn file(&self) -> Option<(std::os::fd::RawFd, u64)> {
+        match &self.bytes {
+            EntryBytes::Mem(EntryCopy::Shared(held)) => {
+                held.file().map(|fd| (fd, ENTRY_HEADER_SIZE as u64))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl OwnerRouter {
@@ -315,7 +326,7 @@ impl OwnerRouter {
             }
         };
         let bytes = match self.store.offer_ram_chunk(ram_key, raw.len(), c.seq, || {
-            ChunkBytes::copy_of(&raw).map(Arc::new)
+            ChunkBytes::lendable_copy_of(&raw).map(Arc::new)
         }) {
             Some(held) => EntryBytes::Mem(EntryCopy::Shared(held)),
             None => raw,
