@@ -8,7 +8,9 @@
 
 mod support;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 use support::*;
 
 const SIZE: usize = 5 << 20;
@@ -118,4 +120,92 @@ fn an_object_asked_for_once_leaves_nothing_in_ram_and_the_tier_keeps_its_size() 
     for p in &paths {
         assert_eq!(origin.count(p), 1, "{p}");
     }
+}
+
+#[test]
+fn a_whole_entry_held_in_ram_is_lent_whole_and_in_a_range() {
+    const LEN: usize = 100 << 10;
+    let origin = Origin::start(|seen| {
+        let n: u64 = seen.target.rsplit('/').next().unwrap().parse().unwrap();
+        Script::ok("max-age=3600", bytes(LEN, n))
+    });
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n[cache]\nsize = \"256MiB\"\nram_size = \"64MiB\"\n")
+        .start();
+    let whole = bytes(LEN, 7);
+    let fills = || edge.metric("edgeslab_cache_fills_completed_total");
+    let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
+    let fetch = || {
+        let r = get(edge.addr, "/mid/7");
+        assert_eq!(r.status, 200);
+        assert!(r.body == whole, "the body differs");
+        r
+    };
+    fetch();
+    assert!(eventually(Duration::from_secs(20), || fills() == 1));
+    // The first hit reads the device and promotes the entry to RAM.
+    assert!(fetch().is_hit());
+    let before = lent();
+    for _ in 0..3 {
+        assert!(fetch().is_hit());
+    }
+    assert_eq!(lent() - before, 3 * LEN as u64, "three whole bodies lent");
+    let raw = "GET /mid/7 HTTP/1.1\r\nHost: test.local\r\nRange: bytes=70000-90001\r\nConnection: close\r\n\r\n";
+    let r = request(edge.addr, raw.as_bytes());
+    assert_eq!(r.status, 206);
+    assert!(r.body == whole[70000..=90001], "the range's bytes differ");
+    assert_eq!(lent() - before, 3 * LEN as u64 + 20002, "and the range's");
+    assert_eq!(origin.count("/mid/7"), 1);
+}
+
+#[test]
+fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
+    const BIG: usize = 24 << 20;
+    let origin = Origin::start(|seen| {
+        let n: u64 = seen.target.rsplit('/').next().unwrap().parse().unwrap();
+        Script::ok("max-age=3600", bytes(BIG, n))
+    });
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n[listen]\nio_timeout = \"1s\"\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
+        .start();
+    let whole = bytes(BIG, 3);
+    let fills = || edge.metric("edgeslab_cache_fills_completed_total");
+    let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
+    assert_eq!(get(edge.addr, "/huge/3").body.len(), BIG);
+    assert!(eventually(Duration::from_secs(30), || fills() == 1));
+    // The first hit lets the chunks into RAM; from then on they are lent.
+    assert!(get(edge.addr, "/huge/3").body == whole);
+    let before = lent();
+    let mut stalled = TcpStream::connect(edge.addr).expect("connect");
+    stalled
+        .write_all(b"GET /huge/3 HTTP/1.1\r\nHost: test.local\r\n\r\n")
+        .expect("request");
+    // It reads nothing while the edge waits past io_timeout for room.
+    std::thread::sleep(Duration::from_secs(4));
+    let t = Instant::now();
+    let r = get(edge.addr, "/huge/3");
+    assert!(r.is_hit() && r.body == whole, "others are served meanwhile");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        match stalled.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let got = &raw[end + 4..];
+    assert!(got.len() < BIG, "cut off after {} bytes", got.len());
+    assert!(whole.starts_with(got), "a wrong byte reached the viewer");
+    assert!(lent() - before >= BIG as u64, "the bodies were lent");
 }

@@ -8,13 +8,15 @@
 //! same capacity: a chunk is let in on its object's second request within
 //! the ghost's memory (the fill that wrote it counts as the first, on the
 //! shard that ran it; elsewhere a first read does), so a hot object's
-//! chunks come from RAM while a long tail streams past without a copy. A chunk is an anonymous mapping
-//! of its own, handed to every response that sends it: chunks are about a
-//! megabyte each and churn as hot objects change, and a general-purpose
-//! allocator leaves megabyte holes between the small allocations placed
-//! around them, so the resident set would creep above what the tier holds.
-//! A mapping's pages go back to the system the moment its last holder drops
-//! it.
+//! chunks come from RAM while a long tail streams past without a copy. A
+//! chunk is held apart from the heap, in a file of its own whose pages a
+//! response lends to its socket (see `lend`), or else in an anonymous
+//! mapping of its own, handed to every response that sends it: chunks are
+//! about a megabyte each and churn as hot objects change, and a
+//! general-purpose allocator leaves megabyte holes between the small
+//! allocations placed around them, so the resident set would creep above
+//! what the tier holds. Their pages go back to the system the moment the
+//! last holder (a socket's, for lent pages) lets go.
 //!
 //! Entries of a block or more are held in blocks of one size, cut from one
 //! mapping of the tier's capacity and reused from a free list. The tier
@@ -25,9 +27,9 @@
 //! tier's own are reused whatever the mix and order, so its resident set
 //! rises to what it holds at most and stays there; the capacity counts the
 //! blocks whole, so it is what the tier really occupies. Entries of
-//! `MAPPED_ENTRY` (64 KiB) or more are held as chunks are, each in a
-//! mapping of its own (4,096 at most, then in blocks), so that a hit shares
-//! them with its response instead of copying them out.
+//! `MAPPED_ENTRY` (64 KiB) or more are held as chunks are, each in a file
+//! or mapping of its own (4,096 at most, then in blocks), so that a hit
+//! lends or shares them with its response instead of copying them out.
 
 use crate::cache::lend::ChunkFile;
 use crate::spare;
@@ -249,7 +251,7 @@ impl Held {
         }
         if mapped
             && bytes.len() >= MAPPED_ENTRY
-            && let Some(map) = ChunkBytes::copy_of(bytes)
+            && let Some(map) = ChunkBytes::lendable_copy_of(bytes)
         {
             return Some(Held::Mapped(Arc::new(map)));
         }

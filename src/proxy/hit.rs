@@ -443,6 +443,23 @@ pub async fn serve_stored(
     if let (Source::Inline, Some(stored)) = (&source, entry.inline_body()) {
         // One write for head and body: most hits are small.
         let written = match inline_slice(stored, &shape) {
+            // A large entry the RAM tier holds in a file: its pages are lent.
+            Some(body) if let Some((fd, at)) = entry.inline_body_file() => {
+                let offset =
+                    at + body.as_ptr().addr().saturating_sub(stored.as_ptr().addr()) as u64;
+                match conn.write_all(&out, io_timeout).await {
+                    Ok(()) => match conn.write_file(body, fd, offset, io_timeout).await {
+                        Ok(lent) => {
+                            if lent {
+                                ctx.stats.lent_bytes.fetch_add(body.len() as u64, Relaxed);
+                            }
+                            Ok(body.len())
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
             Some(body) => conn
                 .write_all_two(&out, body, io_timeout)
                 .await

@@ -121,6 +121,16 @@ impl StoredEntry {
         ChunkRef::decode(&self.bytes[start..self.header.total_len() as usize])
     }
 
+    /// The file whose pages hold `inline_body()`, and where in it the body
+    /// starts, when the RAM tier holds the entry in a file of its own.
+    pub fn inline_body_file(&self) -> Option<(std::os::fd::RawFd, u64)> {
+        let EntryBytes::Mem(EntryCopy::Shared(held)) = &self.bytes else {
+            return None;
+        };
+        let fd = held.file()?;
+        (self.header.kind == EntryKind::Object).then(|| (fd, self.head_range().end as u64))
+    }
+
     pub fn body_len(&self) -> u64 {
         self.header.body_len
     }
