@@ -33,7 +33,7 @@
 
 use crate::cache::lend::ChunkFile;
 use crate::spare;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// A chunk's bytes, outside the heap and returned to the system when
@@ -358,13 +358,14 @@ pub struct RamStats {
 pub struct RamTier {
     capacity: usize,
     max_object: usize,
-    map: HashMap<u64, Entry>,
+    /// Keyed with a fast seeded hash: a lookup per hit.
+    map: foldhash::HashMap<u64, Entry>,
     small: VecDeque<(u64, u64)>,
     main: VecDeque<(u64, u64)>,
     small_bytes: usize,
     main_bytes: usize,
     ghost: VecDeque<u64>,
-    ghost_set: HashSet<u64>,
+    ghost_set: foldhash::HashSet<u64>,
     next_generation: u64,
     chunks: u64,
     chunk_bytes: usize,
@@ -380,13 +381,13 @@ impl RamTier {
         RamTier {
             capacity,
             max_object: max_object.min(capacity),
-            map: HashMap::new(),
+            map: foldhash::HashMap::default(),
             small: VecDeque::new(),
             main: VecDeque::new(),
             small_bytes: 0,
             main_bytes: 0,
             ghost: VecDeque::new(),
-            ghost_set: HashSet::new(),
+            ghost_set: foldhash::HashSet::default(),
             next_generation: 0,
             chunks: 0,
             chunk_bytes: 0,

@@ -17,7 +17,7 @@
 use crate::cache::policy::{Controls, Downstream, fields_to_strip};
 use crate::http::ResponseHead;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 /// Where a stored copy was written: what names its head.
@@ -111,7 +111,8 @@ pub struct DecodedHeads {
 }
 
 struct Inner {
-    map: HashMap<EntryId, Kept>,
+    /// Keyed with a fast seeded hash: a lookup per hit.
+    map: foldhash::HashMap<EntryId, Kept>,
     /// Kept heads in the order they came; the clock's hand is the front.
     order: VecDeque<EntryId>,
     bytes: usize,
@@ -128,7 +129,7 @@ impl DecodedHeads {
     pub fn new(max_count: usize, max_bytes: usize) -> DecodedHeads {
         DecodedHeads {
             inner: RefCell::new(Inner {
-                map: HashMap::new(),
+                map: foldhash::HashMap::default(),
                 order: VecDeque::new(),
                 bytes: 0,
                 max_count,
