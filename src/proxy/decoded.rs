@@ -13,6 +13,12 @@
 //! for again, and its head ages out. Bounded in count and bytes; a head
 //! asked for again since it was kept gets a second chance before eviction
 //! (CLOCK), so the hot set stays while one-off heads pass through.
+//!
+//! A head is kept from its second decode on, not its first: a doorkeeper
+//! (a table of fingerprints of heads decoded once) lets it in. In a long
+//! tail of objects hit once in a while, every hit decoded a new head, kept
+//! it and evicted another that would never be asked for again: a third of
+//! the decode's cost, for nothing.
 
 use crate::cache::policy::{Controls, Downstream, fields_to_strip};
 use crate::http::ResponseHead;
@@ -113,6 +119,12 @@ pub struct DecodedHeads {
 struct Inner {
     /// Keyed with a fast seeded hash: a lookup per hit.
     map: foldhash::HashMap<EntryId, Kept>,
+    /// The doorkeeper: fingerprints of heads decoded once and not kept, at
+    /// the slot their fingerprint picks (a power of two of them); a newer
+    /// head may take an older one's slot, which is then let in a decode
+    /// later.
+    seen: Box<[u64]>,
+    fingerprint: foldhash::fast::RandomState,
     /// Kept heads in the order they came; the clock's hand is the front.
     order: VecDeque<EntryId>,
     bytes: usize,
@@ -130,6 +142,8 @@ impl DecodedHeads {
         DecodedHeads {
             inner: RefCell::new(Inner {
                 map: foldhash::HashMap::default(),
+                seen: vec![0; (2 * max_count).next_power_of_two()].into_boxed_slice(),
+                fingerprint: foldhash::fast::RandomState::default(),
                 order: VecDeque::new(),
                 bytes: 0,
                 max_count,
@@ -151,7 +165,10 @@ impl DecodedHeads {
             return Some(kept.decoded.clone());
         }
         let decoded = Rc::new(Decoded::new(decode()?));
-        self.inner.borrow_mut().keep(id, decoded.clone());
+        let mut inner = self.inner.borrow_mut();
+        if inner.seen_before(&id) {
+            inner.keep(id, decoded.clone());
+        }
         Some(decoded)
     }
 
@@ -164,6 +181,21 @@ impl DecodedHeads {
 }
 
 impl Inner {
+    /// Whether `id` was decoded before (its fingerprint is at its slot,
+    /// which it then leaves); otherwise it is noted, for next time.
+    fn seen_before(&mut self, id: &EntryId) -> bool {
+        use std::hash::BuildHasher;
+        // Never 0, which marks an empty slot.
+        let fp = self.fingerprint.hash_one(id) | 1;
+        let slot = &mut self.seen[fp as usize & (self.seen.len() - 1)];
+        if *slot == fp {
+            *slot = 0;
+            return true;
+        }
+        *slot = fp;
+        false
+    }
+
     fn keep(&mut self, id: EntryId, decoded: Rc<Decoded>) {
         let size = decoded.footprint();
         if size > self.max_bytes || self.max_count == 0 {
@@ -232,9 +264,37 @@ mod tests {
         }
     }
 
+    /// Decodes `n`'s head twice, the second time keeping it.
+    fn keep(heads: &DecodedHeads, n: u32, cc: &str) {
+        for _ in 0..2 {
+            assert!(heads.get_or_decode(id(n), || Some(head(cc))).is_some());
+        }
+    }
+
+    #[test]
+    fn a_head_is_kept_from_its_second_decode_on() {
+        let heads = DecodedHeads::new(10, 1 << 20);
+        let mut decodes = 0;
+        for _ in 0..5 {
+            heads.get_or_decode(id(1), || {
+                decodes += 1;
+                Some(head("max-age=60"))
+            });
+        }
+        assert_eq!(decodes, 2, "decoded once, then kept on the second");
+        assert_eq!(heads.kept().0, 1);
+        // Heads decoded once keep nothing and evict nothing.
+        for n in 10..100 {
+            heads.get_or_decode(id(n), || Some(head("max-age=1")));
+        }
+        assert_eq!(heads.kept().0, 1);
+        heads.get_or_decode(id(1), || panic!("still kept"));
+    }
+
     #[test]
     fn a_kept_head_is_not_decoded_again() {
         let heads = DecodedHeads::new(10, 1 << 20);
+        heads.get_or_decode(id(1), || Some(head("max-age=60")));
         let first = heads.get_or_decode(id(1), || Some(head("max-age=60")));
         assert_eq!(
             first.unwrap().controls.directives.max_age,
@@ -271,11 +331,11 @@ mod tests {
     fn the_bounds_hold_and_a_head_asked_for_again_stays() {
         let heads = DecodedHeads::new(3, 1 << 20);
         for n in 0..3 {
-            heads.get_or_decode(id(n), || Some(head("max-age=1")));
+            keep(&heads, n, "max-age=1");
         }
         // 0 is asked for again: it gets a second chance; 1 goes first.
         heads.get_or_decode(id(0), || panic!("kept"));
-        heads.get_or_decode(id(3), || Some(head("max-age=1")));
+        keep(&heads, 3, "max-age=1");
         assert_eq!(heads.kept().0, 3);
         heads.get_or_decode(id(0), || panic!("0 stayed"));
         let mut again = false;
@@ -286,7 +346,7 @@ mod tests {
         assert!(again, "1 was evicted");
         // A byte bound below one head keeps nothing.
         let tiny = DecodedHeads::new(3, 8);
-        tiny.get_or_decode(id(0), || Some(head("max-age=1")));
+        keep(&tiny, 0, "max-age=1");
         assert_eq!(tiny.kept(), (0, 0));
     }
 }

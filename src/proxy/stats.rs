@@ -26,8 +26,9 @@ pub struct ViewerCounters {
     pub variant_hits: AtomicU64,
     /// Stored entries found but covered by an invalidation (then a miss).
     pub invalidated_hits: AtomicU64,
-    /// Stored heads decoded from their entry's bytes: once per stored copy
-    /// a shard serves while it keeps the decoded head (`proxy::decoded`).
+    /// Stored heads decoded from their entry's bytes: on the first two hits
+    /// of a stored copy a shard serves, and then while it keeps the decoded
+    /// head, no more (`proxy::decoded`).
     pub stored_head_decodes: AtomicU64,
     /// Misses for a URL whose responses vary, whose variant was not stored
     /// (also counted in `misses`).
