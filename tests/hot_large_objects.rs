@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -26,6 +24,20 @@ fn start() -> (Origin, Edge) {
     let edge = Edge::builder()
         .origin(origin.addr)
         .toml("cores = [0]\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
+        .start();
+    (origin, edge)
+}
+
+/// An origin of `len`-byte objects (`/any/N`: seeded by N) and a
+/// one-shard edge before it, with `toml` added to its config.
+fn sized(len: usize, toml: &str) -> (Origin, Edge) {
+    let origin = Origin::start(move |seen| {
+        let n: u64 = seen.target.rsplit('/').next().unwrap().parse().unwrap();
+        Script::ok("max-age=3600", bytes(len, n))
+    });
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml(&format!("cores = [0]\n{toml}"))
         .start();
     (origin, edge)
 }
@@ -125,14 +137,7 @@ fn an_object_asked_for_once_leaves_nothing_in_ram_and_the_tier_keeps_its_size() 
 #[test]
 fn a_whole_entry_held_in_ram_is_lent_whole_and_in_a_range() {
     const LEN: usize = 100 << 10;
-    let origin = Origin::start(|seen| {
-        let n: u64 = seen.target.rsplit('/').next().unwrap().parse().unwrap();
-        Script::ok("max-age=3600", bytes(LEN, n))
-    });
-    let edge = Edge::builder()
-        .origin(origin.addr)
-        .toml("cores = [0]\n[cache]\nsize = \"256MiB\"\nram_size = \"64MiB\"\n")
-        .start();
+    let (origin, edge) = sized(LEN, "[cache]\nsize = \"256MiB\"\nram_size = \"64MiB\"\n");
     let whole = bytes(LEN, 7);
     let fills = || edge.metric("edgeslab_cache_fills_completed_total");
     let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
@@ -162,14 +167,10 @@ fn a_whole_entry_held_in_ram_is_lent_whole_and_in_a_range() {
 #[test]
 fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
     const BIG: usize = 24 << 20;
-    let origin = Origin::start(|seen| {
-        let n: u64 = seen.target.rsplit('/').next().unwrap().parse().unwrap();
-        Script::ok("max-age=3600", bytes(BIG, n))
-    });
-    let edge = Edge::builder()
-        .origin(origin.addr)
-        .toml("cores = [0]\n[listen]\nio_timeout = \"1s\"\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
-        .start();
+    let (origin, edge) = sized(
+        BIG,
+        "[listen]\nio_timeout = \"1s\"\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n",
+    );
     let whole = bytes(BIG, 3);
     let fills = || edge.metric("edgeslab_cache_fills_completed_total");
     let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
@@ -178,28 +179,13 @@ fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
     // The first hit lets the chunks into RAM; from then on they are lent.
     assert!(get(edge.addr, "/huge/3").body == whole);
     let before = lent();
-    let mut stalled = TcpStream::connect(edge.addr).expect("connect");
-    stalled
-        .write_all(b"GET /huge/3 HTTP/1.1\r\nHost: test.local\r\n\r\n")
-        .expect("request");
     // It reads nothing while the edge waits past io_timeout for room.
-    std::thread::sleep(Duration::from_secs(4));
+    let mut stalled = stalled_viewer(edge.addr, "/huge/3", Duration::from_secs(4));
     let t = Instant::now();
     let r = get(edge.addr, "/huge/3");
     assert!(r.is_hit() && r.body == whole, "others are served meanwhile");
     assert!(t.elapsed() < Duration::from_secs(10));
-    stalled
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let mut raw = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        match stalled.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
+    let raw = drain(&mut stalled, Duration::from_secs(30));
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -208,4 +194,5 @@ fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
     assert!(got.len() < BIG, "cut off after {} bytes", got.len());
     assert!(whole.starts_with(got), "a wrong byte reached the viewer");
     assert!(lent() - before >= BIG as u64, "the bodies were lent");
+    assert_eq!(origin.count("/huge/3"), 1, "every other request was a hit");
 }

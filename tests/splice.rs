@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,22 +99,6 @@ fn a_close_delimited_body_is_spliced_to_an_http10_viewer() {
 }
 
 /// Reads a response off `s` until the connection ends (bounded).
-fn drain(s: &mut TcpStream) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let mut got = Vec::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got
-}
-
-/// The body part of a raw response.
 fn body_of(raw: &[u8]) -> &[u8] {
     let end = raw
         .windows(4)
@@ -133,7 +117,7 @@ fn a_body_cut_short_or_stalled_at_the_origin_closes_the_viewer_early() {
         let mut s = TcpStream::connect(edge.addr).expect("connect");
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n\r\n").as_bytes())
             .expect("request");
-        let raw = drain(&mut s);
+        let raw = drain(&mut s, Duration::from_secs(30));
         assert!(raw.starts_with(b"HTTP/1.1 200"), "{path}");
         let got = body_of(&raw);
         assert!(got.len() < LEN, "{path}: {} bytes, closed early", got.len());
@@ -160,17 +144,13 @@ fn a_viewer_that_stops_reading_a_spliced_body_is_cut_off_and_others_are_served()
         move |_| Script::ok("no-store", Vec::new()).with(Body::Shared(body.clone()))
     });
     let edge = edge(&origin);
-    let mut stalled = TcpStream::connect(edge.addr).expect("connect");
-    stalled
-        .write_all(b"GET /huge HTTP/1.1\r\nHost: test.local\r\n\r\n")
-        .expect("request");
     // It reads nothing while the edge's splices wait past io_timeout.
-    std::thread::sleep(Duration::from_secs(4));
+    let mut stalled = stalled_viewer(edge.addr, "/huge", Duration::from_secs(4));
     let t = Instant::now();
     let r = get(edge.addr, "/huge");
     assert!(r.complete && r.body == *body, "others are served meanwhile");
     assert!(t.elapsed() < Duration::from_secs(10));
-    let raw = drain(&mut stalled);
+    let raw = drain(&mut stalled, Duration::from_secs(30));
     let got = body_of(&raw);
     assert!(got.len() < body.len(), "cut off after {} bytes", got.len());
     assert!(body.starts_with(got), "a wrong byte reached the viewer");

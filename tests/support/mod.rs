@@ -40,6 +40,39 @@ pub use process::{
 };
 pub use wire::{Framing, Violation};
 
+/// Everything `s` receives until the peer closes, fails, or falls silent
+/// for 15 s; at most `within` in all.
+pub fn drain(s: &mut std::net::TcpStream, within: std::time::Duration) -> Vec<u8> {
+    use std::io::Read;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// A viewer that asks for `path` and then reads nothing for `quiet`; its
+/// connection, to drain (see `drain`) once the edge has given up on it.
+pub fn stalled_viewer(
+    addr: std::net::SocketAddr,
+    path: &str,
+    quiet: std::time::Duration,
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test.local\r\n\r\n").as_bytes())
+        .expect("request");
+    std::thread::sleep(quiet);
+    s
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
