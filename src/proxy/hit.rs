@@ -447,18 +447,16 @@ pub async fn serve_stored(
             Some(body) if let Some((fd, at)) = entry.inline_body_file() => {
                 let offset =
                     at + body.as_ptr().addr().saturating_sub(stored.as_ptr().addr()) as u64;
-                match conn.write_all(&out, io_timeout).await {
-                    Ok(()) => match conn.write_file(body, fd, offset, io_timeout).await {
-                        Ok(lent) => {
-                            if lent {
-                                ctx.stats.lent_bytes.fetch_add(body.len() as u64, Relaxed);
-                            }
-                            Ok(body.len())
-                        }
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                }
+                let sent = async {
+                    conn.write_all(&out, io_timeout).await?;
+                    conn.write_file(body, fd, offset, io_timeout).await
+                };
+                sent.await.map(|lent| {
+                    if lent {
+                        ctx.stats.lent_bytes.fetch_add(body.len() as u64, Relaxed);
+                    }
+                    body.len()
+                })
             }
             Some(body) => conn
                 .write_all_two(&out, body, io_timeout)

@@ -25,6 +25,17 @@ pub enum EntryBytes {
     Dev(DeviceBytes),
 }
 
+impl EntryBytes {
+    /// The file holding these bytes from its start, when they are the RAM
+    /// tier's in a file of their own (see `cache::lend`).
+    fn file(&self) -> Option<std::os::fd::RawFd> {
+        match self {
+            EntryBytes::Mem(EntryCopy::Shared(held)) => held.file(),
+            _ => None,
+        }
+    }
+}
+
 impl std::ops::Deref for EntryBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -124,10 +135,7 @@ impl StoredEntry {
     /// The file whose pages hold `inline_body()`, and where in it the body
     /// starts, when the RAM tier holds the entry in a file of its own.
     pub fn inline_body_file(&self) -> Option<(std::os::fd::RawFd, u64)> {
-        let EntryBytes::Mem(EntryCopy::Shared(held)) = &self.bytes else {
-            return None;
-        };
-        let fd = held.file()?;
+        let fd = self.bytes.file()?;
         (self.header.kind == EntryKind::Object).then(|| (fd, self.head_range().end as u64))
     }
 
@@ -150,12 +158,7 @@ impl StoredChunk {
     /// The file whose pages hold `data()`, and where in it `data()` starts,
     /// when the chunk is one the RAM tier holds in a file of its own.
     pub fn file(&self) -> Option<(std::os::fd::RawFd, u64)> {
-        match &self.bytes {
-            EntryBytes::Mem(EntryCopy::Shared(held)) => {
-                held.file().map(|fd| (fd, ENTRY_HEADER_SIZE as u64))
-            }
-            _ => None,
-        }
+        self.bytes.file().map(|fd| (fd, ENTRY_HEADER_SIZE as u64))
     }
 }
 
