@@ -196,3 +196,79 @@ fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
     assert!(lent() - before >= BIG as u64, "the bodies were lent");
     assert_eq!(origin.count("/huge/3"), 1, "every other request was a hit");
 }
+
+/// The edge run as `start` runs it, under a seccomp filter refusing
+/// `calls` with EPERM; a 5 MiB object filled and then let into RAM by its
+/// first hit. Returns the origin, the edge and the object's path.
+fn filtered(calls: &[libc::c_long]) -> (Origin, Edge, &'static str) {
+    let origin = Origin::start(|seen| Script::ok("max-age=3600", body_of(&seen.target)));
+    let edge = Edge::builder()
+        .origin(origin.addr)
+        .toml("cores = [0]\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
+        .refuse(calls)
+        .start();
+    let path = "/big/4";
+    assert!(!fetch_whole(&edge, path).is_hit());
+    let fills = || edge.metric("edgeslab_cache_fills_completed_total");
+    assert!(eventually(Duration::from_secs(20), || fills() == 1));
+    assert!(fetch_whole(&edge, path).is_hit());
+    assert!(edge.metric("edgeslab_cache_ram_chunks") >= 5);
+    (origin, edge, path)
+}
+
+#[test]
+fn under_a_unit_that_refuses_mounts_chunks_are_lent_from_memfds() {
+    // The packaged unit's SystemCallFilter=~@mount refuses the new mount
+    // calls a private tmpfs needs.
+    let (origin, edge, path) = filtered(&[
+        libc::SYS_fsopen,
+        libc::SYS_fsconfig,
+        libc::SYS_fsmount,
+        libc::SYS_mount,
+    ]);
+    let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
+    let before = lent();
+    for _ in 0..3 {
+        assert!(fetch_whole(&edge, path).is_hit());
+    }
+    assert!(
+        lent() - before >= 3 * (SIZE as u64 - (64 << 10)),
+        "chunks are lent: {}",
+        lent() - before
+    );
+    assert!(
+        edge.stderr().contains("RAM chunks in memfd pages"),
+        "the edge says where its chunks are:\n{}",
+        edge.stderr()
+    );
+    assert_eq!(origin.count(path), 1);
+}
+
+#[test]
+fn when_sendfile_is_refused_held_chunks_are_copied_whole() {
+    let (origin, edge, path) = filtered(&[libc::SYS_sendfile]);
+    let lent = || edge.metric("edgeslab_ram_lent_bytes_total");
+    let chunk_hits = || edge.metric("edgeslab_cache_ram_chunk_hits_total");
+    let hits_before = chunk_hits();
+    for _ in 0..3 {
+        assert!(fetch_whole(&edge, path).is_hit());
+    }
+    // A range across chunk boundaries, too.
+    let whole = body_of(path);
+    let raw = "GET /big/4 HTTP/1.1\r\nHost: test.local\r\nRange: bytes=1000000-3200000\r\nConnection: close\r\n\r\n";
+    let r = request(edge.addr, raw.as_bytes());
+    assert_eq!(r.status, 206);
+    assert!(
+        r.body == whole[1_000_000..=3_200_000],
+        "the range's bytes differ"
+    );
+    assert_eq!(lent(), 0, "nothing was lent");
+    assert!(chunk_hits() - hits_before >= 15, "the chunks came from RAM");
+    let log = edge.stderr();
+    assert_eq!(
+        log.matches("sendfile(2) refused").count(),
+        1,
+        "said once, not per chunk:\n{log}"
+    );
+    assert_eq!(origin.count(path), 1);
+}

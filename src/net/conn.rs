@@ -490,9 +490,15 @@ impl Conn {
             .await
         {
             (_, Ok(())) => Ok(true),
-            // A file the kernel will not send from: nothing went, so the
-            // bytes are written instead.
-            (0, Err(e)) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            // A file the kernel will not send from, or a sendfile(2) a
+            // seccomp filter refuses: nothing went, so the bytes are
+            // written instead.
+            (0, Err(e))
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EOPNOTSUPP)
+                ) =>
+            {
                 self.send_all(data, timeout).await.map(|()| false)
             }
             (_, Err(e)) => Err(e),

@@ -114,6 +114,9 @@ pub struct Ring {
     pipes: RefCell<Vec<Pipe>>,
     /// The eventfd could no longer be read: nothing would ever complete.
     dead: Cell<bool>,
+    /// sendfile(2) was refused outright (a seccomp filter, a kernel
+    /// without it): it is not tried again on this shard.
+    sendfile_refused: Cell<bool>,
 }
 
 thread_local! {
@@ -162,6 +165,7 @@ impl Ring {
             next_id: Cell::new(0),
             pipes: RefCell::new(Vec::new()),
             dead: Cell::new(false),
+            sendfile_refused: Cell::new(false),
         });
         let driver = Rc::downgrade(&ring);
         crate::runtime::task::spawn_detached(async move {
@@ -283,6 +287,9 @@ impl Ring {
         len: usize,
         idle: Duration,
     ) -> (usize, io::Result<()>) {
+        if self.sendfile_refused.get() {
+            return (0, Err(io::Error::from_raw_os_error(libc::ENOSYS)));
+        }
         let _sock = match NonBlocking::set(sock) {
             Ok(g) => g,
             Err(e) => return (0, Err(e)),
@@ -307,7 +314,13 @@ impl Ring {
                         return (sent, Err(e));
                     }
                 }
-                _ => return (sent, Err(e)),
+                _ => {
+                    if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+                        self.sendfile_refused.set(true);
+                        tracing::warn!("sendfile(2) refused ({e}): RAM-tier hits are copied");
+                    }
+                    return (sent, Err(e));
+                }
             }
         }
         (sent, Ok(()))

@@ -4,7 +4,7 @@
 //! and is killed on drop; every wait for it is bounded.
 
 use super::client::get;
-use super::process::{TempDir, bin, dies_with_test, next_id};
+use super::process::{TempDir, bin, dies_with_test, next_id, refuse_calls};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,7 @@ pub struct EdgeBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     dir: Option<PathBuf>,
+    refused: Vec<libc::c_long>,
 }
 
 impl EdgeBuilder {
@@ -62,6 +63,13 @@ impl EdgeBuilder {
     /// One more environment variable for the process.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Runs the edge under a seccomp filter that answers these system
+    /// calls with EPERM, as a hardened service unit may.
+    pub fn refuse(mut self, calls: &[libc::c_long]) -> Self {
+        self.refused.extend_from_slice(calls);
         self
     }
 
@@ -116,7 +124,7 @@ impl EdgeBuilder {
             ),
         }
         argv.extend(self.args.iter().cloned());
-        launch(owned, &dir, &argv, &self.env)
+        launch(owned, &dir, &argv, &self.env, &self.refused)
     }
 }
 
@@ -242,10 +250,15 @@ fn launch(
     dir: &Path,
     argv: &[String],
     env: &[(String, String)],
+    refused: &[libc::c_long],
 ) -> Result<Edge, String> {
     let stderr_path = dir.join(format!("{}{}.log", Edge::STDERR_PREFIX, next_id()));
     let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-    let mut child = dies_with_test(&mut Command::new(bin()))
+    let mut cmd = Command::new(bin());
+    if !refused.is_empty() {
+        refuse_calls(&mut cmd, refused);
+    }
+    let mut child = dies_with_test(&mut cmd)
         .args(argv)
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -62,6 +62,54 @@ pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
     }
 }
 
+/// Makes the process `cmd` starts get EPERM from the system calls
+/// numbered `calls`, as a service manager's seccomp filter does
+/// (systemd's `SystemCallFilter=~…` with `SystemCallErrorNumber=EPERM`):
+/// a classic BPF filter installed between fork and exec. On another
+/// architecture than x86-64 the filter lets every call through.
+pub fn refuse_calls<'c>(cmd: &'c mut Command, calls: &[libc::c_long]) -> &'c mut Command {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JUMP_IF: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RETURN: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let op = |code, jt, k| libc::sock_filter { code, jt, jf: 0, k };
+    // seccomp_data: the call's number at offset 0, the architecture at 4.
+    let n = calls.len();
+    let mut program = vec![
+        op(LOAD_WORD, 0, 4),
+        op(JUMP_IF, 1, AUDIT_ARCH_X86_64),
+        op(RETURN, 0, libc::SECCOMP_RET_ALLOW),
+        op(LOAD_WORD, 0, 0),
+    ];
+    for (i, &call) in calls.iter().enumerate() {
+        // A match jumps past the rest and the allow, to the refusal.
+        program.push(op(JUMP_IF, (n - i) as u8, call as u32));
+    }
+    program.push(op(RETURN, 0, libc::SECCOMP_RET_ALLOW));
+    program.push(op(RETURN, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32));
+    // SAFETY: between fork and exec the closure only makes two prctl
+    // calls over `program`, which it owns and does not change.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: program.len() as u16,
+                filter: program.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &raw const prog,
+                ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs the edgeslab binary with `args` to completion and returns what it
 /// printed. A run still going after `max` is killed and fails the test, so
 /// a command that should exit at once (a config check, a refused start)
