@@ -296,6 +296,25 @@ impl Conn {
         }
     }
 
+    /// Holds (true) or releases (false) partial segments on a plain
+    /// connection (TCP_CORK): a response written in several pieces, a head
+    /// then a body's chunks, leaves in full segments, not one small one per
+    /// piece. Releasing sends what is held. Does nothing over TLS.
+    pub fn cork(&self, on: bool) {
+        let Some(fd) = self.plain_fd() else { return };
+        let v = libc::c_int::from(on);
+        // SAFETY: an int option on an open socket, read for its size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&raw const v).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// Counts bytes that went to the peer by another way than `write_all`
     /// (a splice).
     pub fn count_written(&mut self, n: u64) {
