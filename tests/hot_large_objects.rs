@@ -19,11 +19,18 @@ fn body_of(target: &str) -> Vec<u8> {
 }
 
 fn start() -> (Origin, Edge) {
+    start_refusing(&[])
+}
+
+/// `start`, with the edge under a seccomp filter that refuses `calls`
+/// with EPERM (none: no filter).
+fn start_refusing(calls: &[libc::c_long]) -> (Origin, Edge) {
     let origin = Origin::start(|seen| Script::ok("max-age=3600", body_of(&seen.target)));
     // One shard: every read goes through the same RAM tier.
     let edge = Edge::builder()
         .origin(origin.addr)
         .toml("cores = [0]\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
+        .refuse(calls)
         .start();
     (origin, edge)
 }
@@ -197,16 +204,10 @@ fn a_viewer_that_stops_reading_lent_pages_is_cut_off_and_others_are_served() {
     assert_eq!(origin.count("/huge/3"), 1, "every other request was a hit");
 }
 
-/// The edge run as `start` runs it, under a seccomp filter refusing
-/// `calls` with EPERM; a 5 MiB object filled and then let into RAM by its
-/// first hit. Returns the origin, the edge and the object's path.
+/// `start_refusing(calls)`, and a 5 MiB object filled and then let into
+/// RAM by its first hit. Returns the origin, the edge and the object's path.
 fn filtered(calls: &[libc::c_long]) -> (Origin, Edge, &'static str) {
-    let origin = Origin::start(|seen| Script::ok("max-age=3600", body_of(&seen.target)));
-    let edge = Edge::builder()
-        .origin(origin.addr)
-        .toml("cores = [0]\n[cache]\nsize = \"512MiB\"\nram_size = \"64MiB\"\n")
-        .refuse(calls)
-        .start();
+    let (origin, edge) = start_refusing(calls);
     let path = "/big/4";
     assert!(!fetch_whole(&edge, path).is_hit());
     let fills = || edge.metric("edgeslab_cache_fills_completed_total");
