@@ -110,13 +110,12 @@ impl CacheKey {
 /// Appends a key's first part, `scheme://host:port`, the port written even
 /// when it is the scheme's default.
 pub fn push_origin(text: &mut String, scheme: &str, authority: &str) {
-    use std::fmt::Write;
     let (host, port) = split_authority(authority, scheme);
     text.push_str(scheme);
     text.push_str("://");
     text.push_str(host);
-    // Writing to a String cannot fail.
-    let _ = write!(text, ":{port}");
+    text.push(':');
+    text.push_str(itoa::Buffer::new().format(port));
 }
 
 /// Multiply-shift range reduction on the top 32 bits: uniform, and leaves the

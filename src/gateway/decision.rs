@@ -394,7 +394,9 @@ impl CachePhase {
 
 impl CacheStatus {
     pub fn render(&self, node: &str) -> String {
-        self.rendered(node).to_string()
+        let mut out = Vec::new();
+        self.rendered(node).append_to(&mut out);
+        String::from_utf8(out).expect("Cache-Status is ASCII")
     }
 
     /// This node's `Cache-Status` entry (RFC 9211), to format where it goes
@@ -410,30 +412,65 @@ pub struct Rendered<'a> {
     node: &'a str,
 }
 
-impl fmt::Display for Rendered<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rendered<'_> {
+    /// Appends the entry to `out` as bytes, numbers without `fmt`: the way
+    /// a hit's head is written.
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        // Appending to a Vec cannot fail.
+        let _ = self.write_to(out);
+    }
+
+    fn write_to(&self, out: &mut impl Sink) -> fmt::Result {
         let status = self.status;
-        f.write_str(self.node)?;
+        out.put(self.node)?;
         if matches!(status.phase, CachePhase::Hit | CachePhase::HitStale) {
-            f.write_str("; hit")?;
+            out.put("; hit")?;
         } else if let Some(fwd) = status.fwd {
-            write!(f, "; fwd={}", fwd.token())?;
+            out.put("; fwd=")?;
+            out.put(fwd.token())?;
         }
         if let Some(code) = status.fwd_status {
-            write!(f, "; fwd-status={code}")?;
+            out.put("; fwd-status=")?;
+            out.put(itoa::Buffer::new().format(code))?;
         }
         if status.storing == Storing::Yes {
-            f.write_str("; stored")?;
+            out.put("; stored")?;
         }
         if status.phase.collapsed() {
-            f.write_str("; collapsed")?;
+            out.put("; collapsed")?;
         }
         if let Some(ttl) = status.ttl {
-            write!(f, "; ttl={ttl}")?;
+            out.put("; ttl=")?;
+            out.put(itoa::Buffer::new().format(ttl))?;
         }
         if let Some(d) = status.detail {
-            write!(f, "; detail={}", d.token())?;
+            out.put("; detail=")?;
+            out.put(d.token())?;
         }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Rendered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+/// Where a rendered entry goes: a formatter, or a head's bytes.
+trait Sink {
+    fn put(&mut self, s: &str) -> fmt::Result;
+}
+
+impl Sink for fmt::Formatter<'_> {
+    fn put(&mut self, s: &str) -> fmt::Result {
+        self.write_str(s)
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, s: &str) -> fmt::Result {
+        self.extend_from_slice(s.as_bytes());
         Ok(())
     }
 }
@@ -525,6 +562,19 @@ mod tests {
             detail: Some(Detail::Variant),
         };
         assert_eq!(variant_hit.render("e"), "e; hit; ttl=5; detail=variant");
+        let stale = CacheStatus {
+            phase: CachePhase::Stale,
+            fwd: CachePhase::Stale.fwd(),
+            fwd_status: Some(304),
+            storing: Storing::No,
+            ttl: Some(-12),
+            detail: None,
+        };
+        assert_eq!(stale.render("e"), "e; fwd=stale; fwd-status=304; ttl=-12");
+        // Heads written through `fmt` (`set_fmt`) get the same bytes.
+        for status in [hit, miss, pass, collapsed, refused, vary_miss, stale] {
+            assert_eq!(status.rendered("e").to_string(), status.render("e"));
+        }
     }
 
     #[test]

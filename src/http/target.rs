@@ -100,10 +100,12 @@ pub fn normalise_authority(authority: &str) -> String {
         Ok(80) => lower.truncate(i),
         // "080" is port 80 too; leading zeros are not part of the number.
         Ok(port) => {
-            use std::fmt::Write;
-            lower.truncate(i);
-            // Writing to a String cannot fail.
-            let _ = write!(lower, ":{port}");
+            let mut number = itoa::Buffer::new();
+            let port = number.format(port);
+            if lower[i + 1..] != *port {
+                lower.truncate(i + 1);
+                lower.push_str(port);
+            }
         }
         Err(_) => {}
     }
@@ -321,6 +323,7 @@ mod tests {
         assert_eq!(normalise_authority("Example.com:8080"), "example.com:8080");
         assert_eq!(normalise_authority("example.com:080"), "example.com");
         assert_eq!(normalise_authority("example.com:0081"), "example.com:81");
+        assert_eq!(normalise_authority("example.com:+8080"), "example.com:8080");
         assert_eq!(normalise_authority("[::1]:80"), "[::1]");
         assert_eq!(normalise_authority("[::1]:8080"), "[::1]:8080");
         assert_eq!(normalise_authority("[::1]"), "[::1]");

@@ -30,7 +30,6 @@ use crate::http::range;
 use crate::http::{Limits, Method, RequestHead, ResponseHead, parse_response, status_has_no_body};
 use crate::net::conn::Conn;
 use crate::spare;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -557,17 +556,24 @@ pub fn plain_hit_head(
     }
     let mut out = spare::take(prefix.len() + 128 + 2 * settings.node.len());
     out.extend_from_slice(prefix);
-    let status = answer.status.rendered(&settings.node);
-    let received = stored.version.number();
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "Age: {}\r\nAccept-Ranges: bytes\r\nContent-Length: {body_len}\r\nVia: {received} {}\r\nCache-Status: {status}\r\n",
-        answer.age, settings.node
-    );
+    // Numbers by `itoa`, not `fmt`: this head is written on every hit.
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(b"Age: ");
+    out.extend_from_slice(number.format(answer.age).as_bytes());
+    out.extend_from_slice(b"\r\nAccept-Ranges: bytes\r\nContent-Length: ");
+    out.extend_from_slice(number.format(body_len).as_bytes());
+    out.extend_from_slice(b"\r\nVia: ");
+    out.extend_from_slice(stored.version.number().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(settings.node.as_bytes());
+    out.extend_from_slice(b"\r\nCache-Status: ");
+    answer.status.rendered(&settings.node).append_to(&mut out);
+    out.extend_from_slice(b"\r\n");
     let framing = ViewerFraming::Length(body_len);
     if let Some(value) = connection_value(req.keep_alive, framing, req.version) {
-        let _ = write!(out, "Connection: {value}\r\n");
+        out.extend_from_slice(b"Connection: ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Some(out)
