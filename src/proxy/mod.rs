@@ -425,7 +425,7 @@ async fn pass(
     reason: PassReason,
 ) -> Outcome {
     ctx.stats.passes.fetch_add(1, Relaxed);
-    Box::pin(forward::forward(
+    Boxed::new(forward::forward(
         ctx,
         conn,
         req,
@@ -522,7 +522,7 @@ async fn lookup_or_fetch(
             lead,
             stale,
         };
-        return Box::pin(forward::forward(ctx, conn, req, peer, fill)).await;
+        return Boxed::new(forward::forward(ctx, conn, req, peer, fill)).await;
     }
 }
 
