@@ -4,6 +4,11 @@
 //! size and at the same depth from a file beside it, in one run.
 //! Prints each rate and server/raw; the target is at least 0.9.
 //!
+//! The two alternate: `--rounds` (3) rounds of the server then the raw
+//! device, each `--seconds` long, one row per round, then the median ratio.
+//! On a shared machine the device's own rate drifts by a third within an
+//! hour; a ratio of two runs seconds apart is not biased by that drift.
+//!
 //! Two cases: 8 MiB objects (large objects, read chunk by chunk) and
 //! 16 KiB objects (one entry each), each a set of 1.5 GiB or so, read in
 //! random order by `DEPTH` viewers at once. The raw reads are of the size
@@ -16,7 +21,8 @@
 //! The cache file lives in `$EDGESLAB_BENCH_DIR` or the temp dir, which
 //! must honour O_DIRECT (ext4, xfs; not tmpfs).
 //! Run: `cargo bench --bench longtail` (add `-- --seconds 10`, `--depth
-//! 64`, `--only 16`; `EDGESLAB_BIN=path` measures another build).
+//! 64`, `--only 16`, `--rounds 5`; `EDGESLAB_BIN=path` measures another
+//! build).
 
 mod common;
 
@@ -247,45 +253,72 @@ fn run_at_depth(
     (bytes.load(Relaxed), t.elapsed().as_secs_f64())
 }
 
-/// O_DIRECT reads on CPU 1 at `DEPTH` from a file as large as the cached
-/// set, written in full first (a hole or an unwritten extent would read as
-/// zeros without touching the device): each read is one `case.raw_read`
-/// slot at random. Returns the object bytes per second that delivers.
-fn raw(dir: &Path, case: &Case, seconds: f64) -> f64 {
-    let file = dir.join("raw");
-    let len = case.raw_read;
-    let slots = (case.objects * case.size as u64).div_ceil(case.raw_payload as u64);
-    {
-        let mut f = std::fs::File::create(&file).expect("raw file");
-        let block: Vec<u8> = (0..(4usize << 20)).map(|i| (i * 131 % 253) as u8).collect();
-        let mut left = slots * len as u64;
-        while left > 0 {
-            let n = left.min(block.len() as u64) as usize;
-            f.write_all(&block[..n]).expect("write raw file");
-            left -= n as u64;
+/// A file as large as the cached set, written in full (a hole or an
+/// unwritten extent would read as zeros without touching the device), for
+/// O_DIRECT reads of `case.raw_read` slots at random. Removed on drop.
+struct RawFile {
+    path: PathBuf,
+    file: std::fs::File,
+    slots: u64,
+    len: usize,
+    payload: usize,
+}
+
+impl RawFile {
+    fn create(dir: &Path, case: &Case) -> RawFile {
+        let path = dir.join("raw");
+        let len = case.raw_read;
+        let slots = (case.objects * case.size as u64).div_ceil(case.raw_payload as u64);
+        {
+            let mut f = std::fs::File::create(&path).expect("raw file");
+            let block: Vec<u8> = (0..(4usize << 20)).map(|i| (i * 131 % 253) as u8).collect();
+            let mut left = slots * len as u64;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                f.write_all(&block[..n]).expect("write raw file");
+                left -= n as u64;
+            }
+            f.sync_all().expect("sync raw file");
         }
-        f.sync_all().expect("sync raw file");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&path)
+            .expect("open the raw file O_DIRECT");
+        RawFile {
+            path,
+            file,
+            slots,
+            len,
+            payload: case.raw_payload,
+        }
     }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&file)
-        .expect("open the raw file O_DIRECT");
-    let (reads, wall) = run_at_depth(1, seconds, |_, rng| {
-        thread_local! {
-            static BUF: std::cell::RefCell<Option<AlignedBuf>> = const { std::cell::RefCell::new(None) };
-        }
-        BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            let buf = b.get_or_insert_with(|| AlignedBuf::new(len));
-            let at = rng.next() % slots * len as u64;
-            let n = f.read_at(buf.as_mut(), at).expect("raw read");
-            assert_eq!(n, len, "a whole slot");
-            1
-        })
-    });
-    let _ = std::fs::remove_file(&file);
-    (reads * case.raw_payload as u64) as f64 / wall
+
+    /// O_DIRECT reads on CPU 1 at `DEPTH` for `seconds`. Returns the object
+    /// bytes per second that delivers.
+    fn read_for(&self, seconds: f64) -> f64 {
+        let (slots, len) = (self.slots, self.len);
+        let (reads, wall) = run_at_depth(1, seconds, |_, rng| {
+            thread_local! {
+                static BUF: std::cell::RefCell<Option<AlignedBuf>> = const { std::cell::RefCell::new(None) };
+            }
+            BUF.with(|b| {
+                let mut b = b.borrow_mut();
+                let buf = b.get_or_insert_with(|| AlignedBuf::new(len));
+                let at = rng.next() % slots * len as u64;
+                let n = self.file.read_at(buf.as_mut(), at).expect("raw read");
+                assert_eq!(n, len, "a whole slot");
+                1
+            })
+        });
+        (reads * self.payload as u64) as f64 / wall
+    }
+}
+
+impl Drop for RawFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// A 4 KiB-aligned buffer for O_DIRECT.
@@ -320,11 +353,16 @@ impl Drop for AlignedBuf {
 fn main() {
     let mut seconds = 8.0;
     let mut only = None;
+    let mut rounds = 3;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).unwrap_or(seconds),
             "--only" => only = args.next(),
+            "--rounds" => {
+                rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds);
+                rounds = rounds.max(1);
+            }
             "--depth" => {
                 let d = args.next().and_then(|v| v.parse().ok()).unwrap_or(16u64);
                 DEPTH.store(d.max(1), Relaxed);
@@ -379,48 +417,73 @@ fn main() {
         });
         // Let the last segments reach the device.
         std::thread::sleep(Duration::from_secs(2));
-        let (reads0, ram0) = (
-            metric(edge.admin, "edgeslab_cache_device_reads_total"),
-            metric(edge.admin, "edgeslab_cache_ram_hits_total"),
-        );
+        let raw_file = RawFile::create(&dir, case);
         let viewers: Vec<std::sync::Mutex<Viewer>> = (0..depth())
             .map(|_| std::sync::Mutex::new(Viewer::new(edge.addr)))
             .collect();
-        let misses = AtomicU64::new(0);
-        let cpu0 = cpu_seconds(edge.process.0.id());
-        let viewers_cpu0 = cpu_seconds(std::process::id());
-        let (bytes, wall) = run_at_depth(0, seconds, |d, rng| {
-            let n = rng.next() % case.objects;
-            let (hit, len) = viewers[d].lock().expect("viewer").get(&path(n), case.size);
-            if !hit {
-                misses.fetch_add(1, Relaxed);
+        let mut ratios = Vec::new();
+        for round in 1..=rounds {
+            let (reads0, ram0) = (
+                metric(edge.admin, "edgeslab_cache_device_reads_total"),
+                metric(edge.admin, "edgeslab_cache_ram_hits_total"),
+            );
+            let misses = AtomicU64::new(0);
+            let cpu0 = cpu_seconds(edge.process.0.id());
+            let viewers_cpu0 = cpu_seconds(std::process::id());
+            let (bytes, wall) = run_at_depth(0, seconds, |d, rng| {
+                let n = rng.next() % case.objects;
+                let (hit, len) = viewers[d].lock().expect("viewer").get(&path(n), case.size);
+                if !hit {
+                    misses.fetch_add(1, Relaxed);
+                }
+                len as u64
+            });
+            let server = bytes as f64 / wall;
+            let busy = (cpu_seconds(edge.process.0.id()) - cpu0) / wall * 100.0;
+            let viewers_busy = (cpu_seconds(std::process::id()) - viewers_cpu0) / wall * 100.0;
+            let reads = metric(edge.admin, "edgeslab_cache_device_reads_total") - reads0;
+            let ram = metric(edge.admin, "edgeslab_cache_ram_hits_total") - ram0;
+            // The device right after, while the edge idles: each round's
+            // ratio compares two runs a few seconds apart, so a shared
+            // machine's drift (the raw device here has moved by a third
+            // within an hour) shows as spread between rounds, not as bias.
+            let raw = raw_file.read_for(seconds);
+            let mib = |b: f64| b / (1 << 20) as f64;
+            println!(
+                "{:<16} {:>14.0} {:>14.0} {:>10.2} {:>12} {:>10} {:>12.0} {:>12.0}",
+                format!("{} #{round}", case.name),
+                mib(server),
+                mib(raw),
+                server / raw,
+                reads,
+                ram,
+                busy,
+                viewers_busy
+            );
+            let missed = misses.load(Relaxed);
+            if missed > 0 {
+                println!("  ({missed} requests were not hits: the set did not all stay stored)");
             }
-            len as u64
-        });
-        let server = bytes as f64 / wall;
-        let busy = (cpu_seconds(edge.process.0.id()) - cpu0) / wall * 100.0;
-        let viewers_busy = (cpu_seconds(std::process::id()) - viewers_cpu0) / wall * 100.0;
-        let reads = metric(edge.admin, "edgeslab_cache_device_reads_total") - reads0;
-        let ram = metric(edge.admin, "edgeslab_cache_ram_hits_total") - ram0;
+            ratios.push(server / raw);
+        }
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 0 {
+            (ratios[mid - 1] + ratios[mid]) / 2.0
+        } else {
+            ratios[mid]
+        };
+        println!(
+            "{:<16} median server/raw {:.2} over {} rounds (lowest {:.2}, highest {:.2})",
+            case.name,
+            median,
+            ratios.len(),
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
         drop(viewers);
         drop(edge);
-        let raw = raw(&dir, case, seconds);
-        let mib = |b: f64| b / (1 << 20) as f64;
-        println!(
-            "{:<16} {:>14.0} {:>14.0} {:>10.2} {:>12} {:>10} {:>12.0} {:>12.0}",
-            case.name,
-            mib(server),
-            mib(raw),
-            server / raw,
-            reads,
-            ram,
-            busy,
-            viewers_busy
-        );
-        let missed = misses.load(Relaxed);
-        if missed > 0 {
-            println!("  ({missed} requests were not hits: the set did not all stay stored)");
-        }
+        drop(raw_file);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
