@@ -368,11 +368,12 @@ impl Headers {
             .sum()
     }
 
-    /// Like `strip_hop_by_hop` followed by `write_to`, without cloning.
-    pub(super) fn write_end_to_end(&self, out: &mut Vec<u8>) {
+    /// Like `strip_hop_by_hop`, then removing each field `skip` names,
+    /// followed by `write_to`, without cloning.
+    pub(super) fn write_end_to_end(&self, skip: &[&str], out: &mut Vec<u8>) {
         let end_to_end = self.end_to_end();
         for (name, value) in self.iter() {
-            if end_to_end(name) {
+            if end_to_end(name) && !skip.iter().any(|s| s.eq_ignore_ascii_case(name)) {
                 write_field(name, value, out);
             }
         }
@@ -669,7 +670,7 @@ mod tests {
         h.push("Keep-Alive", "timeout=5");
         h.push("Vary", "Accept");
         let mut written = Vec::new();
-        h.write_end_to_end(&mut written);
+        h.write_end_to_end(&[], &mut written);
         h.strip_hop_by_hop();
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["Host", "Content-Length", "Vary"]);
@@ -689,7 +690,7 @@ mod tests {
         h.push("Host", "h");
         h.push("Kept", "3");
         let mut written = Vec::new();
-        h.write_end_to_end(&mut written);
+        h.write_end_to_end(&[], &mut written);
         h.strip_hop_by_hop();
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, vec!["Host", "Kept"]);

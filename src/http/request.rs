@@ -118,7 +118,7 @@ impl RequestHead {
         out.push(b' ');
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        self.headers.write_end_to_end(out);
+        self.headers.write_end_to_end(&[], out);
         for (name, value) in extra {
             headers::write_field(name, value.as_bytes(), out);
         }

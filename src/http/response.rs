@@ -62,8 +62,23 @@ impl ResponseHead {
     }
 
     fn encode_with(&self, version: Version, out: &mut Vec<u8>) {
-        debug_assert!((100..=999).contains(&self.status), "status {}", self.status);
         out.reserve(self.encoded_len());
+        self.encode_status_line(version, out);
+        self.headers.write_to(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The status line and the end-to-end fields less those `skip` names
+    /// (see `Headers::write_end_to_end`), without the blank line that ends
+    /// a head, so that more fields may follow.
+    pub fn encode_end_to_end_prefix(&self, skip: &[&str], out: &mut Vec<u8>) {
+        out.reserve(self.encoded_len());
+        self.encode_status_line(Version::Http11, out);
+        self.headers.write_end_to_end(skip, out);
+    }
+
+    fn encode_status_line(&self, version: Version, out: &mut Vec<u8>) {
+        debug_assert!((100..=999).contains(&self.status), "status {}", self.status);
         out.extend_from_slice(version.as_str().as_bytes());
         out.push(b' ');
         let s = self.status;
@@ -79,8 +94,6 @@ impl ResponseHead {
             b'\r' | b'\n' | 0 => b' ',
             other => other,
         }));
-        out.extend_from_slice(b"\r\n");
-        self.headers.write_to(out);
         out.extend_from_slice(b"\r\n");
     }
 

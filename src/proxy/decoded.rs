@@ -92,15 +92,8 @@ fn hit_prefix(head: &ResponseHead) -> Option<Vec<u8>> {
     {
         return None;
     }
-    let mut head = head.clone();
-    head.headers.strip_hop_by_hop();
-    for name in HIT_WRITES {
-        head.headers.remove(name);
-    }
-    let mut out = Vec::with_capacity(head.encoded_len());
-    head.encode(&mut out);
-    // Without the blank line that ends the head: the hit's fields follow.
-    out.truncate(out.len().checked_sub(2)?);
+    let mut out = Vec::new();
+    head.encode_end_to_end_prefix(&HIT_WRITES, &mut out);
     Some(out)
 }
 
@@ -262,6 +255,24 @@ mod tests {
             born_ms: 1,
             head_len: 60,
         }
+    }
+
+    #[test]
+    fn a_hit_prefix_leaves_out_hop_by_hop_nominated_and_hit_written_fields() {
+        let text = "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 10:00:00 GMT\r\n\
+                    Connection: keep-alive, X-Private\r\nKeep-Alive: timeout=5\r\n\
+                    X-Private: 1\r\nAge: 4\r\nContent-Length: 3\r\nETag: \"e\"\r\n\
+                    accept-ranges: none\r\nX-Kept: a\r\nAGE: 9\r\n\r\n";
+        let stored = parse_response(text.as_bytes(), &Limits::default(), false)
+            .unwrap()
+            .unwrap()
+            .0;
+        let prefix = hit_prefix(&stored).expect("a prefix");
+        assert_eq!(
+            String::from_utf8(prefix).unwrap(),
+            "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 10:00:00 GMT\r\n\
+             ETag: \"e\"\r\nX-Kept: a\r\n"
+        );
     }
 
     /// Decodes `n`'s head twice, the second time keeping it.
