@@ -357,7 +357,7 @@ fn record_latency(
         && let Ok(mut top) = ctx.stats.top_misses.lock()
     {
         let host = head.authority.as_deref().unwrap_or("-");
-        top.record(&format!("{host}{}", head.target.as_str()));
+        top.record(host, head.target.as_str());
     }
 }
 
