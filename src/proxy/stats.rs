@@ -183,8 +183,22 @@ const TOP_MISSES: usize = 64;
 #[derive(Debug)]
 struct Tracked {
     url: String,
+    /// `url_tag(url)`: compared before the bytes, since a miss is checked
+    /// against every tracked URL.
+    tag: u64,
     count: u64,
     over: u64,
+}
+
+/// A 64-bit FNV-1a over the bytes of `parts` in turn: the same for a URL
+/// however it is split, so host and target need not be joined to look one
+/// up. URLs are short and this runs once per miss; the table stays small.
+fn url_tag(parts: [&str; 2]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in parts.iter().flat_map(|p| p.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// The URLs that missed most on one shard, approximately.
@@ -199,16 +213,21 @@ impl TopMisses {
     /// entry's `String` takes the new URL in place: nothing is allocated
     /// once the table is full.
     pub fn record(&mut self, host: &str, target: &str) {
-        let is_url = |url: &str| {
-            url.len() == host.len() + target.len() && url.starts_with(host) && url.ends_with(target)
+        let tag = url_tag([host, target]);
+        let is_url = |e: &Tracked| {
+            e.tag == tag
+                && e.url.len() == host.len() + target.len()
+                && e.url.starts_with(host)
+                && e.url.ends_with(target)
         };
-        if let Some(e) = self.entries.iter_mut().find(|e| is_url(&e.url)) {
+        if let Some(e) = self.entries.iter_mut().find(|e| is_url(e)) {
             e.count += 1;
             return;
         }
         if self.entries.len() < TOP_MISSES {
             self.entries.push(Tracked {
                 url: [host, target].concat(),
+                tag,
                 count: 1,
                 over: 0,
             });
@@ -218,6 +237,7 @@ impl TopMisses {
             least.url.clear();
             least.url.push_str(host);
             least.url.push_str(target);
+            least.tag = tag;
             least.over = least.count;
             least.count += 1;
         }
