@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// The bytes' way: the socket itself, or TLS over it.
@@ -119,9 +119,9 @@ pub struct Conn {
     written: u64,
     /// When the first write since `mark_first_write` began.
     first_write: Option<Instant>,
-    /// Bounds the connection's reads and writes one after another: made at
-    /// the first that waits, then reset, so a wait allocates nothing.
-    timer: Option<Timer>,
+    /// Bounds the connection's reads and writes one after another (see
+    /// `Lazy`): made at the first that waits, so a wait allocates nothing.
+    timer: Lazy,
 }
 
 /// Sends what of `head` then `body` the socket `fd` takes now, in one
@@ -155,43 +155,104 @@ pub async fn with_timeout<T>(
     what: &'static str,
     fut: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
-    timed(&mut None, d, what, fut).await
+    timed(&mut Lazy::default(), d, what, fut).await
 }
 
-/// Runs `fut` but gives up with `TimedOut` after `d`, on `timer` (made at
-/// the first wait, reset after that): the operation is polled first, so
-/// one that completes at once never touches the timer.
+/// A timer that bounds one operation after another, left armed between
+/// them. Registering a timer with the reactor and taking it out again
+/// costs two ordered-map updates, and a connection waits twice or more per
+/// request; deadlines are seconds away and operations take microseconds.
+/// So the timer stays registered at the deadline of an earlier operation,
+/// and an operation that waits checks only that it fires no later than its
+/// own deadline and wakes the task now waiting. When it fires early, the
+/// operation finds its own deadline not yet reached and arms it again for
+/// what is left (a task may be polled when nothing it waits on is ready).
+#[derive(Default)]
+struct Lazy {
+    timer: Option<Timer>,
+    /// When the registered timer fires, and which task it wakes.
+    armed: Option<(Instant, WakerId)>,
+}
+
+/// Which task a waker wakes (what `Waker::will_wake` compares), kept
+/// without holding the task: while the timer is registered, the reactor's
+/// clone of the waker keeps the task, so the identity cannot pass to
+/// another task before the time it is kept with has passed; after that it
+/// is never trusted (`wake_by` re-arms).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerId(*const (), *const std::task::RawWakerVTable);
+
+impl WakerId {
+    fn of(w: &Waker) -> WakerId {
+        WakerId(w.data(), w.vtable())
+    }
+}
+
+impl Lazy {
+    /// Makes sure a wake reaches the task of `cx` by `deadline` (now:
+    /// `now`); Err when the deadline has passed.
+    fn wake_by(&mut self, deadline: Instant, now: Instant, cx: &mut Context<'_>) -> Result<(), ()> {
+        if now >= deadline {
+            return Err(());
+        }
+        if let Some((at, task)) = self.armed
+            && at > now
+            && at <= deadline
+            && task == WakerId::of(cx.waker())
+        {
+            return Ok(());
+        }
+        let t = self.timer.get_or_insert_with(|| Timer::new(deadline - now));
+        // Taken out first, so the reset below only moves the time and the
+        // poll registers it once, with this task's waker.
+        t.cancel();
+        t.reset(deadline - now);
+        match Pin::new(&mut *t).poll(cx) {
+            Poll::Pending => {
+                self.armed = Some((deadline, WakerId::of(cx.waker())));
+                Ok(())
+            }
+            // Reached between the clock read and the poll.
+            Poll::Ready(_) => {
+                self.armed = None;
+                Err(())
+            }
+        }
+    }
+
+    /// Takes the timer out of the reactor, letting go of the task it would
+    /// wake: for a connection parked where no task waits on it.
+    fn disarm(&mut self) {
+        if let Some(t) = &mut self.timer {
+            t.cancel();
+        }
+        self.armed = None;
+    }
+}
+
+/// Runs `fut` but gives up with `TimedOut` after `d`, on `timer`: the
+/// operation is polled first, so one that completes at once reads no clock
+/// and touches no timer.
 async fn timed<T>(
-    timer: &mut Option<Timer>,
+    timer: &mut Lazy,
     d: Duration,
     what: &'static str,
     fut: impl Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
     let mut fut = std::pin::pin!(fut);
-    let mut armed = false;
-    let r = std::future::poll_fn(|cx| {
+    let mut deadline = None;
+    std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
-        let t = match timer {
-            Some(t) if armed => t,
-            Some(t) => {
-                t.reset(d);
-                t
-            }
-            None => timer.insert(Timer::new(d)),
-        };
-        armed = true;
-        match Pin::new(t).poll(cx) {
-            Poll::Ready(_) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
-            Poll::Pending => Poll::Pending,
+        let now = Instant::now();
+        let deadline = *deadline.get_or_insert(now + d);
+        match timer.wake_by(deadline, now, cx) {
+            Ok(()) => Poll::Pending,
+            Err(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
         }
     })
-    .await;
-    if armed && let Some(t) = timer {
-        t.cancel();
-    }
-    r
+    .await
 }
 
 /// Opens a connection to `addr`, giving up with `TimedOut` after `timeout`.
@@ -254,7 +315,7 @@ impl Conn {
             remote: None,
             written: 0,
             first_write: None,
-            timer: None,
+            timer: Lazy::default(),
         }
     }
 
@@ -384,6 +445,13 @@ impl Conn {
             }
         });
         timed(&mut self.timer, timeout, what, read).await
+    }
+
+    /// Takes the connection's timer out of the reactor: for one going into
+    /// a pool, where no task waits on it (left armed, it would hold the
+    /// last task's waker, and so its memory, until it fired).
+    pub fn disarm_timer(&mut self) {
+        self.timer.disarm();
     }
 
     /// Gives the read buffer back to the thread's spares when nothing is
@@ -571,5 +639,73 @@ impl Conn {
             )
         };
         n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// One connection's reads, one after another with different timeouts,
+    /// against a peer (a plain std socket on its own thread) that writes
+    /// at set times: the timer left armed between them never cuts a read
+    /// short and never lets one run past its own deadline.
+    #[test]
+    fn each_read_times_out_on_its_own_deadline_whatever_came_before() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The peer writes one byte at each of these times after it connects.
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let start = Instant::now();
+            for at_ms in [0u64, 200, 900, 1_500] {
+                let at = start + Duration::from_millis(at_ms);
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                s.write_all(b"x").unwrap();
+            }
+            // Held open (nothing more sent) until the reader is done.
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let mut conn = connect(addr, Duration::from_secs(5)).await.unwrap();
+                let ms = Duration::from_millis;
+                let read = async |conn: &mut Conn, timeout: Duration| {
+                    let t = Instant::now();
+                    let r = conn.read_more(timeout, "r").await;
+                    (r.map_err(|e| e.kind()), Instant::now().duration_since(t))
+                };
+                let timed_out = Err(io::ErrorKind::TimedOut);
+                assert_eq!(read(&mut conn, ms(10_000)).await.0, Ok(1), "the byte at 0");
+                // Waits, and leaves its timer armed 400 ms out.
+                assert_eq!(read(&mut conn, ms(400)).await.0, Ok(1), "the byte at 200");
+                // That timer fires at 400, before this read's deadline: the
+                // read goes on to the byte at 900.
+                let (r, took) = read(&mut conn, ms(2_000)).await;
+                assert_eq!(r, Ok(1), "the byte at 900, after {took:?}");
+                // A deadline before the armed one (2.2 s): cut at its own.
+                let (r, took) = read(&mut conn, ms(300)).await;
+                assert_eq!(r, timed_out);
+                assert!(took >= ms(295) && took < ms(1_000), "{took:?}");
+                // The timer fired with that read; the next arms it again.
+                assert_eq!(
+                    read(&mut conn, ms(2_000)).await.0,
+                    Ok(1),
+                    "the byte at 1.5 s"
+                );
+                let (r, took) = read(&mut conn, ms(700)).await;
+                assert_eq!(r, timed_out);
+                assert!(took >= ms(695) && took < ms(1_400), "{took:?}");
+                // Parked (as a pool does) and used again: still bounded.
+                conn.disarm_timer();
+                let (r, took) = read(&mut conn, ms(200)).await;
+                assert_eq!(r, timed_out);
+                assert!(took >= ms(195), "{took:?}");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        peer.join().unwrap();
     }
 }
