@@ -353,6 +353,18 @@ fn ram_tier_hits_do_no_device_io() {
             get(edge.addr, p);
         }
         // The big objects pushed the small ones' segments to the device.
+        // A fill does not copy its object into the RAM tier: the first
+        // read does, from the device.
+        let before = edge.metric("edgeslab_cache_device_reads_total");
+        for p in small.iter().take(20) {
+            let r = get(edge.addr, p);
+            assert!(r.is_hit() && r.body == *objects[p]);
+        }
+        let first_reads = edge.metric("edgeslab_cache_device_reads_total") - before;
+        assert!(
+            first_reads >= 15,
+            "first reads come from the device ({first_reads})"
+        );
         let before = edge.metric("edgeslab_cache_device_reads_total");
         for p in small.iter().take(20) {
             let r = get(edge.addr, p);

@@ -3,6 +3,9 @@
 //! ghost of keys recently dropped from probation). A hit here does no disk
 //! I/O. Entries are the exact bytes of the on-device entry (header, key,
 //! head, body), so they are served through the same verification as a read.
+//! An entry is let in by its first read from the device, not when it is
+//! written (most objects are fetched once and never asked for again); a new
+//! version of an entry held here replaces it as it is written.
 //!
 //! Chunks of large objects live here too, beside whole entries and under the
 //! same capacity: a chunk is let in on its object's second request within
@@ -438,6 +441,11 @@ impl RamTier {
         self.stats.hits += 1;
         self.stats.chunk_hits += 1;
         Some((bytes.clone(), e.seq))
+    }
+
+    /// Whether an entry (or chunk) is held under `hash`.
+    pub fn holds(&self, hash: u64) -> bool {
+        self.map.contains_key(&hash)
     }
 
     pub fn remove(&mut self, hash: u64) {

@@ -554,9 +554,17 @@ impl ShardStore {
         .await
     }
 
-    /// A small object just written also goes to the RAM tier; anything else
-    /// stored under this key leaves it.
+    /// An entry just written under a key whose older copy the RAM tier
+    /// holds replaces it there (that key is evidently asked for), or takes
+    /// it out when it is not one the tier keeps. A key the tier does not
+    /// hold is let in by its first read instead (see `promote`), as a
+    /// chunk is: most objects are fetched once and never asked for again,
+    /// and copying each into memory as it is written would cost every miss
+    /// a copy, an allocation and an eviction, and push out what is asked for.
     pub(super) fn keep_in_ram(&self, hash: u64, loc: Location) {
+        if !self.ram.borrow().holds(hash) {
+            return;
+        }
         let seq = self.region.borrow().seg(loc.slot).seq;
         let segment = SegmentId {
             slot: loc.slot,
@@ -564,22 +572,33 @@ impl ShardStore {
         };
         let bytes = (!loc.manifest && self.ram_accepts(loc.len as usize))
             .then(|| self.read_buffered(segment, loc.offset, loc.len))
-            .flatten()
-            .and_then(|mut b| {
-                let total = EntryHeader::decode_header(&b)?.total_len() as usize;
-                (total <= b.len()).then(|| {
-                    b.truncate(total);
-                    b
-                })
-            });
-        let mut ram = self.ram.borrow_mut();
-        match bytes {
-            Some(b) => ram.insert(hash, &b, seq),
-            None => ram.remove(hash),
+            .flatten();
+        match bytes.as_deref().and_then(whole_entry) {
+            Some(b) => self.ram.borrow_mut().insert(hash, b, seq),
+            None => self.ram.borrow_mut().remove(hash),
         }
-        drop(ram);
         self.publish_ram_stats();
     }
+
+    /// Lets an entry a lookup found still in a segment buffer (`bytes`, as
+    /// read there) into the RAM tier: its first read, as `promote` is for
+    /// one read from the device.
+    pub(super) fn admit_buffered(&self, hash: u64, loc: Location, seq: u64, bytes: &[u8]) {
+        if loc.manifest || !self.ram_accepts(loc.len as usize) {
+            return;
+        }
+        if let Some(b) = whole_entry(bytes) {
+            self.ram.borrow_mut().insert(hash, b, seq);
+            self.publish_ram_stats();
+        }
+    }
+}
+
+/// The entry at the start of `bytes` (a segment's bytes from an entry's
+/// offset, which may run past its end), as its header gives its length.
+fn whole_entry(bytes: &[u8]) -> Option<&[u8]> {
+    let total = EntryHeader::decode_header(bytes)?.total_len() as usize;
+    bytes.get(..total)
 }
 
 #[cfg(test)]

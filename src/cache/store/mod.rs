@@ -446,12 +446,14 @@ impl ShardStore {
             slot: loc.slot,
             seq,
         };
+        let bytes = self.read_buffered(segment, loc.offset, loc.len);
+        if let Some(b) = &bytes {
+            self.admit_buffered(hash, loc, seq, b);
+        }
         Lookup::Found {
             loc,
             seq,
-            bytes: self
-                .read_buffered(segment, loc.offset, loc.len)
-                .map(EntryCopy::Copied),
+            bytes: bytes.map(EntryCopy::Copied),
             buffered: self.buffered_segments(),
         }
     }
