@@ -167,6 +167,10 @@ pub async fn with_timeout<T>(
 /// own deadline and wakes the task now waiting. When it fires early, the
 /// operation finds its own deadline not yet reached and arms it again for
 /// what is left (a task may be polled when nothing it waits on is ready).
+/// A connection left idle (between requests, or in an upstream pool) keeps
+/// its timer until it fires: the wake then finds the task waiting on
+/// something else, or finished, and does nothing; the task that uses the
+/// connection next arms it for itself.
 #[derive(Default)]
 struct Lazy {
     timer: Option<Timer>,
@@ -218,15 +222,6 @@ impl Lazy {
                 Err(())
             }
         }
-    }
-
-    /// Takes the timer out of the reactor, letting go of the task it would
-    /// wake: for a connection parked where no task waits on it.
-    fn disarm(&mut self) {
-        if let Some(t) = &mut self.timer {
-            t.cancel();
-        }
-        self.armed = None;
     }
 }
 
@@ -447,13 +442,6 @@ impl Conn {
         timed(&mut self.timer, timeout, what, read).await
     }
 
-    /// Takes the connection's timer out of the reactor: for one going into
-    /// a pool, where no task waits on it (left armed, it would hold the
-    /// last task's waker, and so its memory, until it fired).
-    pub fn disarm_timer(&mut self) {
-        self.timer.disarm();
-    }
-
     /// Gives the read buffer back to the thread's spares when nothing is
     /// buffered (a connection going idle, or into a pool).
     pub fn release_buffer(&mut self) {
@@ -659,7 +647,7 @@ mod tests {
         let peer = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
             let start = Instant::now();
-            for at_ms in [0u64, 200, 900, 1_500] {
+            for at_ms in [0u64, 200, 900, 1_500, 2_400] {
                 let at = start + Duration::from_millis(at_ms);
                 std::thread::sleep(at.saturating_duration_since(Instant::now()));
                 s.write_all(b"x").unwrap();
@@ -697,11 +685,20 @@ mod tests {
                 let (r, took) = read(&mut conn, ms(700)).await;
                 assert_eq!(r, timed_out);
                 assert!(took >= ms(695) && took < ms(1_400), "{took:?}");
-                // Parked (as a pool does) and used again: still bounded.
-                conn.disarm_timer();
-                let (r, took) = read(&mut conn, ms(200)).await;
-                assert_eq!(r, timed_out);
-                assert!(took >= ms(195), "{took:?}");
+                // Armed 1 s out for this task, which then hands the
+                // connection to another (as a pool does): that task's read
+                // is not left to a timer that would wake this one.
+                assert_eq!(
+                    read(&mut conn, ms(1_000)).await.0,
+                    Ok(1),
+                    "the byte at 2.4 s"
+                );
+                let other = glommio::spawn_local(async move {
+                    let (r, took) = read(&mut conn, ms(1_200)).await;
+                    assert_eq!(r, timed_out);
+                    assert!(took >= ms(1_195) && took < ms(2_000), "{took:?}");
+                });
+                other.await;
             })
             .unwrap()
             .join()

@@ -42,7 +42,6 @@ impl ConnPool {
             return;
         }
         conn.release_buffer();
-        conn.disarm_timer();
         let mut idle = self.idle.borrow_mut();
         if idle.len() >= self.max_idle {
             idle.remove(0);
