@@ -78,16 +78,23 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
     up.headers.set("Host", fwd.host);
     // RFC 9110 7.6.3: the protocol version this node received the request in.
     let received = req.version.number();
-    let via = match req.headers.get_str("via") {
-        Some(v) if !v.is_empty() => format!("{v}, {received} {}", fwd.node),
-        _ => format!("{received} {}", fwd.node),
-    };
-    up.headers.set("Via", via);
-    let xff = match req.headers.get_str("x-forwarded-for") {
-        Some(v) if !v.is_empty() => format!("{v}, {}", fwd.peer),
-        _ => fwd.peer.to_string(),
-    };
-    up.headers.set("X-Forwarded-For", xff);
+    // Formatted into the head's own buffer: no string per request.
+    match req.headers.get_str("via") {
+        Some(v) if !v.is_empty() => up
+            .headers
+            .set_fmt("Via", format_args!("{v}, {received} {}", fwd.node)),
+        _ => up
+            .headers
+            .set_fmt("Via", format_args!("{received} {}", fwd.node)),
+    }
+    match req.headers.get_str("x-forwarded-for") {
+        Some(v) if !v.is_empty() => up
+            .headers
+            .set_fmt("X-Forwarded-For", format_args!("{v}, {}", fwd.peer)),
+        _ => up
+            .headers
+            .set_fmt("X-Forwarded-For", format_args!("{}", fwd.peer)),
+    }
     // Transfer-Encoding is hop-by-hop: a chunked body relayed as chunked
     // needs its framing named again for this hop.
     let mut extra: Vec<(&str, &str)> = Vec::new();
