@@ -6,7 +6,7 @@
 
 use super::behavior::Behavior;
 use crate::cache::policy::Conditional;
-use crate::http::{BodyFraming, Method, RequestHead};
+use crate::http::{BodyFraming, Headers, Method, RequestHead};
 use std::net::IpAddr;
 
 /// Why the request goes upstream, which decides how it is rewritten.
@@ -78,23 +78,18 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
     up.headers.set("Host", fwd.host);
     // RFC 9110 7.6.3: the protocol version this node received the request in.
     let received = req.version.number();
-    // Formatted into the head's own buffer: no string per request.
-    match req.headers.get_str("via") {
-        Some(v) if !v.is_empty() => up
-            .headers
-            .set_fmt("Via", format_args!("{v}, {received} {}", fwd.node)),
-        _ => up
-            .headers
-            .set_fmt("Via", format_args!("{received} {}", fwd.node)),
-    }
-    match req.headers.get_str("x-forwarded-for") {
-        Some(v) if !v.is_empty() => up
-            .headers
-            .set_fmt("X-Forwarded-For", format_args!("{v}, {}", fwd.peer)),
-        _ => up
-            .headers
-            .set_fmt("X-Forwarded-For", format_args!("{}", fwd.peer)),
-    }
+    extend_list(
+        &mut up.headers,
+        req,
+        "Via",
+        format_args!("{received} {}", fwd.node),
+    );
+    extend_list(
+        &mut up.headers,
+        req,
+        "X-Forwarded-For",
+        format_args!("{}", fwd.peer),
+    );
     // Transfer-Encoding is hop-by-hop: a chunked body relayed as chunked
     // needs its framing named again for this hop.
     let mut extra: Vec<(&str, &str)> = Vec::new();
@@ -117,6 +112,16 @@ pub fn upstream_head(req: &RequestHead, purpose: Purpose, fwd: &Forwarding<'_>) 
     let mut out = Vec::with_capacity(512);
     up.encode_upstream(&extra, &mut out);
     out
+}
+
+/// Sets the list field `name` to the viewer's value of it, when it has
+/// one, then `element`: formatted into the head's own buffer, with no
+/// string per request.
+fn extend_list(up: &mut Headers, req: &RequestHead, name: &str, element: std::fmt::Arguments<'_>) {
+    match req.headers.get_str(name) {
+        Some(v) if !v.is_empty() => up.set_fmt(name, format_args!("{v}, {element}")),
+        _ => up.set_fmt(name, element),
+    }
 }
 
 /// Whether the upstream request carries the viewer's body.
