@@ -10,6 +10,8 @@
 
 /// Entries per bucket.
 pub const BUCKET: usize = 32;
+// `Index::find_in` marks a bucket's matching slots in a u32.
+const _: () = assert!(BUCKET <= 32);
 /// Device allocation unit of entries within a segment.
 pub const UNIT: u64 = 512;
 
@@ -74,6 +76,17 @@ impl EntryLayout {
 
     fn tag_of(&self, hash: u64) -> u64 {
         (hash >> 32) & ((1 << self.tag_bits) - 1)
+    }
+
+    /// The bits of a packed entry that name it (its tag and whether it is
+    /// displaced), and their value for `tag` and `displaced`: a live entry
+    /// `v` is that one when `v & mask == want`, with no unpacking.
+    fn naming_bits(&self, tag: u64, displaced: bool) -> (u64, u64) {
+        let shift = self.slot_bits + self.offset_bits + self.size_bits + 2 + FREQ_BITS;
+        let displaced_bit = 1 << FREQ_BITS;
+        let mask = (((1 << self.tag_bits) - 1) << shift) | displaced_bit;
+        let want = (tag << shift) | if displaced { displaced_bit } else { 0 };
+        (mask, want)
     }
 
     fn pack(&self, e: &Packed) -> u64 {
@@ -250,16 +263,25 @@ impl Index {
 
     /// Table position of the entry with home `b` and `tag`.
     fn find(&self, b: u32, tag: u64) -> Option<usize> {
-        let matches = |i: &usize, displaced: bool| {
-            let v = self.table[*i];
-            v != 0 && {
-                let e = self.layout.unpack(v);
-                e.tag == tag && e.displaced == displaced
-            }
-        };
-        self.bucket(b)
-            .find(|i| matches(i, false))
-            .or_else(|| self.bucket(self.next(b)).find(|i| matches(i, true)))
+        self.find_in(b, tag, false)
+            .or_else(|| self.find_in(self.next(b), tag, true))
+    }
+
+    /// Table position of the entry with `tag` in bucket `b`, displaced
+    /// there or not. Every slot of the bucket is compared, without a branch
+    /// per slot: a miss (the common case of a lookup) looks at all of them
+    /// anyway, and so the comparisons vectorise.
+    fn find_in(&self, b: u32, tag: u64, displaced: bool) -> Option<usize> {
+        let (mask, want) = self.layout.naming_bits(tag, displaced);
+        let range = self.bucket(b);
+        let start = range.start;
+        let slots: &[u64; BUCKET] = self.table[range].try_into().expect("a bucket's slots");
+        let mut found = 0u32;
+        for (i, &v) in slots.iter().enumerate() {
+            // A live entry is never 0 (its size is at least one unit).
+            found |= u32::from(v != 0 && v & mask == want) << i;
+        }
+        (found != 0).then(|| start + found.trailing_zeros() as usize)
     }
 
     /// Looks up a hash and counts the access (for reinsertion decisions).
@@ -407,6 +429,66 @@ mod tests {
 
     fn layout() -> EntryLayout {
         EntryLayout::new(64, 16 << 20, 2 << 20).unwrap()
+    }
+
+    /// `find` against a plain search that unpacks every slot, over a table
+    /// crowded enough that entries are displaced and dropped, with tags
+    /// that recur across buckets and locations whose every field varies.
+    #[test]
+    fn find_agrees_with_unpacking_every_slot() {
+        let l = layout();
+        let mut ix = Index::new(l, 64);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            // xorshift64: a fixed, repeatable sequence.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let reference = |ix: &Index, b: u32, tag: u64| {
+            let search = |b: u32, displaced: bool| {
+                ix.bucket(b).find(|&i| {
+                    let v = ix.table[i];
+                    v != 0 && {
+                        let e = ix.layout.unpack(v);
+                        e.tag == tag && e.displaced == displaced
+                    }
+                })
+            };
+            search(b, false).or_else(|| search(ix.next(b), true))
+        };
+        let mut hashes = Vec::new();
+        let mut displaced = 0;
+        for _ in 0..300 {
+            let r = next();
+            // Few distinct tags (the table has three buckets of 32), so
+            // the same tag sits in every bucket; three keys in four have
+            // the first bucket for home, which overflows into the second.
+            let low = r & 0xFFFF_FFFF;
+            let home = if r % 4 == 0 { low } else { low / 3 };
+            let h = home | ((r >> 32) % 97) << 32;
+            let at = loc(
+                (r % 64) as u32,
+                ((r >> 8) % 1024) as u32 * 512,
+                512 * (1 + (r >> 20) % 8) as u32,
+            );
+            ix.insert(h, at);
+            if r % 5 == 0 {
+                ix.lookup(h);
+            }
+            hashes.push(h);
+            // Every hash so far, present, replaced or dropped.
+            for &h in &hashes {
+                let (b, tag) = (ix.bucket_of(h), ix.tag_of(h));
+                let found = ix.find(b, tag);
+                assert_eq!(found, reference(&ix, b, tag), "hash {h:#x}");
+                displaced +=
+                    usize::from(found.is_some_and(|i| ix.layout.unpack(ix.table[i]).displaced));
+            }
+        }
+        assert!(displaced > 0, "some entries were displaced");
+        assert!(ix.overflow_drops() > 0, "some buckets overflowed");
     }
 
     #[test]
