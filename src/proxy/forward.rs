@@ -25,6 +25,7 @@ use crate::gateway::viewer::Generated;
 use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
+use crate::spare::Boxed;
 use crate::upstream::{Hop, UpstreamError, UpstreamErrorKind, UpstreamRoute};
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -225,7 +226,11 @@ async fn fill(
                 // RFC 9111 §4.3.3: a 304 nobody asked for is unusable.
                 return answer_unsolicited_304(ctx, viewer, req, phase).await;
             };
-            match revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange).await {
+            // Boxed, as below: revalidation's large futures would else be
+            // carried, and copied, by every fill (see `spare::Boxed`).
+            let freshened =
+                revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange);
+            match Boxed::new(freshened).await {
                 Ok(outcome) => {
                     if resp.keep_alive {
                         ctx.upstream.checkin(origin);
@@ -241,8 +246,10 @@ async fn fill(
         }
         let outcome = OriginOutcome::Status(resp.status);
         if let Some(s) = stale.take_if(|s| s.answers_error(outcome))
-            && let Some(answered) =
-                revalidate::serve_if_error(ctx, viewer, req, &key, *s, outcome).await
+            && let Some(answered) = Boxed::new(revalidate::serve_if_error(
+                ctx, viewer, req, &key, *s, outcome,
+            ))
+            .await
         {
             return answered;
         }

@@ -23,6 +23,7 @@ use crate::http::{BodyFraming, Method, RequestHead, ResponseHead};
 use crate::net::body::BodyReader;
 use crate::net::conn::Conn;
 use crate::net::splice::{self, Deadlines, Extent, SpliceError};
+use crate::spare::Boxed;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
@@ -209,7 +210,8 @@ pub async fn relay(
         && ctx.settings.splice
         && let Some(extent) = splice_extent(framing, resp.framing)
     {
-        splice_body(ctx, viewer, extent, upstream, &mut outcome).await;
+        // Boxed: a large future that a stored response never runs.
+        Boxed::new(splice_body(ctx, viewer, extent, upstream, &mut outcome)).await;
         return outcome;
     }
     relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;

@@ -190,11 +190,12 @@ impl UpstreamClient {
         }
         let mut last = UpstreamError::new(UpstreamErrorKind::ConnectRefused, "no address");
         for &a in addrs.iter() {
-            match self
+            // Boxed: connecting (TLS included) is a large future that a
+            // checkout served from the pool never runs (see `spare::Boxed`).
+            let connect = self
                 .map
-                .connect(hop.endpoint, a, self.settings.connect_timeout)
-                .await
-            {
+                .connect(hop.endpoint, a, self.settings.connect_timeout);
+            match crate::spare::Boxed::new(connect).await {
                 Ok(conn) => {
                     self.stats.opened.fetch_add(1, Relaxed);
                     return Ok(Checkout {

@@ -150,7 +150,11 @@ impl OwnerRouter {
 
     async fn send(&self, to: u32, msg: OwnerMsg) -> bool {
         match &self.mesh {
-            Some(m) => m.send_to(to, msg).await,
+            // Boxed: the channel's send is a large future, and every
+            // future that may ask another shard (a lookup, a fill) would
+            // otherwise carry it, and copy it, even when the key is this
+            // shard's own (see `spare::Boxed`).
+            Some(m) => crate::spare::Boxed::new(m.send_to(to, msg)).await,
             None => false,
         }
     }
