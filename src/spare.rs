@@ -239,8 +239,28 @@ pub struct Boxed<T> {
 
 impl<T> Boxed<T> {
     pub fn new(value: T) -> Boxed<T> {
+        Boxed::with(move || value)
+    }
+
+    /// The value `make` returns, made once its block is at hand, so that
+    /// it can be written straight there: an async fn's future, returned by
+    /// value, is as large as its largest state, and `new` would have it
+    /// made elsewhere and then copied whole.
+    #[inline(always)]
+    pub fn with(make: impl FnOnce() -> T) -> Boxed<T> {
+        let ptr = Boxed::<T>::block();
+        // SAFETY: `ptr` is valid for writes of a `T` and aligned for it.
+        unsafe { ptr.as_ptr().write(make()) };
+        Boxed {
+            ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    /// A block for a `T`: a spare one, else a new one.
+    fn block() -> NonNull<T> {
         let layout = Layout::new::<T>();
-        let ptr: NonNull<T> = if layout.size() == 0 {
+        if layout.size() == 0 {
             NonNull::dangling()
         } else {
             match take_from(&BLOCKS, |b| b.layout == layout) {
@@ -254,12 +274,6 @@ impl<T> Boxed<T> {
                     }
                 }
             }
-        };
-        // SAFETY: `ptr` is valid for writes of a `T` and aligned for it.
-        unsafe { ptr.as_ptr().write(value) };
-        Boxed {
-            ptr,
-            _owns: PhantomData,
         }
     }
 }

@@ -229,8 +229,8 @@ async fn fill(
             // Boxed, as below: revalidation's large futures would else be
             // carried, and copied, by every fill (see `spare::Boxed`).
             let freshened =
-                revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange);
-            match Boxed::new(freshened).await {
+                || revalidate::serve_freshened(ctx, viewer, req, &key, *s, &resp, &exchange);
+            match Boxed::with(freshened).await {
                 Ok(outcome) => {
                     if resp.keep_alive {
                         ctx.upstream.checkin(origin);
@@ -246,10 +246,9 @@ async fn fill(
         }
         let outcome = OriginOutcome::Status(resp.status);
         if let Some(s) = stale.take_if(|s| s.answers_error(outcome))
-            && let Some(answered) = Boxed::new(revalidate::serve_if_error(
-                ctx, viewer, req, &key, *s, outcome,
-            ))
-            .await
+            && let Some(answered) =
+                Boxed::with(|| revalidate::serve_if_error(ctx, viewer, req, &key, *s, outcome))
+                    .await
         {
             return answered;
         }

@@ -150,10 +150,7 @@ pub async fn serve_conn(current: Rc<Current>, conn: &mut Conn, peer: SocketAddr)
         // block the shard reuses, so handling it allocates nothing.
         let written = conn.written();
         conn.mark_first_write();
-        let handled = async {
-            let request = handle_request(&ctx, conn, &head, peer);
-            Some(Boxed::new(request).await)
-        };
+        let handled = async { Some(Boxed::with(|| handle_request(&ctx, conn, &head, peer)).await) };
         let deadline = async {
             ctx.deadline.stopped().await;
             None
@@ -163,7 +160,7 @@ pub async fn serve_conn(current: Rc<Current>, conn: &mut Conn, peer: SocketAddr)
             None => {
                 let sent = conn_sent(conn, written);
                 // Boxed: rare, and out of the connection's task for its life.
-                Boxed::new(cut_at_deadline(&ctx, conn, &head, sent)).await
+                Boxed::with(|| cut_at_deadline(&ctx, conn, &head, sent)).await
             }
         };
         ctx.stats.bytes_sent.fetch_add(outcome.bytes, Relaxed);
@@ -239,7 +236,7 @@ async fn next_request(
                     ctx.stats.requests.fetch_add(1, Relaxed);
                     let refusal = Refusal::BadHead(RequestErrorKind::BadRequest);
                     let msg = "a header field name holds an underscore";
-                    Boxed::new(refuse_unparsed(ctx, conn, peer, refusal, msg, started)).await;
+                    Boxed::with(|| refuse_unparsed(ctx, conn, peer, refusal, msg, started)).await;
                     return NextRequest::Refused;
                 }
                 return NextRequest::Head(head, started);
@@ -250,15 +247,8 @@ async fn next_request(
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     ctx.stats.header_timeouts.fetch_add(1, Relaxed);
                     let msg = "the request head did not arrive in time";
-                    Boxed::new(refuse_unparsed(
-                        ctx,
-                        conn,
-                        peer,
-                        Refusal::HeaderTimeout,
-                        msg,
-                        started,
-                    ))
-                    .await;
+                    let refusal = Refusal::HeaderTimeout;
+                    Boxed::with(|| refuse_unparsed(ctx, conn, peer, refusal, msg, started)).await;
                     return NextRequest::Refused;
                 }
                 Err(_) => return NextRequest::Gone,
@@ -266,15 +256,8 @@ async fn next_request(
             Err(e) => {
                 ctx.stats.requests.fetch_add(1, Relaxed);
                 let refusal = Refusal::BadHead(RequestErrorKind::from(&e));
-                Boxed::new(refuse_unparsed(
-                    ctx,
-                    conn,
-                    peer,
-                    refusal,
-                    e.reason(),
-                    started,
-                ))
-                .await;
+                Boxed::with(|| refuse_unparsed(ctx, conn, peer, refusal, e.reason(), started))
+                    .await;
                 return NextRequest::Refused;
             }
         }
@@ -425,14 +408,7 @@ async fn pass(
     reason: PassReason,
 ) -> Outcome {
     ctx.stats.passes.fetch_add(1, Relaxed);
-    Boxed::new(forward::forward(
-        ctx,
-        conn,
-        req,
-        peer,
-        Forward::Pass(reason),
-    ))
-    .await
+    Boxed::with(|| forward::forward(ctx, conn, req, peer, Forward::Pass(reason))).await
 }
 
 /// Lookups one request makes before it fetches on its own.
@@ -522,7 +498,7 @@ async fn lookup_or_fetch(
             lead,
             stale,
         };
-        return Boxed::new(forward::forward(ctx, conn, req, peer, fill)).await;
+        return Boxed::with(|| forward::forward(ctx, conn, req, peer, fill)).await;
     }
 }
 

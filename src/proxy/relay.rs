@@ -211,7 +211,7 @@ pub async fn relay(
         && let Some(extent) = splice_extent(framing, resp.framing)
     {
         // Boxed: a large future that a stored response never runs.
-        Boxed::new(splice_body(ctx, viewer, extent, upstream, &mut outcome)).await;
+        Boxed::with(|| splice_body(ctx, viewer, extent, upstream, &mut outcome)).await;
         return outcome;
     }
     relay_body(ctx, viewer, framing, window, upstream, sink, &mut outcome).await;

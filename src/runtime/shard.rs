@@ -495,11 +495,11 @@ async fn accept_loop(
             // connection) live on the heap only while they run, instead of
             // widening every connection's task for its whole life; in
             // blocks the shard reuses from one connection to the next.
-            if Boxed::new(behind_proxy(&current, &mut conn, &mut peer)).await {
+            if Boxed::with(|| behind_proxy(&current, &mut conn, &mut peer)).await {
                 match transport {
                     Transport::Plain => serve_conn(current, &mut conn, peer).await,
                     Transport::Tls => {
-                        if let Some(tls) = Boxed::new(handshake(&current, conn, peer)).await {
+                        if let Some(tls) = Boxed::with(|| handshake(&current, conn, peer)).await {
                             conn = tls;
                             serve_conn(current, &mut conn, peer).await;
                         }

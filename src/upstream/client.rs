@@ -192,10 +192,9 @@ impl UpstreamClient {
         for &a in addrs.iter() {
             // Boxed: connecting (TLS included) is a large future that a
             // checkout served from the pool never runs (see `spare::Boxed`).
-            let connect = self
-                .map
-                .connect(hop.endpoint, a, self.settings.connect_timeout);
-            match crate::spare::Boxed::new(connect).await {
+            let timeout = self.settings.connect_timeout;
+            let connect = || self.map.connect(hop.endpoint, a, timeout);
+            match crate::spare::Boxed::with(connect).await {
                 Ok(conn) => {
                     self.stats.opened.fetch_add(1, Relaxed);
                     return Ok(Checkout {

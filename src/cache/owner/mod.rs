@@ -154,7 +154,7 @@ impl OwnerRouter {
             // future that may ask another shard (a lookup, a fill) would
             // otherwise carry it, and copy it, even when the key is this
             // shard's own (see `spare::Boxed`).
-            Some(m) => crate::spare::Boxed::new(m.send_to(to, msg)).await,
+            Some(m) => crate::spare::Boxed::with(|| m.send_to(to, msg)).await,
             None => false,
         }
     }
