@@ -21,8 +21,17 @@
 //! The cache file lives in `$EDGESLAB_BENCH_DIR` or the temp dir, which
 //! must honour O_DIRECT (ext4, xfs; not tmpfs).
 //! Run: `cargo bench --bench longtail` (add `-- --seconds 10`, `--depth
-//! 64`, `--only 16`, `--rounds 5`; `EDGESLAB_BIN=path` measures another
-//! build).
+//! 64`, `--only 16`, `--rounds 5`, `--objects 20000` for a smaller set that
+//! fills sooner; `EDGESLAB_BIN=path` measures another build). Once the set
+//! is filled it prints the edge's pid, for a profiler to attach to.
+//!
+//! The viewers are driven by one thread that never sleeps (see
+//! `poll_viewers`); `--viewers sleep` has one blocking thread per viewer
+//! instead, as before. `--peer ADDR` measures, in each round, another
+//! server at ADDR that answers `/o/16384/<n>` (or `/o/8388608/<n>`) with
+//! that many bytes, driven by the same viewers: nginx serving one file from
+//! the page cache, say, for what one core's HTTP over loopback costs here
+//! when no device is read at all.
 
 mod common;
 
@@ -253,6 +262,92 @@ fn run_at_depth(
     (bytes.load(Relaxed), t.elapsed().as_secs_f64())
 }
 
+/// One viewer connection driven without blocking, by `poll_viewers`.
+struct Polled {
+    s: TcpStream,
+    /// What has arrived of the response in flight.
+    got: Vec<u8>,
+    /// Once the head is in: where the body starts, and its length.
+    body: Option<(usize, usize)>,
+    hit: bool,
+}
+
+/// `DEPTH` viewer connections driven by one thread on CPU 0 that never
+/// sleeps: each sends a GET for a random object, reads its response with
+/// non-blocking reads, and sends the next. No viewer thread is ever asleep
+/// in a read, so the edge's sends wake nobody. Over loopback a sleeping
+/// viewer costs the sender its wake-up, which in this VM is an
+/// inter-processor interrupt and an exit to the hypervisor on the edge's
+/// core (`sock_def_readable`, a quarter of the shard's time): a cost a
+/// viewer across a network never puts on the server. Returns the body
+/// bytes received, the seconds taken and the responses that were not hits.
+fn poll_viewers(addr: SocketAddr, case: &Case, seconds: f64) -> (u64, f64, u64) {
+    pin_to(0);
+    let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
+    let send = |c: &mut Polled, rng: &mut Xorshift| {
+        let n = rng.next() % case.objects;
+        c.got.clear();
+        c.body = None;
+        c.hit = false;
+        // A request this small goes out whole into an empty send buffer.
+        let req = format!("GET /o/{}/{n} HTTP/1.1\r\nHost: bench\r\n\r\n", case.size);
+        c.s.set_nonblocking(false).expect("blocking");
+        c.s.write_all(req.as_bytes()).expect("request");
+        c.s.set_nonblocking(true).expect("non-blocking");
+    };
+    let mut conns: Vec<Polled> = (0..depth())
+        .map(|_| Polled {
+            s: TcpStream::connect(addr).expect("connect edge"),
+            got: Vec::with_capacity(case.size + 4096),
+            body: None,
+            hit: false,
+        })
+        .collect();
+    for c in conns.iter_mut() {
+        c.s.set_nodelay(true).expect("nodelay");
+        send(c, &mut rng);
+    }
+    let (mut bytes, mut misses) = (0u64, 0u64);
+    let mut buf = vec![0u8; 256 << 10];
+    let t = Instant::now();
+    let deadline = Duration::from_secs_f64(seconds);
+    while t.elapsed() < deadline {
+        for c in conns.iter_mut() {
+            let n = match c.s.read(&mut buf) {
+                Ok(0) => panic!("edge closed the connection"),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("read: {e}"),
+            };
+            c.got.extend_from_slice(&buf[..n]);
+            if c.body.is_none() {
+                let Some(end) = c.got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&c.got[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .expect("a Content-Length");
+                assert_eq!(len, case.size, "the whole object");
+                c.hit = head
+                    .lines()
+                    .any(|l| l.starts_with("cache-status:") && l.contains("; hit"));
+                c.body = Some((end + 4, len));
+            }
+            let (start, len) = c.body.expect("the head is in");
+            assert!(c.got.len() <= start + len, "more than one response");
+            if c.got.len() == start + len {
+                bytes += len as u64;
+                misses += u64::from(!c.hit);
+                send(c, &mut rng);
+            }
+        }
+    }
+    (bytes, t.elapsed().as_secs_f64(), misses)
+}
+
 /// A file as large as the cached set, written in full (a hole or an
 /// unwritten extent would read as zeros without touching the device), for
 /// O_DIRECT reads of `case.raw_read` slots at random. Removed on drop.
@@ -354,6 +449,9 @@ fn main() {
     let mut seconds = 8.0;
     let mut only = None;
     let mut rounds = 3;
+    let mut objects = None;
+    let mut sleeping_viewers = false;
+    let mut peer: Option<SocketAddr> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -363,6 +461,9 @@ fn main() {
                 rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds);
                 rounds = rounds.max(1);
             }
+            "--peer" => peer = args.next().and_then(|v| v.parse().ok()),
+            "--viewers" => sleeping_viewers = args.next().as_deref() == Some("sleep"),
+            "--objects" => objects = args.next().and_then(|v| v.parse::<u64>().ok()),
             "--depth" => {
                 let d = args.next().and_then(|v| v.parse().ok()).unwrap_or(16u64);
                 DEPTH.store(d.max(1), Relaxed);
@@ -394,6 +495,10 @@ fn main() {
         let dir = base.join(format!("edgeslab-longtail-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
+        let case = &Case {
+            objects: objects.unwrap_or(case.objects).max(1),
+            ..*case
+        };
         let set_mib = (case.objects * case.size as u64) >> 20;
         // Room for the set and what eviction keeps free.
         let edge = start_edge(&dir, origin, set_mib * 2 + 256);
@@ -418,9 +523,11 @@ fn main() {
         // Let the last segments reach the device.
         std::thread::sleep(Duration::from_secs(2));
         let raw_file = RawFile::create(&dir, case);
-        let viewers: Vec<std::sync::Mutex<Viewer>> = (0..depth())
-            .map(|_| std::sync::Mutex::new(Viewer::new(edge.addr)))
-            .collect();
+        eprintln!("filled; the edge is pid {}", edge.process.0.id());
+        let viewers: Vec<std::sync::Mutex<Viewer>> =
+            (0..if sleeping_viewers { depth() } else { 0 })
+                .map(|_| std::sync::Mutex::new(Viewer::new(edge.addr)))
+                .collect();
         let mut ratios = Vec::new();
         for round in 1..=rounds {
             let (reads0, ram0) = (
@@ -430,14 +537,24 @@ fn main() {
             let misses = AtomicU64::new(0);
             let cpu0 = cpu_seconds(edge.process.0.id());
             let viewers_cpu0 = cpu_seconds(std::process::id());
-            let (bytes, wall) = run_at_depth(0, seconds, |d, rng| {
-                let n = rng.next() % case.objects;
-                let (hit, len) = viewers[d].lock().expect("viewer").get(&path(n), case.size);
-                if !hit {
-                    misses.fetch_add(1, Relaxed);
-                }
-                len as u64
-            });
+            let (bytes, wall) = if sleeping_viewers {
+                run_at_depth(0, seconds, |d, rng| {
+                    let n = rng.next() % case.objects;
+                    let (hit, len) = viewers[d].lock().expect("viewer").get(&path(n), case.size);
+                    if !hit {
+                        misses.fetch_add(1, Relaxed);
+                    }
+                    len as u64
+                })
+            } else {
+                let polled = std::thread::scope(|s| {
+                    s.spawn(|| poll_viewers(edge.addr, case, seconds))
+                        .join()
+                        .expect("viewers")
+                });
+                misses.fetch_add(polled.2, Relaxed);
+                (polled.0, polled.1)
+            };
             let server = bytes as f64 / wall;
             let busy = (cpu_seconds(edge.process.0.id()) - cpu0) / wall * 100.0;
             let viewers_busy = (cpu_seconds(std::process::id()) - viewers_cpu0) / wall * 100.0;
@@ -460,6 +577,20 @@ fn main() {
                 busy,
                 viewers_busy
             );
+            if let Some(peer) = peer {
+                let (bytes, wall, _) = std::thread::scope(|s| {
+                    s.spawn(|| poll_viewers(peer, case, seconds))
+                        .join()
+                        .expect("viewers")
+                });
+                println!(
+                    "{:<16} {:>14.0} {:>14} {:>10.2}",
+                    format!("  peer #{round}"),
+                    mib(bytes as f64 / wall),
+                    "",
+                    bytes as f64 / wall / raw
+                );
+            }
             let missed = misses.load(Relaxed);
             if missed > 0 {
                 println!("  ({missed} requests were not hits: the set did not all stay stored)");
