@@ -525,6 +525,22 @@ suspect=$(awk -F'\t' '($2 ~ /^hit.*\.origin$/ || $2 ~ /\.errors$/ || $2 == "cold
     }' "$results"
 } >"$notes"
 
+# How an idle CPU waits, which sets what waking one costs: under a
+# hypervisor, a halted vCPU is woken by an IPI that exits to the host on
+# the waker's core, so every response that wakes a sleeping wrk costs the
+# server that. With cpuidle-haltpoll polling first (guest_halt_poll_ns > 0)
+# a vCPU that went idle moments ago is woken without one. On one such VM,
+# polling off then on, edgeslab's 100 KiB hits went from 0.040 to 0.019 CPU
+# s per 1,000 (benches/results/compare-2026-12-03.md).
+idle_line() {
+    local driver poll
+    driver=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown)
+    if [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]; then
+        poll=", guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)"
+    fi
+    echo "CPU idle driver: $driver${poll:-}."
+}
+
 mkdir -p "$(dirname "$OUT")"
 {
     echo "# edgeslab beside nginx, Varnish and ATS ($started_at)"
@@ -533,6 +549,7 @@ mkdir -p "$(dirname "$OUT")"
     echo "$(nproc) cores; origin (nginx, 1 worker) and wrk on CPU 0, the cache under test alone on CPU 1 with one"
     echo "worker/shard/thread pool; wrk -t1 -c$CONNS -d${DURATION}s per run; caches of ${CACHE_SIZE_MB} MiB;"
     echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine: numbers are noisy)."
+    idle_line
     echo "Ratio: edgeslab ÷ the best of the others; above 1 is better on 'higher' rows, below 1 on 'lower' rows."
     echo "'check' rows show that the hit runs were hits (no origin requests), that nothing failed, and how"
     echo "much of the cache's core other processes took (the noise)."
