@@ -545,6 +545,31 @@ impl Conn {
         }
     }
 
+    /// Writes a head that more of the same response follows at once (a
+    /// body sent by `write_file`): on a plain connection with `MSG_MORE`,
+    /// so the kernel holds the head to leave in one segment with the start
+    /// of the body instead of in a small one of its own, as `TCP_CORK`
+    /// would, but only until the next send, which pushes as usual. What the
+    /// socket does not take at once is written as `write_all` writes.
+    pub async fn write_head_more(&mut self, head: &[u8], timeout: Duration) -> io::Result<()> {
+        self.count_write(head.len());
+        let sent = match self.plain_fd() {
+            // SAFETY: the kernel only reads `head`, for the duration of the
+            // call, on a socket this connection keeps open.
+            Some(fd) => usize::try_from(unsafe {
+                libc::send(
+                    fd,
+                    head.as_ptr().cast(),
+                    head.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
+                )
+            })
+            .unwrap_or(0),
+            None => 0,
+        };
+        self.send_all(&head[sent..], timeout).await
+    }
+
     /// Writes `data`, which are the bytes of `file` from `offset`: on a
     /// plain connection by sendfile(2), the file's pages lent to the socket
     /// rather than copied into it; otherwise (TLS, or no splice ring on

@@ -446,12 +446,14 @@ pub async fn serve_stored(
             Some(body) if let Some((fd, at)) = entry.inline_body_file() => {
                 let offset =
                     at + body.as_ptr().addr().saturating_sub(stored.as_ptr().addr()) as u64;
+                // The head waits for the body's first segment (MSG_MORE),
+                // and the body's last piece pushes all: one uncorking
+                // `setsockopt` later, a corked 100 KiB hit left partly from
+                // a TCP pacing timer, and woke the viewer twice (39 against
+                // 18 µs of shard CPU per hit; `compare-2026-12-03.md`).
                 let sent = async {
-                    conn.cork(true);
-                    conn.write_all(&out, io_timeout).await?;
-                    let lent = conn.write_file(body, fd, offset, io_timeout).await;
-                    conn.cork(false);
-                    lent
+                    conn.write_head_more(&out, io_timeout).await?;
+                    conn.write_file(body, fd, offset, io_timeout).await
                 };
                 sent.await.map(|lent| {
                     if lent {
