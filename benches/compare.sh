@@ -14,7 +14,8 @@
 # edgeslab's default RAM tier), COLD_RATE (origin's rate for the cold object,
 # nginx units, 25m), START_TIMEOUT (seconds a server may take to answer, 10),
 # OUT (the table, default benches/results/compare-<date>.md), KEEP=1 (keep
-# the temp dir; it is always kept when the run fails).
+# the temp dir; it is always kept when the run fails), TCP_CC (a congestion
+# control for the run, e.g. cubic; see below).
 #
 # Pinning, on a 2-core machine: the origin (one nginx worker) and wrk share
 # CPU 0; the cache under test is alone on CPU 1 (taskset -c 1, and for
@@ -178,10 +179,30 @@ forget() {
     started=("${kept[@]}")
 }
 
+# TCP_CC: the congestion control every server's connections use for the
+# run (the machine's setting is put back after). Over loopback, which has no
+# qdisc, BBR paces each connection with a timer of its own, at the rate that
+# connection was seen to deliver; a server that hands the socket a whole
+# 1 MiB response at once (sendfile) has it cut into about ten timed sends,
+# while one that copies it in falls behind the pacing and is not held. On a
+# NIC with `fq` (tuning/), the qdisc paces instead. See
+# benches/results/compare-2026-12-03.md.
+cc_before=$(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)
+restore_cc() {
+    if [ -n "${TCP_CC:-}" ] && [ "$cc_before" != unknown ]; then
+        sysctl -q -w net.ipv4.tcp_congestion_control="$cc_before" || true
+    fi
+}
+if [ -n "${TCP_CC:-}" ]; then
+    sysctl -q -w net.ipv4.tcp_congestion_control="$TCP_CC" ||
+        { echo "compare.sh: cannot set net.ipv4.tcp_congestion_control=$TCP_CC" >&2; exit 2; }
+fi
+
 cleanup() {
     local pid
     for pid in "${started[@]}"; do stop_tree "$pid" 5; done
     started=()
+    restore_cc
     [ -n "$varnish_dir" ] && rm -rf "$varnish_dir"
     if [ "$failed" = 1 ]; then
         say "failed; logs and raw outputs kept in $work"
@@ -538,7 +559,7 @@ idle_line() {
     if [ -r /sys/module/haltpoll/parameters/guest_halt_poll_ns ]; then
         poll=", guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns)"
     fi
-    echo "CPU idle driver: $driver${poll:-}."
+    echo "CPU idle driver: $driver${poll:-}. TCP congestion control: $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)${TCP_CC:+ (set for this run; the machine has $cc_before)}."
 }
 
 mkdir -p "$(dirname "$OUT")"
