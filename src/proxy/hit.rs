@@ -447,10 +447,11 @@ pub async fn serve_stored(
                 let offset =
                     at + body.as_ptr().addr().saturating_sub(stored.as_ptr().addr()) as u64;
                 // The head waits for the body's first segment (MSG_MORE),
-                // and the body's last piece pushes all: one uncorking
-                // `setsockopt` later, a corked 100 KiB hit left partly from
-                // a TCP pacing timer, and woke the viewer twice (39 against
-                // 18 µs of shard CPU per hit; `compare-2026-12-03.md`).
+                // and the body's last piece pushes all. Under TCP_CORK,
+                // released by a `setsockopt` after the body, a 100 KiB hit
+                // left partly from a TCP pacing timer and woke the viewer
+                // twice: 39 against 18 µs of shard CPU per hit
+                // (`benches/results/compare-2026-12-03.md`).
                 let sent = async {
                     conn.write_head_more(&out, io_timeout).await?;
                     conn.write_file(body, fd, offset, io_timeout).await
