@@ -348,6 +348,16 @@ fn poll_viewers(addr: SocketAddr, case: &Case, seconds: f64) -> (u64, f64, u64) 
     (bytes, t.elapsed().as_secs_f64(), misses)
 }
 
+/// `poll_viewers` on a thread of its own, which it pins to CPU 0: this
+/// thread starts edges, which must stay free to take CPU 1.
+fn poll_viewers_apart(addr: SocketAddr, case: &Case, seconds: f64) -> (u64, f64, u64) {
+    std::thread::scope(|s| {
+        s.spawn(|| poll_viewers(addr, case, seconds))
+            .join()
+            .expect("viewers")
+    })
+}
+
 /// A file as large as the cached set, written in full (a hole or an
 /// unwritten extent would read as zeros without touching the device), for
 /// O_DIRECT reads of `case.raw_read` slots at random. Removed on drop.
@@ -547,11 +557,7 @@ fn main() {
                     len as u64
                 })
             } else {
-                let polled = std::thread::scope(|s| {
-                    s.spawn(|| poll_viewers(edge.addr, case, seconds))
-                        .join()
-                        .expect("viewers")
-                });
+                let polled = poll_viewers_apart(edge.addr, case, seconds);
                 misses.fetch_add(polled.2, Relaxed);
                 (polled.0, polled.1)
             };
@@ -578,11 +584,7 @@ fn main() {
                 viewers_busy
             );
             if let Some(peer) = peer {
-                let (bytes, wall, _) = std::thread::scope(|s| {
-                    s.spawn(|| poll_viewers(peer, case, seconds))
-                        .join()
-                        .expect("viewers")
-                });
+                let (bytes, wall, _) = poll_viewers_apart(peer, case, seconds);
                 println!(
                     "{:<16} {:>14.0} {:>14} {:>10.2}",
                     format!("  peer #{round}"),
